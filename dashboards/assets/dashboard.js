@@ -1,0 +1,787 @@
+// Switchboard operator dashboard (v0).
+//
+// Plain browser JavaScript, no dependencies, no build step. The same HTML
+// shell serves "/" (runs list) and "/runs/{id}" (one run's timeline); this
+// script picks the view from location.pathname and reads the JSON API under
+// /api/v1 on the same origin.
+//
+// Safety rule: API data is only ever put into the page as text (textContent,
+// text nodes, attribute values); this file never parses HTML.
+(function () {
+  'use strict';
+
+  const API = '/api/v1';
+  const RUNS_PAGE_SIZE = 50;
+  const RUNS_REFRESH_MS = 2000;
+  const RUN_REFRESH_MS = 1000;
+  const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+  const LEAD_CALL_STEPS = [
+    'intake', 'build_context', 'route', 'place_call',
+    'await_call', 'analyze', 'score', 'follow_up',
+  ];
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  const $ = (selector, root) => (root || document).querySelector(selector);
+
+  /** Creates an element; attribute values and children are inserted as text. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    if (attrs) {
+      for (const [name, value] of Object.entries(attrs)) {
+        if (value === null || value === undefined || value === false) continue;
+        node.setAttribute(name, value === true ? '' : String(value));
+      }
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  /** Sets text only when it changed (keeps selections and avoids reflows). */
+  function setText(node, text) {
+    const value = String(text);
+    if (node.textContent !== value) node.textContent = value;
+  }
+
+  function setAttr(node, name, value) {
+    if (value === null || value === undefined) {
+      if (node.hasAttribute(name)) node.removeAttribute(name);
+    } else if (node.getAttribute(name) !== String(value)) {
+      node.setAttribute(name, String(value));
+    }
+  }
+
+  function setHidden(node, hidden) {
+    if (node.hidden !== hidden) node.hidden = hidden;
+  }
+
+  function setBadge(node, status) {
+    const value = status == null ? 'unknown' : String(status);
+    setAttr(node, 'data-status', value);
+    setText(node, value);
+  }
+
+  /**
+   * Keyed reconciliation of `parent`'s children with `items`: existing nodes
+   * are reused (so focus, open <details> and text selections survive a
+   * refresh), new ones created, stale ones removed, and nodes only moved when
+   * their position actually changed.
+   */
+  function syncChildren(parent, items, keyOf, create, update) {
+    const wanted = new Map();
+    for (const item of items) wanted.set(keyOf(item), item);
+    const existing = new Map();
+    for (const child of Array.from(parent.children)) {
+      const key = child.getAttribute('data-key');
+      if (key === null || !wanted.has(key) || existing.has(key)) child.remove();
+      else existing.set(key, child);
+    }
+    let cursor = parent.firstElementChild;
+    for (const [key, item] of wanted) {
+      let node = existing.get(key);
+      if (!node) {
+        node = create(item);
+        node.setAttribute('data-key', key);
+      }
+      update(node, item);
+      if (node === cursor) cursor = cursor.nextElementSibling;
+      else parent.insertBefore(node, cursor);
+    }
+  }
+
+  // ------------------------------------------------------------ formatting
+
+  function parseTime(value) {
+    if (value === null || value === undefined || value === '') return NaN;
+    return Date.parse(String(value));
+  }
+
+  /** Human text for any JSON value: null → "—", objects → compact JSON. */
+  function display(value) {
+    if (value === null || value === undefined || value === '') return '—';
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    try { return JSON.stringify(value); } catch (_) { return String(value); }
+  }
+
+  /** Pretty-printed JSON for <pre> blocks; strings are shown as they are. */
+  function pretty(value) {
+    if (typeof value === 'string') return value;
+    try { return JSON.stringify(value, null, 2); } catch (_) { return String(value); }
+  }
+
+  function pad2(n) { return n < 10 ? '0' + n : String(n); }
+
+  /** Compact span: "12s", "4m 05s", "2h 03m", "3d 4h". */
+  function span(ms) {
+    const total = Math.max(0, Math.floor(ms / 1000));
+    const d = Math.floor(total / 86400);
+    const h = Math.floor((total % 86400) / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    if (d > 0) return d + 'd ' + h + 'h';
+    if (h > 0) return h + 'h ' + pad2(m) + 'm';
+    if (m > 0) return m + 'm ' + pad2(s) + 's';
+    return s + 's';
+  }
+
+  /** Step durations: "340 ms", "2.4 s", "42 s", "4m 05s". */
+  function duration(ms) {
+    if (!Number.isFinite(ms)) return '';
+    if (ms < 0) ms = 0;
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    if (ms < 10000) return (ms / 1000).toFixed(1) + ' s';
+    if (ms < 60000) return Math.round(ms / 1000) + ' s';
+    return span(ms);
+  }
+
+  /** "12s ago", "4m ago", "3h ago", "5d ago". */
+  function relative(value, now) {
+    const t = parseTime(value);
+    if (!Number.isFinite(t)) return display(value);
+    const secs = Math.max(0, Math.floor((now - t) / 1000));
+    if (secs < 60) return secs + 's ago';
+    if (secs < 3600) return Math.floor(secs / 60) + 'm ago';
+    if (secs < 86400) return Math.floor(secs / 3600) + 'h ago';
+    return Math.floor(secs / 86400) + 'd ago';
+  }
+
+  /** "in 4m 05s" or "overdue by 12s". */
+  function countdown(value, now) {
+    const t = parseTime(value);
+    if (!Number.isFinite(t)) return '';
+    const diff = t - now;
+    return diff >= 0 ? 'in ' + span(diff) : 'overdue by ' + span(-diff);
+  }
+
+  /** Local date and time; only the time when it is today. */
+  function absolute(value) {
+    const t = parseTime(value);
+    if (!Number.isFinite(t)) return display(value);
+    const date = new Date(t);
+    const today = new Date();
+    if (date.toDateString() === today.toDateString()) {
+      return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    }
+    return date.toLocaleString();
+  }
+
+  /** Fills a <time> element: local text, ISO title and datetime attribute. */
+  function setTime(node, value) {
+    setText(node, value ? absolute(value) : '—');
+    setAttr(node, 'datetime', value || null);
+    setAttr(node, 'title', value || null);
+  }
+
+  // Elements whose text depends on the clock carry their timestamp in a data
+  // attribute; one ticker keeps all of them current between API refreshes.
+  function tickLive() {
+    const now = Date.now();
+    for (const node of document.querySelectorAll('[data-rel-ts]')) {
+      setText(node, relative(node.getAttribute('data-rel-ts'), now));
+    }
+    for (const node of document.querySelectorAll('[data-deadline]')) {
+      const deadline = node.getAttribute('data-deadline');
+      setText(node, countdown(deadline, now));
+      const overdue = parseTime(deadline) < now;
+      if (node.classList.contains('overdue') !== overdue) node.classList.toggle('overdue', overdue);
+    }
+    for (const node of document.querySelectorAll('[data-since]')) {
+      const since = parseTime(node.getAttribute('data-since'));
+      setText(node, Number.isFinite(since) ? duration(now - since) + ' so far' : '');
+    }
+  }
+
+  // --------------------------------------------------------------- API access
+
+  class ApiError extends Error {
+    constructor(code, message, details, status) {
+      super(message);
+      this.code = code;
+      this.details = details;
+      this.status = status;
+    }
+  }
+
+  /** fetch + JSON; non-2xx answers become ApiError from the API's error shape. */
+  async function api(path, options) {
+    const opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, options || {});
+    opts.headers = Object.assign({ Accept: 'application/json' }, (options && options.headers) || {});
+    let response;
+    try {
+      response = await fetch(API + path, opts);
+    } catch (err) {
+      throw new ApiError('network_error', 'Could not reach the Switchboard API (' + (err && err.message ? err.message : 'network error') + ')', null, 0);
+    }
+    let text = '';
+    try { text = await response.text(); } catch (_) { text = ''; }
+    let body = null;
+    let parsed = false;
+    if (text) {
+      try { body = JSON.parse(text); parsed = true; } catch (_) { parsed = false; }
+    }
+    if (!response.ok) {
+      const e = parsed && body && typeof body === 'object' ? body.error : null;
+      if (e && typeof e === 'object') {
+        throw new ApiError(
+          e.code != null ? String(e.code) : 'http_' + response.status,
+          e.message != null ? String(e.message) : 'Request failed with HTTP ' + response.status,
+          e.details === undefined ? null : e.details,
+          response.status);
+      }
+      throw new ApiError('http_' + response.status,
+        ('Request failed: HTTP ' + response.status + ' ' + (response.statusText || '')).trim(),
+        text ? text.slice(0, 300) : null, response.status);
+    }
+    if (text && !parsed) {
+      throw new ApiError('invalid_response', 'The API answered with something that is not JSON', text.slice(0, 300), response.status);
+    }
+    return body;
+  }
+
+  // ------------------------------------------------------------- error banner
+
+  // Errors are kept per source: a failed poll is cleared by the next good
+  // poll, while a failed action (cancel) stays until dismissed or retried.
+  const errors = new Map();
+
+  function setError(source, err) {
+    errors.set(source, err);
+    renderErrors();
+  }
+
+  function clearError(source) {
+    if (errors.delete(source)) renderErrors();
+  }
+
+  function renderErrors() {
+    const banner = $('#error-banner');
+    if (!banner) return;
+    let latest = null;
+    for (const err of errors.values()) latest = err;
+    if (!latest) {
+      setHidden(banner, true);
+      setAttr(banner, 'data-code', null);
+      return;
+    }
+    const code = latest.code || 'error';
+    let text = (latest.message || 'Something went wrong') + ' (' + code + ')';
+    if (latest.details !== null && latest.details !== undefined && latest.details !== '') {
+      let details = display(latest.details);
+      if (details.length > 300) details = details.slice(0, 300) + '…';
+      text += ' — ' + details;
+    }
+    setText($('#error-text'), text);
+    setAttr(banner, 'data-code', code);
+    setHidden(banner, false);
+  }
+
+  function setLive(state, text) {
+    const node = $('#live-indicator');
+    if (!node) return;
+    setAttr(node, 'data-state', state);
+    setText(node, text);
+  }
+
+  // ---------------------------------------------------------------- polling
+
+  /**
+   * Runs `task` now and then `intervalMs` after each completion (never two at
+   * once). Skips work while the tab is hidden and catches up when it shows.
+   */
+  function poller(task, intervalMs) {
+    let timer = null;
+    let running = false;
+    let again = false;
+    let stopped = false;
+
+    async function run() {
+      if (stopped) return;
+      if (running) { again = true; return; }
+      clearTimeout(timer);
+      timer = null;
+      running = true;
+      try {
+        if (!document.hidden) await task();
+      } catch (err) {
+        console.error(err);
+      } finally {
+        running = false;
+      }
+      if (stopped) return;
+      if (again) { again = false; run(); return; }
+      timer = setTimeout(run, intervalMs);
+    }
+
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) run();
+    });
+
+    return {
+      run,
+      start() { stopped = false; run(); },
+      stop() { stopped = true; again = false; clearTimeout(timer); timer = null; },
+    };
+  }
+
+  // ---------------------------------------------------------------- runs list
+
+  function runHref(id) {
+    return '/runs/' + encodeURIComponent(String(id));
+  }
+
+  function initRunsView() {
+    setHidden($('#runs-view'), false);
+    document.title = 'Runs · Switchboard';
+
+    const businessInput = $('#filter-business');
+    const statusSelect = $('#filter-status');
+    const loadMoreButton = $('#load-more');
+    const tbody = $('#runs-table tbody');
+
+    const params = new URLSearchParams(location.search);
+    businessInput.value = params.get('business') || '';
+    const initialStatus = params.get('status') || '';
+    statusSelect.value = Array.from(statusSelect.options).some((o) => o.value === initialStatus) ? initialStatus : '';
+
+    const state = {
+      generation: 0, // bumped on every filter change; stale answers are dropped
+      rows: [],
+      cursor: null,
+      extraPages: false,
+      loaded: false,
+      loadingMore: false,
+    };
+
+    function filters() {
+      return { business: businessInput.value.trim(), status: statusSelect.value };
+    }
+
+    function query(cursor) {
+      const f = filters();
+      const q = new URLSearchParams();
+      if (f.business) q.set('business', f.business);
+      if (f.status) q.set('status', f.status);
+      q.set('limit', String(RUNS_PAGE_SIZE));
+      if (cursor) q.set('cursor', cursor);
+      return '/runs?' + q.toString();
+    }
+
+    function uniqueRuns(runs) {
+      const seen = new Set();
+      const out = [];
+      for (const run of Array.isArray(runs) ? runs : []) {
+        if (!run || run.id === null || run.id === undefined) continue;
+        const id = String(run.id);
+        if (seen.has(id)) continue;
+        seen.add(id);
+        out.push(run);
+      }
+      return out;
+    }
+
+    // The refresh re-reads only the first page. When more pages were loaded,
+    // rows already shown below the first page are kept (as last loaded) so
+    // the list never shrinks or jumps under the operator; the cursor stays
+    // the one from the last "Load more".
+    async function refresh() {
+      const generation = state.generation;
+      let data;
+      try {
+        data = await api(query(null));
+      } catch (err) {
+        if (generation !== state.generation) return;
+        setError('poll', err);
+        setLive('error', 'Connection problem');
+        return;
+      }
+      if (generation !== state.generation) return;
+      clearError('poll');
+      setLive('live', 'Live');
+      const first = uniqueRuns(data && data.runs);
+      if (state.extraPages) {
+        const ids = new Set(first.map((r) => String(r.id)));
+        state.rows = first.concat(state.rows.filter((r) => !ids.has(String(r.id))));
+      } else {
+        state.rows = first;
+        state.cursor = (data && data.next_cursor) || null;
+      }
+      state.loaded = true;
+      render();
+    }
+
+    async function loadMore() {
+      if (!state.cursor || state.loadingMore) return;
+      const generation = state.generation;
+      state.loadingMore = true;
+      loadMoreButton.disabled = true;
+      setText(loadMoreButton, 'Loading…');
+      try {
+        const data = await api(query(state.cursor));
+        if (generation !== state.generation) return;
+        clearError('action');
+        const ids = new Set(state.rows.map((r) => String(r.id)));
+        const page = uniqueRuns(data && data.runs).filter((r) => !ids.has(String(r.id)));
+        state.rows = state.rows.concat(page);
+        state.cursor = (data && data.next_cursor) || null;
+        state.extraPages = true;
+        render();
+      } catch (err) {
+        if (generation === state.generation) setError('action', err);
+      } finally {
+        state.loadingMore = false;
+        loadMoreButton.disabled = false;
+        setText(loadMoreButton, 'Load more');
+      }
+    }
+
+    function createRow(run) {
+      const link = el('a', { class: 'run-link' });
+      const badge = el('span', { class: 'status-badge' });
+      const step = el('span', { class: 'step-name' });
+      const waitHint = el('span', { class: 'wait-hint', hidden: true });
+      const waitKind = el('span', { class: 'wait-kind' });
+      const waitDue = el('span', { class: 'countdown' });
+      waitHint.append(waitKind, ' · ', waitDue);
+      const outcome = el('span', { class: 'outcome' });
+      const business = el('span');
+      const lead = el('span', { class: 'lead-id' });
+      const updated = el('time', { class: 'rel-time' });
+      const tr = el('tr', { class: 'run-row' },
+        el('td', { class: 'col-id', 'data-label': 'Run' }, link),
+        el('td', { class: 'col-status', 'data-label': 'Status' }, badge),
+        el('td', { class: 'col-step', 'data-label': 'Current step' }, step, waitHint),
+        el('td', { class: 'col-outcome', 'data-label': 'Outcome' }, outcome),
+        el('td', { class: 'col-business', 'data-label': 'Business' }, business),
+        el('td', { class: 'col-lead', 'data-label': 'Lead' }, lead),
+        el('td', { class: 'col-updated', 'data-label': 'Updated' }, updated));
+      rowRefs.set(tr, { link, badge, step, waitHint, waitKind, waitDue, outcome, business, lead, updated });
+      return tr;
+    }
+
+    function updateRow(tr, run) {
+      const r = rowRefs.get(tr);
+      const id = String(run.id);
+      setAttr(tr, 'data-run-id', id);
+      setAttr(tr, 'data-status', run.status == null ? 'unknown' : String(run.status));
+      setAttr(r.link, 'href', runHref(id));
+      setText(r.link, id);
+      setBadge(r.badge, run.status);
+      setText(r.step, display(run.current_step));
+      const wait = run.wait && typeof run.wait === 'object' ? run.wait : null;
+      setHidden(r.waitHint, !wait);
+      if (wait) {
+        setText(r.waitKind, 'waiting for ' + display(wait.kind));
+        setAttr(r.waitDue, 'data-deadline', wait.deadline || null);
+        setAttr(r.waitDue, 'title', wait.deadline ? 'deadline ' + String(wait.deadline) : null);
+        if (!wait.deadline) setText(r.waitDue, 'no deadline');
+      } else {
+        setAttr(r.waitDue, 'data-deadline', null);
+      }
+      setText(r.outcome, display(run.outcome));
+      setText(r.business, display(run.business));
+      setText(r.lead, display(run.lead_id));
+      setAttr(r.updated, 'data-rel-ts', run.updated_at || null);
+      setAttr(r.updated, 'datetime', run.updated_at || null);
+      setAttr(r.updated, 'title', run.updated_at ? absolute(run.updated_at) + ' (' + run.updated_at + ')' : null);
+      if (!run.updated_at) setText(r.updated, '—');
+    }
+
+    const rowRefs = new WeakMap();
+
+    function render() {
+      syncChildren(tbody, state.rows, (run) => String(run.id), createRow, updateRow);
+      setHidden($('#runs-loading'), state.loaded);
+      setHidden($('#runs-empty'), !(state.loaded && state.rows.length === 0));
+      setHidden(loadMoreButton, !state.cursor);
+      setText($('#runs-count'), state.loaded
+        ? state.rows.length + (state.rows.length === 1 ? ' run' : ' runs') + (state.cursor ? ' shown' : '')
+        : '');
+      tickLive();
+    }
+
+    const poll = poller(refresh, RUNS_REFRESH_MS);
+
+    function applyFilters() {
+      state.generation += 1;
+      state.rows = [];
+      state.cursor = null;
+      state.extraPages = false;
+      state.loaded = false;
+      clearError('poll');
+      clearError('action');
+      render();
+      const f = filters();
+      const q = new URLSearchParams();
+      if (f.business) q.set('business', f.business);
+      if (f.status) q.set('status', f.status);
+      const search = q.toString();
+      history.replaceState(null, '', location.pathname + (search ? '?' + search : ''));
+      poll.run();
+    }
+
+    let debounce = null;
+    let lastBusiness = businessInput.value.trim();
+    businessInput.addEventListener('input', () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => {
+        const value = businessInput.value.trim();
+        if (value === lastBusiness) return;
+        lastBusiness = value;
+        applyFilters();
+      }, 300);
+    });
+    statusSelect.addEventListener('change', applyFilters);
+    $('#filters').addEventListener('submit', (event) => {
+      event.preventDefault();
+      clearTimeout(debounce);
+      lastBusiness = businessInput.value.trim();
+      applyFilters();
+    });
+    loadMoreButton.addEventListener('click', loadMore);
+
+    // The whole row opens the run; the id cell holds the real link (for
+    // keyboard, middle-click and "open in new tab").
+    tbody.addEventListener('click', (event) => {
+      if (event.defaultPrevented || event.button !== 0) return;
+      if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      if (event.target.closest('a, button, input, select, textarea')) return;
+      const selection = window.getSelection();
+      if (selection && String(selection).length > 0) return;
+      const tr = event.target.closest('tr[data-run-id]');
+      if (tr) location.href = runHref(tr.getAttribute('data-run-id'));
+    });
+
+    render();
+    poll.run();
+  }
+
+  // ------------------------------------------------------------------ one run
+
+  function initRunView(id) {
+    setHidden($('#run-view'), false);
+    document.title = 'Run ' + id + ' · Switchboard';
+    setText($('#run-id'), id);
+
+    const cancelButton = $('#cancel-button');
+    const timeline = $('#timeline');
+    const pipeline = $('#pipeline');
+    const stepRefs = new WeakMap();
+    const path = '/runs/' + encodeURIComponent(id);
+    let current = null;
+
+    async function refresh() {
+      let run;
+      try {
+        run = await api(path);
+      } catch (err) {
+        setError('poll', err);
+        setLive('error', err.status === 404 ? 'Not found' : 'Connection problem');
+        return;
+      }
+      clearError('poll');
+      if (!run || typeof run !== 'object') return;
+      current = run;
+      render(run);
+      if (TERMINAL.has(run.status)) {
+        poll.stop();
+        setLive('done', 'Finished');
+      } else {
+        setLive('live', 'Live');
+      }
+    }
+
+    const poll = poller(refresh, RUN_REFRESH_MS);
+
+    function render(run) {
+      setBadge($('#run-status'), run.status);
+      setText($('#run-business'), display(run.business));
+      setText($('#run-lead'), display(run.lead_id));
+      setText($('#run-workflow'), display(run.workflow));
+      setText($('#run-current-step'), display(run.current_step));
+      setText($('#run-outcome'), display(run.outcome));
+      setTime($('#run-created'), run.created_at);
+      setTime($('#run-updated'), run.updated_at);
+
+      const hasError = run.error !== null && run.error !== undefined && run.error !== '';
+      setHidden($('#run-error'), !hasError);
+      setText($('#run-error-text'), hasError ? pretty(run.error) : '');
+
+      setHidden(cancelButton, TERMINAL.has(run.status));
+
+      const wait = run.wait && typeof run.wait === 'object' ? run.wait : null;
+      setHidden($('#wait-box'), !wait);
+      if (wait) {
+        setText($('#wait-kind'), display(wait.kind));
+        setText($('#wait-key'), display(wait.key));
+        setTime($('#wait-deadline'), wait.deadline);
+        const cd = $('#wait-countdown');
+        setAttr(cd, 'data-deadline', wait.deadline || null);
+        if (!wait.deadline) setText(cd, '(no deadline)');
+      } else {
+        setAttr($('#wait-countdown'), 'data-deadline', null);
+      }
+
+      const steps = Array.isArray(run.steps) ? run.steps.filter((s) => s && typeof s === 'object') : [];
+      renderPipeline(run, steps);
+
+      // Key = name#attempt#n; n disambiguates repeats (a follow-up loops back
+      // into place_call) so each attempt keeps its own node.
+      const counts = new Map();
+      const keyed = steps.map((step) => {
+        const base = String(step.name) + '#' + String(step.attempt);
+        const n = (counts.get(base) || 0) + 1;
+        counts.set(base, n);
+        return { key: base + '#' + n, step };
+      });
+      syncChildren(timeline, keyed, (k) => k.key, (k) => createStep(k.step), (node, k) => updateStep(node, k.step));
+      setHidden($('#timeline-empty'), steps.length > 0);
+      tickLive();
+    }
+
+    function renderPipeline(run, steps) {
+      if (run.workflow !== 'lead_call') {
+        setHidden(pipeline, true);
+        return;
+      }
+      const latest = new Map();
+      for (const step of steps) latest.set(step.name, step.status);
+      const items = LEAD_CALL_STEPS.map((name) => ({ name, state: latest.has(name) ? String(latest.get(name)) : 'pending' }));
+      syncChildren(pipeline, items, (i) => i.name,
+        (i) => el('li', { class: 'pipeline-step' }, i.name),
+        (node, i) => {
+          setAttr(node, 'data-state', i.state);
+          setAttr(node, 'title', i.name + ': ' + i.state);
+          setAttr(node, 'aria-current', run.current_step === i.name && !TERMINAL.has(run.status) ? 'step' : null);
+        });
+      setHidden(pipeline, false);
+    }
+
+    function ioBlock(title, extraClass) {
+      const pre = el('pre', { class: 'io-body' });
+      const wrap = el('div', { class: 'io' + (extraClass ? ' ' + extraClass : '') }, el('h4', null, title), pre);
+      return { wrap, pre };
+    }
+
+    function createStep(step) {
+      const name = el('span', { class: 'step-name' });
+      const attempt = el('span', { class: 'step-attempt' });
+      const badge = el('span', { class: 'status-badge' });
+      const started = el('time', { class: 'step-started' });
+      const took = el('span', { class: 'step-duration' });
+      const summary = el('summary');
+      const input = ioBlock('Input');
+      const output = ioBlock('Output');
+      const error = ioBlock('Error', 'io-error');
+      const details = el('details', { class: 'step-details' }, summary, input.wrap, output.wrap, error.wrap);
+      const li = el('li', { class: 'step' },
+        el('div', { class: 'step-head' },
+          name, attempt, badge,
+          el('span', { class: 'step-timing' }, started, took)),
+        details);
+      // A failure shows its error straight away; otherwise the operator opens it.
+      if (step.status === 'failed' && step.error != null && step.error !== '') details.open = true;
+      stepRefs.set(li, { name, attempt, badge, started, took, summary, details, input, output, error });
+      return li;
+    }
+
+    function updateStep(li, step) {
+      const r = stepRefs.get(li);
+      const status = step.status == null ? 'unknown' : String(step.status);
+      setAttr(li, 'data-step', String(step.name));
+      setAttr(li, 'data-attempt', String(step.attempt));
+      setAttr(li, 'data-status', status);
+      setText(r.name, display(step.name));
+      setText(r.attempt, 'attempt ' + display(step.attempt));
+      setBadge(r.badge, status);
+
+      if (step.started_at) {
+        setText(r.started, 'started ' + absolute(step.started_at));
+        setAttr(r.started, 'datetime', step.started_at);
+        setAttr(r.started, 'title', step.started_at);
+      } else {
+        setText(r.started, 'not started');
+        setAttr(r.started, 'datetime', null);
+        setAttr(r.started, 'title', null);
+      }
+      const start = parseTime(step.started_at);
+      const end = parseTime(step.finished_at);
+      if (Number.isFinite(start) && Number.isFinite(end)) {
+        setAttr(r.took, 'data-since', null);
+        setText(r.took, duration(end - start));
+      } else if (Number.isFinite(start) && !TERMINAL.has(status)) {
+        setAttr(r.took, 'data-since', step.started_at); // ticking "12 s so far"
+      } else {
+        setAttr(r.took, 'data-since', null);
+        setText(r.took, '');
+      }
+
+      const present = (v) => v !== null && v !== undefined && v !== '';
+      const parts = [];
+      for (const [key, label, block] of [['input', 'Input', r.input], ['output', 'Output', r.output], ['error', 'Error', r.error]]) {
+        const has = present(step[key]);
+        setHidden(block.wrap, !has);
+        setText(block.pre, has ? pretty(step[key]) : '');
+        if (has) parts.push(label);
+      }
+      setText(r.summary, parts.join(' · '));
+      setHidden(r.details, parts.length === 0);
+    }
+
+    cancelButton.addEventListener('click', async () => {
+      if (cancelButton.disabled) return;
+      cancelButton.disabled = true;
+      setText(cancelButton, 'Cancelling…');
+      try {
+        await api(path + '/cancel', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: '{}',
+        });
+        clearError('action');
+      } catch (err) {
+        setError('action', err);
+      } finally {
+        cancelButton.disabled = false;
+        setText(cancelButton, 'Cancel run');
+      }
+      poll.start();
+    });
+
+    // Countdowns and "so far" durations tick even while a refresh is slow.
+    setInterval(() => { if (current && !document.hidden) tickLive(); }, 1000);
+    poll.run();
+  }
+
+  // ------------------------------------------------------------------ startup
+
+  function start() {
+    $('#error-dismiss').addEventListener('click', () => {
+      errors.clear();
+      renderErrors();
+    });
+
+    const match = /^\/runs\/([^/]+)\/?$/.exec(location.pathname);
+    if (match) {
+      let id;
+      try {
+        id = decodeURIComponent(match[1]);
+      } catch (_) {
+        id = match[1];
+      }
+      initRunView(id);
+    } else {
+      initRunsView();
+      setInterval(() => { if (!document.hidden) tickLive(); }, 1000);
+    }
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();

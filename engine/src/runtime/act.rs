@@ -1,0 +1,188 @@
+//! Act: commit a decision — the attempt's result, the run's new state and the next task — in one
+//! transaction, and resume runs whose wait ended.
+
+use std::time::Duration;
+
+use super::decide::{Decision, Finish};
+use crate::error::Result;
+use crate::ids::{RunId, StepId, WaitId, new_id, now_ms};
+use crate::store::runs::{self, Advance, RunRow};
+use crate::store::steps::{self, StepRow};
+use crate::store::tasks::{self, StepTask, TaskKind};
+use crate::store::waits::{self, WaitRow};
+use crate::store::{Tx, events};
+use crate::workflow::WaitOutcome;
+
+/// The lock key that serialises an event and the wait on it.
+pub(crate) fn wait_lock(kind: &str, key: &str) -> String {
+    format!("wait:{kind}:{key}")
+}
+
+fn new_row(run: &RunRow, name: &str, attempt: i64, status: &str, input: String, delay: Duration) -> StepRow {
+    let now = now_ms();
+    StepRow {
+        id: new_id(),
+        run_id: run.id.clone(),
+        name: name.to_owned(),
+        attempt,
+        status: status.to_owned(),
+        input,
+        output: None,
+        error: None,
+        scheduled_at: now,
+        run_at: now + delay.as_millis() as i64,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// Commits `decision` for the attempt `row_id` of `run`. False: the run moved on meanwhile
+/// (cancelled, or the attempt was superseded), and nothing was written.
+pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: Decision) -> Result<bool> {
+    let run_id = RunId(run.id.clone());
+    let finish = |f: &Finish| (f.status, f.output.clone(), f.error.clone());
+    let (status, output, error) = match &decision {
+        Decision::Schedule { finish: f, .. }
+        | Decision::Wait { finish: f, .. }
+        | Decision::Complete { finish: f, .. }
+        | Decision::Fail { finish: f, .. } => finish(f),
+    };
+    if !steps::finish(tx, row_id, status, output, error).await? {
+        return Ok(false);
+    }
+    let next_seq = run.seq + 1;
+    let advanced = match decision {
+        Decision::Schedule { step, attempt, input, delay, why, .. } => {
+            let waiting = !delay.is_zero();
+            let row = new_row(run, &step, attempt, if waiting { "waiting" } else { "queued" }, input.to_string(), delay);
+            steps::insert(tx, &row).await?;
+            let advance = Advance {
+                status: if waiting { "waiting" } else { "queued" },
+                current_step: Some(step),
+                current_row: Some(row.id.clone()),
+                wait_kind: waiting.then(|| why.to_owned()),
+                wait_until: waiting.then_some(row.run_at),
+                ..Advance::default()
+            };
+            let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
+            tasks::push(tx, &StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Step }, delay).await?;
+            ok
+        }
+        Decision::Wait { step, carry, wait, .. } => {
+            tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
+            let row = new_row(run, &step, 1, "waiting", carry.to_string(), Duration::ZERO);
+            steps::insert(tx, &row).await?;
+            let deadline = now_ms() + wait.timeout.as_millis() as i64;
+            let mut wait_row = WaitRow {
+                id: new_id(),
+                run_id: run.id.clone(),
+                seq: next_seq,
+                kind: wait.kind.clone(),
+                key: wait.key.clone(),
+                deadline,
+                status: "waiting".into(),
+                event_id: None,
+                created_at: now_ms(),
+                resolved_at: None,
+            };
+            let early = events::first_unconsumed(tx, &wait.kind, &wait.key).await?;
+            if let Some(event) = early {
+                // The event came before the run started waiting: consume it now.
+                events::consume(tx, &event.id, &run.id).await?;
+                wait_row.status = "resolved".into();
+                wait_row.event_id = Some(event.id.clone());
+                wait_row.resolved_at = Some(now_ms());
+                waits::insert(tx, &wait_row).await?;
+                let payload: serde_json::Value = serde_json::from_str(&event.payload)?;
+                let input = resumed_input(&carry, WaitOutcome::Event { payload });
+                steps::resume(tx, &StepId(row.id.clone()), &input).await?;
+                let advance = Advance {
+                    status: "queued",
+                    current_step: Some(step),
+                    current_row: Some(row.id.clone()),
+                    ..Advance::default()
+                };
+                let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
+                tasks::push(tx, &StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Step }, Duration::ZERO).await?;
+                ok
+            } else {
+                waits::insert(tx, &wait_row).await?;
+                let advance = Advance {
+                    status: "waiting",
+                    current_step: Some(step),
+                    current_row: Some(row.id.clone()),
+                    wait_kind: Some(wait.kind.clone()),
+                    wait_key: Some(wait.key.clone()),
+                    wait_until: Some(deadline),
+                    ..Advance::default()
+                };
+                let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
+                let task = StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Deadline { wait_id: wait_row.id.clone() } };
+                tasks::push(tx, &task, wait.timeout).await?;
+                ok
+            }
+        }
+        Decision::Complete { outcome, .. } => {
+            let advance = Advance {
+                status: "succeeded",
+                current_step: run.current_step.clone(),
+                current_row: Some(row_id.0.clone()),
+                outcome: Some(outcome),
+                ..Advance::default()
+            };
+            runs::advance(tx, &run_id, run.seq, &advance).await?
+        }
+        Decision::Fail { error, .. } => {
+            let advance = Advance {
+                status: "failed",
+                current_step: run.current_step.clone(),
+                current_row: Some(row_id.0.clone()),
+                outcome: Some("failed".into()),
+                error: Some(error),
+                ..Advance::default()
+            };
+            runs::advance(tx, &run_id, run.seq, &advance).await?
+        }
+    };
+    Ok(advanced)
+}
+
+fn resumed_input(carry_json: &serde_json::Value, outcome: WaitOutcome) -> String {
+    serde_json::json!({ "carry": carry_json, "outcome": outcome }).to_string()
+}
+
+/// Ends the open wait `wait` of `run` with `outcome` and queues the step that follows it.
+/// False: the wait or the run moved on first, and nothing was written.
+pub(crate) async fn resume(
+    tx: &mut Tx,
+    run: &RunRow,
+    wait: &WaitRow,
+    outcome: WaitOutcome,
+    event_id: Option<String>,
+) -> Result<bool> {
+    let closed = match outcome {
+        WaitOutcome::TimedOut => "timed_out",
+        _ => "resolved",
+    };
+    if run.seq != wait.seq || !waits::close(tx, &WaitId(wait.id.clone()), closed, event_id).await? {
+        return Ok(false);
+    }
+    let Some(row_id) = run.current_row.clone() else { return Ok(false) };
+    let Some(row) = steps::get(tx, &StepId(row_id.clone())).await? else { return Ok(false) };
+    let carry: serde_json::Value = serde_json::from_str(&row.input)?;
+    if !steps::resume(tx, &StepId(row_id.clone()), &resumed_input(&carry, outcome)).await? {
+        return Ok(false);
+    }
+    let run_id = RunId(run.id.clone());
+    let advance = Advance {
+        status: "queued",
+        current_step: run.current_step.clone(),
+        current_row: Some(row_id),
+        ..Advance::default()
+    };
+    if !runs::advance(tx, &run_id, run.seq, &advance).await? {
+        return Ok(false);
+    }
+    tasks::push(tx, &StepTask { run_id, seq: run.seq + 1, kind: TaskKind::Step }, Duration::ZERO).await?;
+    Ok(true)
+}

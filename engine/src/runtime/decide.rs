@@ -1,0 +1,131 @@
+//! Decide: turn a step's result and its retry policy into the transition to commit (pure, no I/O).
+
+use std::time::Duration;
+
+use crate::error::StepError;
+use crate::workflow::{StepPolicy, Transition, WaitFor};
+
+/// How the finished attempt is recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Finish {
+    pub status: &'static str,
+    pub output: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What the engine does after an attempt.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Schedule `step` (attempt `attempt`) after `delay`; `why` names the wait kind when delayed.
+    Schedule {
+        finish: Finish,
+        step: String,
+        attempt: i64,
+        input: serde_json::Value,
+        delay: Duration,
+        why: &'static str,
+    },
+    /// Pause on an external event, then run `step`.
+    Wait { finish: Finish, step: String, carry: serde_json::Value, wait: WaitFor },
+    /// The run succeeded.
+    Complete { finish: Finish, outcome: String },
+    /// The run failed.
+    Fail { finish: Finish, error: String },
+}
+
+/// Decides what follows an attempt of `step` (attempt number `attempt`, input `input`).
+pub(crate) fn decide(
+    step: &str,
+    attempt: i64,
+    input: serde_json::Value,
+    policy: &StepPolicy,
+    result: Result<Transition, StepError>,
+) -> Decision {
+    let ok = |output: Option<String>| Finish { status: "succeeded", output, error: None };
+    match result {
+        Ok(Transition::Next { step: next, input: next_input, delay }) => Decision::Schedule {
+            finish: ok(Some(next_input.to_string())),
+            step: next.to_owned(),
+            attempt: 1,
+            input: next_input,
+            delay,
+            why: "timer",
+        },
+        Ok(Transition::Wait { wait, step: next, carry }) => Decision::Wait {
+            finish: ok(Some(serde_json::json!({ "wait": &wait, "carry": &carry }).to_string())),
+            step: next.to_owned(),
+            carry,
+            wait,
+        },
+        Ok(Transition::Complete { outcome }) => Decision::Complete {
+            finish: ok(Some(serde_json::json!({ "outcome": &outcome }).to_string())),
+            outcome,
+        },
+        Err(err) => {
+            let message = err.to_string();
+            let failed = Finish { status: "failed", output: None, error: Some(message.clone()) };
+            let delay = match &err {
+                StepError::Fatal(_) => None,
+                StepError::Retryable(_) => Some(policy.backoff_for(attempt as u32 + 1)),
+                StepError::RetryAfter { after, .. } => Some(*after),
+            };
+            match delay {
+                Some(delay) if attempt < policy.max_attempts as i64 => Decision::Schedule {
+                    finish: failed,
+                    step: step.to_owned(),
+                    attempt: attempt + 1,
+                    input,
+                    delay,
+                    why: "retry",
+                },
+                Some(_) => Decision::Fail {
+                    finish: failed,
+                    error: format!("{step} failed after {attempt} attempts: {message}"),
+                },
+                None => Decision::Fail { finish: failed, error: format!("{step} failed: {message}") },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> StepPolicy {
+        StepPolicy { max_attempts: 3, backoff: Duration::from_secs(1), ..StepPolicy::default() }
+    }
+
+    #[test]
+    fn retryable_error_schedules_next_attempt_with_backoff() {
+        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(StepError::retryable("boom")));
+        match d {
+            Decision::Schedule { attempt, delay, why, finish, .. } => {
+                assert_eq!(attempt, 2);
+                assert_eq!(delay, Duration::from_secs(1));
+                assert_eq!(why, "retry");
+                assert_eq!(finish.status, "failed");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retryable_error_on_last_attempt_fails_the_run() {
+        let d = decide("s", 3, serde_json::json!(1), &policy(), Err(StepError::retryable("boom")));
+        assert!(matches!(d, Decision::Fail { ref error, .. } if error.contains("after 3 attempts")));
+    }
+
+    #[test]
+    fn fatal_error_fails_at_once() {
+        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(StepError::fatal("bad")));
+        assert!(matches!(d, Decision::Fail { .. }));
+    }
+
+    #[test]
+    fn retry_after_uses_the_given_delay() {
+        let err = StepError::RetryAfter { message: "429".into(), after: Duration::from_secs(7) };
+        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(err));
+        assert!(matches!(d, Decision::Schedule { delay, .. } if delay == Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,170 @@
+//! Executes one apalis task: claim the run, run the step off any transaction, commit the result.
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::Engine;
+use super::act::{apply, resume, wait_lock};
+use super::decide::decide;
+use crate::error::{Result, StepError};
+use crate::ids::{BusinessId, RunId, StepId, WaitId, new_id, now_ms};
+use crate::store::runs::{self, RunRow, TERMINAL};
+use crate::store::steps::{self, StepRow};
+use crate::store::tasks::{StepTask, TaskKind};
+use crate::store::waits;
+use crate::workflow::{StepContext, WaitOutcome};
+
+/// Handles one task. Errors are infrastructure errors (the database); apalis retries those.
+pub(crate) async fn handle(engine: &Engine, task: StepTask) -> Result<()> {
+    let span = info_span!("task", run_id = %task.run_id, seq = task.seq);
+    async {
+        match &task.kind {
+            TaskKind::Step => run_step(engine, &task).await,
+            TaskKind::Deadline { wait_id } => deadline(engine, &task, WaitId(wait_id.clone())).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// What the claim phase hands to the execution phase.
+struct Claimed {
+    run: RunRow,
+    row: StepRow,
+}
+
+async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
+    let mut tx = engine.db().begin().await?;
+    let Some(run) = runs::get(&mut tx, &task.run_id).await? else { return Ok(None) };
+    if run.seq != task.seq || TERMINAL.contains(&run.status.as_str()) {
+        debug!(status = %run.status, run_seq = run.seq, "stale task, ignored");
+        return Ok(None);
+    }
+    let Some(row_id) = run.current_row.clone().map(StepId) else { return Ok(None) };
+    let Some(row) = steps::get(&mut tx, &row_id).await? else { return Ok(None) };
+    let policy = engine
+        .registry()
+        .get(&run.workflow)
+        .and_then(|wf| wf.step(&row.name))
+        .map(|s| s.policy())
+        .unwrap_or_default();
+
+    let row = if row.status == "running" {
+        // A worker died while executing this attempt (apalis handed its task back): the attempt
+        // counts as failed, and the next one starts now if the policy allows another.
+        warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
+        steps::finish(&mut tx, &row_id, "failed", None, Some("worker lost during the attempt".into())).await?;
+        if row.attempt >= policy.max_attempts as i64 {
+            let error = format!("{} lost its worker on the last of {} attempts", row.name, row.attempt);
+            let advance = runs::Advance {
+                status: "failed",
+                current_step: run.current_step.clone(),
+                current_row: Some(row_id.0.clone()),
+                outcome: Some("failed".into()),
+                error: Some(error),
+                ..runs::Advance::default()
+            };
+            runs::advance(&mut tx, &task.run_id, run.seq, &advance).await?;
+            tx.commit().await?;
+            engine.notify_changed();
+            return Ok(None);
+        }
+        let now = now_ms();
+        let retry = StepRow {
+            id: new_id(),
+            attempt: row.attempt + 1,
+            status: "running".into(),
+            output: None,
+            error: None,
+            scheduled_at: now,
+            run_at: now,
+            started_at: Some(now),
+            finished_at: None,
+            ..row
+        };
+        steps::insert(&mut tx, &retry).await?;
+        runs::set_current_row(&mut tx, &task.run_id, run.seq, &retry.id).await?;
+        retry
+    } else if steps::start(&mut tx, &row_id).await? {
+        row
+    } else {
+        return Ok(None);
+    };
+    if !runs::claim(&mut tx, &task.run_id, task.seq).await? {
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(Claimed { run, row }))
+}
+
+async fn run_step(engine: &Engine, task: &StepTask) -> Result<()> {
+    let Some(Claimed { run, row }) = claim(engine, task).await? else { return Ok(()) };
+    engine.notify_changed();
+    let step = engine.registry().get(&run.workflow).and_then(|wf| wf.step(&row.name)).cloned();
+    let input: serde_json::Value = serde_json::from_str(&row.input)?;
+    let (policy, result) = match step {
+        None => (
+            Default::default(),
+            Err(StepError::Fatal(format!("step {}/{} is not registered in this process", run.workflow, row.name))),
+        ),
+        Some(step) => {
+            let policy = step.policy();
+            let ctx = StepContext {
+                run_id: RunId(run.id.clone()),
+                business_id: BusinessId(run.business_id.clone()),
+                subject_id: run.subject_id.clone(),
+                step: step.name(),
+                attempt: row.attempt as u32,
+            };
+            let span = info_span!("step", step = %row.name, attempt = row.attempt, business = %run.business_id);
+            // Our own timeout, not apalis' (pitfall 3: its timeout leaves the row Running).
+            let fut = AssertUnwindSafe(step.run(&ctx, input.clone())).catch_unwind();
+            let result = match tokio::time::timeout(policy.timeout, fut).instrument(span).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => Err(StepError::Retryable(format!("step panicked: {}", panic_message(&panic)))),
+                Err(_) => Err(StepError::Retryable(format!("step timed out after {:?}", policy.timeout))),
+            };
+            (policy, result)
+        }
+    };
+    if let Err(e) = &result {
+        warn!(step = %row.name, attempt = row.attempt, error = %e, "step attempt failed");
+    }
+    let decision = decide(&row.name, row.attempt, input, &policy, result);
+    // Claiming kept the run's seq; this transition moves it on, unless a cancel got there first.
+    let mut tx = engine.db().begin().await?;
+    let committed = apply(&mut tx, &run, &StepId(row.id.clone()), decision).await?;
+    if committed {
+        tx.commit().await?;
+        engine.notify_changed();
+    } else {
+        tx.rollback().await?;
+        debug!(step = %row.name, "result discarded: the run moved on (cancelled?)");
+    }
+    Ok(())
+}
+
+async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<()> {
+    let mut tx = engine.db().begin().await?;
+    let Some(wait) = waits::get(&mut tx, &wait_id).await? else { return Ok(()) };
+    tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
+    let Some(run) = runs::get(&mut tx, &task.run_id).await? else { return Ok(()) };
+    if wait.status != "waiting" || run.seq != task.seq {
+        return Ok(());
+    }
+    if resume(&mut tx, &run, &wait, WaitOutcome::TimedOut, None).await? {
+        tx.commit().await?;
+        engine.notify_changed();
+    }
+    Ok(())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,315 @@
+//! The database handle: one SQLite or PostgreSQL pool, queries written once for both.
+//!
+//! Every query in the engine and the workflows is plain SQL with `$1`-style parameters, which
+//! both SQLite and PostgreSQL accept. [`Q`] carries the SQL and its arguments; [`Db`] and [`Tx`]
+//! run it on whichever backend `DATABASE_URL` chose.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+
+use crate::error::{EngineError, Result};
+
+/// Which database a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default).
+    Sqlite,
+    /// A shared PostgreSQL server (scale-out).
+    Postgres,
+}
+
+/// A pool on the configured backend.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite pool (WAL, `synchronous=NORMAL`, busy timeout).
+    Sqlite(SqlitePool),
+    /// PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+/// An open transaction on the configured backend.
+pub enum Tx {
+    /// SQLite transaction, begun with `BEGIN IMMEDIATE` so writers queue instead of failing.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// PostgreSQL transaction.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// One bound argument. Only the types the schema uses: integers and text, each nullable.
+#[derive(Clone, Debug)]
+pub enum Arg {
+    /// BIGINT / INTEGER.
+    Int(Option<i64>),
+    /// TEXT.
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+
+/// A query: SQL text with `$n` placeholders and its arguments in order.
+#[derive(Clone, Debug)]
+pub struct Q {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl Q {
+    /// Starts a query.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Q { sql: sql.into(), args: Vec::new() }
+    }
+    /// Binds the next `$n` argument.
+    pub fn bind(mut self, arg: impl Into<Arg>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+        // SQL text is assembled only from constants in the store modules; values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        for a in &self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }
+
+    fn pg(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        // SQL text is assembled only from constants in the store modules; values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        for a in &self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }
+}
+
+/// A row type readable from both backends (derive `sqlx::FromRow`).
+pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+enum Target<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+async fn execute<'c, S, P>(t: Target<S, P>, q: &Q) -> Result<u64>
+where
+    S: sqlx::Executor<'c, Database = Sqlite>,
+    P: sqlx::Executor<'c, Database = Postgres>,
+{
+    Ok(match t {
+        Target::Sqlite(e) => q.sqlite().execute(e).await?.rows_affected(),
+        Target::Postgres(e) => q.pg().execute(e).await?.rows_affected(),
+    })
+}
+
+async fn fetch_all<'c, T: Row, S, P>(t: Target<S, P>, q: &Q) -> Result<Vec<T>>
+where
+    S: sqlx::Executor<'c, Database = Sqlite>,
+    P: sqlx::Executor<'c, Database = Postgres>,
+{
+    Ok(match t {
+        Target::Sqlite(e) => {
+            let rows = q.sqlite().fetch_all(e).await?;
+            rows.iter().map(T::from_row).collect::<std::result::Result<Vec<_>, _>>()?
+        }
+        Target::Postgres(e) => {
+            let rows = q.pg().fetch_all(e).await?;
+            rows.iter().map(T::from_row).collect::<std::result::Result<Vec<_>, _>>()?
+        }
+    })
+}
+
+async fn fetch_optional<'c, T: Row, S, P>(t: Target<S, P>, q: &Q) -> Result<Option<T>>
+where
+    S: sqlx::Executor<'c, Database = Sqlite>,
+    P: sqlx::Executor<'c, Database = Postgres>,
+{
+    Ok(match t {
+        Target::Sqlite(e) => match q.sqlite().fetch_optional(e).await? {
+            Some(row) => Some(T::from_row(&row)?),
+            None => None,
+        },
+        Target::Postgres(e) => match q.pg().fetch_optional(e).await? {
+            Some(row) => Some(T::from_row(&row)?),
+            None => None,
+        },
+    })
+}
+
+macro_rules! query_methods {
+    ($s:ident, $($recv:tt)+) => {
+        /// Runs a statement; returns the number of rows it changed.
+        pub async fn execute($($recv)+, q: Q) -> Result<u64> {
+            execute($s.target(), &q).await
+        }
+
+        /// Fetches at most one row.
+        pub async fn fetch_optional<T: Row>($($recv)+, q: Q) -> Result<Option<T>> {
+            fetch_optional($s.target(), &q).await
+        }
+
+        /// Fetches exactly one row.
+        pub async fn fetch_one<T: Row>($($recv)+, q: Q) -> Result<T> {
+            fetch_optional($s.target(), &q).await?.ok_or(EngineError::Db(sqlx::Error::RowNotFound))
+        }
+
+        /// Fetches every row.
+        pub async fn fetch_all<T: Row>($($recv)+, q: Q) -> Result<Vec<T>> {
+            fetch_all($s.target(), &q).await
+        }
+    };
+}
+
+impl Tx {
+    fn target(&mut self) -> Target<&mut sqlx::SqliteConnection, &mut sqlx::PgConnection> {
+        match self {
+            Tx::Sqlite(t) => Target::Sqlite(&mut **t),
+            Tx::Postgres(t) => Target::Postgres(&mut **t),
+        }
+    }
+
+    query_methods!(self, &mut self);
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back (dropping a `Tx` also rolls back).
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Serialises transactions that touch the same correlation key until commit.
+    ///
+    /// SQLite transactions are already serialised by `BEGIN IMMEDIATE`; on PostgreSQL this takes
+    /// a transaction-scoped advisory lock, so that an event arriving while a run starts to wait
+    /// on it is seen by exactly one of the two transactions.
+    pub async fn lock_key(&mut self, key: &str) -> Result<()> {
+        if let Tx::Postgres(_) = self {
+            self.execute(Q::new("SELECT pg_advisory_xact_lock(hashtext($1))::text").bind(key))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    fn target(&self) -> Target<&SqlitePool, &PgPool> {
+        match self {
+            Db::Sqlite(p) => Target::Sqlite(p),
+            Db::Postgres(p) => Target::Postgres(p),
+        }
+    }
+
+    query_methods!(self, &self);
+
+    /// Connects to `sqlite://…` (file created if missing) or `postgres://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .min_connections(1)
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(EngineError::Config(format!(
+                "DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})"
+            )))
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}

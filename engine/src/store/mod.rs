@@ -1,0 +1,46 @@
+//! Persistence: the only home of SQL. One module per table, written once for SQLite and PostgreSQL.
+
+mod db;
+pub mod events;
+pub mod runs;
+pub mod steps;
+pub mod tasks;
+pub mod waits;
+
+pub use db::{Arg, Backend, Db, Q, Row, Tx};
+
+use crate::error::Result;
+
+/// The table that records which of our migrations ran. Not `_sqlx_migrations`: apalis keeps its
+/// own history there on SQLite, and the two would collide.
+pub const MIGRATIONS_TABLE: &str = "_switchboard_migrations";
+
+/// Creates or upgrades our tables and apalis' tables.
+pub async fn migrate(db: &Db) -> Result<()> {
+    match db {
+        Db::Sqlite(pool) => {
+            // apalis' setup() switches its connection to synchronous=OFF; give it a pool of its own
+            // that is closed right after, so our connections keep synchronous=NORMAL.
+            let opts = pool.connect_options().as_ref().clone();
+            let setup_pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
+            let result = apalis_sqlite::SqliteStorage::setup(&setup_pool).await;
+            setup_pool.close().await;
+            result.map_err(|e| crate::EngineError::Queue(e.to_string()))?;
+            let mut m = sqlx::migrate!("../migrations/sqlite");
+            m.dangerous_set_table_name(MIGRATIONS_TABLE);
+            m.run(pool).await?;
+        }
+        Db::Postgres(pool) => {
+            apalis_postgres::PostgresStorage::setup(pool)
+                .await
+                .map_err(|e| crate::EngineError::Queue(e.to_string()))?;
+            let mut m = sqlx::migrate!("../migrations/postgres");
+            m.dangerous_set_table_name(MIGRATIONS_TABLE);
+            m.run(pool).await?;
+        }
+    }
+    Ok(())
+}

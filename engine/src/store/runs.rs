@@ -1,0 +1,193 @@
+//! SQL for `sb_runs`: one row per workflow run, compare-and-set on `seq` for every transition.
+
+use sqlx::FromRow;
+
+use super::{Db, Q, Tx};
+use crate::error::Result;
+use crate::ids::{RunId, now_ms};
+
+/// A run as stored.
+#[derive(Clone, Debug, FromRow)]
+pub struct RunRow {
+    pub id: String,
+    pub workflow: String,
+    pub business_id: String,
+    pub subject_id: String,
+    pub status: String,
+    pub current_step: Option<String>,
+    pub current_row: Option<String>,
+    pub seq: i64,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub wait_kind: Option<String>,
+    pub wait_key: Option<String>,
+    pub wait_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, workflow, business_id, subject_id, status, current_step, current_row, seq, \
+    outcome, error, wait_kind, wait_key, wait_until, created_at, updated_at";
+
+/// Statuses after which nothing happens to a run any more.
+pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
+
+/// Inserts a new run.
+pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
+    tx.execute(
+        Q::new(format!(
+            "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+        ))
+        .bind(&r.id)
+        .bind(&r.workflow)
+        .bind(&r.business_id)
+        .bind(&r.subject_id)
+        .bind(&r.status)
+        .bind(r.current_step.clone())
+        .bind(r.current_row.clone())
+        .bind(r.seq)
+        .bind(r.outcome.clone())
+        .bind(r.error.clone())
+        .bind(r.wait_kind.clone())
+        .bind(r.wait_key.clone())
+        .bind(r.wait_until)
+        .bind(r.created_at)
+        .bind(r.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+fn by_id(id: &RunId) -> Q {
+    Q::new(format!("SELECT {COLUMNS} FROM sb_runs WHERE id = $1")).bind(id)
+}
+
+/// Reads a run inside a transaction.
+pub async fn get(tx: &mut Tx, id: &RunId) -> Result<Option<RunRow>> {
+    tx.fetch_optional(by_id(id)).await
+}
+
+/// Reads a run.
+pub async fn find(db: &Db, id: &RunId) -> Result<Option<RunRow>> {
+    db.fetch_optional(by_id(id)).await
+}
+
+/// Marks the run `running` if it still is at `seq` and not finished. False: the task is stale.
+pub async fn claim(tx: &mut Tx, id: &RunId, seq: i64) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_runs SET status = 'running', wait_kind = NULL, wait_key = NULL, \
+                 wait_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND seq = $3 AND status IN ('queued', 'waiting', 'running')",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .bind(seq),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The state a transition moves a run to.
+#[derive(Clone, Debug, Default)]
+pub struct Advance {
+    pub status: &'static str,
+    pub current_step: Option<String>,
+    pub current_row: Option<String>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub wait_kind: Option<String>,
+    pub wait_key: Option<String>,
+    pub wait_until: Option<i64>,
+}
+
+/// Moves the run from `seq` to `seq + 1` if nobody else did first (cancel, a duplicate task).
+pub async fn advance(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_runs SET status = $1, current_step = $2, current_row = $3, outcome = $4, \
+                 error = $5, wait_kind = $6, wait_key = $7, wait_until = $8, seq = seq + 1, \
+                 updated_at = $9 \
+                 WHERE id = $10 AND seq = $11 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(a.status)
+            .bind(a.current_step.clone())
+            .bind(a.current_row.clone())
+            .bind(a.outcome.clone())
+            .bind(a.error.clone())
+            .bind(a.wait_kind.clone())
+            .bind(a.wait_key.clone())
+            .bind(a.wait_until)
+            .bind(now_ms())
+            .bind(id)
+            .bind(seq),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Cancels a run that is not finished; returns whether it did.
+pub async fn cancel(tx: &mut Tx, id: &RunId) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_runs SET status = 'cancelled', outcome = 'cancelled', wait_kind = NULL, \
+                 wait_key = NULL, wait_until = NULL, seq = seq + 1, updated_at = $1 \
+                 WHERE id = $2 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Filters for [`list`].
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub business_id: Option<String>,
+    pub status: Option<String>,
+    pub subject_id: Option<String>,
+    /// Only runs with an id below this (keyset paging, newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// Lists runs newest first, by keyset on the time-ordered id.
+pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM sb_runs WHERE 1 = 1");
+    let mut args = Vec::new();
+    for (col, val) in [
+        ("business_id", &f.business_id),
+        ("status", &f.status),
+        ("subject_id", &f.subject_id),
+    ] {
+        if let Some(v) = val {
+            args.push(v.clone());
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        }
+    }
+    if let Some(b) = &f.before {
+        args.push(b.clone());
+        sql.push_str(&format!(" AND id < ${}", args.len()));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit.clamp(1, 500)));
+    let q = args.into_iter().fold(Q::new(sql), Q::bind);
+    db.fetch_all(q).await
+}
+
+/// Points a running run at a new attempt row without a transition (a retry after a lost worker).
+pub async fn set_current_row(tx: &mut Tx, id: &RunId, seq: i64, row_id: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new("UPDATE sb_runs SET current_row = $1, updated_at = $2 WHERE id = $3 AND seq = $4")
+                .bind(row_id)
+                .bind(now_ms())
+                .bind(id)
+                .bind(seq),
+        )
+        .await?;
+    Ok(n == 1)
+}

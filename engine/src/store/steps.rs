@@ -1,0 +1,135 @@
+//! SQL for `sb_steps`: one row per step attempt, with its input, output, error and timings.
+
+use sqlx::FromRow;
+
+use super::{Db, Q, Tx};
+use crate::error::Result;
+use crate::ids::{RunId, StepId, now_ms};
+
+/// A step attempt as stored.
+#[derive(Clone, Debug, FromRow)]
+pub struct StepRow {
+    pub id: String,
+    pub run_id: String,
+    pub name: String,
+    pub attempt: i64,
+    pub status: String,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub scheduled_at: i64,
+    pub run_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, run_id, name, attempt, status, input, output, error, scheduled_at, \
+    run_at, started_at, finished_at";
+
+/// Inserts a scheduled attempt (`queued` or `waiting`).
+pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
+    tx.execute(
+        Q::new(format!(
+            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+        ))
+        .bind(&s.id)
+        .bind(&s.run_id)
+        .bind(&s.name)
+        .bind(s.attempt)
+        .bind(&s.status)
+        .bind(&s.input)
+        .bind(s.output.clone())
+        .bind(s.error.clone())
+        .bind(s.scheduled_at)
+        .bind(s.run_at)
+        .bind(s.started_at)
+        .bind(s.finished_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads one attempt.
+pub async fn get(tx: &mut Tx, id: &StepId) -> Result<Option<StepRow>> {
+    tx.fetch_optional(Q::new(format!("SELECT {COLUMNS} FROM sb_steps WHERE id = $1")).bind(id))
+        .await
+}
+
+/// Marks a scheduled attempt as running.
+pub async fn start(tx: &mut Tx, id: &StepId) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_steps SET status = 'running', started_at = $1 \
+                 WHERE id = $2 AND status IN ('queued', 'waiting')",
+            )
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records how a running attempt ended; false if it is no longer running (cancelled, superseded).
+pub async fn finish(
+    tx: &mut Tx,
+    id: &StepId,
+    status: &str,
+    output: Option<String>,
+    error: Option<String>,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_steps SET status = $1, output = $2, error = $3, finished_at = $4 \
+                 WHERE id = $5 AND status = 'running'",
+            )
+            .bind(status)
+            .bind(output)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Hands a waiting attempt its input (the carried data plus how the wait ended) and queues it.
+pub async fn resume(tx: &mut Tx, id: &StepId, input: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_steps SET status = 'queued', input = $1, run_at = $2 \
+                 WHERE id = $3 AND status = 'waiting'",
+            )
+            .bind(input)
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Cancels every attempt of a run that has not finished.
+pub async fn cancel_open(tx: &mut Tx, run_id: &RunId) -> Result<u64> {
+    tx.execute(
+        Q::new(
+            "UPDATE sb_steps SET status = 'cancelled', finished_at = $1 \
+             WHERE run_id = $2 AND status IN ('queued', 'waiting', 'running')",
+        )
+        .bind(now_ms())
+        .bind(run_id),
+    )
+    .await
+}
+
+/// Every attempt of a run, in the order they were scheduled.
+pub async fn list_for_run(db: &Db, run_id: &RunId) -> Result<Vec<StepRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {COLUMNS} FROM sb_steps WHERE run_id = $1 ORDER BY scheduled_at, id"
+        ))
+        .bind(run_id),
+    )
+    .await
+}

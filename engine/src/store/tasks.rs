@@ -1,0 +1,67 @@
+//! Pushing step tasks onto the apalis queue inside our own transaction.
+//!
+//! A transition writes its result, the run's new state and the next task in one transaction: a
+//! rollback removes the task too, so every transition enqueues exactly one next task.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::Tx;
+use crate::error::{EngineError, Result};
+use crate::ids::RunId;
+
+/// The apalis queue all step tasks go through.
+pub const QUEUE: &str = "switchboard.steps";
+
+/// apalis' own retries are for infrastructure trouble only (a database hiccup while handling);
+/// step retries are ours, with backoff. See pitfall 2 in docs/apalis.md.
+pub const QUEUE_MAX_ATTEMPTS: usize = 5;
+
+/// The payload of one apalis task: which run, at which transition, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTask {
+    /// The run.
+    pub run_id: RunId,
+    /// The run's `seq` when the task was pushed; a task whose seq is stale does nothing.
+    pub seq: i64,
+    /// Run the current step, or end a wait at its deadline.
+    pub kind: TaskKind,
+}
+
+/// What a [`StepTask`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Execute the run's current step attempt.
+    Step,
+    /// The wait's deadline passed: end it and resume the run on the timeout path.
+    Deadline {
+        /// The wait.
+        wait_id: String,
+    },
+}
+
+/// Pushes `task` to run after `delay`, inside `tx`.
+pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration) -> Result<()> {
+    let args = serde_json::to_vec(task)?;
+    let builder = TaskBuilder::new(args).max_attempts(QUEUE_MAX_ATTEMPTS);
+    // apalis stores run_at in whole seconds (pitfall 1): round the due time up to the next
+    // second so a delayed step never runs early.
+    let builder = if delay.is_zero() {
+        builder
+    } else {
+        let due_ms = crate::ids::now_ms() as u64 + delay.as_millis() as u64;
+        builder.run_at_timestamp(due_ms.div_ceil(1000))
+    };
+    let queue_err = |e: &dyn std::fmt::Display| EngineError::Queue(e.to_string());
+    match tx {
+        Tx::Sqlite(t) => apalis_sqlite::queries::push_tasks(&mut **t, QUEUE, &[builder.build()])
+            .await
+            .map_err(|e| queue_err(&e)),
+        Tx::Postgres(t) => apalis_postgres::queries::push_tasks(&mut **t, QUEUE, vec![builder.build()])
+            .await
+            .map_err(|e| queue_err(&e)),
+    }
+}
