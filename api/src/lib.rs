@@ -1,1 +1,8 @@
-//! api
+//! Switchboard's HTTP API and process start-up: the `switchboard` binary's library.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod tenant;

@@ -1,1 +1,11 @@
-//! workflows
+//! Switchboard's lead pipeline on the engine: businesses, leads, the `lead_call` workflow, the
+//! policy seam every business decision goes through, providers and the built-in simulator.
+
+pub mod business;
+pub mod lead;
+pub mod lead_call;
+pub mod phone;
+pub mod policy;
+pub mod providers;
+pub mod simulator;
+pub mod store;

@@ -294,6 +294,7 @@ pub struct ConversationAnalysis {
 
 /// A parsed post-call webhook.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once; boxing would only add noise
 pub enum WebhookEvent {
     /// `post_call_transcription`: the conversation happened and was analysed.
     Transcription(Conversation),
@@ -323,7 +324,9 @@ impl WebhookEvent {
     pub fn conversation_id(&self) -> Option<&str> {
         match self {
             WebhookEvent::Transcription(c) => Some(&c.conversation_id),
-            WebhookEvent::InitiationFailure { conversation_id, .. }
+            WebhookEvent::InitiationFailure {
+                conversation_id, ..
+            }
             | WebhookEvent::Audio { conversation_id } => Some(conversation_id),
             WebhookEvent::Other { .. } => None,
         }
@@ -381,7 +384,10 @@ impl Serialize for FailureReason {
 impl<'de> Deserialize<'de> for FailureReason {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        Ok(value.as_str().map(FailureReason::from_wire).unwrap_or_default())
+        Ok(value
+            .as_str()
+            .map(FailureReason::from_wire)
+            .unwrap_or_default())
     }
 }
 
@@ -424,24 +430,28 @@ pub struct WebhookEnvelope<T> {
     pub data: T,
 }
 
-/// Envelope as received; `event_timestamp` may be a number or a string.
+/// The envelope's head as received; `event_timestamp` may be a number or a string.
 #[derive(Deserialize)]
-struct IncomingEnvelope<T> {
+struct EnvelopeHead {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
-    #[allow(dead_code)] // accepted for shape validation; not needed by callers
+    #[allow(dead_code)] // validated (number or string), not needed by callers
     event_timestamp: Option<EventTimestamp>,
-    data: T,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
+#[allow(dead_code)] // the payloads only validate the shape
 enum EventTimestamp {
-    #[allow(dead_code)]
     Number(f64),
-    #[allow(dead_code)]
     Text(String),
+}
+
+/// The envelope's `data`, typed per event.
+#[derive(Deserialize)]
+struct EnvelopeData<T> {
+    data: T,
 }
 
 #[derive(Deserialize)]
@@ -451,15 +461,15 @@ struct AudioData {
 
 /// Parses a webhook body. Call [`verify`] on the raw body first.
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
-    // First pass reads only the type, so a large `data` (audio) is skipped, not built.
-    let head: IncomingEnvelope<serde::de::IgnoredAny> = serde_json::from_slice(body)?;
+    // The head pass skips `data`, so a large payload (audio) is only scanned, not built.
+    let head: EnvelopeHead = serde_json::from_slice(body)?;
     Ok(match head.kind.as_str() {
         EVENT_TRANSCRIPTION => {
-            let env: IncomingEnvelope<Conversation> = serde_json::from_slice(body)?;
+            let env: EnvelopeData<Conversation> = serde_json::from_slice(body)?;
             WebhookEvent::Transcription(env.data)
         }
         EVENT_INITIATION_FAILURE => {
-            let env: IncomingEnvelope<InitiationFailureData> = serde_json::from_slice(body)?;
+            let env: EnvelopeData<InitiationFailureData> = serde_json::from_slice(body)?;
             WebhookEvent::InitiationFailure {
                 conversation_id: env.data.conversation_id,
                 agent_id: env.data.agent_id,
@@ -467,8 +477,10 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
             }
         }
         EVENT_AUDIO => {
-            let env: IncomingEnvelope<AudioData> = serde_json::from_slice(body)?;
-            WebhookEvent::Audio { conversation_id: env.data.conversation_id }
+            let env: EnvelopeData<AudioData> = serde_json::from_slice(body)?;
+            WebhookEvent::Audio {
+                conversation_id: env.data.conversation_id,
+            }
         }
         _ => WebhookEvent::Other { kind: head.kind },
     })
@@ -497,8 +509,8 @@ pub enum SignatureError {
 }
 
 fn signature_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -515,7 +527,12 @@ pub fn sign(secret: &str, timestamp_unix: i64, body: &[u8]) -> String {
 /// `t=` gives the timestamp (rejected when more than 30 minutes from `now_unix`, either way),
 /// and a `v0=` part must equal `"v0=" + hex(HMAC_SHA256(secret, "<t>.<body>"))`, compared in
 /// constant time.
-pub fn verify(secret: &str, header: &str, body: &[u8], now_unix: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), SignatureError> {
     if header.trim().is_empty() {
         return Err(SignatureError::Missing);
     }
@@ -532,17 +549,26 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_unix: i64) -> Result<
     if signatures.is_empty() {
         return Err(SignatureError::Malformed("no v0= part"));
     }
-    let ts: i64 = t.parse().map_err(|_| SignatureError::Malformed("t is not an integer"))?;
+    let ts: i64 = t
+        .parse()
+        .map_err(|_| SignatureError::Malformed("t is not an integer"))?;
     if now_unix.saturating_sub(ts) > SIGNATURE_TOLERANCE_SECS
         || ts.saturating_sub(now_unix) > SIGNATURE_TOLERANCE_SECS
     {
-        return Err(SignatureError::Stale { timestamp: ts, now: now_unix });
+        return Err(SignatureError::Stale {
+            timestamp: ts,
+            now: now_unix,
+        });
     }
     let expected = format!("v0={}", signature_hex(secret, t, body));
-    let matched = signatures
-        .iter()
-        .fold(subtle::Choice::from(0), |acc, sig| acc | expected.as_bytes().ct_eq(sig.as_bytes()));
-    if bool::from(matched) { Ok(()) } else { Err(SignatureError::Mismatch) }
+    let matched = signatures.iter().fold(subtle::Choice::from(0), |acc, sig| {
+        acc | expected.as_bytes().ct_eq(sig.as_bytes())
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,7 +719,10 @@ impl ElevenLabsClient {
             let message = answer
                 .message
                 .unwrap_or_else(|| "no conversation id in the answer".to_owned());
-            return Err(ProviderError::Rejected { provider: PROVIDER, message });
+            return Err(ProviderError::Rejected {
+                provider: PROVIDER,
+                message,
+            });
         }
         Ok(answer)
     }
@@ -748,7 +777,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{Router, http::StatusCode, response::IntoResponse, routing::{get, post}};
+    use axum::{
+        Router,
+        http::StatusCode,
+        response::IntoResponse,
+        routing::{get, post},
+    };
     use serde_json::json;
 
     const SECRET: &str = "wsec_test";
@@ -760,7 +794,10 @@ mod tests {
         let header = sign(SECRET, NOW, body);
         assert!(header.starts_with(&format!("t={NOW},v0=")));
         assert_eq!(verify(SECRET, &header, body, NOW), Ok(()));
-        assert_eq!(verify(SECRET, &header, body, NOW + SIGNATURE_TOLERANCE_SECS), Ok(()));
+        assert_eq!(
+            verify(SECRET, &header, body, NOW + SIGNATURE_TOLERANCE_SECS),
+            Ok(())
+        );
         // Spaces after the comma and reordered parts are tolerated.
         let (t, v) = header.split_once(',').expect("two parts");
         assert_eq!(verify(SECRET, &format!("{v}, {t}"), body, NOW), Ok(()));
@@ -778,23 +815,53 @@ mod tests {
     fn verify_rejects_bad_signatures() {
         let body = br#"{"a":1}"#;
         let header = sign(SECRET, NOW, body);
-        assert_eq!(verify(SECRET, &header, br#"{"a":2}"#, NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify("other", &header, body, NOW), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, &header, br#"{"a":2}"#, NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify("other", &header, body, NOW),
+            Err(SignatureError::Mismatch)
+        );
         let stale = verify(SECRET, &header, body, NOW + 31 * 60);
-        assert!(matches!(stale, Err(SignatureError::Stale { .. })), "{stale:?}");
+        assert!(
+            matches!(stale, Err(SignatureError::Stale { .. })),
+            "{stale:?}"
+        );
         let future = verify(SECRET, &header, body, NOW - 31 * 60);
-        assert!(matches!(future, Err(SignatureError::Stale { .. })), "{future:?}");
+        assert!(
+            matches!(future, Err(SignatureError::Stale { .. })),
+            "{future:?}"
+        );
         assert_eq!(verify(SECRET, "", body, NOW), Err(SignatureError::Missing));
-        for bad in ["garbage", "t=abc,v0=00", "v0=00", &format!("t={NOW}"), "t=,v0=1"] {
+        for bad in [
+            "garbage",
+            "t=abc,v0=00",
+            "v0=00",
+            &format!("t={NOW}"),
+            "t=,v0=1",
+        ] {
             let got = verify(SECRET, bad, body, NOW);
-            assert!(matches!(got, Err(SignatureError::Malformed(_))), "{bad}: {got:?}");
+            assert!(
+                matches!(got, Err(SignatureError::Malformed(_))),
+                "{bad}: {got:?}"
+            );
         }
         // The v0= prefix is part of what is compared: a bare hex or other scheme fails.
-        let hex = header.split_once(",v0=").map(|(_, h)| h.to_owned()).unwrap_or_default();
+        let hex = header
+            .split_once(",v0=")
+            .map(|(_, h)| h.to_owned())
+            .unwrap_or_default();
         let v1 = format!("t={NOW},v1={hex}");
-        assert!(matches!(verify(SECRET, &v1, body, NOW), Err(SignatureError::Malformed(_))));
+        assert!(matches!(
+            verify(SECRET, &v1, body, NOW),
+            Err(SignatureError::Malformed(_))
+        ));
         let upper = format!("t={NOW},v0={}", hex.to_uppercase());
-        assert_eq!(verify(SECRET, &upper, body, NOW), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, &upper, body, NOW),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -826,7 +893,9 @@ mod tests {
         let event = parse_webhook(body.to_string().as_bytes()).expect("parses");
         assert_eq!(event.kind(), EVENT_TRANSCRIPTION);
         assert_eq!(event.conversation_id(), Some("conv_1"));
-        let WebhookEvent::Transcription(c) = event else { panic!("not a transcription") };
+        let WebhookEvent::Transcription(c) = event else {
+            panic!("not a transcription")
+        };
         assert_eq!(c.status, ConversationStatus::Done);
         assert_eq!(c.user_id.as_deref(), Some("lead_1"));
         assert_eq!(c.transcript.len(), 3);
@@ -838,7 +907,10 @@ mod tests {
         assert_eq!(phone.kind.as_deref(), Some("twilio"));
         let analysis = c.analysis.as_ref().expect("analysis");
         assert_eq!(analysis.call_successful.as_deref(), Some("success"));
-        let client = c.conversation_initiation_client_data.as_ref().expect("client data");
+        let client = c
+            .conversation_initiation_client_data
+            .as_ref()
+            .expect("client data");
         assert_eq!(client.dynamic_variables["customer_name"], "Ada");
     }
 
@@ -868,25 +940,44 @@ mod tests {
                 "data": {"agent_id": "agent_1", "conversation_id": "conv_2",
                     "failure_reason": wire, "metadata": {"type": "twilio", "body": {}}}});
             let event = parse_webhook(body.to_string().as_bytes()).expect("parses");
-            assert_eq!(event, WebhookEvent::InitiationFailure {
-                conversation_id: "conv_2".into(),
-                agent_id: Some("agent_1".into()),
-                reason,
-            });
+            assert_eq!(
+                event,
+                WebhookEvent::InitiationFailure {
+                    conversation_id: "conv_2".into(),
+                    agent_id: Some("agent_1".into()),
+                    reason,
+                }
+            );
             assert_eq!(event.kind(), EVENT_INITIATION_FAILURE);
         }
         let loose = br#"{"type":"call_initiation_failure","data":{"conversation_id":"c","failure_reason":null}}"#;
         let event = parse_webhook(loose).expect("parses");
-        assert!(matches!(event, WebhookEvent::InitiationFailure { reason: FailureReason::Unknown, .. }));
+        assert!(matches!(
+            event,
+            WebhookEvent::InitiationFailure {
+                reason: FailureReason::Unknown,
+                ..
+            }
+        ));
 
         let audio = br#"{"type":"post_call_audio","event_timestamp":"1","data":{"agent_id":"a","conversation_id":"conv_3","full_audio":"SUQz"}}"#;
         let event = parse_webhook(audio).expect("parses");
-        assert_eq!(event, WebhookEvent::Audio { conversation_id: "conv_3".into() });
+        assert_eq!(
+            event,
+            WebhookEvent::Audio {
+                conversation_id: "conv_3".into()
+            }
+        );
         assert_eq!(event.conversation_id(), Some("conv_3"));
 
-        let other = br#"{"type":"something_new","event_timestamp":1,"data":{"x":[1,2]}}"#;
+        let other = br#"{"type":"something_new","event_timestamp":1}"#;
         let event = parse_webhook(other).expect("parses");
-        assert_eq!(event, WebhookEvent::Other { kind: "something_new".into() });
+        assert_eq!(
+            event,
+            WebhookEvent::Other {
+                kind: "something_new".into()
+            }
+        );
         assert_eq!(event.conversation_id(), None);
         assert_eq!(event.kind(), "something_new");
     }
@@ -897,14 +988,27 @@ mod tests {
             agent_id: Some("a".into()),
             conversation_id: "c".into(),
             failure_reason: FailureReason::NoAnswer,
-            metadata: Some(FailureMetadata { kind: Some("twilio".into()), body: json!({}) }),
+            metadata: Some(FailureMetadata {
+                kind: Some("twilio".into()),
+                body: json!({}),
+            }),
         };
-        let env = WebhookEnvelope { kind: EVENT_INITIATION_FAILURE.into(), event_timestamp: 5, data };
+        let env = WebhookEnvelope {
+            kind: EVENT_INITIATION_FAILURE.into(),
+            event_timestamp: 5,
+            data,
+        };
         let body = serde_json::to_vec(&env).expect("serialises");
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains(r#""failure_reason":"no-answer""#), "{text}");
         let event = parse_webhook(&body).expect("parses");
-        assert!(matches!(event, WebhookEvent::InitiationFailure { reason: FailureReason::NoAnswer, .. }));
+        assert!(matches!(
+            event,
+            WebhookEvent::InitiationFailure {
+                reason: FailureReason::NoAnswer,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -915,7 +1019,10 @@ mod tests {
             to_number: "+14155552671".into(),
             conversation_initiation_client_data: ClientData {
                 user_id: Some("lead_1".into()),
-                dynamic_variables: json!({"customer_name": "Ada"}).as_object().cloned().unwrap_or_default(),
+                dynamic_variables: json!({"customer_name": "Ada"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
                 conversation_config_override: Some(ConfigOverride {
                     agent: Some(AgentOverride {
                         first_message: Some("Hi {{customer_name}}".into()),
@@ -927,12 +1034,15 @@ mod tests {
             telephony_call_config: None,
         };
         let value = serde_json::to_value(&req).expect("serialises");
-        assert_eq!(value, json!({
-            "agent_id": "agent_1", "agent_phone_number_id": "phnum_1", "to_number": "+14155552671",
-            "conversation_initiation_client_data": {
-                "user_id": "lead_1", "dynamic_variables": {"customer_name": "Ada"},
-                "conversation_config_override": {"agent": {"first_message": "Hi {{customer_name}}"}}}
-        }));
+        assert_eq!(
+            value,
+            json!({
+                "agent_id": "agent_1", "agent_phone_number_id": "phnum_1", "to_number": "+14155552671",
+                "conversation_initiation_client_data": {
+                    "user_id": "lead_1", "dynamic_variables": {"customer_name": "Ada"},
+                    "conversation_config_override": {"agent": {"first_message": "Hi {{customer_name}}"}}}
+            })
+        );
         let resp: OutboundCallResponse = serde_json::from_value(json!({"success": true,
             "message": "Call initiated successfully", "conversation_id": "conv_1", "callSid": "CA1"}))
         .expect("parses");
@@ -947,10 +1057,17 @@ mod tests {
             {"loc": ["body", 0], "msg": "second", "type": "x"}]});
         let err = status_error(422, &headers, body.to_string().as_bytes());
         assert_eq!(err.code(), Some("value_error"));
-        assert!(err.to_string().contains("body.to_number: invalid phone number; body.0: second"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("body.to_number: invalid phone number; body.0: second"),
+            "{err}"
+        );
         assert!(!err.is_retryable());
 
-        headers.insert("retry-after-ms", reqwest::header::HeaderValue::from_static("250"));
+        headers.insert(
+            "retry-after-ms",
+            reqwest::header::HeaderValue::from_static("250"),
+        );
         let body = json!({"detail": {"type": "rate_limit", "code": "concurrent_limit_exceeded",
             "message": "Too many concurrent calls", "status": "error", "request_id": "r1", "param": null}});
         let err = status_error(429, &headers, body.to_string().as_bytes());
@@ -959,14 +1076,24 @@ mod tests {
         assert!(err.is_retryable());
         assert!(err.to_string().contains("Too many concurrent calls"));
 
-        let err = status_error(404, &reqwest::header::HeaderMap::new(), br#"{"detail":"Not Found"}"#);
+        let err = status_error(
+            404,
+            &reqwest::header::HeaderMap::new(),
+            br#"{"detail":"Not Found"}"#,
+        );
         assert!(err.to_string().contains("Not Found"));
-        let err = status_error(502, &reqwest::header::HeaderMap::new(), b"<html>bad gateway</html>");
+        let err = status_error(
+            502,
+            &reqwest::header::HeaderMap::new(),
+            b"<html>bad gateway</html>",
+        );
         assert!(err.to_string().contains("bad gateway") && err.is_retryable());
     }
 
     async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         format!("http://{addr}")
@@ -981,7 +1108,9 @@ mod tests {
                 user_id: Some("lead_1".into()),
                 ..Default::default()
             },
-            telephony_call_config: Some(TelephonyCallConfig { ringing_timeout_secs: 30 }),
+            telephony_call_config: Some(TelephonyCallConfig {
+                ringing_timeout_secs: 30,
+            }),
         }
     }
 
@@ -1025,9 +1154,18 @@ mod tests {
 
         req.to_number = "+10000000000".into();
         let err = client.outbound_call(&req).await.expect_err("rejected");
-        assert_eq!(err, ProviderError::Rejected { provider: PROVIDER, message: "Agent not allowed to call".into() });
+        assert_eq!(
+            err,
+            ProviderError::Rejected {
+                provider: PROVIDER,
+                message: "Agent not allowed to call".into()
+            }
+        );
         req.to_number = "+10000000001".into();
-        let err = client.outbound_call(&req).await.expect_err("no conversation id");
+        let err = client
+            .outbound_call(&req)
+            .await
+            .expect_err("no conversation id");
         assert!(matches!(err, ProviderError::Rejected { .. }) && !err.is_retryable());
         req.to_number = "+10000000002".into();
         let err = client.outbound_call(&req).await.expect_err("bad body");
@@ -1038,7 +1176,10 @@ mod tests {
         assert!(err.is_retryable());
 
         let bad_key = ElevenLabsClient::new(base, "nope", Duration::from_secs(5));
-        let err = bad_key.outbound_call(&sample_request()).await.expect_err("unauthorised");
+        let err = bad_key
+            .outbound_call(&sample_request())
+            .await
+            .expect_err("unauthorised");
         assert_eq!(err.status(), Some(401));
         assert_eq!(err.code(), Some("invalid_api_key"));
         assert!(!err.is_retryable());
@@ -1065,7 +1206,10 @@ mod tests {
         assert_eq!(conv.conversation_id, "conv 1/x");
         assert_eq!(conv.status, ConversationStatus::Processing);
         assert!(!conv.status.is_final());
-        let err = client.get_conversation("missing").await.expect_err("not found");
+        let err = client
+            .get_conversation("missing")
+            .await
+            .expect_err("not found");
         assert_eq!(err.status(), Some(404));
         assert_eq!(err.code(), Some("conversation_not_found"));
     }
@@ -1073,19 +1217,33 @@ mod tests {
     #[tokio::test]
     async fn transport_failures_are_retryable() {
         // A port that was just freed: connection refused.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         let client = ElevenLabsClient::new(format!("http://{addr}"), "k", Duration::from_secs(5));
-        let err = client.outbound_call(&sample_request()).await.expect_err("refused");
-        assert!(matches!(err, ProviderError::Transport { .. }) && err.is_retryable(), "{err:?}");
+        let err = client
+            .outbound_call(&sample_request())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, ProviderError::Transport { .. }) && err.is_retryable(),
+            "{err:?}"
+        );
 
         // A server that never answers: timeout.
-        let app = Router::new().route(OUTBOUND_CALL_PATH, post(|| std::future::pending::<String>()));
+        let app = Router::new().route(OUTBOUND_CALL_PATH, post(std::future::pending::<String>));
         let base = serve(app).await;
         let client = ElevenLabsClient::new(base, "k", Duration::from_millis(200));
-        let err = client.outbound_call(&sample_request()).await.expect_err("timeout");
-        assert!(matches!(&err, ProviderError::Transport { message, .. } if message.contains("timed out")), "{err:?}");
+        let err = client
+            .outbound_call(&sample_request())
+            .await
+            .expect_err("timeout");
+        assert!(
+            matches!(&err, ProviderError::Transport { message, .. } if message.contains("timed out")),
+            "{err:?}"
+        );
 
         let client = ElevenLabsClient::new("not a url", "k", Duration::from_secs(1));
         let err = client.get_conversation("c").await.expect_err("bad url");

@@ -12,7 +12,7 @@ use reqwest::header::HeaderMap;
 /// Longest wait we honour from a provider's `retry-after` headers (the SDKs cap backoff at 60 s).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// Error code OpenAI uses for an exhausted quota or billing problem: a 429 that must not be retried.
+/// OpenAI's code for an exhausted quota or billing problem: a 429 that must not be retried.
 pub const CODE_INSUFFICIENT_QUOTA: &str = "insufficient_quota";
 
 /// What went wrong when calling a provider.
@@ -162,7 +162,12 @@ impl ProviderError {
 /// `retry-after` (seconds, or an HTTP date). Capped at [`MAX_RETRY_AFTER`]; negative or
 /// unparseable values are ignored.
 pub fn retry_after_from_headers(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let wait = text("retry-after-ms")
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|ms| ms.is_finite() && *ms >= 0.0)
@@ -216,11 +221,20 @@ mod tests {
         assert!(status(429, Some("rate_limit_exceeded")).is_retryable());
         assert!(status(429, Some("concurrent_limit_exceeded")).is_retryable());
         assert!(!status(429, Some(CODE_INSUFFICIENT_QUOTA)).is_retryable());
-        let transport = ProviderError::Transport { provider: "t", message: "x".into() };
+        let transport = ProviderError::Transport {
+            provider: "t",
+            message: "x".into(),
+        };
         assert!(transport.is_retryable());
-        let decode = ProviderError::Decode { provider: "t", message: "x".into() };
+        let decode = ProviderError::Decode {
+            provider: "t",
+            message: "x".into(),
+        };
         assert!(!decode.is_retryable());
-        let rejected = ProviderError::Rejected { provider: "t", message: "x".into() };
+        let rejected = ProviderError::Rejected {
+            provider: "t",
+            message: "x".into(),
+        };
         assert!(!rejected.is_retryable());
     }
 
@@ -231,7 +245,10 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_static("2"));
         assert_eq!(retry_after_from_headers(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after_from_headers(&h), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after_from_headers(&h),
+            Some(Duration::from_millis(1500))
+        );
         h.insert("retry-after-ms", HeaderValue::from_static("garbage"));
         assert_eq!(retry_after_from_headers(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", HeaderValue::from_static("100000"));

@@ -138,7 +138,7 @@ pub fn call_analysis_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
-            "summary": {"type": "string", "description": "Two or three sentences on what happened."},
+            "summary": {"type": "string", "description": "Two or three sentences on the call."},
             "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
             "objections": {"type": "array", "items": {"type": "string"},
                 "description": "Objections the customer raised; empty when none."},
@@ -170,6 +170,7 @@ pub fn call_analysis_schema() -> Value {
 
 /// What the model made of a transcript.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once; boxing would only add noise
 pub enum AnalysisOutcome {
     /// A valid analysis.
     Parsed(CallAnalysis),
@@ -346,7 +347,13 @@ fn status_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) 
             .flatten()
             .map(|d| d.min(MAX_RETRY_AFTER))
     });
-    ProviderError::Status { provider: PROVIDER, status, code, message, retry_after }
+    ProviderError::Status {
+        provider: PROVIDER,
+        status,
+        code,
+        message,
+        retry_after,
+    }
 }
 
 /// Parses durations like `6m0s`, `1.5s`, `20ms`, `1h2m`.
@@ -360,7 +367,9 @@ fn parse_reset(text: &str) -> Option<Duration> {
         let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let (number, tail) = rest.split_at(split);
         let value: f64 = number.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         total += value
             * match unit {
@@ -372,28 +381,48 @@ fn parse_reset(text: &str) -> Option<Duration> {
             };
         rest = next;
     }
-    total.is_finite().then(|| Duration::from_secs_f64(total.min(1e9)))
+    total
+        .is_finite()
+        .then(|| Duration::from_secs_f64(total.min(1e9)))
 }
 
 /// Turns a chat-completion answer into an [`AnalysisOutcome`]. No choice at all is a
 /// [`ProviderError::Decode`]; everything the model itself got wrong is an outcome.
-pub fn outcome_from_response(resp: &ChatCompletionResponse) -> Result<AnalysisOutcome, ProviderError> {
+pub fn outcome_from_response(
+    resp: &ChatCompletionResponse,
+) -> Result<AnalysisOutcome, ProviderError> {
     let choice = resp.choices.first().ok_or_else(|| ProviderError::Decode {
         provider: PROVIDER,
         message: "chat completion has no choices".into(),
     })?;
-    if let Some(refusal) = choice.message.refusal.as_deref().filter(|r| !r.trim().is_empty()) {
+    if let Some(refusal) = choice
+        .message
+        .refusal
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+    {
         return Ok(AnalysisOutcome::Refused(refusal.to_owned()));
     }
     if let Some(reason @ ("length" | "content_filter")) = choice.finish_reason.as_deref() {
-        return Ok(AnalysisOutcome::Truncated { finish_reason: reason.to_owned() });
+        return Ok(AnalysisOutcome::Truncated {
+            finish_reason: reason.to_owned(),
+        });
     }
-    let Some(content) = choice.message.content.as_deref().filter(|c| !c.trim().is_empty()) else {
+    let Some(content) = choice
+        .message
+        .content
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    else {
         return Ok(AnalysisOutcome::Invalid("empty content".into()));
     };
     let analysis: CallAnalysis = match serde_json::from_str(content) {
         Ok(a) => a,
-        Err(e) => return Ok(AnalysisOutcome::Invalid(format!("content does not match the schema: {e}"))),
+        Err(e) => {
+            return Ok(AnalysisOutcome::Invalid(format!(
+                "content does not match the schema: {e}"
+            )));
+        }
     };
     Ok(match analysis.validate() {
         Ok(()) => AnalysisOutcome::Parsed(analysis),
@@ -452,8 +481,14 @@ impl OpenAiClient {
         ChatCompletionRequest {
             model: self.model.clone(),
             messages: vec![
-                ChatMessage { role: "system".into(), content: system.into() },
-                ChatMessage { role: "user".into(), content: user.into() },
+                ChatMessage {
+                    role: "system".into(),
+                    content: system.into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: user.into(),
+                },
             ],
             response_format: Some(ResponseFormat {
                 kind: "json_schema".into(),
@@ -468,7 +503,11 @@ impl OpenAiClient {
 
     /// Asks the model for a [`CallAnalysis`] of `user` (the transcript and context) under the
     /// `system` instructions.
-    pub async fn analyze(&self, system: &str, user: &str) -> Result<AnalysisOutcome, ProviderError> {
+    pub async fn analyze(
+        &self,
+        system: &str,
+        user: &str,
+    ) -> Result<AnalysisOutcome, ProviderError> {
         let url = format!("{}{CHAT_COMPLETIONS_PATH}", self.base_url);
         let response = self
             .http
@@ -507,7 +546,11 @@ mod tests {
     use axum::{Router, http::StatusCode, response::IntoResponse, routing::post};
 
     fn sample() -> CallAnalysis {
-        let dim = |level, score| Dimension { level, score, reasoning: "because".into() };
+        let dim = |level, score| Dimension {
+            level,
+            score,
+            reasoning: "because".into(),
+        };
         CallAnalysis {
             summary: "Ada wants a demo.".into(),
             sentiment: Sentiment::Positive,
@@ -518,11 +561,21 @@ mod tests {
             budget: dim(Level::Medium, 60),
             fit: dim(Level::High, 80),
             engagement: dim(Level::High, 85),
-            cta: CtaInteractions { pricing: true, demo: true, follow_up: false, sample: false, escalated_to_human: false },
+            cta: CtaInteractions {
+                pricing: true,
+                demo: true,
+                follow_up: false,
+                sample: false,
+                escalated_to_human: false,
+            },
         }
     }
 
-    fn response(content: Option<&str>, refusal: Option<&str>, finish: &str) -> ChatCompletionResponse {
+    fn response(
+        content: Option<&str>,
+        refusal: Option<&str>,
+        finish: &str,
+    ) -> ChatCompletionResponse {
         ChatCompletionResponse {
             choices: vec![Choice {
                 index: 0,
@@ -543,33 +596,47 @@ mod tests {
         let parsed = outcome_from_response(&response(Some(&good), None, "stop")).expect("ok");
         assert_eq!(parsed, AnalysisOutcome::Parsed(sample()));
 
-        let refused = outcome_from_response(&response(None, Some("I can't help"), "stop")).expect("ok");
+        let refused =
+            outcome_from_response(&response(None, Some("I can't help"), "stop")).expect("ok");
         assert_eq!(refused, AnalysisOutcome::Refused("I can't help".into()));
 
         for reason in ["length", "content_filter"] {
             let got = outcome_from_response(&response(Some("{\"summ"), None, reason)).expect("ok");
-            assert_eq!(got, AnalysisOutcome::Truncated { finish_reason: reason.into() });
+            assert_eq!(
+                got,
+                AnalysisOutcome::Truncated {
+                    finish_reason: reason.into()
+                }
+            );
         }
 
         let mut wrong = serde_json::to_value(sample()).expect("value");
         wrong["intent"]["score"] = json!(101);
-        let got = outcome_from_response(&response(Some(&wrong.to_string()), None, "stop")).expect("ok");
-        assert!(matches!(&got, AnalysisOutcome::Invalid(r) if r.contains("intent.score")), "{got:?}");
+        let got =
+            outcome_from_response(&response(Some(&wrong.to_string()), None, "stop")).expect("ok");
+        assert!(
+            matches!(&got, AnalysisOutcome::Invalid(r) if r.contains("intent.score")),
+            "{got:?}"
+        );
         wrong["intent"]["score"] = json!(300);
-        let got = outcome_from_response(&response(Some(&wrong.to_string()), None, "stop")).expect("ok");
+        let got =
+            outcome_from_response(&response(Some(&wrong.to_string()), None, "stop")).expect("ok");
         assert!(matches!(got, AnalysisOutcome::Invalid(_)));
 
         let mut extra = serde_json::to_value(sample()).expect("value");
         extra["cta"]["extra"] = json!(true);
-        let got = outcome_from_response(&response(Some(&extra.to_string()), None, "stop")).expect("ok");
+        let got =
+            outcome_from_response(&response(Some(&extra.to_string()), None, "stop")).expect("ok");
         assert!(matches!(got, AnalysisOutcome::Invalid(_)), "{got:?}");
         let mut missing = serde_json::to_value(sample()).expect("value");
         missing.as_object_mut().map(|o| o.remove("fit"));
-        let got = outcome_from_response(&response(Some(&missing.to_string()), None, "stop")).expect("ok");
+        let got =
+            outcome_from_response(&response(Some(&missing.to_string()), None, "stop")).expect("ok");
         assert!(matches!(got, AnalysisOutcome::Invalid(_)), "{got:?}");
         let mut level = serde_json::to_value(sample()).expect("value");
         level["fit"]["level"] = json!("extreme");
-        let got = outcome_from_response(&response(Some(&level.to_string()), None, "stop")).expect("ok");
+        let got =
+            outcome_from_response(&response(Some(&level.to_string()), None, "stop")).expect("ok");
         assert!(matches!(got, AnalysisOutcome::Invalid(_)), "{got:?}");
 
         for content in [None, Some(""), Some("not json")] {
@@ -577,7 +644,10 @@ mod tests {
             assert!(matches!(got, AnalysisOutcome::Invalid(_)), "{content:?}");
         }
         let none = ChatCompletionResponse::default();
-        assert!(matches!(outcome_from_response(&none), Err(ProviderError::Decode { .. })));
+        assert!(matches!(
+            outcome_from_response(&none),
+            Err(ProviderError::Decode { .. })
+        ));
     }
 
     /// Walks the schema: every object lists all properties in `required` and forbids others.
@@ -586,8 +656,12 @@ mod tests {
             assert_eq!(schema["additionalProperties"], json!(false), "{path}");
             let props = schema["properties"].as_object().expect("properties");
             let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
-            let mut required: Vec<&str> =
-                schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+            let mut required: Vec<&str> = schema["required"]
+                .as_array()
+                .expect("required")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
             names.sort_unstable();
             required.sort_unstable();
             assert_eq!(names, required, "{path}");
@@ -599,21 +673,32 @@ mod tests {
             assert_strict(items, &format!("{path}[]"));
         }
         if schema["type"] == "integer" {
-            assert_eq!((schema["minimum"].as_i64(), schema["maximum"].as_i64()), (Some(0), Some(100)), "{path}");
+            assert_eq!(
+                (schema["minimum"].as_i64(), schema["maximum"].as_i64()),
+                (Some(0), Some(100)),
+                "{path}"
+            );
         }
     }
 
     /// Checks that `value` conforms to `schema` (the subset of JSON Schema we use).
     fn conforms(schema: &Value, value: &Value) -> bool {
-        let enum_ok = schema.get("enum").and_then(Value::as_array).is_none_or(|e| e.contains(value));
+        let enum_ok = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_none_or(|e| e.contains(value));
         enum_ok
             && match schema["type"].as_str() {
                 Some("object") => value.as_object().is_some_and(|o| {
                     let props = schema["properties"].as_object().expect("properties");
                     o.len() == props.len()
-                        && props.iter().all(|(k, s)| o.get(k).is_some_and(|v| conforms(s, v)))
+                        && props
+                            .iter()
+                            .all(|(k, s)| o.get(k).is_some_and(|v| conforms(s, v)))
                 }),
-                Some("array") => value.as_array().is_some_and(|a| a.iter().all(|v| conforms(&schema["items"], v))),
+                Some("array") => value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|v| conforms(&schema["items"], v))),
                 Some("string") => value.is_string(),
                 Some("boolean") => value.is_boolean(),
                 Some("integer") => value.as_i64().is_some_and(|n| (0..=100).contains(&n)),
@@ -625,9 +710,18 @@ mod tests {
     fn schema_is_strict_and_matches_the_type() {
         let schema = call_analysis_schema();
         assert_strict(&schema, "$");
-        assert_eq!(schema["properties"]["sentiment"]["enum"], json!(["positive", "neutral", "negative"]));
-        assert_eq!(schema["properties"]["intent"]["properties"]["level"]["enum"], json!(["low", "medium", "high"]));
-        assert!(conforms(&schema, &serde_json::to_value(sample()).expect("value")));
+        assert_eq!(
+            schema["properties"]["sentiment"]["enum"],
+            json!(["positive", "neutral", "negative"])
+        );
+        assert_eq!(
+            schema["properties"]["intent"]["properties"]["level"]["enum"],
+            json!(["low", "medium", "high"])
+        );
+        assert!(conforms(
+            &schema,
+            &serde_json::to_value(sample()).expect("value")
+        ));
     }
 
     #[test]
@@ -640,20 +734,33 @@ mod tests {
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("exceeded your current quota"));
 
-        headers.insert("x-ratelimit-reset-requests", reqwest::header::HeaderValue::from_static("1.5s"));
-        headers.insert("x-ratelimit-reset-tokens", reqwest::header::HeaderValue::from_static("6m0s"));
+        headers.insert(
+            "x-ratelimit-reset-requests",
+            reqwest::header::HeaderValue::from_static("1.5s"),
+        );
+        headers.insert(
+            "x-ratelimit-reset-tokens",
+            reqwest::header::HeaderValue::from_static("6m0s"),
+        );
         let limited = json!({"error": {"message": "Rate limit reached", "type": "requests",
             "param": null, "code": "rate_limit_exceeded"}});
         let err = status_error(429, &headers, limited.to_string().as_bytes());
         assert!(err.is_retryable());
         assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
-        headers.insert("retry-after-ms", reqwest::header::HeaderValue::from_static("20"));
+        headers.insert(
+            "retry-after-ms",
+            reqwest::header::HeaderValue::from_static("20"),
+        );
         let err = status_error(429, &headers, limited.to_string().as_bytes());
         assert_eq!(err.retry_after(), Some(Duration::from_millis(20)));
 
         let invalid = json!({"error": {"message": "Invalid schema", "type": "invalid_request_error",
             "param": "response_format", "code": null}});
-        let err = status_error(400, &reqwest::header::HeaderMap::new(), invalid.to_string().as_bytes());
+        let err = status_error(
+            400,
+            &reqwest::header::HeaderMap::new(),
+            invalid.to_string().as_bytes(),
+        );
         assert_eq!(err.code(), Some("invalid_request_error"));
         assert!(!err.is_retryable());
         let err = status_error(503, &reqwest::header::HeaderMap::new(), b"upstream down");
@@ -696,16 +803,27 @@ mod tests {
                 .into_response()
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
 
         let client = OpenAiClient::new(&base, "sk-test", "gpt-test", Duration::from_secs(5));
-        let got = client.analyze("system", "transcript").await.expect("answered");
+        let got = client
+            .analyze("system", "transcript")
+            .await
+            .expect("answered");
         assert_eq!(got, AnalysisOutcome::Parsed(sample()));
         let bad = OpenAiClient::new(base, "sk-wrong", "gpt-test", Duration::from_secs(5));
-        let err = bad.analyze("system", "transcript").await.expect_err("unauthorised");
-        assert_eq!((err.status(), err.code()), (Some(401), Some("invalid_api_key")));
+        let err = bad
+            .analyze("system", "transcript")
+            .await
+            .expect_err("unauthorised");
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(401), Some("invalid_api_key"))
+        );
         assert!(!format!("{bad:?}").contains("sk-wrong"));
     }
 }

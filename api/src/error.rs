@@ -1,0 +1,128 @@
+//! The API's one error type and its JSON shape: `{"error":{"code","message","details"}}`.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_engine::EngineError;
+
+/// Everything a request can fail with; each variant has one status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON, or a parameter is malformed.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: a webhook signature is missing, wrong or stale.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such thing (or not this caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the resource is in a state that does not allow this.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than allowed.
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// 415: the body is not `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid input; `details` names the field.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String, details: Value },
+    /// 500: our fault; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// `Result` with [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// A 422 naming the field at fault.
+    pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid { code, message: message.into(), details: json!({ "field": field }) }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Value) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", Value::Null),
+            ApiError::TooLarge { limit } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", json!({ "limit_bytes": limit }))
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", Value::Null)
+            }
+            ApiError::Invalid { code, details, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone()),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, details) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let body = json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::RunNotFound(id) => ApiError::NotFound(format!("run {id} not found")),
+            EngineError::InvalidState { .. } => ApiError::Conflict(e.to_string()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The body limit of JSON routes.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => ApiError::Invalid {
+                code: "invalid_body",
+                message: e.body_text(),
+                details: Value::Null,
+            },
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest { code: "malformed_json", message: e.body_text() }
+            }
+            JsonRejection::MissingJsonContentType(e) => ApiError::UnsupportedMediaType(e.body_text()),
+            JsonRejection::BytesRejection(e) => e.into(),
+            other => ApiError::BadRequest { code: "bad_request", message: other.body_text() },
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit: JSON_BODY_LIMIT }
+        } else {
+            ApiError::BadRequest { code: "bad_request", message: r.body_text() }
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Invalid { code: "invalid_query", message: r.body_text(), details: Value::Null }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest { code: "invalid_path", message: r.body_text() }
+    }
+}

@@ -1,0 +1,54 @@
+//! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers.
+
+use clap::{Parser, Subcommand};
+use switchboard_api::config::Config;
+use switchboard_api::startup::{Application, Overrides};
+use tracing_subscriber::EnvFilter;
+
+/// Durable workflow engine for AI outbound-calling pipelines.
+///
+/// Without provider keys, calls and analyses go to a built-in simulator that speaks the real
+/// wire formats and posts signed webhooks back, so the whole pipeline runs locally.
+#[derive(Parser, Debug)]
+#[command(name = "switchboard", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API, the dashboard and the workers (the default).
+    Serve(Config),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = match cli.command {
+        Some(Command::Serve(c)) => c,
+        None => cli.serve,
+    };
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_new(&config.log)?).init();
+    let app = Application::build(config, Overrides::default()).await?;
+    println!("Switchboard is serving on port {} — open the dashboard at the address above", app.port());
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing steps in flight");
+}

@@ -1,0 +1,142 @@
+//! `POST /api/v1/leads`: validate a lead, store it and start its `lead_call` run, exactly once per
+//! idempotency key.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_engine::{BusinessId, NewRun};
+use switchboard_workflows::lead::{Lead, NewLead};
+use switchboard_workflows::lead_call::{Intake, LeadRef, WORKFLOW};
+use switchboard_workflows::phone::Phone;
+use switchboard_workflows::store;
+
+use super::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+fn lead_json(lead: &Lead) -> Value {
+    json!({
+        "id": lead.id,
+        "business": lead.business_id,
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "source": lead.source,
+        "custom_fields": lead.custom_fields,
+        "created_at": rfc3339(lead.created_at),
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = raw.to_str().ok().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Validates everything about the lead before anything is stored.
+async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
+    let business = store::business(state.engine.db(), &new.business)
+        .await?
+        .ok_or_else(|| ApiError::invalid("unknown_business", "business", format!("business {:?} does not exist", new.business)))?;
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid("invalid_name", "name", "name must be 1 to 200 characters"));
+    }
+    let phone = Phone::parse(&new.phone).map_err(|e| ApiError::invalid("invalid_phone", "phone", e.to_string()))?;
+    if let Some(email) = &new.email {
+        let valid = email.len() <= 254 && email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+        if !valid {
+            return Err(ApiError::invalid("invalid_email", "email", format!("{email:?} is not an email address")));
+        }
+    }
+    if new.source.as_ref().is_some_and(|s| s.len() > 200) {
+        return Err(ApiError::invalid("invalid_source", "source", "source must be at most 200 characters"));
+    }
+    business
+        .check_custom_fields(&new.custom_fields)
+        .map_err(|m| ApiError::invalid("invalid_custom_field", "custom_fields", m))?;
+    Ok(phone)
+}
+
+fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
+    let body = json!({ "lead": lead_json(lead), "run": { "id": lead.run_id, "status": run_status } });
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
+    let run = switchboard_engine::store::runs::find(state.engine.db(), &switchboard_engine::RunId(lead.run_id.clone())).await?;
+    Ok(created(&lead, run.as_ref().map(|r| r.status.as_str()).unwrap_or("queued"), true))
+}
+
+/// `POST /api/v1/leads` → `201 {"lead":{…},"run":{"id","status"}}`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(new): Json<NewLead>,
+) -> ApiResult<Response> {
+    if !caller.can_access(&new.business) {
+        return Err(ApiError::invalid("unknown_business", "business", format!("business {:?} does not exist", new.business)));
+    }
+    let key = idempotency_key(&headers)?;
+    let phone = validate(&state, &new).await?;
+    let engine = &state.engine;
+    let mut tx = engine.db().begin().await?;
+    if let Some(key) = &key {
+        if let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await? {
+            tx.rollback().await?;
+            return replay(&state, existing).await;
+        }
+    }
+    let lead_id = switchboard_engine::ids::new_id();
+    let business = BusinessId(new.business.clone());
+    let run_id = engine
+        .start_run_in::<Intake>(
+            &mut tx,
+            NewRun { workflow: WORKFLOW, business_id: &business, subject_id: &lead_id },
+            LeadRef { lead_id: lead_id.clone() },
+        )
+        .await?;
+    let lead = Lead {
+        id: lead_id,
+        business_id: new.business.clone(),
+        name: new.name.trim().to_owned(),
+        phone,
+        email: new.email.clone(),
+        source: new.source.clone(),
+        custom_fields: new.custom_fields.clone(),
+        sim: new.sim.clone(),
+        run_id: run_id.0.clone(),
+        created_at: switchboard_engine::ids::now_ms(),
+    };
+    if let Err(e) = store::insert_lead(&mut tx, &lead, key.as_deref()).await {
+        // A concurrent request with the same key won the race: answer with its lead.
+        tx.rollback().await?;
+        if let Some(key) = &key {
+            let mut tx = engine.db().begin().await?;
+            let existing = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?;
+            tx.rollback().await?;
+            if let Some(existing) = existing {
+                return replay(&state, existing).await;
+            }
+        }
+        return Err(e.into());
+    }
+    tx.commit().await?;
+    engine.notify_changed();
+    Ok(created(&lead, "queued", false))
+}

@@ -1,0 +1,118 @@
+//! `GET /api/v1/runs`, `GET /api/v1/runs/{id}` and `POST /api/v1/runs/{id}/cancel`.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_engine::RunId;
+use switchboard_engine::store::runs::{self, RunFilter, RunRow};
+use switchboard_engine::store::steps;
+
+use super::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+const STATUSES: [&str; 6] = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
+
+fn run_json(r: &RunRow) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "business": r.business_id,
+        "lead_id": r.subject_id,
+        "workflow": r.workflow,
+        "status": r.status,
+        "current_step": r.current_step,
+        "outcome": r.outcome,
+        "created_at": rfc3339(r.created_at),
+        "updated_at": rfc3339(r.updated_at),
+    });
+    if let Some(error) = &r.error {
+        v["error"] = json!(error);
+    }
+    if let (Some(kind), Some(until)) = (&r.wait_kind, r.wait_until) {
+        v["wait"] = json!({ "kind": kind, "key": r.wait_key, "deadline": rfc3339(until) });
+    }
+    v
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// Query of `GET /api/v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    business: Option<String>,
+    status: Option<String>,
+    lead_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs?business=&status=&limit=&cursor=` → `{"runs":[…],"next_cursor"}`, newest first.
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<JsonResponse<Value>> {
+    if let Some(status) = &q.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::invalid("invalid_status", "status", format!("status must be one of {STATUSES:?}")));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", "limit", "limit must be between 1 and 200"));
+    }
+    if q.cursor.as_ref().is_some_and(|c| uuid::Uuid::parse_str(c).is_err()) {
+        return Err(ApiError::invalid("invalid_cursor", "cursor", "cursor must be a next_cursor from a previous page"));
+    }
+    let filter = RunFilter {
+        business_id: caller.scope(q.business),
+        status: q.status,
+        subject_id: q.lead_id,
+        before: q.cursor,
+        limit,
+    };
+    let rows = runs::list(state.engine.db(), &filter).await?;
+    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
+    Ok(JsonResponse(json!({ "runs": rows.iter().map(run_json).collect::<Vec<_>>(), "next_cursor": next_cursor })))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
+    let run = runs::find(state.engine.db(), &RunId(id.to_owned())).await?;
+    match run {
+        Some(run) if caller.can_access(&run.business_id) => Ok(run),
+        _ => Err(ApiError::NotFound(format!("run {id} not found"))),
+    }
+}
+
+/// `GET /api/v1/runs/{id}` → the run with every step attempt.
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<JsonResponse<Value>> {
+    let run = find(&state, &caller, &id).await?;
+    let attempts = steps::list_for_run(state.engine.db(), &RunId(run.id.clone())).await?;
+    let mut v = run_json(&run);
+    v["steps"] = attempts
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "attempt": s.attempt,
+                "status": s.status,
+                "input": parse_json(&s.input),
+                "scheduled_at": rfc3339(s.scheduled_at),
+                "started_at": s.started_at.map(rfc3339),
+                "finished_at": s.finished_at.map(rfc3339),
+                "output": s.output.as_deref().map(parse_json),
+                "error": s.error,
+            })
+        })
+        .collect();
+    Ok(JsonResponse(v))
+}
+
+/// `POST /api/v1/runs/{id}/cancel` → the cancelled run; 409 if it already finished.
+pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let run = state.engine.cancel(&RunId(id)).await?;
+    Ok(JsonResponse(run_json(&run)))
+}

@@ -1,0 +1,161 @@
+//! Start-up: connect and migrate, load businesses, build the engine, bind the server, start
+//! workers; and `app(state)`, the router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use switchboard_engine::{Db, Engine, Registry, WorkerOptions, Workers};
+use switchboard_workflows::business;
+use switchboard_workflows::lead_call::{self, Deps};
+use switchboard_workflows::policy::DefaultPolicy;
+use switchboard_workflows::providers::elevenlabs::ElevenLabsClient;
+use switchboard_workflows::providers::openai::OpenAiClient;
+use switchboard_workflows::simulator::Simulator;
+use switchboard_workflows::store;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::Config;
+use crate::error::{ApiError, JSON_BODY_LIMIT};
+use crate::routes;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Secret ElevenLabs webhooks are signed with.
+    pub webhook_secret: Arc<str>,
+}
+
+/// The router: API, webhooks, health, dashboard (and the simulator when it is used).
+pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/leads", post(routes::leads::create))
+        .route("/api/v1/runs", get(routes::runs::list))
+        .route("/api/v1/runs/{id}", get(routes::runs::show))
+        .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route(
+            "/api/v1/webhooks/elevenlabs",
+            post(routes::webhooks::elevenlabs).layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
+        )
+        .route("/healthz", get(routes::health))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state);
+    let app = api.merge(switchboard_dashboard::router());
+    match simulator {
+        Some(sim) => app.nest("/sim", sim.router()),
+        None => app,
+    }
+}
+
+/// A built, bound application, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    /// The engine (tests stop and start workers through it).
+    pub engine: Engine,
+    /// The simulator, when no provider keys are set.
+    pub simulator: Option<Simulator>,
+    /// This process' workers.
+    pub workers: Option<Workers>,
+    /// Worker settings, to start workers again.
+    pub worker_options: WorkerOptions,
+    port: u16,
+}
+
+/// Test knobs that are not settings.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replaces every business' webhook deadline.
+    pub await_call_timeout: Option<Duration>,
+    /// Do not start workers.
+    pub no_workers: bool,
+}
+
+impl Application {
+    /// Connects, migrates, loads the shipped businesses, binds `config.addr` and starts workers.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Application> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let db = Db::connect(&config.database_url, config.db_connections).await?;
+        switchboard_engine::migrate(&db).await?;
+        for b in business::shipped() {
+            store::upsert_business(&db, &b).await?;
+        }
+        let listener = TcpListener::bind(config.addr).await?;
+        let port = listener.local_addr()?.port();
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
+        let webhook_secret: Arc<str> = match &config.elevenlabs_webhook_secret {
+            Some(s) => s.as_str().into(),
+            None => hex::encode(rand::random::<[u8; 32]>()).into(),
+        };
+        let simulated_voice = config.elevenlabs_api_key.is_none();
+        let simulated_llm = config.openai_api_key.is_none();
+        let simulator = (simulated_voice || simulated_llm).then(|| {
+            Simulator::new(format!("{public_url}/api/v1/webhooks/elevenlabs"), webhook_secret.to_string())
+        });
+        let timeout = Duration::from_secs(30);
+        let voice = match &config.elevenlabs_api_key {
+            Some(key) => ElevenLabsClient::new(config.elevenlabs_base_url.clone(), key.clone(), timeout),
+            None => ElevenLabsClient::new(format!("{public_url}/sim/elevenlabs"), "simulated", timeout),
+        };
+        let llm = match &config.openai_api_key {
+            Some(key) => OpenAiClient::new(config.openai_base_url.clone(), key.clone(), config.openai_model.clone(), timeout),
+            None => OpenAiClient::new(format!("{public_url}/sim/openai"), "simulated", config.openai_model.clone(), timeout),
+        };
+        let deps = Arc::new(Deps {
+            db: db.clone(),
+            voice,
+            llm,
+            policy: Arc::new(DefaultPolicy),
+            simulated: simulated_voice,
+            await_call_timeout: overrides.await_call_timeout,
+        });
+        let registry = Registry::new().register(lead_call::workflow(deps)?)?;
+        let engine = Engine::new(db, registry);
+        let state = AppState { engine: engine.clone(), webhook_secret };
+        let router = app(state, simulator.as_ref());
+        let worker_options = WorkerOptions {
+            concurrency: config.worker_concurrency,
+            poll_interval: config.poll_interval(),
+            ..WorkerOptions::default()
+        };
+        let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
+        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, "switchboard ready");
+        Ok(Application { listener, router, engine, simulator, workers, worker_options, port })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then stops the workers gracefully.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        if let Some(workers) = self.workers {
+            workers.stop().await;
+        }
+        Ok(())
+    }
+
+    /// Splits off the serving part, keeping the engine and workers for the caller (tests).
+    pub fn into_server(self) -> (impl std::future::Future<Output = std::io::Result<()>>, Engine, Option<Simulator>, Option<Workers>, WorkerOptions) {
+        let serve = axum::serve(self.listener, self.router).into_future();
+        (serve, self.engine, self.simulator, self.workers, self.worker_options)
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

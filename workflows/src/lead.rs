@@ -1,0 +1,86 @@
+//! Leads: the person a business wants called, as submitted and as stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::phone::Phone;
+
+/// Steering for the built-in simulator (demo and tests only; ignored by real providers).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSteer {
+    /// `interested`, `not_interested`, `no_answer`, `busy`, `voicemail` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<SimOutcome>,
+    /// Whether the simulator posts the end-of-call webhook (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_webhook: Option<bool>,
+    /// Delay before the webhook, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_delay_ms: Option<u64>,
+}
+
+/// A call outcome the simulator can be told to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimOutcome {
+    Interested,
+    NotInterested,
+    NoAnswer,
+    Busy,
+    Voicemail,
+    Failed,
+}
+
+impl SimOutcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimOutcome::Interested => "interested",
+            SimOutcome::NotInterested => "not_interested",
+            SimOutcome::NoAnswer => "no_answer",
+            SimOutcome::Busy => "busy",
+            SimOutcome::Voicemail => "voicemail",
+            SimOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A lead as submitted to `POST /api/v1/leads`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLead {
+    /// The business id.
+    pub business: String,
+    /// The person's name.
+    pub name: String,
+    /// E.164 phone number.
+    pub phone: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Where the lead came from (web form, campaign, …).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Values of the business' custom fields.
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    /// Simulator steering.
+    #[serde(default)]
+    pub sim: Option<SimSteer>,
+}
+
+/// A stored lead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: String,
+    pub business_id: String,
+    pub name: String,
+    pub phone: Phone,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimSteer>,
+    pub run_id: String,
+    pub created_at: i64,
+}

@@ -1,0 +1,82 @@
+//! The typed inputs handed from step to step (stored as JSON on each attempt).
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{CallContext, NoConnect, RouteDecision, Score};
+use crate::providers::openai::CallAnalysis;
+
+/// `intake`: the stored lead.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeadRef {
+    pub lead_id: String,
+}
+
+/// `build_context`: which call of the run this is (from 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallAttempt {
+    pub lead_id: String,
+    pub call_attempt: u32,
+}
+
+/// `route`: the context built for the call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Contextualised {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    pub context: CallContext,
+}
+
+/// `place_call`: everything needed to dial.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallPlan {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    pub route: RouteDecision,
+    pub context: CallContext,
+}
+
+/// Carried through the wait to `await_call`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallInFlight {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    /// Our key for the call: `<run id>:<attempt>`.
+    pub call_key: String,
+    pub conversation_id: String,
+}
+
+/// `analyze`: a call that connected.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnectedCall {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    pub conversation_id: String,
+    /// The transcript as `agent: …` / `user: …` lines.
+    pub transcript: String,
+    pub duration_secs: Option<f64>,
+}
+
+/// `score`: the analysed call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnalysedCall {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    pub conversation_id: String,
+    pub analysis: CallAnalysis,
+}
+
+/// `follow_up`: how the call went.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallResult {
+    pub lead_id: String,
+    pub call_attempt: u32,
+    pub result: Outcome,
+}
+
+/// A scored call, or one that did not connect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    Scored { score: Score },
+    NotConnected { reason: NoConnect },
+}

@@ -1,0 +1,55 @@
+//! The `lead_call` workflow: intake → build_context → route → place_call → await_call → analyze →
+//! score → follow_up, with the no-answer and call-again branches.
+
+mod inputs;
+mod steps;
+
+pub use inputs::*;
+pub use steps::{AwaitCall, Analyze, BuildContext, FollowUp, Intake, PlaceCall, Route, Score};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_engine::store::Db;
+use switchboard_engine::{EngineError, Workflow};
+
+use crate::policy::LeadPolicy;
+use crate::providers::elevenlabs::ElevenLabsClient;
+use crate::providers::openai::OpenAiClient;
+
+/// The workflow's registered name.
+pub const WORKFLOW: &str = "lead_call";
+
+/// The event kind a run waits on while a call is in progress; the key is the conversation id.
+pub const CALL_EVENT: &str = "elevenlabs.call";
+
+/// What the steps need from the outside world.
+pub struct Deps {
+    /// The database (leads, businesses, calls).
+    pub db: Db,
+    /// The voice provider.
+    pub voice: ElevenLabsClient,
+    /// The analysis model.
+    pub llm: OpenAiClient,
+    /// Every business decision.
+    pub policy: Arc<dyn LeadPolicy>,
+    /// Whether the voice provider is the built-in simulator (then the lead's `sim` steering is
+    /// sent along as dynamic variables).
+    pub simulated: bool,
+    /// Overrides every business' webhook deadline (tests of the deadline path).
+    pub await_call_timeout: Option<Duration>,
+}
+
+/// Builds the `lead_call` workflow on `deps`.
+pub fn workflow(deps: Arc<Deps>) -> Result<Workflow, EngineError> {
+    Workflow::builder(WORKFLOW)
+        .step(Intake(deps.clone()))
+        .step(BuildContext(deps.clone()))
+        .step(Route(deps.clone()))
+        .step(PlaceCall(deps.clone()))
+        .step(AwaitCall(deps.clone()))
+        .step(Analyze(deps.clone()))
+        .step(Score(deps.clone()))
+        .step(FollowUp(deps))
+        .build()
+}
