@@ -1,1 +1,324 @@
-//! tests
+//! Test helpers: `spawn_app()` starts the whole application on port 0 with a fresh database, and
+//! `TestApp` drives it over HTTP. Waiting is always for a condition with a deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard_api::config::Config;
+use switchboard_api::startup::{Application, Overrides};
+use switchboard_engine::{Engine, WorkerOptions, Workers};
+use switchboard_workflows::simulator::Simulator;
+
+/// The webhook secret every test app uses.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+/// Which database a test runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A fresh SQLite file in the temp dir.
+    Sqlite,
+    /// A fresh database on the server at `TEST_DATABASE_URL`.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL if `TEST_DATABASE_URL` is set.
+    pub fn postgres() -> Option<Backend> {
+        std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()).map(Backend::Postgres)
+    }
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// Creates a fresh, empty database.
+    pub async fn create(backend: &Backend) -> TestDatabase {
+        let name = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                TestDatabase { url: format!("sqlite://{}", path.display()), cleanup: Cleanup::File(path) }
+            }
+            Backend::Postgres(admin_url) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+                TestDatabase {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Postgres { admin_url: admin_url.clone(), name },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs outside any runtime we may block: use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    rt.block_on(async {
+                        use sqlx::Connection;
+                        let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                            .execute(&mut conn)
+                            .await
+                            .ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Clone, Debug, Default)]
+pub struct TestOptions {
+    /// Webhook deadline for every call (default: the business setting).
+    pub await_call_timeout: Option<Duration>,
+    /// Start without workers.
+    pub no_workers: bool,
+}
+
+/// A running application on a fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The engine, for direct inspection.
+    pub engine: Engine,
+    /// The built-in simulator.
+    pub simulator: Simulator,
+    /// The app's workers, if running.
+    pub workers: Option<Workers>,
+    worker_options: WorkerOptions,
+    server: tokio::task::JoinHandle<()>,
+    /// The database (dropped last).
+    pub database: TestDatabase,
+}
+
+/// The app on a fresh database with default options.
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, TestOptions::default()).await
+}
+
+/// A test configuration: port 0, fast polling, the shared test secret.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.to_owned(),
+        public_url: None,
+        worker_concurrency: 8,
+        poll_interval_ms: 200,
+        db_connections: 8,
+        elevenlabs_api_key: None,
+        elevenlabs_base_url: "http://127.0.0.1:9".into(),
+        elevenlabs_webhook_secret: Some(WEBHOOK_SECRET.into()),
+        openai_api_key: None,
+        openai_base_url: "http://127.0.0.1:9".into(),
+        openai_model: "test-model".into(),
+        log: "warn".into(),
+    }
+}
+
+/// The app on a fresh database.
+pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    let overrides = Overrides { await_call_timeout: opts.await_call_timeout, no_workers: opts.no_workers };
+    let app = Application::build(test_config(&database.url), overrides).await.expect("app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (serve, engine, simulator, workers, worker_options) = app.into_server();
+    let server = tokio::spawn(async move {
+        let _ = serve.await;
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        engine,
+        simulator: simulator.expect("tests run on the simulator"),
+        workers,
+        worker_options,
+        server,
+        database,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(w) = self.workers.take() {
+            w.abort();
+        }
+    }
+}
+
+/// Waits until `check` returns `Some`, polling every 50 ms, failing after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A lead body for the demo business, steered by `sim`.
+pub fn lead(sim: Value) -> Value {
+    json!({ "business": "demo", "name": "Ada Lovelace", "phone": "+14155552671", "sim": sim })
+}
+
+impl TestApp {
+    /// `POST /api/v1/leads`.
+    pub async fn post_lead(&self, body: &Value) -> reqwest::Response {
+        self.client.post(format!("{}/api/v1/leads", self.address)).json(body).send().await.unwrap()
+    }
+
+    /// Posts a lead and returns `(lead_id, run_id)`; panics unless 201.
+    pub async fn create_lead(&self, sim: Value) -> (String, String) {
+        let resp = self.post_lead(&lead(sim)).await;
+        assert_eq!(resp.status(), 201, "lead not created: {}", resp.text().await.unwrap());
+        let body: Value = resp.json().await.unwrap();
+        (body["lead"]["id"].as_str().unwrap().to_owned(), body["run"]["id"].as_str().unwrap().to_owned())
+    }
+
+    /// `GET` a path, returning status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST` a path with an empty JSON body.
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.post(format!("{}{path}", self.address)).json(&json!({})).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /api/v1/runs/{id}`.
+    pub async fn run(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/runs/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until the run's status is `status`; on timeout the panic shows the run as last seen.
+    pub async fn wait_for_status(&self, id: &str, status: &str, deadline: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let run = self.run(id).await;
+            if run["status"] == status {
+                return run;
+            }
+            assert!(start.elapsed() < deadline, "run {id} not {status} after {deadline:?}: {run:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the run waits on a call webhook; returns the conversation id.
+    pub async fn wait_for_call_wait(&self, id: &str) -> String {
+        eventually("the run to wait on its call", Duration::from_secs(20), || async {
+            let run = self.run(id).await;
+            (run["status"] == "waiting" && run["wait"]["kind"] == "elevenlabs.call")
+                .then(|| run["wait"]["key"].as_str().unwrap().to_owned())
+        })
+        .await
+    }
+
+    /// Posts an ElevenLabs webhook body signed with `secret` at `timestamp`.
+    pub async fn post_webhook(&self, body: &Value, secret: &str, timestamp: i64) -> (u16, Value) {
+        let raw = serde_json::to_vec(body).unwrap();
+        let signature = switchboard_workflows::providers::elevenlabs::sign(secret, timestamp, &raw);
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/webhooks/elevenlabs", self.address))
+            .header("ElevenLabs-Signature", signature)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the workers gracefully.
+    pub async fn stop_workers(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.stop().await;
+        }
+    }
+
+    /// Kills the workers mid-flight, as a crash would.
+    pub fn crash_workers(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.abort();
+        }
+    }
+
+    /// Starts a fresh set of workers (new unique name).
+    pub fn start_workers(&mut self) {
+        assert!(self.workers.is_none(), "workers already running");
+        self.workers = Some(self.engine.start_workers(self.worker_options.clone()));
+    }
+}
+
+/// A signed-able `post_call_transcription` body for a conversation.
+pub fn transcription_webhook(conversation_id: &str, interested: bool) -> Value {
+    let (user, summary) = if interested {
+        ("Yes, I'm very interested, we have a budget of 800K and want to move this month. Please book a showing.", "Interested, wants a showing.")
+    } else {
+        ("No thanks, I'm not interested.", "Declined.")
+    };
+    json!({
+        "type": "post_call_transcription",
+        "event_timestamp": chrono::Utc::now().timestamp(),
+        "data": {
+            "agent_id": "agent_demo_realty",
+            "conversation_id": conversation_id,
+            "status": "done",
+            "transcript": [
+                {"role": "agent", "message": "Hi Ada, this is Riley from Demo Realty.", "time_in_call_secs": 0},
+                {"role": "user", "message": user, "time_in_call_secs": 4}
+            ],
+            "metadata": {"start_time_unix_secs": chrono::Utc::now().timestamp(), "call_duration_secs": 42, "termination_reason": "end_call tool was called"},
+            "analysis": {"call_successful": "success", "transcript_summary": summary}
+        }
+    })
+}
+
+/// Step names of a run, in order.
+pub fn step_names(run: &Value) -> Vec<String> {
+    run["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+}

@@ -1,0 +1,31 @@
+//! The integration suite: one binary. Every scenario runs on SQLite, and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set (otherwise the `postgres::` tests say they were skipped).
+
+mod engine;
+mod pipeline;
+
+/// Declares each scenario `async fn name(backend: Backend)` twice: in `sqlite::` and `postgres::`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(switchboard_tests::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match switchboard_tests::Backend::postgres() {
+                        Some(backend) => super::$name(backend).await,
+                        None => eprintln!("skipped: TEST_DATABASE_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}

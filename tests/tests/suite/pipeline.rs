@@ -1,0 +1,299 @@
+//! The lead pipeline end to end through the HTTP API, with the simulator answering.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_tests::*;
+
+const EIGHT_STEPS: [&str; 8] =
+    ["intake", "build_context", "route", "place_call", "await_call", "analyze", "score", "follow_up"];
+const T: Duration = Duration::from_secs(30);
+
+crate::on_both_backends!(
+    happy_path_runs_the_eight_steps_in_order,
+    no_answer_calls_again_later_then_ends,
+    call_that_fails_to_start_is_retried_with_backoff_then_fails,
+    webhook_with_bad_or_stale_signature_is_rejected_and_changes_nothing,
+    same_webhook_twice_makes_one_transition,
+    webhook_arriving_before_the_run_waits_still_resumes_it,
+    no_webhook_by_the_deadline_takes_the_no_answer_path,
+    cancel_while_waiting_then_late_webhook_changes_nothing,
+    workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt,
+    invalid_input_is_rejected_in_the_error_shape_and_stores_nothing,
+    idempotency_key_returns_the_same_lead_and_run,
+    runs_list_pages_by_cursor,
+);
+
+async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50})).await;
+    let run = app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(step_names(&run), EIGHT_STEPS);
+    assert!(run["steps"].as_array().unwrap().iter().all(|s| s["status"] == "succeeded"));
+    assert_eq!(run["outcome"], "handed_off");
+    assert_eq!(run["lead_id"], lead_id);
+    assert_eq!(run["business"], "demo");
+    assert_eq!(app.simulator.calls_for(&lead_id), 1);
+    // The score step's output carries the score and its reasons.
+    let score = &run["steps"][6]["output"]["result"]["score"];
+    assert!(score["value"].as_u64().unwrap() >= 70, "{score}");
+    assert!(!score["reasons"].as_array().unwrap().is_empty());
+    // Listed, and the dashboard pages are served.
+    let (_, list) = app.get("/api/v1/runs?business=demo").await;
+    assert_eq!(list["runs"][0]["id"], run_id.as_str());
+    for page in ["/".to_owned(), format!("/runs/{run_id}")] {
+        let resp = app.client.get(format!("{}{page}", app.address)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
+}
+
+async fn no_answer_calls_again_later_then_ends(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 20})).await;
+    // Between calls the run waits on a timer, holding no worker.
+    app.wait_for_status(&run_id, "waiting", T).await;
+    let run = app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60)).await;
+    assert_eq!(run["outcome"], "unreachable");
+    // The demo business calls at most three times.
+    assert_eq!(app.simulator.calls_for(&lead_id), 3);
+    let names = step_names(&run);
+    assert_eq!(names.iter().filter(|n| *n == "place_call").count(), 3);
+    assert!(!names.contains(&"analyze".to_owned()));
+    let follow_ups: Vec<&Value> = run["steps"].as_array().unwrap().iter().filter(|s| s["name"] == "follow_up").collect();
+    assert_eq!(follow_ups[0]["input"]["result"]["reason"], "no_answer");
+}
+
+async fn call_that_fails_to_start_is_retried_with_backoff_then_fails(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "failed"})).await;
+    let run = app.wait_for_status(&run_id, "failed", Duration::from_secs(60)).await;
+    let attempts: Vec<&Value> = run["steps"].as_array().unwrap().iter().filter(|s| s["name"] == "place_call").collect();
+    assert_eq!(attempts.len(), 4, "place_call allows four attempts");
+    for (i, a) in attempts.iter().enumerate() {
+        assert_eq!(a["attempt"], i as u64 + 1);
+        assert_eq!(a["status"], "failed");
+        assert!(a["error"].as_str().unwrap().contains("500"), "{a}");
+    }
+    // Backoff: each retry starts later than the previous one by at least the policy's delay.
+    let started = |a: &Value| chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap()).unwrap();
+    let gaps: Vec<i64> = attempts.windows(2).map(|w| (started(w[1]) - started(w[0])).num_milliseconds()).collect();
+    assert!(gaps[0] >= 1000 && gaps[1] >= 3000, "backoff gaps {gaps:?}");
+    assert!(run["error"].as_str().unwrap().contains("after 4 attempts"));
+    assert_eq!(app.simulator.calls_for(&lead_id), 4);
+}
+
+async fn webhook_with_bad_or_stale_signature_is_rejected_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let conversation_id = app.wait_for_call_wait(&run_id).await;
+    let before = app.run(&run_id).await;
+    let body = transcription_webhook(&conversation_id, false);
+    let now = chrono::Utc::now().timestamp();
+    for (secret, ts) in [("wrong-secret", now), (WEBHOOK_SECRET, now - 31 * 60)] {
+        let (status, err) = app.post_webhook(&body, secret, ts).await;
+        assert_eq!(status, 401, "{err}");
+        assert_eq!(err["error"]["code"], "unauthorized");
+        assert!(err["error"]["message"].is_string());
+    }
+    let unsigned = app
+        .client
+        .post(format!("{}/api/v1/webhooks/elevenlabs", app.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let after = app.run(&run_id).await;
+    assert_eq!(before, after, "a rejected webhook changed the run");
+    // The genuine one still works afterwards.
+    let (status, resp) = app.post_webhook(&body, WEBHOOK_SECRET, now).await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("resumed")));
+    app.wait_for_status(&run_id, "succeeded", T).await;
+}
+
+async fn same_webhook_twice_makes_one_transition(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let conversation_id = app.wait_for_call_wait(&run_id).await;
+    let body = transcription_webhook(&conversation_id, false);
+    let now = chrono::Utc::now().timestamp();
+    let (s1, r1) = app.post_webhook(&body, WEBHOOK_SECRET, now).await;
+    let (s2, r2) = app.post_webhook(&body, WEBHOOK_SECRET, now).await;
+    assert_eq!((s1, r1["status"].as_str()), (200, Some("resumed")));
+    assert_eq!((s2, r2["status"].as_str()), (200, Some("duplicate")));
+    let run = app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(step_names(&run), EIGHT_STEPS, "one await_call, one analysis");
+}
+
+async fn webhook_arriving_before_the_run_waits_still_resumes_it(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    // A zero delay makes the simulator's webhook race the transition into `waiting`.
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 0})).await);
+    }
+    for (_, run_id) in &runs {
+        let run = app.wait_for_status(run_id, "succeeded", T).await;
+        assert_eq!(step_names(&run), EIGHT_STEPS);
+    }
+    // And deterministically: an event stored before anyone waits is consumed by the wait.
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let conversation_id = app.wait_for_call_wait(&run_id).await;
+    let early = switchboard_engine::ExternalEvent {
+        kind: "elevenlabs.call".into(),
+        key: "conv_not_yet_waited_on".into(),
+        dedupe_key: "early-1".into(),
+        payload: transcription_webhook("conv_not_yet_waited_on", true),
+    };
+    assert_eq!(app.engine.deliver(early).await.unwrap(), switchboard_engine::Delivery::Stored);
+    let (status, _) = app.post_webhook(&transcription_webhook(&conversation_id, false), WEBHOOK_SECRET, chrono::Utc::now().timestamp()).await;
+    assert_eq!(status, 200);
+    app.wait_for_status(&run_id, "succeeded", T).await;
+}
+
+async fn no_webhook_by_the_deadline_takes_the_no_answer_path(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions { await_call_timeout: Some(Duration::from_secs(1)), ..Default::default() }).await;
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let run = app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60)).await;
+    assert_eq!(run["outcome"], "unreachable");
+    let follow_up = run["steps"].as_array().unwrap().iter().find(|s| s["name"] == "follow_up").unwrap();
+    assert_eq!(follow_up["input"]["result"]["reason"], "no_webhook");
+    let await_call = run["steps"].as_array().unwrap().iter().find(|s| s["name"] == "await_call").unwrap();
+    assert_eq!(await_call["input"]["outcome"]["type"], "timed_out");
+    assert_eq!(app.simulator.calls_for(&lead_id), 3);
+}
+
+async fn cancel_while_waiting_then_late_webhook_changes_nothing(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let conversation_id = app.wait_for_call_wait(&run_id).await;
+    let (status, cancelled) = app.post(&format!("/api/v1/runs/{run_id}/cancel")).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled.get("wait").is_none());
+    let before = app.run(&run_id).await;
+    let (status, resp) = app.post_webhook(&transcription_webhook(&conversation_id, false), WEBHOOK_SECRET, chrono::Utc::now().timestamp()).await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("stored")));
+    // Give any (wrongly) resumed step the chance to run, then compare.
+    tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            let now = app.run(&run_id).await;
+            assert_eq!(now, before, "a late webhook changed a cancelled run");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_err();
+    assert!(before["steps"].as_array().unwrap().iter().all(|s| s["status"] != "queued" && s["status"] != "running"));
+    let (status, err) = app.post(&format!("/api/v1/runs/{run_id}/cancel")).await;
+    assert_eq!(status, 409);
+    assert_eq!(err["error"]["code"], "conflict");
+    let (status, err) = app.post("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000/cancel").await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+async fn workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt(backend: Backend) {
+    let mut app = spawn_app(&backend).await;
+    let mut leads = Vec::new();
+    for _ in 0..6 {
+        leads.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300})).await);
+    }
+    // Kill the workers while these runs are somewhere in their pipeline …
+    app.crash_workers();
+    // … and one lead arrives while no worker runs at all.
+    leads.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300})).await);
+    app.start_workers();
+    for (lead_id, run_id) in &leads {
+        let run = app.wait_for_status(run_id, "succeeded", Duration::from_secs(60)).await;
+        let calls = step_names(&run).iter().filter(|n| *n == "build_context").count();
+        // Exactly one provider call per call attempt, whatever the crash interrupted.
+        assert_eq!(app.simulator.calls_for(lead_id), calls, "run {run_id}: {run}");
+    }
+    // A graceful stop and restart also loses nothing.
+    app.stop_workers().await;
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested"})).await;
+    assert_eq!(app.run(&run_id).await["status"], "queued");
+    app.start_workers();
+    app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(app.simulator.calls_for(&lead_id), 1);
+}
+
+async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let url = format!("{}/api/v1/leads", app.address);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("invalid phone", app.client.post(&url).json(&json!({"business": "demo", "name": "A", "phone": "12345"})), 422, "invalid_phone"),
+        ("unknown business", app.client.post(&url).json(&json!({"business": "nope", "name": "A", "phone": "+14155552671"})), 422, "unknown_business"),
+        ("malformed JSON", app.client.post(&url).header("content-type", "application/json").body("{\"business\": "), 400, "malformed_json"),
+        ("missing field", app.client.post(&url).json(&json!({"business": "demo", "phone": "+14155552671"})), 422, "invalid_body"),
+        ("unknown field", app.client.post(&url).json(&json!({"business": "demo", "name": "A", "phone": "+14155552671", "x": 1})), 422, "invalid_body"),
+        ("bad custom field", app.client.post(&url).json(&json!({"business": "demo", "name": "A", "phone": "+14155552671", "custom_fields": {"budget_range": "lots"}})), 422, "invalid_custom_field"),
+        ("empty name", app.client.post(&url).json(&json!({"business": "demo", "name": "  ", "phone": "+14155552671"})), 422, "invalid_name"),
+        ("oversized body", app.client.post(&url).header("content-type", "application/json").body(format!("{{\"business\":\"demo\",\"name\":\"{}\",\"phone\":\"+14155552671\"}}", "x".repeat(100_000))), 413, "body_too_large"),
+        ("not JSON", app.client.post(&url).header("content-type", "text/plain").body("hi"), 415, "unsupported_media_type"),
+    ];
+    for (what, req, status, code) in cases {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+        assert!(body["error"].get("details").is_some(), "{what}: {body}");
+    }
+    let (_, list) = app.get("/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "a rejected lead stored a run");
+    let (status, body) = app.get("/api/v1/runs?status=bogus").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_status")));
+    let (status, body) = app.get("/api/v1/runs?limit=0").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_limit")));
+    let (status, body) = app.get("/api/v1/nope").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+async fn idempotency_key_returns_the_same_lead_and_run(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let body = lead(json!({"outcome": "interested"}));
+    let send = || async {
+        let resp = app
+            .client
+            .post(format!("{}/api/v1/leads", app.address))
+            .header("Idempotency-Key", "lead-42")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let replayed = resp.headers().get("idempotent-replayed").is_some();
+        (resp.json::<Value>().await.unwrap(), replayed)
+    };
+    let (first, replayed1) = send().await;
+    let (second, replayed2) = send().await;
+    assert!(!replayed1 && replayed2);
+    assert_eq!(first["lead"]["id"], second["lead"]["id"]);
+    assert_eq!(first["run"]["id"], second["run"]["id"]);
+    let (_, list) = app.get("/api/v1/runs").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+}
+
+async fn runs_list_pages_by_cursor(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions { no_workers: true, ..Default::default() }).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.create_lead(json!({})).await.1);
+    }
+    let (_, page1) = app.get("/api/v1/runs?limit=3").await;
+    let cursor = page1["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page2) = app.get(&format!("/api/v1/runs?limit=3&cursor={cursor}")).await;
+    let got: Vec<String> = [&page1, &page2]
+        .iter()
+        .flat_map(|p| p["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()))
+        .collect();
+    ids.reverse();
+    assert_eq!(got, ids, "newest first, no gaps, no repeats");
+    assert!(page2["next_cursor"].is_null());
+    let (_, queued) = app.get("/api/v1/runs?status=queued&business=demo").await;
+    assert_eq!(queued["runs"].as_array().unwrap().len(), 5);
+    let (_, none) = app.get("/api/v1/runs?business=other").await;
+    assert_eq!(none["runs"], json!([]));
+}
