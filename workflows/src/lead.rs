@@ -3,47 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::phone::Phone;
-
-/// Steering for the built-in simulator (demo and tests only; ignored by real providers).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimSteer {
-    /// `interested`, `not_interested`, `no_answer`, `busy`, `voicemail` or `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<SimOutcome>,
-    /// Whether the simulator posts the end-of-call webhook (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver_webhook: Option<bool>,
-    /// Delay before the webhook, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_delay_ms: Option<u64>,
-}
-
-/// A call outcome the simulator can be told to produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SimOutcome {
-    Interested,
-    NotInterested,
-    NoAnswer,
-    Busy,
-    Voicemail,
-    Failed,
-}
-
-impl SimOutcome {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SimOutcome::Interested => "interested",
-            SimOutcome::NotInterested => "not_interested",
-            SimOutcome::NoAnswer => "no_answer",
-            SimOutcome::Busy => "busy",
-            SimOutcome::Voicemail => "voicemail",
-            SimOutcome::Failed => "failed",
-        }
-    }
-}
+pub use crate::simulator::{SimOutcome, SimSteer};
 
 /// A lead as submitted to `POST /api/v1/leads`.
 #[derive(Clone, Debug, Deserialize)]

@@ -31,6 +31,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -63,7 +64,8 @@ const WEBHOOK_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_STORED_CONVERSATIONS: usize = 10_000;
 
 /// How a simulated call goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SimOutcome {
     /// The customer talks and wants to go on (`post_call_transcription`).
     Interested,
@@ -106,6 +108,36 @@ impl SimOutcome {
     pub fn parse(name: &str) -> Option<Self> {
         let name = name.trim().to_ascii_lowercase().replace('-', "_");
         Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
+/// A lead's steering of the simulator (demo and tests only; real providers never see it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSteer {
+    /// How the call goes; without it the simulator picks a realistic, deterministic mix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<SimOutcome>,
+    /// Whether the end-of-call webhook is posted (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_webhook: Option<bool>,
+    /// Delay before the webhook, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_delay_ms: Option<u64>,
+}
+
+impl SimSteer {
+    /// Adds the steering to a call's dynamic variables, where the simulator reads it.
+    pub fn apply_to(&self, vars: &mut Map<String, Value>) {
+        if let Some(outcome) = self.outcome {
+            vars.insert(VAR_OUTCOME.into(), outcome.as_str().into());
+        }
+        if let Some(deliver) = self.deliver_webhook {
+            vars.insert(VAR_DELIVER_WEBHOOK.into(), deliver.into());
+        }
+        if let Some(delay) = self.webhook_delay_ms {
+            vars.insert(VAR_WEBHOOK_DELAY_MS.into(), delay.into());
+        }
     }
 }
 

@@ -162,18 +162,8 @@ impl Step for PlaceCall {
         dynamic_variables.insert("run_id".into(), ctx.run_id.to_string().into());
         dynamic_variables.insert("call_key".into(), call_key.clone().into());
         dynamic_variables.insert("call_attempt".into(), input.call_attempt.into());
-        if deps.simulated {
-            if let Some(sim) = &lead.sim {
-                if let Some(outcome) = sim.outcome {
-                    dynamic_variables.insert("sim_outcome".into(), outcome.as_str().into());
-                }
-                if let Some(deliver) = sim.deliver_webhook {
-                    dynamic_variables.insert("sim_deliver_webhook".into(), deliver.into());
-                }
-                if let Some(delay) = sim.webhook_delay_ms {
-                    dynamic_variables.insert("sim_webhook_delay_ms".into(), delay.into());
-                }
-            }
+        if let (true, Some(sim)) = (deps.simulated, &lead.sim) {
+            sim.apply_to(&mut dynamic_variables);
         }
         let request = OutboundCallRequest {
             agent_id: input.route.agent_id.clone(),
