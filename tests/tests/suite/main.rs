@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set (otherwise the `postgres::` tests say they were skipped).
 
 mod browser;
+mod crash;
 mod engine;
 mod pipeline;
 
