@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing_subscriber::fmt().with_env_filter(EnvFilter::try_new(&config.log)?).init();
     let app = Application::build(config, Overrides::default()).await?;
-    println!("Switchboard is serving on port {} — open the dashboard at the address above", app.port());
+    println!("Switchboard is serving the API and dashboard on {}", app.public_url());
     app.run_until(shutdown_signal()).await
 }
 

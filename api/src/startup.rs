@@ -66,6 +66,7 @@ pub struct Application {
     /// Worker settings, to start workers again.
     pub worker_options: WorkerOptions,
     port: u16,
+    public_url: String,
 }
 
 /// Test knobs that are not settings.
@@ -129,12 +130,17 @@ impl Application {
         };
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, "switchboard ready");
-        Ok(Application { listener, router, engine, simulator, workers, worker_options, port })
+        Ok(Application { listener, router, engine, simulator, workers, worker_options, port, public_url })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The URL this server is reachable at.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Serves until `shutdown` resolves, then stops the workers gracefully.

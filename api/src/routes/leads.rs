@@ -96,11 +96,11 @@ pub async fn create(
     let phone = validate(&state, &new).await?;
     let engine = &state.engine;
     let mut tx = engine.db().begin().await?;
-    if let Some(key) = &key {
-        if let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await? {
-            tx.rollback().await?;
-            return replay(&state, existing).await;
-        }
+    if let Some(key) = &key
+        && let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?
+    {
+        tx.rollback().await?;
+        return replay(&state, existing).await;
     }
     let lead_id = switchboard_engine::ids::new_id();
     let business = BusinessId(new.business.clone());

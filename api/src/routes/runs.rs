@@ -54,10 +54,10 @@ pub struct ListQuery {
 
 /// `GET /api/v1/runs?business=&status=&limit=&cursor=` → `{"runs":[…],"next_cursor"}`, newest first.
 pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<JsonResponse<Value>> {
-    if let Some(status) = &q.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::invalid("invalid_status", "status", format!("status must be one of {STATUSES:?}")));
-        }
+    if let Some(status) = &q.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::invalid("invalid_status", "status", format!("status must be one of {STATUSES:?}")));
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

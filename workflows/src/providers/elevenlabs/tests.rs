@@ -1,0 +1,475 @@
+//! Unit tests for the ElevenLabs wire format: signatures, webhooks, error bodies and the client.
+
+use super::*;
+use axum::{
+    Router,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde_json::json;
+
+const SECRET: &str = "wsec_test";
+const NOW: i64 = 1_760_000_000;
+
+#[test]
+fn sign_verify_roundtrip() {
+    let body = br#"{"type":"post_call_transcription","data":{}}"#;
+    let header = sign(SECRET, NOW, body);
+    assert!(header.starts_with(&format!("t={NOW},v0=")));
+    assert_eq!(verify(SECRET, &header, body, NOW), Ok(()));
+    assert_eq!(
+        verify(SECRET, &header, body, NOW + SIGNATURE_TOLERANCE_SECS),
+        Ok(())
+    );
+    // Spaces after the comma and reordered parts are tolerated.
+    let (t, v) = header.split_once(',').expect("two parts");
+    assert_eq!(verify(SECRET, &format!("{v}, {t}"), body, NOW), Ok(()));
+}
+
+#[test]
+fn known_vector() {
+    // Computed independently: python hmac.new(b"secret", b"1.{}", sha256).hexdigest().
+    let expected = "t=1,v0=1122767b193110cfec322b6f199b599edbf608ed087f2d27afb0b97d99523908";
+    assert_eq!(sign("secret", 1, b"{}"), expected);
+    assert_eq!(verify("secret", expected, b"{}", 1), Ok(()));
+}
+
+#[test]
+fn verify_rejects_bad_signatures() {
+    let body = br#"{"a":1}"#;
+    let header = sign(SECRET, NOW, body);
+    assert_eq!(
+        verify(SECRET, &header, br#"{"a":2}"#, NOW),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify("other", &header, body, NOW),
+        Err(SignatureError::Mismatch)
+    );
+    let stale = verify(SECRET, &header, body, NOW + 31 * 60);
+    assert!(
+        matches!(stale, Err(SignatureError::Stale { .. })),
+        "{stale:?}"
+    );
+    let future = verify(SECRET, &header, body, NOW - 31 * 60);
+    assert!(
+        matches!(future, Err(SignatureError::Stale { .. })),
+        "{future:?}"
+    );
+    assert_eq!(verify(SECRET, "", body, NOW), Err(SignatureError::Missing));
+    for bad in [
+        "garbage",
+        "t=abc,v0=00",
+        "v0=00",
+        &format!("t={NOW}"),
+        "t=,v0=1",
+    ] {
+        let got = verify(SECRET, bad, body, NOW);
+        assert!(
+            matches!(got, Err(SignatureError::Malformed(_))),
+            "{bad}: {got:?}"
+        );
+    }
+    // The v0= prefix is part of what is compared: a bare hex or other scheme fails.
+    let hex = header
+        .split_once(",v0=")
+        .map(|(_, h)| h.to_owned())
+        .unwrap_or_default();
+    let v1 = format!("t={NOW},v1={hex}");
+    assert!(matches!(
+        verify(SECRET, &v1, body, NOW),
+        Err(SignatureError::Malformed(_))
+    ));
+    let upper = format!("t={NOW},v0={}", hex.to_uppercase());
+    assert_eq!(
+        verify(SECRET, &upper, body, NOW),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+#[test]
+fn parse_transcription_with_string_timestamp_and_null_messages() {
+    let body = json!({
+        "type": "post_call_transcription",
+        "event_timestamp": "1739537297",
+        "data": {
+            "agent_id": "agent_1", "conversation_id": "conv_1", "status": "done",
+            "user_id": "lead_1",
+            "transcript": [
+                {"role": "agent", "message": "Hi Ada", "time_in_call_secs": 0,
+                 "tool_calls": null, "unknown_field": 1},
+                {"role": "user", "message": null, "time_in_call_secs": 3},
+                {"role": "agent", "message": "Bye"}
+            ],
+            "metadata": {"start_time_unix_secs": 1739537200, "call_duration_secs": 22,
+                "cost": 296, "termination_reason": "end_call tool was called",
+                "phone_call": {"type": "twilio", "direction": "outbound",
+                    "external_number": "+14155552671", "call_sid": "CA1"}},
+            "analysis": {"call_successful": "success", "transcript_summary": "ok",
+                "evaluation_criteria_results": {}, "data_collection_results": {}},
+            "conversation_initiation_client_data": {
+                "dynamic_variables": {"customer_name": "Ada"},
+                "conversation_config_override": {"agent": {"prompt": null,
+                    "first_message": null, "language": null}, "tts": {"voice_id": null}}}
+        }
+    });
+    let event = parse_webhook(body.to_string().as_bytes()).expect("parses");
+    assert_eq!(event.kind(), EVENT_TRANSCRIPTION);
+    assert_eq!(event.conversation_id(), Some("conv_1"));
+    let WebhookEvent::Transcription(c) = event else {
+        panic!("not a transcription")
+    };
+    assert_eq!(c.status, ConversationStatus::Done);
+    assert_eq!(c.user_id.as_deref(), Some("lead_1"));
+    assert_eq!(c.transcript.len(), 3);
+    assert_eq!(c.transcript[1].message, None);
+    assert_eq!(c.transcript[1].role, Role::User);
+    assert_eq!(c.transcript[2].time_in_call_secs, 0.0);
+    assert_eq!(c.metadata.call_duration_secs, Some(22.0));
+    let phone = c.metadata.phone_call.as_ref().expect("phone call");
+    assert_eq!(phone.kind.as_deref(), Some("twilio"));
+    let analysis = c.analysis.as_ref().expect("analysis");
+    assert_eq!(analysis.call_successful.as_deref(), Some("success"));
+    let client = c
+        .conversation_initiation_client_data
+        .as_ref()
+        .expect("client data");
+    assert_eq!(client.dynamic_variables["customer_name"], "Ada");
+}
+
+#[test]
+fn parse_minimal_and_odd_transcriptions() {
+    let body = br#"{"type":"post_call_transcription","event_timestamp":1.5,
+            "data":{"conversation_id":"c","status":"weird","transcript":null,"metadata":null}}"#;
+    let WebhookEvent::Transcription(c) = parse_webhook(body).expect("parses") else {
+        panic!("not a transcription")
+    };
+    assert_eq!(c.status, ConversationStatus::Unknown);
+    assert!(c.transcript.is_empty());
+    assert!(c.analysis.is_none());
+    assert!(parse_webhook(br#"{"type":"post_call_transcription","data":{}}"#).is_err());
+    assert!(parse_webhook(b"not json").is_err());
+}
+
+#[test]
+fn parse_initiation_failures_audio_and_others() {
+    for (wire, reason) in [
+        ("busy", FailureReason::Busy),
+        ("no-answer", FailureReason::NoAnswer),
+        ("unknown", FailureReason::Unknown),
+        ("carrier-exploded", FailureReason::Unknown),
+    ] {
+        let body = json!({"type": "call_initiation_failure", "event_timestamp": 1739537297,
+            "data": {"agent_id": "agent_1", "conversation_id": "conv_2",
+                "failure_reason": wire, "metadata": {"type": "twilio", "body": {}}}});
+        let event = parse_webhook(body.to_string().as_bytes()).expect("parses");
+        assert_eq!(
+            event,
+            WebhookEvent::InitiationFailure {
+                conversation_id: "conv_2".into(),
+                agent_id: Some("agent_1".into()),
+                reason,
+            }
+        );
+        assert_eq!(event.kind(), EVENT_INITIATION_FAILURE);
+    }
+    let loose = br#"{"type":"call_initiation_failure","data":{"conversation_id":"c","failure_reason":null}}"#;
+    let event = parse_webhook(loose).expect("parses");
+    assert!(matches!(
+        event,
+        WebhookEvent::InitiationFailure {
+            reason: FailureReason::Unknown,
+            ..
+        }
+    ));
+
+    let audio = br#"{"type":"post_call_audio","event_timestamp":"1","data":{"agent_id":"a","conversation_id":"conv_3","full_audio":"SUQz"}}"#;
+    let event = parse_webhook(audio).expect("parses");
+    assert_eq!(
+        event,
+        WebhookEvent::Audio {
+            conversation_id: "conv_3".into()
+        }
+    );
+    assert_eq!(event.conversation_id(), Some("conv_3"));
+
+    let other = br#"{"type":"something_new","event_timestamp":1}"#;
+    let event = parse_webhook(other).expect("parses");
+    assert_eq!(
+        event,
+        WebhookEvent::Other {
+            kind: "something_new".into()
+        }
+    );
+    assert_eq!(event.conversation_id(), None);
+    assert_eq!(event.kind(), "something_new");
+}
+
+#[test]
+fn envelope_roundtrip() {
+    let data = InitiationFailureData {
+        agent_id: Some("a".into()),
+        conversation_id: "c".into(),
+        failure_reason: FailureReason::NoAnswer,
+        metadata: Some(FailureMetadata {
+            kind: Some("twilio".into()),
+            body: json!({}),
+        }),
+    };
+    let env = WebhookEnvelope {
+        kind: EVENT_INITIATION_FAILURE.into(),
+        event_timestamp: 5,
+        data,
+    };
+    let body = serde_json::to_vec(&env).expect("serialises");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains(r#""failure_reason":"no-answer""#), "{text}");
+    let event = parse_webhook(&body).expect("parses");
+    assert!(matches!(
+        event,
+        WebhookEvent::InitiationFailure {
+            reason: FailureReason::NoAnswer,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn request_serialisation_skips_nones() {
+    let req = OutboundCallRequest {
+        agent_id: "agent_1".into(),
+        agent_phone_number_id: "phnum_1".into(),
+        to_number: "+14155552671".into(),
+        conversation_initiation_client_data: ClientData {
+            user_id: Some("lead_1".into()),
+            dynamic_variables: json!({"customer_name": "Ada"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            conversation_config_override: Some(ConfigOverride {
+                agent: Some(AgentOverride {
+                    first_message: Some("Hi {{customer_name}}".into()),
+                    ..Default::default()
+                }),
+                tts: None,
+            }),
+        },
+        telephony_call_config: None,
+    };
+    let value = serde_json::to_value(&req).expect("serialises");
+    assert_eq!(
+        value,
+        json!({
+            "agent_id": "agent_1", "agent_phone_number_id": "phnum_1", "to_number": "+14155552671",
+            "conversation_initiation_client_data": {
+                "user_id": "lead_1", "dynamic_variables": {"customer_name": "Ada"},
+                "conversation_config_override": {"agent": {"first_message": "Hi {{customer_name}}"}}}
+        })
+    );
+    let resp: OutboundCallResponse = serde_json::from_value(json!({"success": true,
+        "message": "Call initiated successfully", "conversation_id": "conv_1", "callSid": "CA1"}))
+    .expect("parses");
+    assert_eq!(resp.call_sid.as_deref(), Some("CA1"));
+}
+
+#[test]
+fn error_bodies() {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let body = json!({"detail": [
+        {"loc": ["body", "to_number"], "msg": "invalid phone number", "type": "value_error"},
+        {"loc": ["body", 0], "msg": "second", "type": "x"}]});
+    let err = status_error(422, &headers, body.to_string().as_bytes());
+    assert_eq!(err.code(), Some("value_error"));
+    assert!(
+        err.to_string()
+            .contains("body.to_number: invalid phone number; body.0: second"),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+
+    headers.insert(
+        "retry-after-ms",
+        reqwest::header::HeaderValue::from_static("250"),
+    );
+    let body = json!({"detail": {"type": "rate_limit", "code": "concurrent_limit_exceeded",
+        "message": "Too many concurrent calls", "status": "error", "request_id": "r1", "param": null}});
+    let err = status_error(429, &headers, body.to_string().as_bytes());
+    assert_eq!(err.code(), Some("concurrent_limit_exceeded"));
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(250)));
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("Too many concurrent calls"));
+
+    let err = status_error(
+        404,
+        &reqwest::header::HeaderMap::new(),
+        br#"{"detail":"Not Found"}"#,
+    );
+    assert!(err.to_string().contains("Not Found"));
+    let err = status_error(
+        502,
+        &reqwest::header::HeaderMap::new(),
+        b"<html>bad gateway</html>",
+    );
+    assert!(err.to_string().contains("bad gateway") && err.is_retryable());
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://{addr}")
+}
+
+fn sample_request() -> OutboundCallRequest {
+    OutboundCallRequest {
+        agent_id: "agent_1".into(),
+        agent_phone_number_id: "phnum_1".into(),
+        to_number: "+14155552671".into(),
+        conversation_initiation_client_data: ClientData {
+            user_id: Some("lead_1".into()),
+            ..Default::default()
+        },
+        telephony_call_config: Some(TelephonyCallConfig {
+            ringing_timeout_secs: 30,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn client_places_calls_and_reads_errors() {
+    let app = Router::new().route(
+        OUTBOUND_CALL_PATH,
+        post(|headers: axum::http::HeaderMap, body: axum::Json<OutboundCallRequest>| async move {
+            let key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if key != "key_1" {
+                let err = json!({"detail": {"type": "authentication_error",
+                    "code": "invalid_api_key", "message": "Invalid API key"}});
+                return (StatusCode::UNAUTHORIZED, axum::Json(err)).into_response();
+            }
+            match body.0.to_number.as_str() {
+                "+10000000000" => axum::Json(json!({"success": false,
+                    "message": "Agent not allowed to call", "conversation_id": null}))
+                    .into_response(),
+                "+10000000001" => axum::Json(json!({"success": true})).into_response(),
+                "+10000000002" => (StatusCode::OK, "not json").into_response(),
+                "+10000000003" => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "3")],
+                    axum::Json(json!({"detail": {"code": "rate_limit_exceeded", "message": "slow down"}})),
+                )
+                    .into_response(),
+                _ => {
+                    assert_eq!(body.0.telephony_call_config, Some(TelephonyCallConfig { ringing_timeout_secs: 30 }));
+                    axum::Json(json!({"success": true, "message": "Call initiated successfully",
+                        "conversation_id": "conv_1", "callSid": "CA1"})).into_response()
+                }
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let client = ElevenLabsClient::new(format!("{base}/"), "key_1", Duration::from_secs(5));
+    let mut req = sample_request();
+    let ok = client.outbound_call(&req).await.expect("call placed");
+    assert_eq!(ok.conversation_id.as_deref(), Some("conv_1"));
+    assert_eq!(ok.call_sid.as_deref(), Some("CA1"));
+
+    req.to_number = "+10000000000".into();
+    let err = client.outbound_call(&req).await.expect_err("rejected");
+    assert_eq!(
+        err,
+        ProviderError::Rejected {
+            provider: PROVIDER,
+            message: "Agent not allowed to call".into()
+        }
+    );
+    req.to_number = "+10000000001".into();
+    let err = client
+        .outbound_call(&req)
+        .await
+        .expect_err("no conversation id");
+    assert!(matches!(err, ProviderError::Rejected { .. }) && !err.is_retryable());
+    req.to_number = "+10000000002".into();
+    let err = client.outbound_call(&req).await.expect_err("bad body");
+    assert!(matches!(err, ProviderError::Decode { .. }) && !err.is_retryable());
+    req.to_number = "+10000000003".into();
+    let err = client.outbound_call(&req).await.expect_err("rate limited");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    assert!(err.is_retryable());
+
+    let bad_key = ElevenLabsClient::new(base, "nope", Duration::from_secs(5));
+    let err = bad_key
+        .outbound_call(&sample_request())
+        .await
+        .expect_err("unauthorised");
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.code(), Some("invalid_api_key"));
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn client_gets_conversations() {
+    let app = Router::new().route(
+        "/v1/convai/conversations/{id}",
+        get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
+            if id == "conv 1/x" {
+                axum::Json(json!({"agent_id": "a", "conversation_id": id, "status": "processing",
+                    "transcript": [], "metadata": {}})).into_response()
+            } else {
+                let err = json!({"detail": {"type": "not_found", "code": "conversation_not_found",
+                    "message": format!("Conversation {id} not found")}});
+                (StatusCode::NOT_FOUND, axum::Json(err)).into_response()
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    let conv = client.get_conversation("conv 1/x").await.expect("found");
+    assert_eq!(conv.conversation_id, "conv 1/x");
+    assert_eq!(conv.status, ConversationStatus::Processing);
+    assert!(!conv.status.is_final());
+    let err = client
+        .get_conversation("missing")
+        .await
+        .expect_err("not found");
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.code(), Some("conversation_not_found"));
+}
+
+#[tokio::test]
+async fn transport_failures_are_retryable() {
+    // A port that was just freed: connection refused.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let client = ElevenLabsClient::new(format!("http://{addr}"), "k", Duration::from_secs(5));
+    let err = client
+        .outbound_call(&sample_request())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, ProviderError::Transport { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+
+    // A server that never answers: timeout.
+    let app = Router::new().route(OUTBOUND_CALL_PATH, post(std::future::pending::<String>));
+    let base = serve(app).await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_millis(200));
+    let err = client
+        .outbound_call(&sample_request())
+        .await
+        .expect_err("timeout");
+    assert!(
+        matches!(&err, ProviderError::Transport { message, .. } if message.contains("timed out")),
+        "{err:?}"
+    );
+
+    let client = ElevenLabsClient::new("not a url", "k", Duration::from_secs(1));
+    let err = client.get_conversation("c").await.expect_err("bad url");
+    assert!(matches!(err, ProviderError::InvalidRequest { .. }) && !err.is_retryable());
+}

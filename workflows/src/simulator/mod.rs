@@ -1,0 +1,234 @@
+//! Built-in simulated voice (ElevenLabs) and LLM (OpenAI) providers speaking the real wire formats.
+//!
+//! Used when no provider keys are configured: the API server mounts [`Simulator::router`] under
+//! `/sim` and points the real [`ElevenLabsClient`](crate::providers::elevenlabs::ElevenLabsClient)
+//! and [`OpenAiClient`](crate::providers::openai::OpenAiClient) at `http://<server>/sim/elevenlabs`
+//! and `http://<server>/sim/openai`, so the whole pipeline runs on the production code path. A
+//! placed call later posts a real signed `ElevenLabs-Signature` webhook back to the server.
+//!
+//! Steering, through the call's dynamic variables (strings, numbers and booleans all accepted):
+//! - `sim_outcome`: one of [`SimOutcome`]'s names (`interested`, `not_interested`, `no_answer`,
+//!   `busy`, `voicemail`, `failed`). Without it the outcome is a realistic deterministic mix
+//!   hashed from (`user_id`, `call_attempt`): ~45% interested, 20% not interested, 15% no answer,
+//!   7% busy, 8% voicemail, 5% failed. A simulated `failed` is transient (a retry of the same
+//!   attempt connects), and from `call_attempt` 3 on (1 = first call; missing means 1) only
+//!   connected conversations are picked, so demo runs terminate quickly.
+//! - `sim_deliver_webhook` (default true): false simulates a lost webhook; the conversation still
+//!   ends (and `GET conversations/{id}` shows it) so reconciliation can be exercised.
+//! - `sim_webhook_delay_ms` (default 300): how long the call "lasts" before it ends.
+//!
+//! The simulated LLM derives a [`CallAnalysis`](crate::providers::openai::CallAnalysis) from
+//! keywords in the customer's lines. Markers in the user message force the other outcomes:
+//! `[sim:refuse]`, `[sim:truncate]`, `[sim:error]` (HTTP 500), `[sim:quota]` (HTTP 429
+//! `insufficient_quota`).
+//!
+//! Layout: this module holds the public types, steering and shared state; `voice` is the
+//! ElevenLabs side and `llm` the OpenAI side.
+
+mod llm;
+mod voice;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::providers::elevenlabs::{self as el, Conversation};
+use crate::providers::openai;
+
+/// Dynamic variable that forces an outcome.
+pub const VAR_OUTCOME: &str = "sim_outcome";
+/// Dynamic variable that turns webhook delivery off (`false`).
+pub const VAR_DELIVER_WEBHOOK: &str = "sim_deliver_webhook";
+/// Dynamic variable with the delay before the call ends, in milliseconds.
+pub const VAR_WEBHOOK_DELAY_MS: &str = "sim_webhook_delay_ms";
+/// Dynamic variable with the attempt number (1 for the first call).
+pub const VAR_CALL_ATTEMPT: &str = "call_attempt";
+/// Dynamic variable with the name the agent greets.
+pub const VAR_CUSTOMER_NAME: &str = "customer_name";
+
+const DEFAULT_DELAY_MS: u64 = 300;
+const MAX_DELAY_MS: u64 = 10 * 60 * 1000;
+const WEBHOOK_ATTEMPTS: u32 = 5;
+const WEBHOOK_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_STORED_CONVERSATIONS: usize = 10_000;
+
+/// How a simulated call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimOutcome {
+    /// The customer talks and wants to go on (`post_call_transcription`).
+    Interested,
+    /// The customer talks and declines (`post_call_transcription`).
+    NotInterested,
+    /// Nobody picks up (`call_initiation_failure`, `no-answer`).
+    NoAnswer,
+    /// The line is busy (`call_initiation_failure`, `busy`).
+    Busy,
+    /// The agent leaves a voicemail (`post_call_transcription`, `voicemail_detected`).
+    Voicemail,
+    /// The call does not start: the outbound-call request answers HTTP 500.
+    Failed,
+}
+
+impl SimOutcome {
+    /// Every outcome.
+    pub const ALL: [SimOutcome; 6] = [
+        SimOutcome::Interested,
+        SimOutcome::NotInterested,
+        SimOutcome::NoAnswer,
+        SimOutcome::Busy,
+        SimOutcome::Voicemail,
+        SimOutcome::Failed,
+    ];
+
+    /// The steering name, e.g. `not_interested`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimOutcome::Interested => "interested",
+            SimOutcome::NotInterested => "not_interested",
+            SimOutcome::NoAnswer => "no_answer",
+            SimOutcome::Busy => "busy",
+            SimOutcome::Voicemail => "voicemail",
+            SimOutcome::Failed => "failed",
+        }
+    }
+
+    /// Reads a steering name (case and `-`/`_` do not matter).
+    pub fn parse(name: &str) -> Option<Self> {
+        let name = name.trim().to_ascii_lowercase().replace('-', "_");
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
+/// A lead's steering of the simulator (demo and tests only; real providers never see it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSteer {
+    /// How the call goes; without it the simulator picks a realistic, deterministic mix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<SimOutcome>,
+    /// Whether the end-of-call webhook is posted (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_webhook: Option<bool>,
+    /// Delay before the webhook, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_delay_ms: Option<u64>,
+}
+
+impl SimSteer {
+    /// Adds the steering to a call's dynamic variables, where the simulator reads it.
+    pub fn apply_to(&self, vars: &mut Map<String, Value>) {
+        if let Some(outcome) = self.outcome {
+            vars.insert(VAR_OUTCOME.into(), outcome.as_str().into());
+        }
+        if let Some(deliver) = self.deliver_webhook {
+            vars.insert(VAR_DELIVER_WEBHOOK.into(), deliver.into());
+        }
+        if let Some(delay) = self.webhook_delay_ms {
+            vars.insert(VAR_WEBHOOK_DELAY_MS.into(), delay.into());
+        }
+    }
+}
+
+/// The simulated providers. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    webhook_url: String,
+    secret: String,
+    http: reqwest::Client,
+    state: Mutex<SimState>,
+}
+
+#[derive(Default)]
+struct SimState {
+    total: usize,
+    per_lead: HashMap<String, usize>,
+    per_attempt: HashMap<(String, String), usize>,
+    conversations: HashMap<String, Conversation>,
+    order: VecDeque<String>,
+}
+
+impl Simulator {
+    /// `webhook_url` is the full URL of the server's `POST /api/v1/webhooks/elevenlabs`;
+    /// `secret` signs webhooks.
+    pub fn new(webhook_url: String, secret: String) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy() // the webhook goes back to our own server
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let state = Mutex::new(SimState::default());
+        Self {
+            inner: Arc::new(Inner {
+                webhook_url,
+                secret,
+                http,
+                state,
+            }),
+        }
+    }
+
+    /// Routes: `POST /elevenlabs/v1/convai/twilio/outbound-call`,
+    /// `GET /elevenlabs/v1/convai/conversations/{id}`, `POST /openai/v1/chat/completions`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                &format!("/elevenlabs{}", el::OUTBOUND_CALL_PATH),
+                post(voice::outbound_call),
+            )
+            .route(
+                &format!("/elevenlabs{}/{{id}}", el::CONVERSATIONS_PATH),
+                get(voice::get_conversation),
+            )
+            .route(
+                &format!("/openai{}", openai::CHAT_COMPLETIONS_PATH),
+                post(llm::chat_completions),
+            )
+            .with_state(self.clone())
+    }
+
+    /// How many outbound-call requests the simulator received for this lead (keyed by the
+    /// request's `user_id`).
+    pub fn calls_for(&self, lead_id: &str) -> usize {
+        self.state().per_lead.get(lead_id).copied().unwrap_or(0)
+    }
+
+    /// Total outbound-call requests received.
+    pub fn total_calls(&self) -> usize {
+        self.state().total
+    }
+
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        // Only counters and a cache live here: after a panic elsewhere, keep serving.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a request; returns how many requests this (lead, attempt) has had, this one included.
+    fn count(&self, user_id: Option<&str>, attempt: &str) -> usize {
+        let mut state = self.state();
+        state.total += 1;
+        let Some(user) = user_id else { return 1 };
+        *state.per_lead.entry(user.to_owned()).or_default() += 1;
+        let seen = state
+            .per_attempt
+            .entry((user.to_owned(), attempt.to_owned()))
+            .or_default();
+        *seen += 1;
+        *seen
+    }
+}
