@@ -12,7 +12,7 @@ use crate::error::{Result, StepError};
 use crate::ids::{BusinessId, RunId, StepId, WaitId, new_id, now_ms};
 use crate::store::runs::{self, RunRow, TERMINAL};
 use crate::store::steps::{self, StepRow};
-use crate::store::tasks::{StepTask, TaskKind};
+use crate::store::tasks::{self, StepTask, TaskKind};
 use crate::store::waits;
 use crate::workflow::{StepContext, WaitOutcome};
 
@@ -51,6 +51,20 @@ async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
         .map(|s| s.policy())
         .unwrap_or_default();
 
+    if run.wait_key.is_some() {
+        // The run waits on an external event: only the event or its deadline may resume it.
+        debug!("task for a run waiting on an event, ignored");
+        return Ok(None);
+    }
+    let now = now_ms();
+    if row.status != "running" && row.run_at > now {
+        // Not due yet (a duplicate task, or clocks apart): hand it back for the remaining time.
+        let remaining = std::time::Duration::from_millis((row.run_at - now) as u64);
+        debug!(?remaining, "task arrived before its attempt is due, rescheduled");
+        tasks::push(&mut tx, task, remaining).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     let row = if row.status == "running" {
         // A worker died while executing this attempt (apalis handed its task back): the attempt
         // counts as failed, and the next one starts now if the policy allows another.
@@ -71,7 +85,6 @@ async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
             engine.notify_changed();
             return Ok(None);
         }
-        let now = now_ms();
         let retry = StepRow {
             id: new_id(),
             attempt: row.attempt + 1,

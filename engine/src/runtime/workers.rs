@@ -124,10 +124,14 @@ impl Engine {
                         .await
                 }
                 Db::Postgres(pool) => {
+                    // New tasks arrive by LISTEN/NOTIFY, so the heartbeat only finds due timers.
+                    // Below one second the apalis 1.0 PostgreSQL worker intermittently stops for
+                    // good (reproduced: 6 hangs in 55 runs at 200 ms, none at 1 s).
+                    let heartbeat = opts.poll_interval.max(Duration::from_secs(1));
                     let config = apalis_postgres::Config::default()
                         .queue(QUEUE)
                         .batch_size(opts.concurrency)
-                        .heartbeat_interval(opts.poll_interval)
+                        .heartbeat_interval(heartbeat)
                         .missed_heartbeats(opts.missed_heartbeats);
                     let concurrency = opts.concurrency;
                     let engine = engine.clone();
