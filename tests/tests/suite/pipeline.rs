@@ -206,9 +206,20 @@ async fn workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt(backend
     app.start_workers();
     for (lead_id, run_id) in &leads {
         let run = app.wait_for_status(run_id, "succeeded", Duration::from_secs(60)).await;
-        let calls = step_names(&run).iter().filter(|n| *n == "build_context").count();
-        // Exactly one provider call per call attempt, whatever the crash interrupted.
-        assert_eq!(app.simulator.calls_for(lead_id), calls, "run {run_id}: {run}");
+        let attempts = step_names(&run).iter().filter(|n| *n == "build_context").count();
+        // A crash between recording `dialing` and the provider's answer leaves that attempt's
+        // outcome unknown: it is never redialled blindly, so it placed one call or none.
+        let unknown = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "follow_up" && s["input"]["result"]["reason"] == "unknown")
+            .count();
+        let calls = app.simulator.calls_for(lead_id);
+        assert!(
+            (attempts - unknown..=attempts).contains(&calls),
+            "{calls} calls for {attempts} attempts ({unknown} unknown) in run {run_id}: {run}"
+        );
     }
     // A graceful stop and restart also loses nothing.
     app.stop_workers().await;
