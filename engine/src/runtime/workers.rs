@@ -1,5 +1,5 @@
 //! apalis wiring: one worker per process with a unique name, woken by our commits, polling for
-//! timers every heartbeat, restarted if it dies, and stopped gracefully.
+//! timers every heartbeat, restarted if it dies or its heartbeat stops, and stopped gracefully.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +7,13 @@ use std::time::Duration;
 use apalis::prelude::*;
 use futures::StreamExt;
 use tokio::sync::{Notify, oneshot};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Engine, executor};
-use crate::store::Db;
+use crate::error::Result;
+use crate::ids::now_ms;
 use crate::store::tasks::{QUEUE, StepTask};
+use crate::store::{Db, Q};
 
 /// How this process runs steps.
 #[derive(Clone, Debug)]
@@ -21,7 +23,7 @@ pub struct WorkerOptions {
     /// Steps executed at once.
     pub concurrency: usize,
     /// How often the worker heartbeats and polls for due timers (pitfall 1: apalis' default of
-    /// 30 s would delay every timer by up to 30 s).
+    /// 30 s would delay every timer by up to 30 s). PostgreSQL uses at least 1 s.
     pub poll_interval: Duration,
     /// After this many missed heartbeats a dead worker's tasks are handed to others.
     pub missed_heartbeats: usize,
@@ -49,7 +51,7 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// The unique worker name this process registered with.
+    /// The unique name this process' workers register under (a restart appends `-g<n>`).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -84,86 +86,161 @@ async fn handle(task: StepTask, engine: Data<Engine>) -> Result<(), BoxDynError>
     })
 }
 
-impl Engine {
-    /// Starts this process' workers.
-    pub fn start_workers(&self, opts: WorkerOptions) -> Workers {
-        let name = format!("{}-{}", opts.name, &crate::ids::new_id()[24..]);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let engine = self.clone();
-        let worker_name = name.clone();
-        let done = tokio::spawn(async move {
-            let signal = async move {
-                let _ = stop_rx.await;
-                Ok(())
-            };
-            let result = match engine.db().clone() {
-                Db::Sqlite(pool) => {
-                    let config = apalis_sqlite::Config::default()
-                        .queue(QUEUE)
-                        .batch_size(opts.concurrency)
-                        .heartbeat_interval(opts.poll_interval)
-                        .missed_heartbeats(opts.missed_heartbeats);
-                    let wake = engine.wake();
-                    let concurrency = opts.concurrency;
-                    let engine = engine.clone();
-                    let base = worker_name.clone();
-                    Monitor::new()
-                        .register(move |restarts| {
-                            let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
-                                .with_config(config.clone())
-                                .poll_with_stream(wake_stream(wake.clone()));
-                            WorkerBuilder::new(unique(&base, restarts))
-                                .backend(storage)
-                                .data(engine.clone())
-                                .concurrency(concurrency)
-                                .build(handle)
-                        })
-                        .should_restart(|_, _| true)
-                        .shutdown_timeout(opts.shutdown_timeout)
-                        .run_with_signal(signal)
-                        .await
-                }
-                Db::Postgres(pool) => {
-                    // New tasks arrive by LISTEN/NOTIFY, so the heartbeat only finds due timers.
-                    // Below one second the apalis 1.0 PostgreSQL worker intermittently stops for
-                    // good (reproduced: 6 hangs in 55 runs at 200 ms, none at 1 s).
-                    let heartbeat = opts.poll_interval.max(Duration::from_secs(1));
-                    let config = apalis_postgres::Config::default()
-                        .queue(QUEUE)
-                        .batch_size(opts.concurrency)
-                        .heartbeat_interval(heartbeat)
-                        .missed_heartbeats(opts.missed_heartbeats);
-                    let concurrency = opts.concurrency;
-                    let engine = engine.clone();
-                    let base = worker_name.clone();
-                    Monitor::new()
-                        .register(move |restarts| {
-                            let storage = apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
-                                .with_config(config.clone())
-                                .with_pubsub();
-                            WorkerBuilder::new(unique(&base, restarts))
-                                .backend(storage)
-                                .data(engine.clone())
-                                .concurrency(concurrency)
-                                .build(handle)
-                        })
-                        .should_restart(|_, _| true)
-                        .shutdown_timeout(opts.shutdown_timeout)
-                        .run_with_signal(signal)
-                        .await
-                }
-            };
-            match result {
-                Ok(()) => info!(worker = %worker_name, "workers stopped"),
-                Err(e) => error!(worker = %worker_name, error = %e, "workers ended with an error"),
-            }
-        });
-        info!(worker = %name, "workers started");
-        Workers { stop: Some(stop_tx), done, name }
+/// The heartbeat actually used on this backend.
+fn heartbeat(db: &Db, opts: &WorkerOptions) -> Duration {
+    match db {
+        Db::Sqlite(_) => opts.poll_interval,
+        // New tasks arrive by LISTEN/NOTIFY, so the heartbeat only finds due timers. Below one
+        // second the apalis 1.0 PostgreSQL worker intermittently stopped for good (reproduced:
+        // 6 hangs in 55 runs at 200 ms, none at 1 s).
+        Db::Postgres(_) => opts.poll_interval.max(Duration::from_secs(1)),
     }
 }
 
-/// A restarted worker gets a fresh name: apalis refuses a name whose heartbeat is still fresh.
-fn unique(base: &str, restarts: usize) -> String {
+/// Runs one apalis monitor under `name` until `stop` resolves or it ends.
+async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: oneshot::Receiver<()>) {
+    let signal = async move {
+        let _ = stop.await;
+        Ok(())
+    };
+    let concurrency = opts.concurrency;
+    let beat = heartbeat(engine.db(), &opts);
+    let result = match engine.db().clone() {
+        Db::Sqlite(pool) => {
+            let config = apalis_sqlite::Config::default()
+                .queue(QUEUE)
+                .batch_size(concurrency)
+                .heartbeat_interval(beat)
+                .missed_heartbeats(opts.missed_heartbeats);
+            let wake = engine.wake();
+            Monitor::new()
+                .register(move |restarts| {
+                    let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
+                        .with_config(config.clone())
+                        .poll_with_stream(wake_stream(wake.clone()));
+                    WorkerBuilder::new(restarted(&name, restarts))
+                        .backend(storage)
+                        .data(engine.clone())
+                        .concurrency(concurrency)
+                        .build(handle)
+                })
+                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
+                .shutdown_timeout(opts.shutdown_timeout)
+                .run_with_signal(signal)
+                .await
+        }
+        Db::Postgres(pool) => {
+            let config = apalis_postgres::Config::default()
+                .queue(QUEUE)
+                .batch_size(concurrency)
+                .heartbeat_interval(beat)
+                .missed_heartbeats(opts.missed_heartbeats);
+            Monitor::new()
+                .register(move |restarts| {
+                    let storage = apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
+                        .with_config(config.clone())
+                        .with_pubsub();
+                    WorkerBuilder::new(restarted(&name, restarts))
+                        .backend(storage)
+                        .data(engine.clone())
+                        .concurrency(concurrency)
+                        .build(handle)
+                })
+                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
+                .shutdown_timeout(opts.shutdown_timeout)
+                .run_with_signal(signal)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        error!(error = %e, "workers ended with an error");
+    }
+}
+
+/// apalis restarts a dead worker this many times; after that the supervisor starts a new
+/// generation with backoff, so a persistent failure (database down) does not spin.
+const QUICK_RESTARTS: usize = 3;
+
+/// A worker apalis restarts gets a fresh name: it refuses a name whose heartbeat is still fresh.
+fn restarted(base: &str, restarts: usize) -> String {
     if restarts == 0 { base.to_owned() } else { format!("{base}-r{restarts}") }
+}
+
+#[derive(sqlx::FromRow)]
+struct LastSeen {
+    last_seen: Option<i64>,
+}
+
+/// Seconds since any worker named `name…` last heartbeat; `None` before the first one.
+async fn heartbeat_age(db: &Db, name: &str) -> Result<Option<i64>> {
+    let q = match db {
+        Db::Sqlite(_) => Q::new("SELECT MAX(last_seen) AS last_seen FROM Workers WHERE id LIKE $1"),
+        Db::Postgres(_) => Q::new(
+            "SELECT EXTRACT(EPOCH FROM MAX(last_seen))::BIGINT AS last_seen FROM apalis.workers WHERE id LIKE $1",
+        ),
+    };
+    let row: LastSeen = db.fetch_one(q.bind(format!("{name}%"))).await?;
+    Ok(row.last_seen.map(|seen| now_ms() / 1000 - seen))
+}
+
+impl Engine {
+    /// Starts this process' workers, supervised: a worker whose heartbeat stops for
+    /// `missed_heartbeats + 5` beats (at least 10 s) is replaced by a fresh one under a new name,
+    /// and the stale one's tasks go back to the queue as a dead worker's would.
+    pub fn start_workers(&self, opts: WorkerOptions) -> Workers {
+        let name = format!("{}-{}", opts.name, &crate::ids::new_id()[24..]);
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let engine = self.clone();
+        let base = name.clone();
+        let beat = heartbeat(self.db(), &opts);
+        let stale_after = (beat * (opts.missed_heartbeats as u32 + 5)).max(Duration::from_secs(10));
+        let done = tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            for generation in 0u32.. {
+                let name = if generation == 0 { base.clone() } else { format!("{base}-g{generation}") };
+                let (monitor_stop, monitor_stop_rx) = oneshot::channel::<()>();
+                let monitor = run_monitor(engine.clone(), name.clone(), opts.clone(), monitor_stop_rx);
+                tokio::pin!(monitor);
+                info!(worker = %name, "workers started");
+                let started = tokio::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => {
+                            let _ = monitor_stop.send(());
+                            monitor.await;
+                            info!(worker = %name, "workers stopped");
+                            return;
+                        }
+                        _ = &mut monitor => {
+                            error!(worker = %name, ?backoff, "workers ended unexpectedly; starting new ones");
+                            tokio::select! {
+                                _ = &mut stop_rx => return,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = if started.elapsed() > Duration::from_secs(60) {
+                                Duration::from_secs(1)
+                            } else {
+                                (backoff * 2).min(Duration::from_secs(30))
+                            };
+                            break;
+                        }
+                        _ = tokio::time::sleep(beat) => {
+                            if started.elapsed() < stale_after {
+                                continue;
+                            }
+                            match heartbeat_age(engine.db(), &name).await {
+                                Ok(Some(age)) if age as u64 > stale_after.as_secs() => {
+                                    warn!(worker = %name, age_secs = age, "worker heartbeat stopped; replacing the worker");
+                                    break;
+                                }
+                                Ok(_) => {}
+                                Err(e) => warn!(error = %e, "could not read the worker heartbeat"),
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Workers { stop: Some(stop_tx), done, name }
+    }
 }

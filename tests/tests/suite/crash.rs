@@ -86,3 +86,77 @@ async fn killed_worker_mid_step_loses_the_attempt_not_the_run(backend: Backend) 
     assert_eq!(executions.load(Ordering::SeqCst), 2);
     second.stop().await;
 }
+
+/// Completes at once.
+struct Quick;
+
+#[async_trait]
+impl Step for Quick {
+    const NAME: &'static str = "quick";
+    type Input = Nothing;
+
+    async fn run(&self, _: &StepContext, _: Nothing) -> Result<Transition, StepError> {
+        Ok(Transition::complete("done"))
+    }
+}
+
+async fn worker_count(pool: &sqlx::SqlitePool, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM Workers WHERE id = ?1").bind(name).fetch_one(pool).await.unwrap()
+}
+
+/// A worker whose heartbeat stops (a hung apalis worker, or PostgreSQL's keep-alive refusing to
+/// beat) is replaced by a fresh one under a new name, which goes on running steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_with_a_stopped_heartbeat_is_replaced() {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let db = Db::connect(&database.url, 8).await.unwrap();
+    switchboard_engine::migrate(&db).await.unwrap();
+    let workflow = Workflow::builder("quick").step(Quick).build().unwrap();
+    let engine = Engine::new(db.clone(), Registry::new().register(workflow).unwrap());
+    let opts = WorkerOptions { poll_interval: Duration::from_millis(200), missed_heartbeats: 2, ..WorkerOptions::default() };
+    let workers = engine.start_workers(opts);
+    let name = workers.name().to_owned();
+    let Db::Sqlite(pool) = &db else { unreachable!() };
+    eventually("the worker to register", Duration::from_secs(10), || async {
+        (worker_count(pool, &name).await == 1).then_some(())
+    })
+    .await;
+
+    // From now on its heartbeats are silently ignored, it looks a minute old, and apalis' own
+    // restarts of it (`<name>-r<n>`) cannot register.
+    for trigger in [
+        format!(
+            "CREATE TRIGGER freeze BEFORE UPDATE OF last_seen ON Workers \
+             WHEN OLD.id = '{name}' AND NEW.last_seen > OLD.last_seen BEGIN SELECT RAISE(IGNORE); END"
+        ),
+        format!(
+            "CREATE TRIGGER no_restart BEFORE INSERT ON Workers \
+             WHEN NEW.id LIKE '{name}-r%' BEGIN SELECT RAISE(IGNORE); END"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(trigger)).execute(pool).await.unwrap();
+    }
+    sqlx::query("UPDATE Workers SET last_seen = last_seen - 60 WHERE id = ?1").bind(&name).execute(pool).await.unwrap();
+
+    let replacement = format!("{name}-g1");
+    eventually("a replacement worker", Duration::from_secs(30), || async {
+        (worker_count(pool, &replacement).await == 1).then_some(())
+    })
+    .await;
+
+    // The replacement runs steps.
+    let mut tx = engine.db().begin().await.unwrap();
+    let business = BusinessId("b".into());
+    let run_id = engine
+        .start_run_in::<Quick>(&mut tx, NewRun { workflow: "quick", business_id: &business, subject_id: "s" }, Nothing {})
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    engine.notify_changed();
+    eventually("the run to succeed on the replacement", Duration::from_secs(20), || async {
+        let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
+        (run.status == "succeeded").then_some(())
+    })
+    .await;
+    workers.stop().await;
+}
