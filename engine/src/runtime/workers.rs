@@ -105,6 +105,23 @@ async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: on
     };
     let concurrency = opts.concurrency;
     let beat = heartbeat(engine.db(), &opts);
+    // The same worker on either backend; only the storage differs.
+    macro_rules! monitor {
+        ($storage:expr) => {
+            Monitor::new()
+                .register(move |restarts| {
+                    WorkerBuilder::new(restarted(&name, restarts))
+                        .backend($storage)
+                        .data(engine.clone())
+                        .concurrency(concurrency)
+                        .build(handle)
+                })
+                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
+                .shutdown_timeout(opts.shutdown_timeout)
+                .run_with_signal(signal)
+                .await
+        };
+    }
     let result = match engine.db().clone() {
         Db::Sqlite(pool) => {
             let config = apalis_sqlite::Config::default()
@@ -113,21 +130,9 @@ async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: on
                 .heartbeat_interval(beat)
                 .missed_heartbeats(opts.missed_heartbeats);
             let wake = engine.wake();
-            Monitor::new()
-                .register(move |restarts| {
-                    let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
-                        .with_config(config.clone())
-                        .poll_with_stream(wake_stream(wake.clone()));
-                    WorkerBuilder::new(restarted(&name, restarts))
-                        .backend(storage)
-                        .data(engine.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
-                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
-                .shutdown_timeout(opts.shutdown_timeout)
-                .run_with_signal(signal)
-                .await
+            monitor!(apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
+                .with_config(config.clone())
+                .poll_with_stream(wake_stream(wake.clone())))
         }
         Db::Postgres(pool) => {
             let config = apalis_postgres::Config::default()
@@ -135,21 +140,9 @@ async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: on
                 .batch_size(concurrency)
                 .heartbeat_interval(beat)
                 .missed_heartbeats(opts.missed_heartbeats);
-            Monitor::new()
-                .register(move |restarts| {
-                    let storage = apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
-                        .with_config(config.clone())
-                        .with_pubsub();
-                    WorkerBuilder::new(restarted(&name, restarts))
-                        .backend(storage)
-                        .data(engine.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
-                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
-                .shutdown_timeout(opts.shutdown_timeout)
-                .run_with_signal(signal)
-                .await
+            monitor!(apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
+                .with_config(config.clone())
+                .with_pubsub())
         }
     };
     if let Err(e) = result {
