@@ -153,10 +153,29 @@ impl Application {
     }
 
     /// Splits off the serving part, keeping the engine and workers for the caller (tests).
-    pub fn into_server(self) -> (impl std::future::Future<Output = std::io::Result<()>>, Engine, Option<Simulator>, Option<Workers>, WorkerOptions) {
-        let serve = axum::serve(self.listener, self.router).into_future();
-        (serve, self.engine, self.simulator, self.workers, self.worker_options)
+    pub fn into_parts(self) -> Parts {
+        Parts {
+            serve: Box::pin(axum::serve(self.listener, self.router).into_future()),
+            engine: self.engine,
+            simulator: self.simulator,
+            workers: self.workers,
+            worker_options: self.worker_options,
+        }
     }
+}
+
+/// An [`Application`] taken apart: the server future and the handles tests drive.
+pub struct Parts {
+    /// Serves requests until dropped.
+    pub serve: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>,
+    /// The engine.
+    pub engine: Engine,
+    /// The simulator, when used.
+    pub simulator: Option<Simulator>,
+    /// Running workers, if started.
+    pub workers: Option<Workers>,
+    /// Settings to start workers again.
+    pub worker_options: WorkerOptions,
 }
 
 fn redact(url: &str) -> String {

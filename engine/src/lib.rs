@@ -3,7 +3,8 @@
 //! Runs advance step by step on apalis workers. Each transition commits the attempt's result,
 //! the run's new state and the next task in one transaction; a pause for an external event is a
 //! state plus a deadline task, holding no worker. Retries with backoff, timeouts, timers and
-//! cancellation are the engine's own (see `docs/apalis.md` for the apalis pitfalls this avoids).
+//! cancellation are the engine's own, around the apalis 1.0 pitfalls (one test each in
+//! `tests/tests/suite/engine.rs`).
 //!
 //! - [`workflow`]: the [`Step`] trait, [`Transition`]s and the [`Registry`].
 //! - [`Engine`]: start, cancel, deliver events, run workers.

@@ -152,17 +152,18 @@ pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
     let overrides = Overrides { await_call_timeout: opts.await_call_timeout, no_workers: opts.no_workers };
     let app = Application::build(test_config(&database.url), overrides).await.expect("app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let (serve, engine, simulator, workers, worker_options) = app.into_server();
+    let parts = app.into_parts();
+    let serve = parts.serve;
     let server = tokio::spawn(async move {
         let _ = serve.await;
     });
     TestApp {
         address,
         client: reqwest::Client::new(),
-        engine,
-        simulator: simulator.expect("tests run on the simulator"),
-        workers,
-        worker_options,
+        engine: parts.engine,
+        simulator: parts.simulator.expect("tests run on the simulator"),
+        workers: parts.workers,
+        worker_options: parts.worker_options,
         server,
         database,
     }
