@@ -33,6 +33,7 @@ CREATE TABLE sb_steps (
     scheduled_at BIGINT NOT NULL,
     run_at      BIGINT NOT NULL,
     started_at  BIGINT,
+    claimed_by  TEXT,                        -- apalis worker executing the attempt
     finished_at BIGINT
 );
 CREATE INDEX sb_steps_run ON sb_steps (run_id, scheduled_at);

@@ -33,6 +33,7 @@ CREATE TABLE sb_steps (
     scheduled_at INTEGER NOT NULL,
     run_at      INTEGER NOT NULL,
     started_at  INTEGER,
+    claimed_by  TEXT,                        -- apalis worker executing the attempt
     finished_at INTEGER
 );
 CREATE INDEX sb_steps_run ON sb_steps (run_id, scheduled_at);

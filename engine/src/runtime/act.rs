@@ -33,6 +33,7 @@ fn new_row(run: &RunRow, name: &str, attempt: i64, status: &str, input: String, 
         run_at: now + delay.as_millis() as i64,
         started_at: None,
         finished_at: None,
+        claimed_by: None,
     }
 }
 

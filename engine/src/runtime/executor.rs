@@ -13,15 +13,16 @@ use crate::ids::{BusinessId, RunId, StepId, WaitId, new_id, now_ms};
 use crate::store::runs::{self, RunRow, TERMINAL};
 use crate::store::steps::{self, StepRow};
 use crate::store::tasks::{self, StepTask, TaskKind};
-use crate::store::waits;
+use crate::store::{waits, workers};
 use crate::workflow::{StepContext, WaitOutcome};
 
-/// Handles one task. Errors are infrastructure errors (the database); apalis retries those.
-pub(crate) async fn handle(engine: &Engine, task: StepTask) -> Result<()> {
+/// Handles one task on the apalis worker named `worker`. Errors are infrastructure errors (the
+/// database); apalis retries those.
+pub(crate) async fn handle(engine: &Engine, task: StepTask, worker: &str) -> Result<()> {
     let span = info_span!("task", run_id = %task.run_id, seq = task.seq);
     async {
         match &task.kind {
-            TaskKind::Step => run_step(engine, &task).await,
+            TaskKind::Step => run_step(engine, &task, worker).await,
             TaskKind::Deadline { wait_id } => deadline(engine, &task, WaitId(wait_id.clone())).await,
         }
     }
@@ -35,7 +36,7 @@ struct Claimed {
     row: StepRow,
 }
 
-async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
+async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<Claimed>> {
     let mut tx = engine.db().begin().await?;
     let Some(run) = runs::get(&mut tx, &task.run_id).await? else { return Ok(None) };
     if run.seq != task.seq || TERMINAL.contains(&run.status.as_str()) {
@@ -65,8 +66,18 @@ async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
         tx.commit().await?;
         return Ok(None);
     }
+    if row.status == "running" && claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await? {
+        // Delivered twice while the attempt runs. Its claimant will commit the transition; but
+        // never drop the task (were the claimant dead after all, the run would hang): look again
+        // once the claimant would count as dead, when the copy is stale or takes the path below.
+        let later = engine.dead_after().max(std::time::Duration::from_secs(1));
+        debug!(claimed_by = ?row.claimed_by, ?later, "duplicate task while its attempt runs, deferred");
+        tasks::push(&mut tx, task, later).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     let row = if row.status == "running" {
-        // A worker died while executing this attempt (apalis handed its task back): the attempt
+        // The worker executing this attempt died (apalis handed its task back): the attempt
         // counts as failed, and the next one starts now if the policy allows another.
         warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
         steps::finish(&mut tx, &row_id, "failed", None, Some("worker lost during the attempt".into())).await?;
@@ -95,12 +106,13 @@ async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
             run_at: now,
             started_at: Some(now),
             finished_at: None,
+            claimed_by: Some(worker.to_owned()),
             ..row
         };
         steps::insert(&mut tx, &retry).await?;
         runs::set_current_row(&mut tx, &task.run_id, run.seq, &retry.id).await?;
         retry
-    } else if steps::start(&mut tx, &row_id).await? {
+    } else if steps::start(&mut tx, &row_id, worker).await? {
         row
     } else {
         return Ok(None);
@@ -112,8 +124,8 @@ async fn claim(engine: &Engine, task: &StepTask) -> Result<Option<Claimed>> {
     Ok(Some(Claimed { run, row }))
 }
 
-async fn run_step(engine: &Engine, task: &StepTask) -> Result<()> {
-    let Some(Claimed { run, row }) = claim(engine, task).await? else { return Ok(()) };
+async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> {
+    let Some(Claimed { run, row }) = claim(engine, task, worker).await? else { return Ok(()) };
     engine.notify_changed();
     let step = engine.registry().get(&run.workflow).and_then(|wf| wf.step(&row.name)).cloned();
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
@@ -172,6 +184,16 @@ async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<(
         engine.notify_changed();
     }
     Ok(())
+}
+
+/// Whether the worker that claimed a running attempt still heartbeats (this worker always does).
+async fn claimant_alive(engine: &Engine, tx: &mut crate::store::Tx, claimant: Option<&str>, me: &str) -> Result<bool> {
+    let Some(claimant) = claimant else { return Ok(false) };
+    if claimant == me {
+        return Ok(true);
+    }
+    let age = workers::heartbeat_age_of(tx, claimant).await?;
+    Ok(age.is_some_and(|secs| secs * 1000 < engine.dead_after().as_millis() as i64))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

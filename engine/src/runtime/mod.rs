@@ -33,6 +33,8 @@ struct Inner {
     registry: Registry,
     /// Wakes this process' workers when a transition pushed a task (no waiting for a poll).
     wake: Arc<Notify>,
+    /// A worker whose heartbeat is older than this (ms) is dead, as apalis judges orphans.
+    dead_after_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A request to start a run.
@@ -73,7 +75,14 @@ pub struct ExternalEvent {
 impl Engine {
     /// An engine on `db` that runs the workflows in `registry`.
     pub fn new(db: Db, registry: Registry) -> Self {
-        Engine { inner: Arc::new(Inner { db, registry, wake: Arc::new(Notify::new()) }) }
+        Engine {
+            inner: Arc::new(Inner {
+                db,
+                registry,
+                wake: Arc::new(Notify::new()),
+                dead_after_ms: std::sync::atomic::AtomicU64::new(5_000),
+            }),
+        }
     }
 
     /// The database.
@@ -90,6 +99,15 @@ impl Engine {
     /// that started a run.
     pub fn notify_changed(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// How long a silent worker counts as alive.
+    pub(crate) fn dead_after(&self) -> Duration {
+        Duration::from_millis(self.inner.dead_after_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_dead_after(&self, d: Duration) {
+        self.inner.dead_after_ms.store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn wake(&self) -> Arc<Notify> {
@@ -122,6 +140,7 @@ impl Engine {
             run_at: now,
             started_at: None,
             finished_at: None,
+            claimed_by: None,
         };
         let run = RunRow {
             id: run_id.0.clone(),

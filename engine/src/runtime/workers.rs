@@ -11,9 +11,8 @@ use tracing::{error, info, warn};
 
 use super::{Engine, executor};
 use crate::error::Result;
-use crate::ids::now_ms;
 use crate::store::tasks::{QUEUE, StepTask};
-use crate::store::{Db, Q};
+use crate::store::{Db, workers};
 
 /// How this process runs steps.
 #[derive(Clone, Debug)]
@@ -79,8 +78,8 @@ fn wake_stream(wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
     .boxed()
 }
 
-async fn handle(task: StepTask, engine: Data<Engine>) -> Result<(), BoxDynError> {
-    executor::handle(&engine, task).await.map_err(|e| {
+async fn handle(task: StepTask, engine: Data<Engine>, worker: WorkerContext) -> Result<(), BoxDynError> {
+    executor::handle(&engine, task, worker.name()).await.map_err(|e| {
         error!(error = %e, "task failed; apalis will retry it");
         Box::new(e) as BoxDynError
     })
@@ -159,23 +158,6 @@ fn restarted(base: &str, restarts: usize) -> String {
     if restarts == 0 { base.to_owned() } else { format!("{base}-r{restarts}") }
 }
 
-#[derive(sqlx::FromRow)]
-struct LastSeen {
-    last_seen: Option<i64>,
-}
-
-/// Seconds since any worker named `name…` last heartbeat; `None` before the first one.
-async fn heartbeat_age(db: &Db, name: &str) -> Result<Option<i64>> {
-    let q = match db {
-        Db::Sqlite(_) => Q::new("SELECT MAX(last_seen) AS last_seen FROM Workers WHERE id LIKE $1"),
-        Db::Postgres(_) => Q::new(
-            "SELECT EXTRACT(EPOCH FROM MAX(last_seen))::BIGINT AS last_seen FROM apalis.workers WHERE id LIKE $1",
-        ),
-    };
-    let row: LastSeen = db.fetch_one(q.bind(format!("{name}%"))).await?;
-    Ok(row.last_seen.map(|seen| now_ms() / 1000 - seen))
-}
-
 impl Engine {
     /// Starts this process' workers, supervised: a worker whose heartbeat stops for
     /// `missed_heartbeats + 5` beats (at least 10 s) is replaced by a fresh one under a new name,
@@ -187,6 +169,8 @@ impl Engine {
         let base = name.clone();
         let beat = heartbeat(self.db(), &opts);
         let stale_after = (beat * (opts.missed_heartbeats as u32 + 5)).max(Duration::from_secs(10));
+        // As apalis judges orphans: silent for heartbeat × missed heartbeats.
+        self.set_dead_after(beat * opts.missed_heartbeats as u32);
         let done = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             for generation in 0u32.. {
@@ -221,7 +205,7 @@ impl Engine {
                             if started.elapsed() < stale_after {
                                 continue;
                             }
-                            match heartbeat_age(engine.db(), &name).await {
+                            match workers::heartbeat_age(engine.db(), &name).await {
                                 Ok(Some(age)) if age as u64 > stale_after.as_secs() => {
                                     warn!(worker = %name, age_secs = age, "worker heartbeat stopped; replacing the worker");
                                     break;

@@ -6,6 +6,7 @@ pub mod runs;
 pub mod steps;
 pub mod tasks;
 pub mod waits;
+pub mod workers;
 
 pub use db::{Arg, Backend, Db, Q, Row, Tx};
 

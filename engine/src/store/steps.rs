@@ -21,16 +21,18 @@ pub struct StepRow {
     pub run_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The apalis worker executing (or last executing) the attempt.
+    pub claimed_by: Option<String>,
 }
 
 const COLUMNS: &str = "id, run_id, name, attempt, status, input, output, error, scheduled_at, \
-    run_at, started_at, finished_at";
+    run_at, started_at, finished_at, claimed_by";
 
 /// Inserts a scheduled attempt (`queued` or `waiting`).
 pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
     tx.execute(
         Q::new(format!(
-            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
         ))
         .bind(&s.id)
         .bind(&s.run_id)
@@ -43,7 +45,8 @@ pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
         .bind(s.scheduled_at)
         .bind(s.run_at)
         .bind(s.started_at)
-        .bind(s.finished_at),
+        .bind(s.finished_at)
+        .bind(s.claimed_by.clone()),
     )
     .await?;
     Ok(())
@@ -55,15 +58,16 @@ pub async fn get(tx: &mut Tx, id: &StepId) -> Result<Option<StepRow>> {
         .await
 }
 
-/// Marks a scheduled attempt as running.
-pub async fn start(tx: &mut Tx, id: &StepId) -> Result<bool> {
+/// Marks a scheduled attempt as running on `worker`.
+pub async fn start(tx: &mut Tx, id: &StepId, worker: &str) -> Result<bool> {
     let n = tx
         .execute(
             Q::new(
-                "UPDATE sb_steps SET status = 'running', started_at = $1 \
-                 WHERE id = $2 AND status IN ('queued', 'waiting')",
+                "UPDATE sb_steps SET status = 'running', started_at = $1, claimed_by = $2 \
+                 WHERE id = $3 AND status IN ('queued', 'waiting')",
             )
             .bind(now_ms())
+            .bind(worker)
             .bind(id),
         )
         .await?;
