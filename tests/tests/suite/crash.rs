@@ -40,7 +40,10 @@ impl Step for HangsOnce {
     }
 }
 
-crate::on_both_backends!(killed_worker_mid_step_loses_the_attempt_not_the_run);
+crate::on_both_backends!(
+    killed_worker_mid_step_loses_the_attempt_not_the_run,
+    duplicate_task_while_the_attempt_runs_executes_it_once,
+);
 
 async fn killed_worker_mid_step_loses_the_attempt_not_the_run(backend: Backend) {
     let database = TestDatabase::create(&backend).await;
@@ -158,5 +161,78 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
         (run.status == "succeeded").then_some(())
     })
     .await;
+    workers.stop().await;
+}
+
+/// Waits at a gate until the test opens it.
+struct Gated {
+    executions: Arc<AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait]
+impl Step for Gated {
+    const NAME: &'static str = "gated";
+    type Input = Nothing;
+
+    async fn run(&self, _: &StepContext, _: Nothing) -> Result<Transition, StepError> {
+        self.executions.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.gate.acquire().await.map_err(StepError::fatal)?;
+        Ok(Transition::complete("done"))
+    }
+}
+
+/// A copy of the current task delivered while its attempt executes (at-least-once delivery) is
+/// neither run alongside it nor taken for a lost worker.
+async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend) {
+    use switchboard_engine::store::tasks::{self, StepTask, TaskKind};
+    let database = TestDatabase::create(&backend).await;
+    let db = Db::connect(&database.url, 8).await.unwrap();
+    switchboard_engine::migrate(&db).await.unwrap();
+    let executions = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let step = Gated { executions: executions.clone(), gate: gate.clone() };
+    let engine = Engine::new(db, Registry::new().register(Workflow::builder("gated").step(step).build().unwrap()).unwrap());
+    let workers = engine.start_workers(WorkerOptions { poll_interval: Duration::from_millis(200), ..WorkerOptions::default() });
+
+    let mut tx = engine.db().begin().await.unwrap();
+    let business = BusinessId("b".into());
+    let run_id = engine
+        .start_run_in::<Gated>(&mut tx, NewRun { workflow: "gated", business_id: &business, subject_id: "s" }, Nothing {})
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    engine.notify_changed();
+    eventually("the attempt to start", Duration::from_secs(20), || async {
+        (executions.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+
+    let mut tx = engine.db().begin().await.unwrap();
+    tasks::push(&mut tx, &StepTask { run_id: run_id.clone(), seq: 0, kind: TaskKind::Step }, Duration::ZERO).await.unwrap();
+    tx.commit().await.unwrap();
+    engine.notify_changed();
+    // Let the copy be fetched and handled while the attempt still waits at its gate.
+    eventually("the copy to be handled", Duration::from_secs(20), || async {
+        let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
+        let pending: i64 = match engine.db() {
+            Db::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running') AND (run_at IS NULL OR run_at <= strftime('%s','now'))").fetch_one(p).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running') AND run_at <= now()").fetch_one(p).await.unwrap(),
+        };
+        // Only the running original is left due; the copy was deferred (or is being deferred).
+        (pending <= 1 && attempts.len() == 1).then_some(())
+    })
+    .await;
+    gate.add_permits(10);
+
+    eventually("the run to succeed", Duration::from_secs(20), || async {
+        let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
+        (run.status == "succeeded").then_some(())
+    })
+    .await;
+    let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
+    let summary: Vec<(i64, &str)> = attempts.iter().map(|s| (s.attempt, s.status.as_str())).collect();
+    assert_eq!(summary, vec![(1, "succeeded")]);
+    assert_eq!(executions.load(Ordering::SeqCst), 1, "the step ran twice");
     workers.stop().await;
 }
