@@ -8,4 +8,5 @@ pub mod phone;
 pub mod policy;
 pub mod providers;
 pub mod simulator;
+pub mod scripting;
 pub mod store;

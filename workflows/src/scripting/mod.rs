@@ -1,0 +1,3 @@
+//! Per-business Rhai scripts: the sandbox they run in. (The policy built on it comes next.)
+
+pub mod sandbox;
