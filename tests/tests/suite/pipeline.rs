@@ -22,6 +22,7 @@ crate::on_both_backends!(
     invalid_input_is_rejected_in_the_error_shape_and_stores_nothing,
     idempotency_key_returns_the_same_lead_and_run,
     runs_list_pages_by_cursor,
+    malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -206,7 +207,15 @@ async fn workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt(backend
     app.start_workers();
     for (lead_id, run_id) in &leads {
         let run = app.wait_for_status(run_id, "succeeded", Duration::from_secs(60)).await;
-        let attempts = step_names(&run).iter().filter(|n| *n == "build_context").count();
+        // Call attempts, not step attempts: a step retried after a lost worker adds a row.
+        let attempts = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "build_context")
+            .map(|s| s["input"]["call_attempt"].as_u64().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         // A crash between recording `dialing` and the provider's answer leaves that attempt's
         // outcome unknown: it is never redialled blindly, so it placed one call or none.
         let unknown = run["steps"]
@@ -260,6 +269,27 @@ async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_limit")));
     let (status, body) = app.get("/api/v1/nope").await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = app.get("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = app.get("/api/v1/runs?cursor=not-a-cursor").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_cursor")));
+    let resp = app
+        .client
+        .post(&url)
+        .header("Idempotency-Key", "k".repeat(300))
+        .json(&json!({"business": "demo", "name": "A", "phone": "+14155552671"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_idempotency_key");
+    let resp = app.post_lead(&json!({"business": "demo", "name": "A", "phone": "+14155552671", "email": "nope"})).await;
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!((body["error"]["code"].as_str(), body["error"]["details"]["field"].as_str()), (Some("invalid_email"), Some("email")));
+    let (_, list) = app.get("/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "a rejected lead stored a run");
 }
 
 async fn idempotency_key_returns_the_same_lead_and_run(backend: Backend) {
@@ -307,4 +337,36 @@ async fn runs_list_pages_by_cursor(backend: Backend) {
     assert_eq!(queued["runs"].as_array().unwrap().len(), 5);
     let (_, none) = app.get("/api/v1/runs?business=other").await;
     assert_eq!(none["runs"], json!([]));
+}
+
+async fn malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let conversation_id = app.wait_for_call_wait(&run_id).await;
+    let before = app.run(&run_id).await;
+    let url = format!("{}/api/v1/webhooks/elevenlabs", app.address);
+    let now = chrono::Utc::now().timestamp();
+    let signed = |raw: Vec<u8>| {
+        let signature = switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, &raw);
+        app.client.post(&url).header("ElevenLabs-Signature", signature).body(raw)
+    };
+    // Correctly signed, but not a webhook.
+    let resp = signed(b"{\"type\": ".to_vec()).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_webhook");
+    // Audio for the call is accepted and ignored; it is not the call's outcome.
+    let audio = json!({"type": "post_call_audio", "event_timestamp": now,
+                       "data": {"agent_id": "a", "conversation_id": conversation_id, "full_audio": "AAAA"}});
+    let (status, resp) = app.post_webhook(&audio, WEBHOOK_SECRET, now).await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("ignored")));
+    // Larger than any webhook may be (last, on its own connection: the server answers before
+    // reading the whole body and closes it).
+    let raw = vec![b' '; 17 * 1024 * 1024];
+    let signature = switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, &raw);
+    let resp = reqwest::Client::new().post(&url).header("ElevenLabs-Signature", signature).body(raw).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_too_large");
+    assert_eq!(app.run(&run_id).await, before, "a rejected or ignored webhook changed the run");
 }
