@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use serde::{Deserialize, Serialize};
 
 use crate::business::Business;
@@ -96,25 +98,29 @@ impl FollowUpDecision {
 }
 
 /// Every decision the lead pipeline takes. `attempt` counts calls in this run, from 1.
+///
+/// Async because a business' script runs on the sandbox's own threads and is awaited.
+#[async_trait]
 pub trait LeadPolicy: Send + Sync + 'static {
     /// The agent's prompt and first message for this call.
-    fn context(&self, business: &Business, lead: &Lead, attempt: u32) -> CallContext;
+    async fn context(&self, business: &Business, lead: &Lead, attempt: u32) -> CallContext;
     /// Whether, when and with whom to call.
-    fn route(&self, business: &Business, lead: &Lead, attempt: u32) -> RouteDecision;
+    async fn route(&self, business: &Business, lead: &Lead, attempt: u32) -> RouteDecision;
     /// Score a connected call.
-    fn score(&self, business: &Business, lead: &Lead, analysis: &CallAnalysis) -> Score;
+    async fn score(&self, business: &Business, lead: &Lead, analysis: &CallAnalysis) -> Score;
     /// After a scored call.
-    fn follow_up(&self, business: &Business, lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision;
+    async fn follow_up(&self, business: &Business, lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision;
     /// After a call that did not connect.
-    fn on_no_answer(&self, business: &Business, lead: &Lead, attempt: u32, why: NoConnect) -> FollowUpDecision;
+    async fn on_no_answer(&self, business: &Business, lead: &Lead, attempt: u32, why: NoConnect) -> FollowUpDecision;
 }
 
 /// The built-in decisions, tuned by each business' `[calling]` settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultPolicy;
 
+#[async_trait]
 impl LeadPolicy for DefaultPolicy {
-    fn context(&self, business: &Business, lead: &Lead, attempt: u32) -> CallContext {
+    async fn context(&self, business: &Business, lead: &Lead, attempt: u32) -> CallContext {
         let mut sections = vec![business.agent.prompt.clone()];
         sections.push(format!(
             "Lead: {} (source: {}).",
@@ -133,7 +139,7 @@ impl LeadPolicy for DefaultPolicy {
         CallContext { prompt: sections.join("\n\n"), first_message: business.agent.first_message.clone(), dynamic_variables: vars }
     }
 
-    fn route(&self, business: &Business, _lead: &Lead, _attempt: u32) -> RouteDecision {
+    async fn route(&self, business: &Business, _lead: &Lead, _attempt: u32) -> RouteDecision {
         RouteDecision {
             action: RouteAction::CallNow,
             agent_id: business.agent.agent_id.clone(),
@@ -143,7 +149,7 @@ impl LeadPolicy for DefaultPolicy {
         }
     }
 
-    fn score(&self, business: &Business, _lead: &Lead, a: &CallAnalysis) -> Score {
+    async fn score(&self, business: &Business, _lead: &Lead, a: &CallAnalysis) -> Score {
         let weighted = [(&a.intent, 30u32, "intent"), (&a.budget, 20, "budget"), (&a.fit, 20, "fit"), (&a.urgency, 15, "urgency"), (&a.engagement, 15, "engagement")];
         let value = weighted.iter().map(|(d, w, _)| d.score as u32 * w).sum::<u32>() / 100;
         let mut reasons: Vec<String> = weighted
@@ -163,7 +169,7 @@ impl LeadPolicy for DefaultPolicy {
         Score { value: value.min(100) as u8, tag: tag.into(), reasons }
     }
 
-    fn follow_up(&self, business: &Business, _lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision {
+    async fn follow_up(&self, business: &Business, _lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision {
         match score.tag.as_str() {
             "hot" => FollowUpDecision::HandOff { reason: format!("hot lead, score {}", score.value) },
             "warm" if attempt < business.calling.max_call_attempts => {
@@ -175,7 +181,7 @@ impl LeadPolicy for DefaultPolicy {
         }
     }
 
-    fn on_no_answer(&self, business: &Business, _lead: &Lead, attempt: u32, _why: NoConnect) -> FollowUpDecision {
+    async fn on_no_answer(&self, business: &Business, _lead: &Lead, attempt: u32, _why: NoConnect) -> FollowUpDecision {
         if attempt < business.calling.max_call_attempts {
             FollowUpDecision::CallAgain { after_secs: business.calling.retry_after_secs }
         } else {

@@ -68,7 +68,7 @@ impl Step for BuildContext {
 
     async fn run(&self, _ctx: &StepContext, input: CallAttempt) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let context = self.0.policy.context(&business, &lead, input.call_attempt);
+        let context = self.0.policy.context(&business, &lead, input.call_attempt).await;
         Ok(Transition::next::<Route>(Contextualised {
             lead_id: input.lead_id,
             call_attempt: input.call_attempt,
@@ -91,7 +91,7 @@ impl Step for Route {
 
     async fn run(&self, _ctx: &StepContext, input: Contextualised) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let route = self.0.policy.route(&business, &lead, input.call_attempt);
+        let route = self.0.policy.route(&business, &lead, input.call_attempt).await;
         let plan = |route| CallPlan {
             lead_id: input.lead_id.clone(),
             call_attempt: input.call_attempt,
@@ -330,7 +330,7 @@ impl Step for Score {
 
     async fn run(&self, _ctx: &StepContext, input: AnalysedCall) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let score = self.0.policy.score(&business, &lead, &input.analysis);
+        let score = self.0.policy.score(&business, &lead, &input.analysis).await;
         Ok(Transition::next::<FollowUp>(CallResult {
             lead_id: input.lead_id,
             call_attempt: input.call_attempt,
@@ -355,8 +355,8 @@ impl Step for FollowUp {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
         let policy = &self.0.policy;
         let decision = match &input.result {
-            Outcome::Scored { score } => policy.follow_up(&business, &lead, input.call_attempt, score),
-            Outcome::NotConnected { reason } => policy.on_no_answer(&business, &lead, input.call_attempt, *reason),
+            Outcome::Scored { score } => policy.follow_up(&business, &lead, input.call_attempt, score).await,
+            Outcome::NotConnected { reason } => policy.on_no_answer(&business, &lead, input.call_attempt, *reason).await,
         };
         Ok(match decision {
             FollowUpDecision::CallAgain { after_secs } if input.call_attempt < business.calling.max_call_attempts => {
