@@ -1,0 +1,223 @@
+//! Calling business scripts: compile once per content hash, see which hooks a script defines,
+//! call a hook on the sandbox threads and parse its decision strictly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::decisions;
+use super::sandbox::{Limits, ScriptError, ScriptThreads, compile, harden, with_limits};
+
+/// A compiled script and the hash of its source (its version).
+#[derive(Clone)]
+pub struct Compiled {
+    /// `sha256` of the source, hex.
+    pub hash: String,
+    /// The script's name in errors, e.g. `acme/policy.rhai`.
+    pub name: String,
+    ast: Arc<AST>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("name", &self.name).field("hash", &self.hash).finish()
+    }
+}
+
+impl Compiled {
+    /// Whether the script defines `hook` with `arity` parameters.
+    pub fn defines(&self, hook: &str, arity: usize) -> bool {
+        self.ast.iter_functions().any(|f| f.name == hook && f.params.len() == arity)
+    }
+}
+
+/// A hook's decision and what the script logged while deciding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decided<T> {
+    /// The parsed decision.
+    pub decision: T,
+    /// `print`/`debug` lines, for the run's timeline.
+    pub log: Vec<String>,
+}
+
+/// The process-wide script host: one hardened engine, the script threads, compiled scripts.
+pub struct ScriptHost {
+    engine: Arc<Engine>,
+    limits: Limits,
+    threads: ScriptThreads,
+    compiled: Mutex<HashMap<String, Compiled>>,
+}
+
+/// Hex `sha256` of a script source.
+pub fn content_hash(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+impl ScriptHost {
+    /// A host with `threads` script threads.
+    pub fn new(limits: Limits, threads: usize) -> std::io::Result<Self> {
+        Ok(ScriptHost {
+            engine: Arc::new(harden(&limits)),
+            limits,
+            threads: ScriptThreads::start(threads)?,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Compiles `source` (named `name` in errors), or returns the cached compilation of the same
+    /// source. Compilation itself runs on a script thread.
+    pub async fn compile(&self, name: &str, source: &str) -> Result<Compiled, ScriptError> {
+        let hash = content_hash(source);
+        if let Some(c) = self.compiled.lock().map_err(|_| poisoned())?.get(&hash).filter(|c| c.name == name) {
+            return Ok(c.clone());
+        }
+        let (engine, limits, name_owned, source) = (self.engine.clone(), self.limits.clone(), name.to_owned(), source.to_owned());
+        let ast = self.threads.run(move || compile(&engine, &limits, &name_owned, &source)).await??;
+        let compiled = Compiled { hash: hash.clone(), name: name.to_owned(), ast: Arc::new(ast) };
+        self.compiled.lock().map_err(|_| poisoned())?.insert(hash, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Calls `hook(args…)` if the script defines it (`Ok(None)` otherwise) and parses the result
+    /// into `T`. Arguments are serialised into Rhai values (maps for structs).
+    pub async fn call<T, A>(&self, script: &Compiled, hook: &'static str, args: A) -> Result<Option<Decided<T>>, ScriptError>
+    where
+        T: DeserializeOwned + Send + 'static,
+        A: HookArgs,
+    {
+        let args = args.into_dynamics().map_err(|e| error(script, format!("arguments of {hook}(): {e}")))?;
+        if !script.defines(hook, args.len()) {
+            return Ok(None);
+        }
+        let (engine, limits, script) = (self.engine.clone(), self.limits.clone(), script.clone());
+        self.threads
+            .run(move || {
+                let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+                let (result, log) = with_limits(&limits, || {
+                    engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &script.ast, hook, args)
+                });
+                let value = result.map_err(|e| ScriptError::from_eval(&script.name, &e))?;
+                let decision = decisions::parse::<T>(hook, &value).map_err(|m| error(&script, m))?;
+                Ok(Some(Decided { decision, log }))
+            })
+            .await?
+    }
+}
+
+fn error(script: &Compiled, message: String) -> ScriptError {
+    ScriptError { source_name: script.name.clone(), line: 0, column: 0, message }
+}
+
+fn poisoned() -> ScriptError {
+    ScriptError { source_name: "sandbox".into(), line: 0, column: 0, message: "script cache poisoned".into() }
+}
+
+/// Arguments of a hook, each serialised into a Rhai value.
+pub trait HookArgs {
+    /// The values, in order.
+    fn into_dynamics(self) -> Result<Vec<Dynamic>, String>;
+}
+
+impl HookArgs for () {
+    fn into_dynamics(self) -> Result<Vec<Dynamic>, String> {
+        Ok(Vec::new())
+    }
+}
+
+fn to_dynamic<T: Serialize>(v: &T) -> Result<Dynamic, String> {
+    rhai::serde::to_dynamic(v).map_err(|e| e.to_string())
+}
+
+impl<A: Serialize> HookArgs for (A,) {
+    fn into_dynamics(self) -> Result<Vec<Dynamic>, String> {
+        Ok(vec![to_dynamic(&self.0)?])
+    }
+}
+
+impl<A: Serialize, B: Serialize> HookArgs for (A, B) {
+    fn into_dynamics(self) -> Result<Vec<Dynamic>, String> {
+        Ok(vec![to_dynamic(&self.0)?, to_dynamic(&self.1)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scripting::decisions::{FollowUpChoice, ScoreChoice, Tag};
+
+    const POLICY: &str = r#"
+// Scores on budget and fit; calls warm leads again after two hours.
+fn score(lead, analysis) {
+    let s = (analysis.budget.score + analysis.fit.score) / 2;
+    print(`scoring ${lead.name}: ${s}`);
+    let tag = if s >= 70 { "hot" } else if s >= 40 { "warm" } else { "cold" };
+    #{ score: s, tag: tag, reasons: [`budget ${analysis.budget.score}`, `fit ${analysis.fit.score}`] }
+}
+
+fn follow_up(run) {
+    if run.score >= 40 { #{ action: "call_again", delay_minutes: 120 } } else { #{ action: "stop", outcome: "not_interested" } }
+}
+
+fn route(lead) {
+    #{ action: "call_now", delay: 5 }
+}
+"#;
+
+    fn host() -> ScriptHost {
+        ScriptHost::new(Limits::default(), 2).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hooks_decide_and_log() {
+        let host = host();
+        let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
+        let lead = json!({ "name": "Ada", "source": "web" });
+        let analysis = json!({ "budget": { "score": 90 }, "fit": { "score": 70 } });
+        let scored = host.call::<ScoreChoice, _>(&script, "score", (lead, analysis)).await.unwrap().unwrap();
+        assert_eq!((scored.decision.score, scored.decision.tag), (80, Tag::Hot));
+        assert_eq!(scored.decision.reasons, ["budget 90", "fit 70"]);
+        assert_eq!(scored.log, ["scoring Ada: 80"]);
+        let next = host.call::<FollowUpChoice, _>(&script, "follow_up", (json!({ "score": 55 }),)).await.unwrap().unwrap();
+        assert_eq!(next.decision, FollowUpChoice::CallAgain { delay_minutes: 120 });
+    }
+
+    #[tokio::test]
+    async fn a_hook_the_script_does_not_define_falls_to_the_default() {
+        let host = host();
+        let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
+        let none = host.call::<FollowUpChoice, _>(&script, "on_no_answer", (json!({}),)).await.unwrap();
+        assert!(none.is_none());
+        // Same name, wrong arity: not the hook either.
+        assert!(!script.defines("score", 1));
+    }
+
+    #[tokio::test]
+    async fn bad_decisions_and_runtime_errors_name_the_place() {
+        let host = host();
+        let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
+        let err = host.call::<crate::scripting::decisions::RouteChoice, _>(&script, "route", (json!({}),)).await.unwrap_err();
+        assert!(err.message.contains("unknown field `delay`"), "{err}");
+        assert_eq!(err.source_name, "acme/policy.rhai");
+        let err = host.call::<ScoreChoice, _>(&script, "score", (json!({ "name": "Ada" }), json!({}))).await.unwrap_err();
+        assert_eq!((err.source_name.as_str(), err.line), ("acme/policy.rhai", 4), "{err}");
+    }
+
+    #[tokio::test]
+    async fn compiled_scripts_are_cached_by_content() {
+        let host = host();
+        let a = host.compile("acme/policy.rhai", POLICY).await.unwrap();
+        let b = host.compile("acme/policy.rhai", POLICY).await.unwrap();
+        assert!(Arc::ptr_eq(&a.ast, &b.ast));
+        assert_eq!(a.hash, content_hash(POLICY));
+        let c = host.compile("acme/policy.rhai", &format!("{POLICY}\n// edited")).await.unwrap();
+        assert_ne!(a.hash, c.hash);
+        let err = host.compile("acme/policy.rhai", "fn score(lead, analysis) {\n  #{ score: }\n}").await.unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+    }
+}
