@@ -39,7 +39,11 @@ pub struct Config {
     pub elevenlabs_api_key: Option<String>,
 
     /// ElevenLabs API base URL.
-    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = "https://api.elevenlabs.io")]
+    #[arg(
+        long,
+        env = "ELEVENLABS_BASE_URL",
+        default_value = "https://api.elevenlabs.io"
+    )]
     pub elevenlabs_base_url: String,
 
     /// Secret that signs ElevenLabs webhooks [default: random per start, shared with the simulator].
@@ -51,7 +55,11 @@ pub struct Config {
     pub openai_api_key: Option<String>,
 
     /// OpenAI-compatible API base URL.
-    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com")]
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com"
+    )]
     pub openai_base_url: String,
 
     /// Model used for call analysis.
@@ -71,8 +79,12 @@ impl Config {
 
     /// Rejects settings that cannot work, with a message naming the setting.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
-            return Err(format!("DATABASE_URL must be sqlite://… or postgres://… (got {:?})", self.database_url));
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
+            return Err(format!(
+                "DATABASE_URL must be sqlite://… or postgres://… (got {:?})",
+                self.database_url
+            ));
         }
         if self.worker_concurrency == 0 {
             return Err("SWITCHBOARD_WORKER_CONCURRENCY must be at least 1".into());

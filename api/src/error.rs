@@ -30,7 +30,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 422: well-formed but invalid input; `details` names the field.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String, details: Value },
+    Invalid {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     /// 500: our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -42,7 +46,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// A 422 naming the field at fault.
     pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { code, message: message.into(), details: json!({ "field": field }) }
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+            details: json!({ "field": field }),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, Value) {
@@ -51,13 +59,19 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", Value::Null),
-            ApiError::TooLarge { limit } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", json!({ "limit_bytes": limit }))
+            ApiError::TooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                json!({ "limit_bytes": limit }),
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Value::Null,
+            ),
+            ApiError::Invalid { code, details, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone())
             }
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", Value::Null)
-            }
-            ApiError::Invalid { code, details, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone()),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }
     }
@@ -69,7 +83,8 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body = json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
+        let body =
+            json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
         (status, Json(body)).into_response()
     }
 }
@@ -95,12 +110,18 @@ impl From<JsonRejection> for ApiError {
                 message: e.body_text(),
                 details: Value::Null,
             },
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::BadRequest { code: "malformed_json", message: e.body_text() }
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
+                code: "malformed_json",
+                message: e.body_text(),
+            },
+            JsonRejection::MissingJsonContentType(e) => {
+                ApiError::UnsupportedMediaType(e.body_text())
             }
-            JsonRejection::MissingJsonContentType(e) => ApiError::UnsupportedMediaType(e.body_text()),
             JsonRejection::BytesRejection(e) => e.into(),
-            other => ApiError::BadRequest { code: "bad_request", message: other.body_text() },
+            other => ApiError::BadRequest {
+                code: "bad_request",
+                message: other.body_text(),
+            },
         }
     }
 }
@@ -108,21 +129,33 @@ impl From<JsonRejection> for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit: JSON_BODY_LIMIT }
+            ApiError::TooLarge {
+                limit: JSON_BODY_LIMIT,
+            }
         } else {
-            ApiError::BadRequest { code: "bad_request", message: r.body_text() }
+            ApiError::BadRequest {
+                code: "bad_request",
+                message: r.body_text(),
+            }
         }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::Invalid { code: "invalid_query", message: r.body_text(), details: Value::Null }
+        ApiError::Invalid {
+            code: "invalid_query",
+            message: r.body_text(),
+            details: Value::Null,
+        }
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::BadRequest { code: "invalid_path", message: r.body_text() }
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: r.body_text(),
+        }
     }
 }

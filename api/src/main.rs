@@ -31,9 +31,14 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(c)) => c,
         None => cli.serve,
     };
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_new(&config.log)?).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log)?)
+        .init();
     let app = Application::build(config, Overrides::default()).await?;
-    println!("Switchboard is serving the API and dashboard on {}", app.public_url());
+    println!(
+        "Switchboard is serving the API and dashboard on {}",
+        app.public_url()
+    );
     app.run_until(shutdown_signal()).await
 }
 
@@ -43,7 +48,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -41,7 +41,8 @@ pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route(
             "/api/v1/webhooks/elevenlabs",
-            post(routes::webhooks::elevenlabs).layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
+            post(routes::webhooks::elevenlabs)
+                .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
         )
         .route("/healthz", get(routes::health))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -100,16 +101,33 @@ impl Application {
         let simulated_voice = config.elevenlabs_api_key.is_none();
         let simulated_llm = config.openai_api_key.is_none();
         let simulator = (simulated_voice || simulated_llm).then(|| {
-            Simulator::new(format!("{public_url}/api/v1/webhooks/elevenlabs"), webhook_secret.to_string())
+            Simulator::new(
+                format!("{public_url}/api/v1/webhooks/elevenlabs"),
+                webhook_secret.to_string(),
+            )
         });
         let timeout = Duration::from_secs(30);
         let voice = match &config.elevenlabs_api_key {
-            Some(key) => ElevenLabsClient::new(config.elevenlabs_base_url.clone(), key.clone(), timeout),
-            None => ElevenLabsClient::new(format!("{public_url}/sim/elevenlabs"), "simulated", timeout),
+            Some(key) => {
+                ElevenLabsClient::new(config.elevenlabs_base_url.clone(), key.clone(), timeout)
+            }
+            None => {
+                ElevenLabsClient::new(format!("{public_url}/sim/elevenlabs"), "simulated", timeout)
+            }
         };
         let llm = match &config.openai_api_key {
-            Some(key) => OpenAiClient::new(config.openai_base_url.clone(), key.clone(), config.openai_model.clone(), timeout),
-            None => OpenAiClient::new(format!("{public_url}/sim/openai"), "simulated", config.openai_model.clone(), timeout),
+            Some(key) => OpenAiClient::new(
+                config.openai_base_url.clone(),
+                key.clone(),
+                config.openai_model.clone(),
+                timeout,
+            ),
+            None => OpenAiClient::new(
+                format!("{public_url}/sim/openai"),
+                "simulated",
+                config.openai_model.clone(),
+                timeout,
+            ),
         };
         let deps = Arc::new(Deps {
             db: db.clone(),
@@ -121,7 +139,10 @@ impl Application {
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
         let engine = Engine::new(db, registry);
-        let state = AppState { engine: engine.clone(), webhook_secret };
+        let state = AppState {
+            engine: engine.clone(),
+            webhook_secret,
+        };
         let router = app(state, simulator.as_ref());
         let worker_options = WorkerOptions {
             concurrency: config.worker_concurrency,
@@ -130,7 +151,16 @@ impl Application {
         };
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, "switchboard ready");
-        Ok(Application { listener, router, engine, simulator, workers, worker_options, port, public_url })
+        Ok(Application {
+            listener,
+            router,
+            engine,
+            simulator,
+            workers,
+            worker_options,
+            port,
+            public_url,
+        })
     }
 
     /// The bound port.
@@ -144,8 +174,13 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops the workers gracefully.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         if let Some(workers) = self.workers {
             workers.stop().await;
         }
@@ -180,7 +215,9 @@ pub struct Parts {
 
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
         _ => url.to_owned(),
     }
 }

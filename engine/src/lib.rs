@@ -20,4 +20,6 @@ pub use error::{EngineError, ResultExt, StepError};
 pub use ids::{BusinessId, RunId, StepId, WaitId};
 pub use runtime::{Delivery, Engine, ExternalEvent, NewRun, WorkerOptions, Workers};
 pub use store::{Db, migrate};
-pub use workflow::{Registry, Resumed, Step, StepContext, StepPolicy, Transition, WaitFor, WaitOutcome, Workflow};
+pub use workflow::{
+    Registry, Resumed, Step, StepContext, StepPolicy, Transition, WaitFor, WaitOutcome, Workflow,
+};

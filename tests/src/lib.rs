@@ -25,7 +25,10 @@ pub enum Backend {
 impl Backend {
     /// PostgreSQL if `TEST_DATABASE_URL` is set.
     pub fn postgres() -> Option<Backend> {
-        std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()).map(Backend::Postgres)
+        std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(Backend::Postgres)
     }
 }
 
@@ -48,19 +51,30 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
-                TestDatabase { url: format!("sqlite://{}", path.display()), cleanup: Cleanup::File(path) }
+                TestDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    cleanup: Cleanup::File(path),
+                }
             }
             Backend::Postgres(admin_url) => {
                 use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to TEST_DATABASE_URL");
+                let mut conn = sqlx::PgConnection::connect(admin_url)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(admin_url);
                 TestDatabase {
                     url: format!("{base}/{name}"),
-                    cleanup: Cleanup::Postgres { admin_url: admin_url.clone(), name },
+                    cleanup: Cleanup::Postgres {
+                        admin_url: admin_url.clone(),
+                        name,
+                    },
                 }
             }
         }
@@ -79,14 +93,19 @@ impl Drop for TestDatabase {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs outside any runtime we may block: use a thread with its own.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
                     rt.block_on(async {
                         use sqlx::Connection;
                         let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                            .execute(&mut conn)
-                            .await
-                            .ok()
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
                     })
                 })
                 .join();
@@ -149,8 +168,13 @@ pub fn test_config(database_url: &str) -> Config {
 /// The app on a fresh database.
 pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
     let database = TestDatabase::create(backend).await;
-    let overrides = Overrides { await_call_timeout: opts.await_call_timeout, no_workers: opts.no_workers };
-    let app = Application::build(test_config(&database.url), overrides).await.expect("app starts");
+    let overrides = Overrides {
+        await_call_timeout: opts.await_call_timeout,
+        no_workers: opts.no_workers,
+    };
+    let app = Application::build(test_config(&database.url), overrides)
+        .await
+        .expect("app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let parts = app.into_parts();
     let serve = parts.serve;
@@ -189,7 +213,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -202,27 +229,51 @@ pub fn lead(sim: Value) -> Value {
 impl TestApp {
     /// `POST /api/v1/leads`.
     pub async fn post_lead(&self, body: &Value) -> reqwest::Response {
-        self.client.post(format!("{}/api/v1/leads", self.address)).json(body).send().await.unwrap()
+        self.client
+            .post(format!("{}/api/v1/leads", self.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Posts a lead and returns `(lead_id, run_id)`; panics unless 201.
     pub async fn create_lead(&self, sim: Value) -> (String, String) {
         let resp = self.post_lead(&lead(sim)).await;
-        assert_eq!(resp.status(), 201, "lead not created: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            201,
+            "lead not created: {}",
+            resp.text().await.unwrap()
+        );
         let body: Value = resp.json().await.unwrap();
-        (body["lead"]["id"].as_str().unwrap().to_owned(), body["run"]["id"].as_str().unwrap().to_owned())
+        (
+            body["lead"]["id"].as_str().unwrap().to_owned(),
+            body["run"]["id"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// `GET` a path, returning status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST` a path with an empty JSON body.
     pub async fn post(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.post(format!("{}{path}", self.address)).json(&json!({})).send().await.unwrap();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -242,18 +293,25 @@ impl TestApp {
             if run["status"] == status {
                 return run;
             }
-            assert!(start.elapsed() < deadline, "run {id} not {status} after {deadline:?}: {run:#}");
+            assert!(
+                start.elapsed() < deadline,
+                "run {id} not {status} after {deadline:?}: {run:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits until the run waits on a call webhook; returns the conversation id.
     pub async fn wait_for_call_wait(&self, id: &str) -> String {
-        eventually("the run to wait on its call", Duration::from_secs(20), || async {
-            let run = self.run(id).await;
-            (run["status"] == "waiting" && run["wait"]["kind"] == "elevenlabs.call")
-                .then(|| run["wait"]["key"].as_str().unwrap().to_owned())
-        })
+        eventually(
+            "the run to wait on its call",
+            Duration::from_secs(20),
+            || async {
+                let run = self.run(id).await;
+                (run["status"] == "waiting" && run["wait"]["kind"] == "elevenlabs.call")
+                    .then(|| run["wait"]["key"].as_str().unwrap().to_owned())
+            },
+        )
         .await
     }
 
@@ -298,7 +356,10 @@ impl TestApp {
 /// A signed-able `post_call_transcription` body for a conversation.
 pub fn transcription_webhook(conversation_id: &str, interested: bool) -> Value {
     let (user, summary) = if interested {
-        ("Yes, I'm very interested, we have a budget of 800K and want to move this month. Please book a showing.", "Interested, wants a showing.")
+        (
+            "Yes, I'm very interested, we have a budget of 800K and want to move this month. Please book a showing.",
+            "Interested, wants a showing.",
+        )
     } else {
         ("No thanks, I'm not interested.", "Declined.")
     };
@@ -321,5 +382,10 @@ pub fn transcription_webhook(conversation_id: &str, interested: bool) -> Value {
 
 /// Step names of a run, in order.
 pub fn step_names(run: &Value) -> Vec<String> {
-    run["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
 }

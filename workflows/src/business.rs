@@ -110,7 +110,10 @@ pub fn shipped() -> Vec<Business> {
 
 impl Business {
     /// Checks a lead's custom fields against this business' definitions; the error names the field.
-    pub fn check_custom_fields(&self, fields: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    pub fn check_custom_fields(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
         for def in &self.custom_fields {
             match fields.get(&def.name) {
                 None | Some(serde_json::Value::Null) if def.required => {
@@ -121,7 +124,9 @@ impl Business {
                     let ok = match def.kind.as_str() {
                         "number" => v.is_number(),
                         "boolean" => v.is_boolean(),
-                        "select" => v.as_str().is_some_and(|s| def.options.iter().any(|o| o == s)),
+                        "select" => v
+                            .as_str()
+                            .is_some_and(|s| def.options.iter().any(|o| o == s)),
                         _ => v.is_string(),
                     };
                     if !ok {
@@ -135,8 +140,14 @@ impl Business {
                 }
             }
         }
-        if let Some(unknown) = fields.keys().find(|k| !self.custom_fields.iter().any(|d| &d.name == *k)) {
-            return Err(format!("custom field {unknown:?} is not defined for business {:?}", self.id));
+        if let Some(unknown) = fields
+            .keys()
+            .find(|k| !self.custom_fields.iter().any(|d| &d.name == *k))
+        {
+            return Err(format!(
+                "custom field {unknown:?} is not defined for business {:?}",
+                self.id
+            ));
         }
         Ok(())
     }
@@ -162,6 +173,10 @@ mod tests {
         fields.insert("budget_range".into(), "500K-1M".into());
         demo.check_custom_fields(&fields).unwrap();
         fields.insert("shoe_size".into(), 42.into());
-        assert!(demo.check_custom_fields(&fields).unwrap_err().contains("shoe_size"));
+        assert!(
+            demo.check_custom_fields(&fields)
+                .unwrap_err()
+                .contains("shoe_size")
+        );
     }
 }

@@ -7,6 +7,6 @@ pub mod lead_call;
 pub mod phone;
 pub mod policy;
 pub mod providers;
-pub mod simulator;
 pub mod scripting;
+pub mod simulator;
 pub mod store;

@@ -23,7 +23,9 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(InvalidPhone(raw.to_owned()));
         }
-        Ok(Phone(number.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     /// The number as text.
@@ -45,13 +47,26 @@ mod tests {
 
     #[test]
     fn accepts_and_normalises_valid_numbers() {
-        assert_eq!(Phone::parse("+14155552671").unwrap().as_str(), "+14155552671");
-        assert_eq!(Phone::parse(" +44 20 7946 0958 ").unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            Phone::parse("+14155552671").unwrap().as_str(),
+            "+14155552671"
+        );
+        assert_eq!(
+            Phone::parse(" +44 20 7946 0958 ").unwrap().as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn rejects_invalid_numbers() {
-        for bad in ["", "4155552671", "+0123", "+1415555267199999", "+1 abc", "++1415"] {
+        for bad in [
+            "",
+            "4155552671",
+            "+0123",
+            "+1415555267199999",
+            "+1 abc",
+            "++1415",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -109,9 +109,21 @@ pub trait LeadPolicy: Send + Sync + 'static {
     /// Score a connected call.
     async fn score(&self, business: &Business, lead: &Lead, analysis: &CallAnalysis) -> Score;
     /// After a scored call.
-    async fn follow_up(&self, business: &Business, lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision;
+    async fn follow_up(
+        &self,
+        business: &Business,
+        lead: &Lead,
+        attempt: u32,
+        score: &Score,
+    ) -> FollowUpDecision;
     /// After a call that did not connect.
-    async fn on_no_answer(&self, business: &Business, lead: &Lead, attempt: u32, why: NoConnect) -> FollowUpDecision;
+    async fn on_no_answer(
+        &self,
+        business: &Business,
+        lead: &Lead,
+        attempt: u32,
+        why: NoConnect,
+    ) -> FollowUpDecision;
 }
 
 /// The built-in decisions, tuned by each business' `[calling]` settings.
@@ -127,16 +139,27 @@ impl LeadPolicy for DefaultPolicy {
             lead.name,
             lead.source.as_deref().unwrap_or("unknown")
         ));
-        sections.push(format!("Objective: {}. This is call attempt {attempt}.", business.agent.objective));
+        sections.push(format!(
+            "Objective: {}. This is call attempt {attempt}.",
+            business.agent.objective
+        ));
         if !lead.custom_fields.is_empty() {
-            let fields: Vec<String> = lead.custom_fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let fields: Vec<String> = lead
+                .custom_fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             sections.push(format!("Known details: {}.", fields.join(", ")));
         }
         let mut vars = serde_json::Map::new();
         vars.insert("customer_name".into(), lead.name.clone().into());
         vars.insert("lead_id".into(), lead.id.clone().into());
         vars.insert("business".into(), business.name.clone().into());
-        CallContext { prompt: sections.join("\n\n"), first_message: business.agent.first_message.clone(), dynamic_variables: vars }
+        CallContext {
+            prompt: sections.join("\n\n"),
+            first_message: business.agent.first_message.clone(),
+            dynamic_variables: vars,
+        }
     }
 
     async fn route(&self, business: &Business, _lead: &Lead, _attempt: u32) -> RouteDecision {
@@ -150,11 +173,28 @@ impl LeadPolicy for DefaultPolicy {
     }
 
     async fn score(&self, business: &Business, _lead: &Lead, a: &CallAnalysis) -> Score {
-        let weighted = [(&a.intent, 30u32, "intent"), (&a.budget, 20, "budget"), (&a.fit, 20, "fit"), (&a.urgency, 15, "urgency"), (&a.engagement, 15, "engagement")];
-        let value = weighted.iter().map(|(d, w, _)| d.score as u32 * w).sum::<u32>() / 100;
+        let weighted = [
+            (&a.intent, 30u32, "intent"),
+            (&a.budget, 20, "budget"),
+            (&a.fit, 20, "fit"),
+            (&a.urgency, 15, "urgency"),
+            (&a.engagement, 15, "engagement"),
+        ];
+        let value = weighted
+            .iter()
+            .map(|(d, w, _)| d.score as u32 * w)
+            .sum::<u32>()
+            / 100;
         let mut reasons: Vec<String> = weighted
             .iter()
-            .map(|(d, w, name)| format!("{name} {} ({}/100, weight {w}%): {}", level(d), d.score, d.reasoning))
+            .map(|(d, w, name)| {
+                format!(
+                    "{name} {} ({}/100, weight {w}%): {}",
+                    level(d),
+                    d.score,
+                    d.reasoning
+                )
+            })
             .collect();
         let tag = if a.sentiment == Sentiment::Negative && a.intent.score < 20 {
             reasons.push("negative sentiment and no intent".into());
@@ -166,30 +206,61 @@ impl LeadPolicy for DefaultPolicy {
         } else {
             "cold"
         };
-        Score { value: value.min(100) as u8, tag: tag.into(), reasons }
-    }
-
-    async fn follow_up(&self, business: &Business, _lead: &Lead, attempt: u32, score: &Score) -> FollowUpDecision {
-        match score.tag.as_str() {
-            "hot" => FollowUpDecision::HandOff { reason: format!("hot lead, score {}", score.value) },
-            "warm" if attempt < business.calling.max_call_attempts => {
-                FollowUpDecision::CallAgain { after_secs: business.calling.follow_up_after_secs }
-            }
-            "warm" => FollowUpDecision::Stop { outcome: "follow_ups_exhausted".into() },
-            "disqualified" => FollowUpDecision::Stop { outcome: "disqualified".into() },
-            _ => FollowUpDecision::Stop { outcome: "not_interested".into() },
+        Score {
+            value: value.min(100) as u8,
+            tag: tag.into(),
+            reasons,
         }
     }
 
-    async fn on_no_answer(&self, business: &Business, _lead: &Lead, attempt: u32, _why: NoConnect) -> FollowUpDecision {
+    async fn follow_up(
+        &self,
+        business: &Business,
+        _lead: &Lead,
+        attempt: u32,
+        score: &Score,
+    ) -> FollowUpDecision {
+        match score.tag.as_str() {
+            "hot" => FollowUpDecision::HandOff {
+                reason: format!("hot lead, score {}", score.value),
+            },
+            "warm" if attempt < business.calling.max_call_attempts => FollowUpDecision::CallAgain {
+                after_secs: business.calling.follow_up_after_secs,
+            },
+            "warm" => FollowUpDecision::Stop {
+                outcome: "follow_ups_exhausted".into(),
+            },
+            "disqualified" => FollowUpDecision::Stop {
+                outcome: "disqualified".into(),
+            },
+            _ => FollowUpDecision::Stop {
+                outcome: "not_interested".into(),
+            },
+        }
+    }
+
+    async fn on_no_answer(
+        &self,
+        business: &Business,
+        _lead: &Lead,
+        attempt: u32,
+        _why: NoConnect,
+    ) -> FollowUpDecision {
         if attempt < business.calling.max_call_attempts {
-            FollowUpDecision::CallAgain { after_secs: business.calling.retry_after_secs }
+            FollowUpDecision::CallAgain {
+                after_secs: business.calling.retry_after_secs,
+            }
         } else {
-            FollowUpDecision::Stop { outcome: "unreachable".into() }
+            FollowUpDecision::Stop {
+                outcome: "unreachable".into(),
+            }
         }
     }
 }
 
 fn level(d: &crate::providers::openai::Dimension) -> String {
-    serde_json::to_value(d.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(d.level)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

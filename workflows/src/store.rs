@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
+use switchboard_engine::EngineError;
 use switchboard_engine::ids::now_ms;
 use switchboard_engine::store::{Db, Q, Tx};
-use switchboard_engine::EngineError;
 
 use crate::business::Business;
 use crate::lead::Lead;
@@ -37,9 +37,11 @@ pub async fn upsert_business(db: &Db, b: &Business) -> Result<()> {
 
 /// Reads a business.
 pub async fn business(db: &Db, id: &str) -> Result<Option<Business>> {
-    let row: Option<BusinessRow> =
-        db.fetch_optional(Q::new("SELECT config FROM businesses WHERE id = $1").bind(id)).await?;
-    row.map(|r| serde_json::from_str(&r.config).map_err(EngineError::from)).transpose()
+    let row: Option<BusinessRow> = db
+        .fetch_optional(Q::new("SELECT config FROM businesses WHERE id = $1").bind(id))
+        .await?;
+    row.map(|r| serde_json::from_str(&r.config).map_err(EngineError::from))
+        .transpose()
 }
 
 #[derive(FromRow)]
@@ -100,7 +102,11 @@ pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>
 }
 
 /// The lead a business stored under an idempotency key, if any.
-pub async fn lead_by_idempotency_key(tx: &mut Tx, business_id: &str, key: &str) -> Result<Option<Lead>> {
+pub async fn lead_by_idempotency_key(
+    tx: &mut Tx,
+    business_id: &str,
+    key: &str,
+) -> Result<Option<Lead>> {
     let row: Option<LeadRow> = tx
         .fetch_optional(
             Q::new(format!(
@@ -115,8 +121,9 @@ pub async fn lead_by_idempotency_key(tx: &mut Tx, business_id: &str, key: &str) 
 
 /// Reads a lead.
 pub async fn lead(db: &Db, id: &str) -> Result<Option<Lead>> {
-    let row: Option<LeadRow> =
-        db.fetch_optional(Q::new(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1")).bind(id)).await?;
+    let row: Option<LeadRow> = db
+        .fetch_optional(Q::new(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1")).bind(id))
+        .await?;
     row.map(Lead::try_from).transpose()
 }
 
@@ -168,7 +175,13 @@ pub async fn record_dialing(db: &Db, c: &CallRecord) -> Result<()> {
 }
 
 /// Records the provider's answer to a call request.
-pub async fn record_call_result(db: &Db, id: &str, status: &str, conversation_id: Option<&str>, error: Option<String>) -> Result<()> {
+pub async fn record_call_result(
+    db: &Db,
+    id: &str,
+    status: &str,
+    conversation_id: Option<&str>,
+    error: Option<String>,
+) -> Result<()> {
     db.execute(
         Q::new("UPDATE calls SET status = $1, conversation_id = $2, error = $3, updated_at = $4 WHERE id = $5")
             .bind(status)

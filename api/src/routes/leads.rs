@@ -31,7 +31,9 @@ fn lead_json(lead: &Lead) -> Value {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = raw.to_str().ok().map(str::trim).unwrap_or_default();
     if key.is_empty() || key.len() > 255 {
         return Err(ApiError::invalid(
@@ -47,20 +49,42 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
     let business = store::business(state.engine.db(), &new.business)
         .await?
-        .ok_or_else(|| ApiError::invalid("unknown_business", "business", format!("business {:?} does not exist", new.business)))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "unknown_business",
+                "business",
+                format!("business {:?} does not exist", new.business),
+            )
+        })?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid("invalid_name", "name", "name must be 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "invalid_name",
+            "name",
+            "name must be 1 to 200 characters",
+        ));
     }
-    let phone = Phone::parse(&new.phone).map_err(|e| ApiError::invalid("invalid_phone", "phone", e.to_string()))?;
+    let phone = Phone::parse(&new.phone)
+        .map_err(|e| ApiError::invalid("invalid_phone", "phone", e.to_string()))?;
     if let Some(email) = &new.email {
-        let valid = email.len() <= 254 && email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+        let valid = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
         if !valid {
-            return Err(ApiError::invalid("invalid_email", "email", format!("{email:?} is not an email address")));
+            return Err(ApiError::invalid(
+                "invalid_email",
+                "email",
+                format!("{email:?} is not an email address"),
+            ));
         }
     }
     if new.source.as_ref().is_some_and(|s| s.len() > 200) {
-        return Err(ApiError::invalid("invalid_source", "source", "source must be at most 200 characters"));
+        return Err(ApiError::invalid(
+            "invalid_source",
+            "source",
+            "source must be at most 200 characters",
+        ));
     }
     business
         .check_custom_fields(&new.custom_fields)
@@ -69,17 +93,27 @@ async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
 }
 
 fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
-    let body = json!({ "lead": lead_json(lead), "run": { "id": lead.run_id, "status": run_status } });
+    let body =
+        json!({ "lead": lead_json(lead), "run": { "id": lead.run_id, "status": run_status } });
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     if replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
 }
 
 async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
-    let run = switchboard_engine::store::runs::find(state.engine.db(), &switchboard_engine::RunId(lead.run_id.clone())).await?;
-    Ok(created(&lead, run.as_ref().map(|r| r.status.as_str()).unwrap_or("queued"), true))
+    let run = switchboard_engine::store::runs::find(
+        state.engine.db(),
+        &switchboard_engine::RunId(lead.run_id.clone()),
+    )
+    .await?;
+    Ok(created(
+        &lead,
+        run.as_ref().map(|r| r.status.as_str()).unwrap_or("queued"),
+        true,
+    ))
 }
 
 /// `POST /api/v1/leads` → `201 {"lead":{…},"run":{"id","status"}}`.
@@ -90,7 +124,11 @@ pub async fn create(
     Json(new): Json<NewLead>,
 ) -> ApiResult<Response> {
     if !caller.can_access(&new.business) {
-        return Err(ApiError::invalid("unknown_business", "business", format!("business {:?} does not exist", new.business)));
+        return Err(ApiError::invalid(
+            "unknown_business",
+            "business",
+            format!("business {:?} does not exist", new.business),
+        ));
     }
     let key = idempotency_key(&headers)?;
     let phone = validate(&state, &new).await?;
@@ -107,8 +145,14 @@ pub async fn create(
     let run_id = engine
         .start_run_in::<Intake>(
             &mut tx,
-            NewRun { workflow: WORKFLOW, business_id: &business, subject_id: &lead_id },
-            LeadRef { lead_id: lead_id.clone() },
+            NewRun {
+                workflow: WORKFLOW,
+                business_id: &business,
+                subject_id: &lead_id,
+            },
+            LeadRef {
+                lead_id: lead_id.clone(),
+            },
         )
         .await?;
     let lead = Lead {

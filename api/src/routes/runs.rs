@@ -14,7 +14,14 @@ use crate::extract::{Path, Query};
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
-const STATUSES: [&str; 6] = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
+const STATUSES: [&str; 6] = [
+    "queued",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
 
 fn run_json(r: &RunRow) -> Value {
     let mut v = json!({
@@ -53,18 +60,37 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/runs?business=&status=&limit=&cursor=` → `{"runs":[…],"next_cursor"}`, newest first.
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<JsonResponse<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<JsonResponse<Value>> {
     if let Some(status) = &q.status
         && !STATUSES.contains(&status.as_str())
     {
-        return Err(ApiError::invalid("invalid_status", "status", format!("status must be one of {STATUSES:?}")));
+        return Err(ApiError::invalid(
+            "invalid_status",
+            "status",
+            format!("status must be one of {STATUSES:?}"),
+        ));
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("invalid_limit", "limit", "limit must be between 1 and 200"));
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit",
+            "limit must be between 1 and 200",
+        ));
     }
-    if q.cursor.as_ref().is_some_and(|c| uuid::Uuid::parse_str(c).is_err()) {
-        return Err(ApiError::invalid("invalid_cursor", "cursor", "cursor must be a next_cursor from a previous page"));
+    if q.cursor
+        .as_ref()
+        .is_some_and(|c| uuid::Uuid::parse_str(c).is_err())
+    {
+        return Err(ApiError::invalid(
+            "invalid_cursor",
+            "cursor",
+            "cursor must be a next_cursor from a previous page",
+        ));
     }
     let filter = RunFilter {
         business_id: caller.scope(q.business),
@@ -74,8 +100,12 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query
         limit,
     };
     let rows = runs::list(state.engine.db(), &filter).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(JsonResponse(json!({ "runs": rows.iter().map(run_json).collect::<Vec<_>>(), "next_cursor": next_cursor })))
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(JsonResponse(
+        json!({ "runs": rows.iter().map(run_json).collect::<Vec<_>>(), "next_cursor": next_cursor }),
+    ))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
@@ -87,7 +117,11 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> 
 }
 
 /// `GET /api/v1/runs/{id}` → the run with every step attempt.
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<JsonResponse<Value>> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
     let run = find(&state, &caller, &id).await?;
     let attempts = steps::list_for_run(state.engine.db(), &RunId(run.id.clone())).await?;
     let mut v = run_json(&run);
@@ -111,7 +145,11 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `POST /api/v1/runs/{id}/cancel` → the cancelled run; 409 if it already finished.
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<JsonResponse<Value>> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
     find(&state, &caller, &id).await?;
     let run = state.engine.cancel(&RunId(id)).await?;
     Ok(JsonResponse(run_json(&run)))

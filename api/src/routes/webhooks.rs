@@ -34,18 +34,24 @@ pub async fn elevenlabs(
     let signature = headers
         .get(elevenlabs::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing {} header", elevenlabs::SIGNATURE_HEADER)))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!("missing {} header", elevenlabs::SIGNATURE_HEADER))
+        })?;
     let now = chrono::Utc::now().timestamp();
     elevenlabs::verify(&state.webhook_secret, signature, &body, now)
         .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
-    let event = elevenlabs::parse_webhook(&body)
-        .map_err(|e| ApiError::BadRequest { code: "malformed_webhook", message: e.to_string() })?;
+    let event = elevenlabs::parse_webhook(&body).map_err(|e| ApiError::BadRequest {
+        code: "malformed_webhook",
+        message: e.to_string(),
+    })?;
     let (WebhookEvent::Transcription(_) | WebhookEvent::InitiationFailure { .. }) = &event else {
         return Ok(Json(json!({ "status": "ignored", "type": event.kind() })));
     };
     let conversation_id = event.conversation_id().unwrap_or_default().to_owned();
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest { code: "malformed_webhook", message: e.to_string() })?;
+    let payload: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        code: "malformed_webhook",
+        message: e.to_string(),
+    })?;
     let delivery = state
         .engine
         .deliver(ExternalEvent {

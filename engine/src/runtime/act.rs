@@ -18,7 +18,14 @@ pub(crate) fn wait_lock(kind: &str, key: &str) -> String {
     format!("wait:{kind}:{key}")
 }
 
-fn new_row(run: &RunRow, name: &str, attempt: i64, status: &str, input: String, delay: Duration) -> StepRow {
+fn new_row(
+    run: &RunRow,
+    name: &str,
+    attempt: i64,
+    status: &str,
+    input: String,
+    delay: Duration,
+) -> StepRow {
     let now = now_ms();
     StepRow {
         id: new_id(),
@@ -39,7 +46,12 @@ fn new_row(run: &RunRow, name: &str, attempt: i64, status: &str, input: String, 
 
 /// Commits `decision` for the attempt `row_id` of `run`. False: the run moved on meanwhile
 /// (cancelled, or the attempt was superseded), and nothing was written.
-pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: Decision) -> Result<bool> {
+pub(crate) async fn apply(
+    tx: &mut Tx,
+    run: &RunRow,
+    row_id: &StepId,
+    decision: Decision,
+) -> Result<bool> {
     let run_id = RunId(run.id.clone());
     let finish = |f: &Finish| (f.status, f.output.clone(), f.error.clone());
     let (status, output, error) = match &decision {
@@ -53,9 +65,23 @@ pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: 
     }
     let next_seq = run.seq + 1;
     let advanced = match decision {
-        Decision::Schedule { step, attempt, input, delay, why, .. } => {
+        Decision::Schedule {
+            step,
+            attempt,
+            input,
+            delay,
+            why,
+            ..
+        } => {
             let waiting = !delay.is_zero();
-            let row = new_row(run, &step, attempt, if waiting { "waiting" } else { "queued" }, input.to_string(), delay);
+            let row = new_row(
+                run,
+                &step,
+                attempt,
+                if waiting { "waiting" } else { "queued" },
+                input.to_string(),
+                delay,
+            );
             steps::insert(tx, &row).await?;
             let advance = Advance {
                 status: if waiting { "waiting" } else { "queued" },
@@ -66,10 +92,21 @@ pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: 
                 ..Advance::default()
             };
             let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-            tasks::push(tx, &StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Step }, delay).await?;
+            tasks::push(
+                tx,
+                &StepTask {
+                    run_id: run_id.clone(),
+                    seq: next_seq,
+                    kind: TaskKind::Step,
+                },
+                delay,
+            )
+            .await?;
             ok
         }
-        Decision::Wait { step, carry, wait, .. } => {
+        Decision::Wait {
+            step, carry, wait, ..
+        } => {
             tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
             let row = new_row(run, &step, 1, "waiting", carry.to_string(), Duration::ZERO);
             steps::insert(tx, &row).await?;
@@ -104,7 +141,16 @@ pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: 
                     ..Advance::default()
                 };
                 let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-                tasks::push(tx, &StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Step }, Duration::ZERO).await?;
+                tasks::push(
+                    tx,
+                    &StepTask {
+                        run_id: run_id.clone(),
+                        seq: next_seq,
+                        kind: TaskKind::Step,
+                    },
+                    Duration::ZERO,
+                )
+                .await?;
                 ok
             } else {
                 waits::insert(tx, &wait_row).await?;
@@ -118,7 +164,13 @@ pub(crate) async fn apply(tx: &mut Tx, run: &RunRow, row_id: &StepId, decision: 
                     ..Advance::default()
                 };
                 let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-                let task = StepTask { run_id: run_id.clone(), seq: next_seq, kind: TaskKind::Deadline { wait_id: wait_row.id.clone() } };
+                let task = StepTask {
+                    run_id: run_id.clone(),
+                    seq: next_seq,
+                    kind: TaskKind::Deadline {
+                        wait_id: wait_row.id.clone(),
+                    },
+                };
                 tasks::push(tx, &task, wait.timeout).await?;
                 ok
             }
@@ -168,8 +220,12 @@ pub(crate) async fn resume(
     if run.seq != wait.seq || !waits::close(tx, &WaitId(wait.id.clone()), closed, event_id).await? {
         return Ok(false);
     }
-    let Some(row_id) = run.current_row.clone() else { return Ok(false) };
-    let Some(row) = steps::get(tx, &StepId(row_id.clone())).await? else { return Ok(false) };
+    let Some(row_id) = run.current_row.clone() else {
+        return Ok(false);
+    };
+    let Some(row) = steps::get(tx, &StepId(row_id.clone())).await? else {
+        return Ok(false);
+    };
     let carry: serde_json::Value = serde_json::from_str(&row.input)?;
     if !steps::resume(tx, &StepId(row_id.clone()), &resumed_input(&carry, outcome)).await? {
         return Ok(false);
@@ -184,6 +240,15 @@ pub(crate) async fn resume(
     if !runs::advance(tx, &run_id, run.seq, &advance).await? {
         return Ok(false);
     }
-    tasks::push(tx, &StepTask { run_id, seq: run.seq + 1, kind: TaskKind::Step }, Duration::ZERO).await?;
+    tasks::push(
+        tx,
+        &StepTask {
+            run_id,
+            seq: run.seq + 1,
+            kind: TaskKind::Step,
+        },
+        Duration::ZERO,
+    )
+    .await?;
     Ok(true)
 }

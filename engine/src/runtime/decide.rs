@@ -26,7 +26,12 @@ pub(crate) enum Decision {
         why: &'static str,
     },
     /// Pause on an external event, then run `step`.
-    Wait { finish: Finish, step: String, carry: serde_json::Value, wait: WaitFor },
+    Wait {
+        finish: Finish,
+        step: String,
+        carry: serde_json::Value,
+        wait: WaitFor,
+    },
     /// The run succeeded.
     Complete { finish: Finish, outcome: String },
     /// The run failed.
@@ -41,9 +46,17 @@ pub(crate) fn decide(
     policy: &StepPolicy,
     result: Result<Transition, StepError>,
 ) -> Decision {
-    let ok = |output: Option<String>| Finish { status: "succeeded", output, error: None };
+    let ok = |output: Option<String>| Finish {
+        status: "succeeded",
+        output,
+        error: None,
+    };
     match result {
-        Ok(Transition::Next { step: next, input: next_input, delay }) => Decision::Schedule {
+        Ok(Transition::Next {
+            step: next,
+            input: next_input,
+            delay,
+        }) => Decision::Schedule {
             finish: ok(Some(next_input.to_string())),
             step: next.to_owned(),
             attempt: 1,
@@ -51,8 +64,14 @@ pub(crate) fn decide(
             delay,
             why: "timer",
         },
-        Ok(Transition::Wait { wait, step: next, carry }) => Decision::Wait {
-            finish: ok(Some(serde_json::json!({ "wait": &wait, "carry": &carry }).to_string())),
+        Ok(Transition::Wait {
+            wait,
+            step: next,
+            carry,
+        }) => Decision::Wait {
+            finish: ok(Some(
+                serde_json::json!({ "wait": &wait, "carry": &carry }).to_string(),
+            )),
             step: next.to_owned(),
             carry,
             wait,
@@ -63,7 +82,11 @@ pub(crate) fn decide(
         },
         Err(err) => {
             let message = err.to_string();
-            let failed = Finish { status: "failed", output: None, error: Some(message.clone()) };
+            let failed = Finish {
+                status: "failed",
+                output: None,
+                error: Some(message.clone()),
+            };
             let delay = match &err {
                 StepError::Fatal(_) => None,
                 StepError::Retryable(_) => Some(policy.backoff_for(attempt as u32 + 1)),
@@ -82,7 +105,10 @@ pub(crate) fn decide(
                     finish: failed,
                     error: format!("{step} failed after {attempt} attempts: {message}"),
                 },
-                None => Decision::Fail { finish: failed, error: format!("{step} failed: {message}") },
+                None => Decision::Fail {
+                    finish: failed,
+                    error: format!("{step} failed: {message}"),
+                },
             }
         }
     }
@@ -93,14 +119,30 @@ mod tests {
     use super::*;
 
     fn policy() -> StepPolicy {
-        StepPolicy { max_attempts: 3, backoff: Duration::from_secs(1), ..StepPolicy::default() }
+        StepPolicy {
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+            ..StepPolicy::default()
+        }
     }
 
     #[test]
     fn retryable_error_schedules_next_attempt_with_backoff() {
-        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(StepError::retryable("boom")));
+        let d = decide(
+            "s",
+            1,
+            serde_json::json!(1),
+            &policy(),
+            Err(StepError::retryable("boom")),
+        );
         match d {
-            Decision::Schedule { attempt, delay, why, finish, .. } => {
+            Decision::Schedule {
+                attempt,
+                delay,
+                why,
+                finish,
+                ..
+            } => {
                 assert_eq!(attempt, 2);
                 assert_eq!(delay, Duration::from_secs(1));
                 assert_eq!(why, "retry");
@@ -112,19 +154,36 @@ mod tests {
 
     #[test]
     fn retryable_error_on_last_attempt_fails_the_run() {
-        let d = decide("s", 3, serde_json::json!(1), &policy(), Err(StepError::retryable("boom")));
-        assert!(matches!(d, Decision::Fail { ref error, .. } if error.contains("after 3 attempts")));
+        let d = decide(
+            "s",
+            3,
+            serde_json::json!(1),
+            &policy(),
+            Err(StepError::retryable("boom")),
+        );
+        assert!(
+            matches!(d, Decision::Fail { ref error, .. } if error.contains("after 3 attempts"))
+        );
     }
 
     #[test]
     fn fatal_error_fails_at_once() {
-        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(StepError::fatal("bad")));
+        let d = decide(
+            "s",
+            1,
+            serde_json::json!(1),
+            &policy(),
+            Err(StepError::fatal("bad")),
+        );
         assert!(matches!(d, Decision::Fail { .. }));
     }
 
     #[test]
     fn retry_after_uses_the_given_delay() {
-        let err = StepError::RetryAfter { message: "429".into(), after: Duration::from_secs(7) };
+        let err = StepError::RetryAfter {
+            message: "429".into(),
+            after: Duration::from_secs(7),
+        };
         let d = decide("s", 1, serde_json::json!(1), &policy(), Err(err));
         assert!(matches!(d, Decision::Schedule { delay, .. } if delay == Duration::from_secs(7)));
     }

@@ -23,7 +23,9 @@ pub(crate) async fn handle(engine: &Engine, task: StepTask, worker: &str) -> Res
     async {
         match &task.kind {
             TaskKind::Step => run_step(engine, &task, worker).await,
-            TaskKind::Deadline { wait_id } => deadline(engine, &task, WaitId(wait_id.clone())).await,
+            TaskKind::Deadline { wait_id } => {
+                deadline(engine, &task, WaitId(wait_id.clone())).await
+            }
         }
     }
     .instrument(span)
@@ -38,13 +40,19 @@ struct Claimed {
 
 async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<Claimed>> {
     let mut tx = engine.db().begin().await?;
-    let Some(run) = runs::get(&mut tx, &task.run_id).await? else { return Ok(None) };
+    let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
+        return Ok(None);
+    };
     if run.seq != task.seq || TERMINAL.contains(&run.status.as_str()) {
         debug!(status = %run.status, run_seq = run.seq, "stale task, ignored");
         return Ok(None);
     }
-    let Some(row_id) = run.current_row.clone().map(StepId) else { return Ok(None) };
-    let Some(row) = steps::get(&mut tx, &row_id).await? else { return Ok(None) };
+    let Some(row_id) = run.current_row.clone().map(StepId) else {
+        return Ok(None);
+    };
+    let Some(row) = steps::get(&mut tx, &row_id).await? else {
+        return Ok(None);
+    };
     let policy = engine
         .registry()
         .get(&run.workflow)
@@ -61,12 +69,17 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
     if row.status != "running" && row.run_at > now {
         // Not due yet (a duplicate task, or clocks apart): hand it back for the remaining time.
         let remaining = std::time::Duration::from_millis((row.run_at - now) as u64);
-        debug!(?remaining, "task arrived before its attempt is due, rescheduled");
+        debug!(
+            ?remaining,
+            "task arrived before its attempt is due, rescheduled"
+        );
         tasks::push(&mut tx, task, remaining).await?;
         tx.commit().await?;
         return Ok(None);
     }
-    if row.status == "running" && claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await? {
+    if row.status == "running"
+        && claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await?
+    {
         // Delivered twice while the attempt runs. Its claimant will commit the transition; but
         // never drop the task (were the claimant dead after all, the run would hang): look again
         // once the claimant would count as dead, when the copy is stale or takes the path below.
@@ -80,9 +93,19 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
         // The worker executing this attempt died (apalis handed its task back): the attempt
         // counts as failed, and the next one starts now if the policy allows another.
         warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
-        steps::finish(&mut tx, &row_id, "failed", None, Some("worker lost during the attempt".into())).await?;
+        steps::finish(
+            &mut tx,
+            &row_id,
+            "failed",
+            None,
+            Some("worker lost during the attempt".into()),
+        )
+        .await?;
         if row.attempt >= policy.max_attempts as i64 {
-            let error = format!("{} lost its worker on the last of {} attempts", row.name, row.attempt);
+            let error = format!(
+                "{} lost its worker on the last of {} attempts",
+                row.name, row.attempt
+            );
             let advance = runs::Advance {
                 status: "failed",
                 current_step: run.current_step.clone(),
@@ -125,14 +148,23 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
 }
 
 async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> {
-    let Some(Claimed { run, row }) = claim(engine, task, worker).await? else { return Ok(()) };
+    let Some(Claimed { run, row }) = claim(engine, task, worker).await? else {
+        return Ok(());
+    };
     engine.notify_changed();
-    let step = engine.registry().get(&run.workflow).and_then(|wf| wf.step(&row.name)).cloned();
+    let step = engine
+        .registry()
+        .get(&run.workflow)
+        .and_then(|wf| wf.step(&row.name))
+        .cloned();
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
     let (policy, result) = match step {
         None => (
             Default::default(),
-            Err(StepError::Fatal(format!("step {}/{} is not registered in this process", run.workflow, row.name))),
+            Err(StepError::Fatal(format!(
+                "step {}/{} is not registered in this process",
+                run.workflow, row.name
+            ))),
         ),
         Some(step) => {
             let policy = step.policy();
@@ -146,10 +178,19 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
             let span = info_span!("step", step = %row.name, attempt = row.attempt, business = %run.business_id);
             // Our own timeout, not apalis' (pitfall 3: its timeout leaves the row Running).
             let fut = AssertUnwindSafe(step.run(&ctx, input.clone())).catch_unwind();
-            let result = match tokio::time::timeout(policy.timeout, fut).instrument(span).await {
+            let result = match tokio::time::timeout(policy.timeout, fut)
+                .instrument(span)
+                .await
+            {
                 Ok(Ok(result)) => result,
-                Ok(Err(panic)) => Err(StepError::Retryable(format!("step panicked: {}", panic_message(&panic)))),
-                Err(_) => Err(StepError::Retryable(format!("step timed out after {:?}", policy.timeout))),
+                Ok(Err(panic)) => Err(StepError::Retryable(format!(
+                    "step panicked: {}",
+                    panic_message(&panic)
+                ))),
+                Err(_) => Err(StepError::Retryable(format!(
+                    "step timed out after {:?}",
+                    policy.timeout
+                ))),
             };
             (policy, result)
         }
@@ -173,9 +214,13 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
 
 async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<()> {
     let mut tx = engine.db().begin().await?;
-    let Some(wait) = waits::get(&mut tx, &wait_id).await? else { return Ok(()) };
+    let Some(wait) = waits::get(&mut tx, &wait_id).await? else {
+        return Ok(());
+    };
     tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
-    let Some(run) = runs::get(&mut tx, &task.run_id).await? else { return Ok(()) };
+    let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
+        return Ok(());
+    };
     if wait.status != "waiting" || run.seq != task.seq {
         return Ok(());
     }
@@ -187,8 +232,15 @@ async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<(
 }
 
 /// Whether the worker that claimed a running attempt still heartbeats (this worker always does).
-async fn claimant_alive(engine: &Engine, tx: &mut crate::store::Tx, claimant: Option<&str>, me: &str) -> Result<bool> {
-    let Some(claimant) = claimant else { return Ok(false) };
+async fn claimant_alive(
+    engine: &Engine,
+    tx: &mut crate::store::Tx,
+    claimant: Option<&str>,
+    me: &str,
+) -> Result<bool> {
+    let Some(claimant) = claimant else {
+        return Ok(false);
+    };
     if claimant == me {
         return Ok(true);
     }

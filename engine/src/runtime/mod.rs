@@ -103,11 +103,17 @@ impl Engine {
 
     /// How long a silent worker counts as alive.
     pub(crate) fn dead_after(&self) -> Duration {
-        Duration::from_millis(self.inner.dead_after_ms.load(std::sync::atomic::Ordering::Relaxed))
+        Duration::from_millis(
+            self.inner
+                .dead_after_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn set_dead_after(&self, d: Duration) {
-        self.inner.dead_after_ms.store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .dead_after_ms
+            .store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn wake(&self) -> Arc<Notify> {
@@ -117,13 +123,21 @@ impl Engine {
     /// Starts a run of `workflow` at step `S` with `input`, inside the caller's transaction (so
     /// that, say, a lead and its run are stored together). Call [`Engine::notify_changed`] after
     /// the commit.
-    pub async fn start_run_in<S: Step>(&self, tx: &mut Tx, new: NewRun<'_>, input: S::Input) -> Result<RunId> {
-        let wf = self
-            .registry()
-            .get(new.workflow)
-            .ok_or_else(|| EngineError::Definition(format!("workflow {} is not registered", new.workflow)))?;
+    pub async fn start_run_in<S: Step>(
+        &self,
+        tx: &mut Tx,
+        new: NewRun<'_>,
+        input: S::Input,
+    ) -> Result<RunId> {
+        let wf = self.registry().get(new.workflow).ok_or_else(|| {
+            EngineError::Definition(format!("workflow {} is not registered", new.workflow))
+        })?;
         if !wf.step_names().contains(&S::NAME) {
-            return Err(EngineError::Definition(format!("workflow {} has no step {}", new.workflow, S::NAME)));
+            return Err(EngineError::Definition(format!(
+                "workflow {} has no step {}",
+                new.workflow,
+                S::NAME
+            )));
         }
         let run_id = RunId::new();
         let now = now_ms();
@@ -161,7 +175,16 @@ impl Engine {
         };
         runs::insert(tx, &run).await?;
         steps::insert(tx, &row).await?;
-        tasks::push(tx, &StepTask { run_id: run_id.clone(), seq: 0, kind: TaskKind::Step }, Duration::ZERO).await?;
+        tasks::push(
+            tx,
+            &StepTask {
+                run_id: run_id.clone(),
+                seq: 0,
+                kind: TaskKind::Step,
+            },
+            Duration::ZERO,
+        )
+        .await?;
         Ok(run_id)
     }
 
@@ -169,14 +192,21 @@ impl Engine {
     /// executing has its result discarded, and a late event changes nothing.
     pub async fn cancel(&self, id: &RunId) -> Result<RunRow> {
         let mut tx = self.db().begin().await?;
-        let run = runs::get(&mut tx, id).await?.ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
+        let run = runs::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
         if TERMINAL.contains(&run.status.as_str()) {
-            return Err(EngineError::InvalidState { status: run.status, action: "cancel" });
+            return Err(EngineError::InvalidState {
+                status: run.status,
+                action: "cancel",
+            });
         }
         runs::cancel(&mut tx, id).await?;
         steps::cancel_open(&mut tx, id).await?;
         waits::cancel_for_run(&mut tx, id).await?;
-        let run = runs::get(&mut tx, id).await?.ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
+        let run = runs::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
         tx.commit().await?;
         info!(run_id = %id, "run cancelled");
         self.notify_changed();
@@ -186,7 +216,8 @@ impl Engine {
     /// Records an external event exactly once and resumes the run waiting on its key, if any.
     pub async fn deliver(&self, event: ExternalEvent) -> Result<Delivery> {
         let mut tx = self.db().begin().await?;
-        tx.lock_key(&act::wait_lock(&event.kind, &event.key)).await?;
+        tx.lock_key(&act::wait_lock(&event.kind, &event.key))
+            .await?;
         let row = EventRow {
             id: new_id(),
             kind: event.kind.clone(),
@@ -207,7 +238,9 @@ impl Engine {
         let run_id = RunId(wait.run_id.clone());
         let resumed = match runs::get(&mut tx, &run_id).await? {
             Some(run) => {
-                let outcome = WaitOutcome::Event { payload: event.payload.clone() };
+                let outcome = WaitOutcome::Event {
+                    payload: event.payload.clone(),
+                };
                 act::resume(&mut tx, &run, &wait, outcome, Some(row.id.clone())).await?
             }
             None => false,
@@ -218,7 +251,11 @@ impl Engine {
             let mut tx = self.db().begin().await?;
             let stored = events::insert(&mut tx, &row).await?;
             tx.commit().await?;
-            return Ok(if stored { Delivery::Stored } else { Delivery::Duplicate });
+            return Ok(if stored {
+                Delivery::Stored
+            } else {
+                Delivery::Duplicate
+            });
         }
         events::consume(&mut tx, &row.id, &run_id.0).await?;
         tx.commit().await?;

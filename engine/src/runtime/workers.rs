@@ -78,11 +78,17 @@ fn wake_stream(wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
     .boxed()
 }
 
-async fn handle(task: StepTask, engine: Data<Engine>, worker: WorkerContext) -> Result<(), BoxDynError> {
-    executor::handle(&engine, task, worker.name()).await.map_err(|e| {
-        error!(error = %e, "task failed; apalis will retry it");
-        Box::new(e) as BoxDynError
-    })
+async fn handle(
+    task: StepTask,
+    engine: Data<Engine>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    executor::handle(&engine, task, worker.name())
+        .await
+        .map_err(|e| {
+            error!(error = %e, "task failed; apalis will retry it");
+            Box::new(e) as BoxDynError
+        })
 }
 
 /// The heartbeat actually used on this backend.
@@ -97,7 +103,12 @@ fn heartbeat(db: &Db, opts: &WorkerOptions) -> Duration {
 }
 
 /// Runs one apalis monitor under `name` until `stop` resolves or it ends.
-async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: oneshot::Receiver<()>) {
+async fn run_monitor(
+    engine: Engine,
+    name: String,
+    opts: WorkerOptions,
+    stop: oneshot::Receiver<()>,
+) {
     let signal = async move {
         let _ = stop.await;
         Ok(())
@@ -129,9 +140,11 @@ async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: on
                 .heartbeat_interval(beat)
                 .missed_heartbeats(opts.missed_heartbeats);
             let wake = engine.wake();
-            monitor!(apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
-                .with_config(config.clone())
-                .poll_with_stream(wake_stream(wake.clone())))
+            monitor!(
+                apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
+                    .with_config(config.clone())
+                    .poll_with_stream(wake_stream(wake.clone()))
+            )
         }
         Db::Postgres(pool) => {
             let config = apalis_postgres::Config::default()
@@ -139,9 +152,11 @@ async fn run_monitor(engine: Engine, name: String, opts: WorkerOptions, stop: on
                 .batch_size(concurrency)
                 .heartbeat_interval(beat)
                 .missed_heartbeats(opts.missed_heartbeats);
-            monitor!(apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
-                .with_config(config.clone())
-                .with_pubsub())
+            monitor!(
+                apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
+                    .with_config(config.clone())
+                    .with_pubsub()
+            )
         }
     };
     if let Err(e) = result {
@@ -155,7 +170,11 @@ const QUICK_RESTARTS: usize = 3;
 
 /// A worker apalis restarts gets a fresh name: it refuses a name whose heartbeat is still fresh.
 fn restarted(base: &str, restarts: usize) -> String {
-    if restarts == 0 { base.to_owned() } else { format!("{base}-r{restarts}") }
+    if restarts == 0 {
+        base.to_owned()
+    } else {
+        format!("{base}-r{restarts}")
+    }
 }
 
 impl Engine {
@@ -174,9 +193,14 @@ impl Engine {
         let done = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             for generation in 0u32.. {
-                let name = if generation == 0 { base.clone() } else { format!("{base}-g{generation}") };
+                let name = if generation == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}-g{generation}")
+                };
                 let (monitor_stop, monitor_stop_rx) = oneshot::channel::<()>();
-                let monitor = run_monitor(engine.clone(), name.clone(), opts.clone(), monitor_stop_rx);
+                let monitor =
+                    run_monitor(engine.clone(), name.clone(), opts.clone(), monitor_stop_rx);
                 tokio::pin!(monitor);
                 info!(worker = %name, "workers started");
                 let started = tokio::time::Instant::now();
@@ -218,6 +242,10 @@ impl Engine {
                 }
             }
         });
-        Workers { stop: Some(stop_tx), done, name }
+        Workers {
+            stop: Some(stop_tx),
+            done,
+            name,
+        }
     }
 }

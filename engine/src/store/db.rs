@@ -97,7 +97,10 @@ pub struct Q {
 impl Q {
     /// Starts a query.
     pub fn new(sql: impl Into<String>) -> Self {
-        Q { sql: sql.into(), args: Vec::new() }
+        Q {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
     }
     /// Binds the next `$n` argument.
     pub fn bind(mut self, arg: impl Into<Arg>) -> Self {
@@ -132,7 +135,8 @@ impl Q {
 
 /// A row type readable from both backends (derive `sqlx::FromRow`).
 pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
 
 enum Target<S, P> {
     Sqlite(S),
@@ -158,11 +162,15 @@ where
     Ok(match t {
         Target::Sqlite(e) => {
             let rows = q.sqlite().fetch_all(e).await?;
-            rows.iter().map(T::from_row).collect::<std::result::Result<Vec<_>, _>>()?
+            rows.iter()
+                .map(T::from_row)
+                .collect::<std::result::Result<Vec<_>, _>>()?
         }
         Target::Postgres(e) => {
             let rows = q.pg().fetch_all(e).await?;
-            rows.iter().map(T::from_row).collect::<std::result::Result<Vec<_>, _>>()?
+            rows.iter()
+                .map(T::from_row)
+                .collect::<std::result::Result<Vec<_>, _>>()?
         }
     })
 }

@@ -173,7 +173,10 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
         args.push(b.clone());
         sql.push_str(&format!(" AND id < ${}", args.len()));
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit.clamp(1, 500)));
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        f.limit.clamp(1, 500)
+    ));
     let q = args.into_iter().fold(Q::new(sql), Q::bind);
     db.fetch_all(q).await
 }
@@ -182,11 +185,13 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
 pub async fn set_current_row(tx: &mut Tx, id: &RunId, seq: i64, row_id: &str) -> Result<bool> {
     let n = tx
         .execute(
-            Q::new("UPDATE sb_runs SET current_row = $1, updated_at = $2 WHERE id = $3 AND seq = $4")
-                .bind(row_id)
-                .bind(now_ms())
-                .bind(id)
-                .bind(seq),
+            Q::new(
+                "UPDATE sb_runs SET current_row = $1, updated_at = $2 WHERE id = $3 AND seq = $4",
+            )
+            .bind(row_id)
+            .bind(now_ms())
+            .bind(id)
+            .bind(seq),
         )
         .await?;
     Ok(n == 1)

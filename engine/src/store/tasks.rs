@@ -60,8 +60,10 @@ pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration) -> Result<()> {
         Tx::Sqlite(t) => apalis_sqlite::queries::push_tasks(&mut **t, QUEUE, &[builder.build()])
             .await
             .map_err(|e| queue_err(&e)),
-        Tx::Postgres(t) => apalis_postgres::queries::push_tasks(&mut **t, QUEUE, vec![builder.build()])
-            .await
-            .map_err(|e| queue_err(&e)),
+        Tx::Postgres(t) => {
+            apalis_postgres::queries::push_tasks(&mut **t, QUEUE, vec![builder.build()])
+                .await
+                .map_err(|e| queue_err(&e))
+        }
     }
 }

@@ -21,22 +21,25 @@ pub struct WaitRow {
     pub resolved_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, run_id, seq, kind, key, deadline, status, event_id, created_at, resolved_at";
+const COLUMNS: &str =
+    "id, run_id, seq, kind, key, deadline, status, event_id, created_at, resolved_at";
 
 /// Inserts a wait.
 pub async fn insert(tx: &mut Tx, w: &WaitRow) -> Result<()> {
     tx.execute(
-        Q::new(format!("INSERT INTO sb_waits ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"))
-            .bind(&w.id)
-            .bind(&w.run_id)
-            .bind(w.seq)
-            .bind(&w.kind)
-            .bind(&w.key)
-            .bind(w.deadline)
-            .bind(&w.status)
-            .bind(w.event_id.clone())
-            .bind(w.created_at)
-            .bind(w.resolved_at),
+        Q::new(format!(
+            "INSERT INTO sb_waits ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+        ))
+        .bind(&w.id)
+        .bind(&w.run_id)
+        .bind(w.seq)
+        .bind(&w.kind)
+        .bind(&w.key)
+        .bind(w.deadline)
+        .bind(&w.status)
+        .bind(w.event_id.clone())
+        .bind(w.created_at)
+        .bind(w.resolved_at),
     )
     .await?;
     Ok(())
@@ -62,7 +65,12 @@ pub async fn find_waiting(tx: &mut Tx, kind: &str, key: &str) -> Result<Option<W
 }
 
 /// Ends an open wait (`resolved`, `timed_out`); false if something else ended it first.
-pub async fn close(tx: &mut Tx, id: &WaitId, status: &str, event_id: Option<String>) -> Result<bool> {
+pub async fn close(
+    tx: &mut Tx,
+    id: &WaitId,
+    status: &str,
+    event_id: Option<String>,
+) -> Result<bool> {
     let n = tx
         .execute(
             Q::new(

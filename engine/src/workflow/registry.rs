@@ -34,8 +34,9 @@ impl<S: Step> ErasedStep for S {
         input: serde_json::Value,
     ) -> BoxFuture<'a, Result<Transition, StepError>> {
         Box::pin(async move {
-            let input: S::Input = serde_json::from_value(input)
-                .map_err(|e| StepError::Fatal(format!("input of step {} does not decode: {e}", S::NAME)))?;
+            let input: S::Input = serde_json::from_value(input).map_err(|e| {
+                StepError::Fatal(format!("input of step {} does not decode: {e}", S::NAME))
+            })?;
             Step::run(self, ctx, input).await
         })
     }
@@ -52,7 +53,10 @@ pub struct Workflow {
 
 impl std::fmt::Debug for Workflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Workflow").field("name", &self.name).field("steps", &self.order).finish()
+        f.debug_struct("Workflow")
+            .field("name", &self.name)
+            .field("steps", &self.order)
+            .finish()
     }
 }
 
@@ -65,7 +69,10 @@ pub struct WorkflowBuilder {
 impl Workflow {
     /// Starts a workflow definition.
     pub fn builder(name: &'static str) -> WorkflowBuilder {
-        WorkflowBuilder { name, steps: Vec::new() }
+        WorkflowBuilder {
+            name,
+            steps: Vec::new(),
+        }
     }
 
     /// The workflow's name.
@@ -97,11 +104,9 @@ impl WorkflowBuilder {
 
     /// Checks the definition: at least one step, no name twice.
     pub fn build(self) -> Result<Workflow> {
-        let first = self
-            .steps
-            .first()
-            .map(|(n, _)| *n)
-            .ok_or_else(|| EngineError::Definition(format!("workflow {} has no steps", self.name)))?;
+        let first = self.steps.first().map(|(n, _)| *n).ok_or_else(|| {
+            EngineError::Definition(format!("workflow {} has no steps", self.name))
+        })?;
         let mut steps = HashMap::new();
         let mut order = Vec::new();
         for (name, step) in self.steps {
@@ -113,7 +118,12 @@ impl WorkflowBuilder {
             }
             order.push(name);
         }
-        Ok(Workflow { name: self.name, first, steps, order })
+        Ok(Workflow {
+            name: self.name,
+            first,
+            steps,
+            order,
+        })
     }
 }
 
@@ -133,7 +143,9 @@ impl Registry {
     pub fn register(mut self, wf: Workflow) -> Result<Self> {
         let name = wf.name;
         if self.workflows.insert(name, wf).is_some() {
-            return Err(EngineError::Definition(format!("workflow {name} registered twice")));
+            return Err(EngineError::Definition(format!(
+                "workflow {name} registered twice"
+            )));
         }
         Ok(self)
     }

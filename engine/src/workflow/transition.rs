@@ -83,7 +83,11 @@ impl Transition {
 
     /// Run step `S` next, after `delay`.
     pub fn after<S: Step>(input: S::Input, delay: Duration) -> Self {
-        Transition::Next { step: S::NAME, input: to_json(&input), delay }
+        Transition::Next {
+            step: S::NAME,
+            input: to_json(&input),
+            delay,
+        }
     }
 
     /// Wait for an event, then run step `S` with the carried data and the outcome.
@@ -92,11 +96,17 @@ impl Transition {
         S: Step<Input = Resumed<C>>,
         C: Serialize,
     {
-        Transition::Wait { wait, step: S::NAME, carry: to_json(&carry) }
+        Transition::Wait {
+            wait,
+            step: S::NAME,
+            carry: to_json(&carry),
+        }
     }
 
     /// Finish the run successfully with this outcome.
     pub fn complete(outcome: impl Into<String>) -> Self {
-        Transition::Complete { outcome: outcome.into() }
+        Transition::Complete {
+            outcome: outcome.into(),
+        }
     }
 }

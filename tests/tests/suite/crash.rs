@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use switchboard_engine::store::{runs, steps};
 use switchboard_engine::{
-    BusinessId, Db, Engine, NewRun, Registry, RunId, Step, StepContext, StepError, StepPolicy, Transition, WorkerOptions,
-    Workflow,
+    BusinessId, Db, Engine, NewRun, Registry, RunId, Step, StepContext, StepError, StepPolicy,
+    Transition, WorkerOptions, Workflow,
 };
 use switchboard_tests::{Backend, TestDatabase, eventually};
 
@@ -28,7 +28,11 @@ impl Step for HangsOnce {
     type Input = Nothing;
 
     fn policy(&self) -> StepPolicy {
-        StepPolicy { max_attempts: 3, timeout: Duration::from_secs(600), ..StepPolicy::default() }
+        StepPolicy {
+            max_attempts: 3,
+            timeout: Duration::from_secs(600),
+            ..StepPolicy::default()
+        }
     }
 
     async fn run(&self, ctx: &StepContext, _: Nothing) -> Result<Transition, StepError> {
@@ -50,40 +54,69 @@ async fn killed_worker_mid_step_loses_the_attempt_not_the_run(backend: Backend) 
     let db = Db::connect(&database.url, 8).await.unwrap();
     switchboard_engine::migrate(&db).await.unwrap();
     let executions = Arc::new(AtomicUsize::new(0));
-    let workflow = Workflow::builder("crash").step(HangsOnce { executions: executions.clone() }).build().unwrap();
+    let workflow = Workflow::builder("crash")
+        .step(HangsOnce {
+            executions: executions.clone(),
+        })
+        .build()
+        .unwrap();
     let engine = Engine::new(db, Registry::new().register(workflow).unwrap());
-    let opts = WorkerOptions { poll_interval: Duration::from_millis(200), ..WorkerOptions::default() };
+    let opts = WorkerOptions {
+        poll_interval: Duration::from_millis(200),
+        ..WorkerOptions::default()
+    };
     let first = engine.start_workers(opts.clone());
 
     let mut tx = engine.db().begin().await.unwrap();
     let business = BusinessId("b".into());
     let run_id = engine
-        .start_run_in::<HangsOnce>(&mut tx, NewRun { workflow: "crash", business_id: &business, subject_id: "s" }, Nothing {})
+        .start_run_in::<HangsOnce>(
+            &mut tx,
+            NewRun {
+                workflow: "crash",
+                business_id: &business,
+                subject_id: "s",
+            },
+            Nothing {},
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
     engine.notify_changed();
 
-    eventually("the first attempt to start", Duration::from_secs(20), || async {
-        (executions.load(Ordering::SeqCst) == 1).then_some(())
-    })
+    eventually(
+        "the first attempt to start",
+        Duration::from_secs(20),
+        || async { (executions.load(Ordering::SeqCst) == 1).then_some(()) },
+    )
     .await;
     first.abort();
     let second = engine.start_workers(opts);
     assert_ne!(second.name(), "", "workers have a name");
 
-    let run = eventually("the run to succeed on another worker", Duration::from_secs(30), || async {
-        let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
-        (run.status == "succeeded").then_some(run)
-    })
+    let run = eventually(
+        "the run to succeed on another worker",
+        Duration::from_secs(30),
+        || async {
+            let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
+            (run.status == "succeeded").then_some(run)
+        },
+    )
     .await;
     assert_eq!(run.outcome.as_deref(), Some("done"));
-    let attempts = steps::list_for_run(engine.db(), &RunId(run.id.clone())).await.unwrap();
-    let summary: Vec<(i64, &str, Option<&str>)> =
-        attempts.iter().map(|s| (s.attempt, s.status.as_str(), s.error.as_deref())).collect();
+    let attempts = steps::list_for_run(engine.db(), &RunId(run.id.clone()))
+        .await
+        .unwrap();
+    let summary: Vec<(i64, &str, Option<&str>)> = attempts
+        .iter()
+        .map(|s| (s.attempt, s.status.as_str(), s.error.as_deref()))
+        .collect();
     assert_eq!(
         summary,
-        vec![(1, "failed", Some("worker lost during the attempt")), (2, "succeeded", None)],
+        vec![
+            (1, "failed", Some("worker lost during the attempt")),
+            (2, "succeeded", None)
+        ],
         "attempts: {summary:?}"
     );
     assert_eq!(executions.load(Ordering::SeqCst), 2);
@@ -104,7 +137,11 @@ impl Step for Quick {
 }
 
 async fn worker_count(pool: &sqlx::SqlitePool, name: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM Workers WHERE id = ?1").bind(name).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT COUNT(*) FROM Workers WHERE id = ?1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// A worker whose heartbeat stops (a hung apalis worker, or PostgreSQL's keep-alive refusing to
@@ -116,13 +153,21 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
     switchboard_engine::migrate(&db).await.unwrap();
     let workflow = Workflow::builder("quick").step(Quick).build().unwrap();
     let engine = Engine::new(db.clone(), Registry::new().register(workflow).unwrap());
-    let opts = WorkerOptions { poll_interval: Duration::from_millis(200), missed_heartbeats: 2, ..WorkerOptions::default() };
+    let opts = WorkerOptions {
+        poll_interval: Duration::from_millis(200),
+        missed_heartbeats: 2,
+        ..WorkerOptions::default()
+    };
     let workers = engine.start_workers(opts);
     let name = workers.name().to_owned();
-    let Db::Sqlite(pool) = &db else { unreachable!() };
-    eventually("the worker to register", Duration::from_secs(10), || async {
-        (worker_count(pool, &name).await == 1).then_some(())
-    })
+    let Db::Sqlite(pool) = &db else {
+        unreachable!()
+    };
+    eventually(
+        "the worker to register",
+        Duration::from_secs(10),
+        || async { (worker_count(pool, &name).await == 1).then_some(()) },
+    )
     .await;
 
     // From now on its heartbeats are silently ignored, it looks a minute old, and apalis' own
@@ -137,9 +182,16 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
              WHEN NEW.id LIKE '{name}-r%' BEGIN SELECT RAISE(IGNORE); END"
         ),
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(trigger)).execute(pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(trigger))
+            .execute(pool)
+            .await
+            .unwrap();
     }
-    sqlx::query("UPDATE Workers SET last_seen = last_seen - 60 WHERE id = ?1").bind(&name).execute(pool).await.unwrap();
+    sqlx::query("UPDATE Workers SET last_seen = last_seen - 60 WHERE id = ?1")
+        .bind(&name)
+        .execute(pool)
+        .await
+        .unwrap();
 
     let replacement = format!("{name}-g1");
     eventually("a replacement worker", Duration::from_secs(30), || async {
@@ -151,15 +203,27 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
     let mut tx = engine.db().begin().await.unwrap();
     let business = BusinessId("b".into());
     let run_id = engine
-        .start_run_in::<Quick>(&mut tx, NewRun { workflow: "quick", business_id: &business, subject_id: "s" }, Nothing {})
+        .start_run_in::<Quick>(
+            &mut tx,
+            NewRun {
+                workflow: "quick",
+                business_id: &business,
+                subject_id: "s",
+            },
+            Nothing {},
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
     engine.notify_changed();
-    eventually("the run to succeed on the replacement", Duration::from_secs(20), || async {
-        let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
-        (run.status == "succeeded").then_some(())
-    })
+    eventually(
+        "the run to succeed on the replacement",
+        Duration::from_secs(20),
+        || async {
+            let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
+            (run.status == "succeeded").then_some(())
+        },
+    )
     .await;
     workers.stop().await;
 }
@@ -191,14 +255,33 @@ async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend
     switchboard_engine::migrate(&db).await.unwrap();
     let executions = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let step = Gated { executions: executions.clone(), gate: gate.clone() };
-    let engine = Engine::new(db, Registry::new().register(Workflow::builder("gated").step(step).build().unwrap()).unwrap());
-    let workers = engine.start_workers(WorkerOptions { poll_interval: Duration::from_millis(200), ..WorkerOptions::default() });
+    let step = Gated {
+        executions: executions.clone(),
+        gate: gate.clone(),
+    };
+    let engine = Engine::new(
+        db,
+        Registry::new()
+            .register(Workflow::builder("gated").step(step).build().unwrap())
+            .unwrap(),
+    );
+    let workers = engine.start_workers(WorkerOptions {
+        poll_interval: Duration::from_millis(200),
+        ..WorkerOptions::default()
+    });
 
     let mut tx = engine.db().begin().await.unwrap();
     let business = BusinessId("b".into());
     let run_id = engine
-        .start_run_in::<Gated>(&mut tx, NewRun { workflow: "gated", business_id: &business, subject_id: "s" }, Nothing {})
+        .start_run_in::<Gated>(
+            &mut tx,
+            NewRun {
+                workflow: "gated",
+                business_id: &business,
+                subject_id: "s",
+            },
+            Nothing {},
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -209,7 +292,17 @@ async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend
     .await;
 
     let mut tx = engine.db().begin().await.unwrap();
-    tasks::push(&mut tx, &StepTask { run_id: run_id.clone(), seq: 0, kind: TaskKind::Step }, Duration::ZERO).await.unwrap();
+    tasks::push(
+        &mut tx,
+        &StepTask {
+            run_id: run_id.clone(),
+            seq: 0,
+            kind: TaskKind::Step,
+        },
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     engine.notify_changed();
     // Let the copy be fetched and handled while the attempt still waits at its gate.
@@ -231,7 +324,10 @@ async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend
     })
     .await;
     let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
-    let summary: Vec<(i64, &str)> = attempts.iter().map(|s| (s.attempt, s.status.as_str())).collect();
+    let summary: Vec<(i64, &str)> = attempts
+        .iter()
+        .map(|s| (s.attempt, s.status.as_str()))
+        .collect();
     assert_eq!(summary, vec![(1, "succeeded")]);
     assert_eq!(executions.load(Ordering::SeqCst), 1, "the step ran twice");
     workers.stop().await;

@@ -14,13 +14,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchboard_engine::store::Q;
 use switchboard_engine::store::runs::{self, RunRow};
 use switchboard_engine::store::steps::{self, StepRow};
 use switchboard_engine::store::tasks::{self, QUEUE, StepTask, TaskKind};
-use switchboard_engine::store::Q;
 use switchboard_engine::{
-    BusinessId, Db, Delivery, Engine, EngineError, ExternalEvent, NewRun, Registry, Resumed, RunId, Step,
-    StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome, WorkerOptions, Workers, Workflow,
+    BusinessId, Db, Delivery, Engine, EngineError, ExternalEvent, NewRun, Registry, Resumed, RunId,
+    Step, StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome, WorkerOptions,
+    Workers, Workflow,
 };
 use switchboard_tests::{Backend, TestDatabase, eventually};
 
@@ -64,12 +65,23 @@ struct Probe {
 impl Probe {
     fn record(&self, ctx: &StepContext, input: &impl Serialize) {
         let input = serde_json::to_value(input).expect("toy inputs serialise");
-        self.execs.lock().unwrap().push(Exec { run_id: ctx.run_id.clone(), step: ctx.step, attempt: ctx.attempt, input });
+        self.execs.lock().unwrap().push(Exec {
+            run_id: ctx.run_id.clone(),
+            step: ctx.step,
+            attempt: ctx.attempt,
+            input,
+        });
     }
 
     /// Executions of `step` in run `run`, in order.
     fn execs(&self, run: &RunId, step: &str) -> Vec<Exec> {
-        self.execs.lock().unwrap().iter().filter(|e| &e.run_id == run && e.step == step).cloned().collect()
+        self.execs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| &e.run_id == run && e.step == step)
+            .cloned()
+            .collect()
     }
 
     fn count(&self, run: &RunId, step: &str) -> usize {
@@ -107,7 +119,10 @@ impl Step for Delay {
 
     async fn run(&self, ctx: &StepContext, input: DelayInput) -> Result<Transition, StepError> {
         self.0.record(ctx, &input);
-        Ok(Transition::after::<Finish>(input.outcome, Duration::from_millis(input.ms)))
+        Ok(Transition::after::<Finish>(
+            input.outcome,
+            Duration::from_millis(input.ms),
+        ))
     }
 }
 
@@ -132,7 +147,10 @@ impl Step for Flaky {
     async fn run(&self, ctx: &StepContext, failures: u32) -> Result<Transition, StepError> {
         self.0.record(ctx, &failures);
         if ctx.attempt <= failures {
-            return Err(StepError::retryable(format!("boom on attempt {}", ctx.attempt)));
+            return Err(StepError::retryable(format!(
+                "boom on attempt {}",
+                ctx.attempt
+            )));
         }
         Ok(Transition::complete("recovered"))
     }
@@ -192,7 +210,10 @@ impl Step for Throttled {
     async fn run(&self, ctx: &StepContext, after_ms: u64) -> Result<Transition, StepError> {
         self.0.record(ctx, &after_ms);
         if ctx.attempt == 1 {
-            return Err(StepError::RetryAfter { message: "429 too many requests".into(), after: Duration::from_millis(after_ms) });
+            return Err(StepError::RetryAfter {
+                message: "429 too many requests".into(),
+                after: Duration::from_millis(after_ms),
+            });
         }
         Ok(Transition::complete("throttled_ok"))
     }
@@ -207,7 +228,10 @@ impl Step for Panicky {
     type Input = String;
 
     fn policy(&self) -> StepPolicy {
-        StepPolicy { backoff: Duration::from_millis(100), ..StepPolicy::default() }
+        StepPolicy {
+            backoff: Duration::from_millis(100),
+            ..StepPolicy::default()
+        }
     }
 
     async fn run(&self, ctx: &StepContext, message: String) -> Result<Transition, StepError> {
@@ -236,7 +260,11 @@ impl Step for Pause {
 
     async fn run(&self, ctx: &StepContext, input: PauseInput) -> Result<Transition, StepError> {
         self.0.record(ctx, &input);
-        let wait = WaitFor { kind: TOY_EVENT.into(), key: input.key, timeout: Duration::from_millis(input.timeout_ms) };
+        let wait = WaitFor {
+            kind: TOY_EVENT.into(),
+            key: input.key,
+            timeout: Duration::from_millis(input.timeout_ms),
+        };
         Ok(Transition::wait::<Resume, String>(wait, input.carry))
     }
 }
@@ -249,7 +277,11 @@ impl Step for Resume {
     const NAME: &'static str = "resume";
     type Input = Resumed<String>;
 
-    async fn run(&self, ctx: &StepContext, input: Resumed<String>) -> Result<Transition, StepError> {
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        input: Resumed<String>,
+    ) -> Result<Transition, StepError> {
         self.0.record(ctx, &input);
         Ok(Transition::complete(match input.outcome {
             WaitOutcome::Event { .. } => "event",
@@ -281,7 +313,10 @@ fn toy_workflow(probe: &Arc<Probe>) -> Workflow {
 
 /// Worker options for tests: fast polling, everything else default.
 fn fast_workers() -> WorkerOptions {
-    WorkerOptions { poll_interval: Duration::from_millis(200), ..Default::default() }
+    WorkerOptions {
+        poll_interval: Duration::from_millis(200),
+        ..Default::default()
+    }
 }
 
 /// An engine running the toy workflow on a fresh, migrated database.
@@ -308,8 +343,15 @@ impl Harness {
         let db = Db::connect(&database.url, 8).await.expect("connect");
         switchboard_engine::migrate(&db).await.expect("migrate");
         let probe = Arc::new(Probe::default());
-        let registry = Registry::new().register(toy_workflow(&probe)).expect("register the toy workflow");
-        Harness { engine: Engine::new(db, registry), probe, workers: None, _database: database }
+        let registry = Registry::new()
+            .register(toy_workflow(&probe))
+            .expect("register the toy workflow");
+        Harness {
+            engine: Engine::new(db, registry),
+            probe,
+            workers: None,
+            _database: database,
+        }
     }
 
     /// A harness with workers started with `opts`.
@@ -326,20 +368,33 @@ impl Harness {
     /// Starts a toy run at step `S` and wakes the workers.
     async fn start<S: Step>(&self, input: S::Input) -> RunId {
         let mut tx = self.db().begin().await.expect("begin");
-        let new = NewRun { workflow: TOY, business_id: &BusinessId("b".into()), subject_id: "s" };
-        let id = self.engine.start_run_in::<S>(&mut tx, new, input).await.expect("start run");
+        let new = NewRun {
+            workflow: TOY,
+            business_id: &BusinessId("b".into()),
+            subject_id: "s",
+        };
+        let id = self
+            .engine
+            .start_run_in::<S>(&mut tx, new, input)
+            .await
+            .expect("start run");
         tx.commit().await.expect("commit");
         self.engine.notify_changed();
         id
     }
 
     async fn run(&self, id: &RunId) -> RunRow {
-        runs::find(self.db(), id).await.expect("read run").expect("run exists")
+        runs::find(self.db(), id)
+            .await
+            .expect("read run")
+            .expect("run exists")
     }
 
     /// Every attempt of the run, in scheduling order.
     async fn attempts(&self, id: &RunId) -> Vec<StepRow> {
-        steps::list_for_run(self.db(), id).await.expect("read attempts")
+        steps::list_for_run(self.db(), id)
+            .await
+            .expect("read attempts")
     }
 
     /// Waits until the run satisfies `pred` (described by `what`), and returns it. On timeout the
@@ -348,10 +403,14 @@ impl Harness {
         let pred = &pred;
         let waited = tokio::time::timeout(
             DEADLINE,
-            eventually(&format!("run {id} to be {what}"), DEADLINE * 2, || async move {
-                let run = self.run(id).await;
-                pred(&run).then_some(run)
-            }),
+            eventually(
+                &format!("run {id} to be {what}"),
+                DEADLINE * 2,
+                || async move {
+                    let run = self.run(id).await;
+                    pred(&run).then_some(run)
+                },
+            ),
         )
         .await;
         match waited {
@@ -372,8 +431,14 @@ impl Harness {
     /// Pushes a raw task for `run` at `seq`, due now, as a duplicate delivery would.
     async fn push_step_task(&self, run: &RunId, seq: i64) {
         let mut tx = self.db().begin().await.expect("begin");
-        let task = StepTask { run_id: run.clone(), seq, kind: TaskKind::Step };
-        tasks::push(&mut tx, &task, Duration::ZERO).await.expect("push a task");
+        let task = StepTask {
+            run_id: run.clone(),
+            seq,
+            kind: TaskKind::Step,
+        };
+        tasks::push(&mut tx, &task, Duration::ZERO)
+            .await
+            .expect("push a task");
         tx.commit().await.expect("commit");
         self.engine.notify_changed();
     }
@@ -382,9 +447,15 @@ impl Harness {
     async fn unfinished_tasks(&self) -> i64 {
         let sql = match self.db() {
             Db::Sqlite(_) => "SELECT COUNT(*) FROM Jobs WHERE job_type = $1 AND status <> 'Done'",
-            Db::Postgres(_) => "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND status <> 'Done'",
+            Db::Postgres(_) => {
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND status <> 'Done'"
+            }
         };
-        self.db().fetch_one::<(i64,)>(Q::new(sql).bind(QUEUE)).await.expect("count apalis tasks").0
+        self.db()
+            .fetch_one::<(i64,)>(Q::new(sql).bind(QUEUE))
+            .await
+            .expect("count apalis tasks")
+            .0
     }
 
     /// The queue as apalis sees it, for failure messages: its tasks, its workers' heartbeats and,
@@ -425,24 +496,32 @@ impl Harness {
             Db::Sqlite(_) => "SELECT id FROM Workers",
             Db::Postgres(_) => "SELECT id FROM apalis.workers",
         };
-        let rows = self.db().fetch_all::<(String,)>(Q::new(sql)).await.expect("list apalis workers");
+        let rows = self
+            .db()
+            .fetch_all::<(String,)>(Q::new(sql))
+            .await
+            .expect("list apalis workers");
         rows.into_iter().map(|(id,)| id).collect()
     }
 }
 
 /// Unix ms a step attempt started; panics if it never did.
 fn started(row: &StepRow) -> i64 {
-    row.started_at.unwrap_or_else(|| panic!("attempt never started: {row:?}"))
+    row.started_at
+        .unwrap_or_else(|| panic!("attempt never started: {row:?}"))
 }
 
 /// Unix ms a step attempt finished; panics if it never did.
 fn finished(row: &StepRow) -> i64 {
-    row.finished_at.unwrap_or_else(|| panic!("attempt never finished: {row:?}"))
+    row.finished_at
+        .unwrap_or_else(|| panic!("attempt never finished: {row:?}"))
 }
 
 /// `(name, attempt, status)` of each attempt, for whole-sequence assertions.
 fn summary(rows: &[StepRow]) -> Vec<(String, i64, String)> {
-    rows.iter().map(|r| (r.name.clone(), r.attempt, r.status.clone())).collect()
+    rows.iter()
+        .map(|r| (r.name.clone(), r.attempt, r.status.clone()))
+        .collect()
 }
 
 fn row(name: &str, attempt: i64, status: &str) -> (String, i64, String) {
@@ -470,7 +549,8 @@ fn our_migration_files(db: &Db) -> BTreeSet<i64> {
         .unwrap_or_else(|e| panic!("read {path}: {e}"))
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
-            name.ends_with(".sql").then(|| name.split('_').next()?.parse().ok())?
+            name.ends_with(".sql")
+                .then(|| name.split('_').next()?.parse().ok())?
         })
         .collect()
 }
@@ -485,21 +565,43 @@ fn our_migration_files(db: &Db) -> BTreeSet<i64> {
 async fn delayed_step_runs_on_time_without_waiting_for_the_apalis_heartbeat(backend: Backend) {
     let h = Harness::with_workers(&backend, fast_workers()).await;
     let delay = Duration::from_millis(1500);
-    let id = h.start::<Delay>(DelayInput { ms: delay.as_millis() as u64, outcome: "on_time".into() }).await;
+    let id = h
+        .start::<Delay>(DelayInput {
+            ms: delay.as_millis() as u64,
+            outcome: "on_time".into(),
+        })
+        .await;
 
-    let waiting = h.wait_for(&id, "waiting on its timer", |r| r.status == "waiting").await;
+    let waiting = h
+        .wait_for(&id, "waiting on its timer", |r| r.status == "waiting")
+        .await;
     assert_eq!(waiting.wait_kind.as_deref(), Some("timer"), "{waiting:?}");
     assert_eq!(waiting.current_step.as_deref(), Some("finish"));
-    assert_eq!(h.probe.count(&id, "finish"), 0, "the delayed step ran before its timer");
+    assert_eq!(
+        h.probe.count(&id, "finish"),
+        0,
+        "the delayed step ran before its timer"
+    );
 
     let run = h.wait_for_status(&id, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("on_time"));
     let rows = h.attempts(&id).await;
-    assert_eq!(summary(&rows), [row("delay", 1, "succeeded"), row("finish", 1, "succeeded")]);
+    assert_eq!(
+        summary(&rows),
+        [row("delay", 1, "succeeded"), row("finish", 1, "succeeded")]
+    );
     let (first, next) = (&rows[0], &rows[1]);
     let due = finished(first) + delay.as_millis() as i64;
-    assert!(next.run_at >= due, "scheduled for {} but due at {due}", next.run_at);
-    assert_eq!(waiting.wait_until, Some(next.run_at), "the run waited until the attempt's due time");
+    assert!(
+        next.run_at >= due,
+        "scheduled for {} but due at {due}",
+        next.run_at
+    );
+    assert_eq!(
+        waiting.wait_until,
+        Some(next.run_at),
+        "the run waited until the attempt's due time"
+    );
     assert!(
         started(next) >= due,
         "the delayed step started {} ms early",
@@ -519,7 +621,9 @@ async fn retries_are_ours_with_backoff_and_a_bounded_number_of_attempts(backend:
     let fatal = h.start::<Doomed>("bad toy input".into()).await;
 
     // Between attempts the run waits on a retry timer.
-    let waiting = h.wait_for(&recovers, "waiting to retry", |r| r.status == "waiting").await;
+    let waiting = h
+        .wait_for(&recovers, "waiting to retry", |r| r.status == "waiting")
+        .await;
     assert_eq!(waiting.wait_kind.as_deref(), Some("retry"), "{waiting:?}");
 
     let run = h.wait_for_status(&recovers, "succeeded").await;
@@ -528,29 +632,57 @@ async fn retries_are_ours_with_backoff_and_a_bounded_number_of_attempts(backend:
     let rows = h.attempts(&recovers).await;
     assert_eq!(
         summary(&rows),
-        [row("flaky", 1, "failed"), row("flaky", 2, "failed"), row("flaky", 3, "succeeded")]
+        [
+            row("flaky", 1, "failed"),
+            row("flaky", 2, "failed"),
+            row("flaky", 3, "succeeded")
+        ]
     );
     assert_eq!(rows[0].error.as_deref(), Some("boom on attempt 1"));
     assert_eq!(rows[1].error.as_deref(), Some("boom on attempt 2"));
-    let gaps = [started(&rows[1]) - started(&rows[0]), started(&rows[2]) - started(&rows[1])];
-    assert!(gaps[0] >= 1000 && gaps[1] >= 2000, "backoff gaps between starts {gaps:?} ms");
+    let gaps = [
+        started(&rows[1]) - started(&rows[0]),
+        started(&rows[2]) - started(&rows[1]),
+    ];
+    assert!(
+        gaps[0] >= 1000 && gaps[1] >= 2000,
+        "backoff gaps between starts {gaps:?} ms"
+    );
     // And measured from the end of the failed attempt, too.
     assert!(started(&rows[1]) >= finished(&rows[0]) + 1000);
     assert!(started(&rows[2]) >= finished(&rows[1]) + 2000);
-    let attempts: Vec<u32> = h.probe.execs(&recovers, "flaky").iter().map(|e| e.attempt).collect();
+    let attempts: Vec<u32> = h
+        .probe
+        .execs(&recovers, "flaky")
+        .iter()
+        .map(|e| e.attempt)
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
 
     let run = h.wait_for_status(&never, "failed").await;
     let error = run.error.clone().unwrap_or_default();
-    assert!(error.contains("after 3 attempts") && error.contains("boom on attempt 3"), "{error}");
+    assert!(
+        error.contains("after 3 attempts") && error.contains("boom on attempt 3"),
+        "{error}"
+    );
     assert_eq!(run.outcome.as_deref(), Some("failed"));
     let rows = h.attempts(&never).await;
-    assert_eq!(summary(&rows), [row("flaky", 1, "failed"), row("flaky", 2, "failed"), row("flaky", 3, "failed")]);
+    assert_eq!(
+        summary(&rows),
+        [
+            row("flaky", 1, "failed"),
+            row("flaky", 2, "failed"),
+            row("flaky", 3, "failed")
+        ]
+    );
     assert_eq!(h.probe.count(&never, "flaky"), 3);
 
     let run = h.wait_for_status(&fatal, "failed").await;
     let error = run.error.clone().unwrap_or_default();
-    assert!(error.contains("bad toy input") && !error.contains("attempts"), "{error}");
+    assert!(
+        error.contains("bad toy input") && !error.contains("attempts"),
+        "{error}"
+    );
     let rows = h.attempts(&fatal).await;
     assert_eq!(summary(&rows), [row("doomed", 1, "failed")]);
     assert_eq!(rows[0].error.as_deref(), Some("bad toy input"));
@@ -559,20 +691,36 @@ async fn retries_are_ours_with_backoff_and_a_bounded_number_of_attempts(backend:
 
 /// Pitfall 3: apalis' `.timeout()` would leave the task `Running` forever. Our timeout cuts the
 /// attempt off, records it `failed` ("timed out") and retries it.
-async fn step_timeout_is_ours_and_fails_the_attempt_instead_of_leaving_it_running(backend: Backend) {
+async fn step_timeout_is_ours_and_fails_the_attempt_instead_of_leaving_it_running(
+    backend: Backend,
+) {
     let h = Harness::with_workers(&backend, fast_workers()).await;
     let id = h.start::<Slow>(5_000).await;
 
     let run = h.wait_for_status(&id, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("fast_enough"));
     let rows = h.attempts(&id).await;
-    assert_eq!(summary(&rows), [row("slow", 1, "failed"), row("slow", 2, "succeeded")]);
+    assert_eq!(
+        summary(&rows),
+        [row("slow", 1, "failed"), row("slow", 2, "succeeded")]
+    );
     let error = rows[0].error.clone().unwrap_or_default();
     assert!(error.contains("timed out"), "{error}");
     let ran_for = finished(&rows[0]) - started(&rows[0]);
-    assert!(ran_for >= SLOW_TIMEOUT.as_millis() as i64, "cut off after {ran_for} ms, before the timeout");
-    assert!(started(&rows[1]) >= finished(&rows[0]), "attempt 2 overlapped attempt 1");
-    let attempts: Vec<u32> = h.probe.execs(&id, "slow").iter().map(|e| e.attempt).collect();
+    assert!(
+        ran_for >= SLOW_TIMEOUT.as_millis() as i64,
+        "cut off after {ran_for} ms, before the timeout"
+    );
+    assert!(
+        started(&rows[1]) >= finished(&rows[0]),
+        "attempt 2 overlapped attempt 1"
+    );
+    let attempts: Vec<u32> = h
+        .probe
+        .execs(&id, "slow")
+        .iter()
+        .map(|e| e.attempt)
+        .collect();
     assert_eq!(attempts, [1, 2]);
 }
 
@@ -582,29 +730,56 @@ async fn step_timeout_is_ours_and_fails_the_attempt_instead_of_leaving_it_runnin
 async fn retry_after_and_panics_are_retried_by_the_engine_not_left_locked(backend: Backend) {
     let h = Harness::with_workers(&backend, fast_workers()).await;
     let throttled = h.start::<Throttled>(1000).await;
-    let panicky = h.start::<Panicky>("toy step panicked on purpose".into()).await;
+    let panicky = h
+        .start::<Panicky>("toy step panicked on purpose".into())
+        .await;
 
     let run = h.wait_for_status(&throttled, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("throttled_ok"));
     let rows = h.attempts(&throttled).await;
-    assert_eq!(summary(&rows), [row("throttled", 1, "failed"), row("throttled", 2, "succeeded")]);
-    assert!(rows[0].error.clone().unwrap_or_default().contains("429"), "{:?}", rows[0].error);
+    assert_eq!(
+        summary(&rows),
+        [
+            row("throttled", 1, "failed"),
+            row("throttled", 2, "succeeded")
+        ]
+    );
+    assert!(
+        rows[0].error.clone().unwrap_or_default().contains("429"),
+        "{:?}",
+        rows[0].error
+    );
     let gap = started(&rows[1]) - started(&rows[0]);
-    assert!(gap >= 1000, "retried {gap} ms after the first start, before retry-after");
+    assert!(
+        gap >= 1000,
+        "retried {gap} ms after the first start, before retry-after"
+    );
     assert!(started(&rows[1]) >= finished(&rows[0]) + 1000);
     assert_eq!(h.probe.count(&throttled, "throttled"), 2);
 
     let run = h.wait_for_status(&panicky, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("survived"));
     let rows = h.attempts(&panicky).await;
-    assert_eq!(summary(&rows), [row("panicky", 1, "failed"), row("panicky", 2, "succeeded")]);
+    assert_eq!(
+        summary(&rows),
+        [row("panicky", 1, "failed"), row("panicky", 2, "succeeded")]
+    );
     let error = rows[0].error.clone().unwrap_or_default();
-    assert!(error.contains("panicked") && error.contains("toy step panicked on purpose"), "{error}");
+    assert!(
+        error.contains("panicked") && error.contains("toy step panicked on purpose"),
+        "{error}"
+    );
     assert_eq!(h.probe.count(&panicky, "panicky"), 2);
 
     // The workers are still alive and take new work.
     let after = h.start::<Finish>("still_working".into()).await;
-    assert_eq!(h.wait_for_status(&after, "succeeded").await.outcome.as_deref(), Some("still_working"));
+    assert_eq!(
+        h.wait_for_status(&after, "succeeded")
+            .await
+            .outcome
+            .as_deref(),
+        Some("still_working")
+    );
 }
 
 /// Pitfall 5: apalis refuses a worker name whose heartbeat is still fresh. Every
@@ -613,25 +788,42 @@ async fn retry_after_and_panics_are_retried_by_the_engine_not_left_locked(backen
 async fn worker_names_are_unique_and_a_restart_within_the_heartbeat_window_works(backend: Backend) {
     let h = Harness::new(&backend).await;
     // A 2 s heartbeat: apalis considers a name taken for 2 s after its last heartbeat.
-    let opts = WorkerOptions { name: "twin".into(), poll_interval: Duration::from_secs(2), ..Default::default() };
+    let opts = WorkerOptions {
+        name: "twin".into(),
+        poll_interval: Duration::from_secs(2),
+        ..Default::default()
+    };
     let a = h.engine.start_workers(opts.clone());
     let b = h.engine.start_workers(opts.clone());
     assert_ne!(a.name(), b.name());
-    assert!(a.name().starts_with("twin") && b.name().starts_with("twin"), "{} {}", a.name(), b.name());
+    assert!(
+        a.name().starts_with("twin") && b.name().starts_with("twin"),
+        "{} {}",
+        a.name(),
+        b.name()
+    );
 
     let first = h.start::<Finish>("first".into()).await;
     h.wait_for_status(&first, "succeeded").await;
     let (a_name, b_name) = (a.name().to_owned(), b.name().to_owned());
-    eventually("both workers registered under their own names", DEADLINE, || async {
-        let names = h.apalis_workers().await;
-        (names.contains(&a_name) && names.contains(&b_name)).then_some(())
-    })
+    eventually(
+        "both workers registered under their own names",
+        DEADLINE,
+        || async {
+            let names = h.apalis_workers().await;
+            (names.contains(&a_name) && names.contains(&b_name)).then_some(())
+        },
+    )
     .await;
 
     b.stop().await;
     a.stop().await;
     let c = h.engine.start_workers(opts);
-    assert!(c.name() != a_name && c.name() != b_name, "reused a name: {}", c.name());
+    assert!(
+        c.name() != a_name && c.name() != b_name,
+        "reused a name: {}",
+        c.name()
+    );
     let second = h.start::<Finish>("second".into()).await;
     let run = h.wait_for_status(&second, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("second"));
@@ -642,7 +834,10 @@ async fn worker_names_are_unique_and_a_restart_within_the_heartbeat_window_works
     })
     .await;
     // No registration failed and was retried by the monitor under a `-r<n>` name.
-    assert!(names.iter().all(|n| !n.contains("-r")), "a worker had to re-register: {names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains("-r")),
+        "a worker had to re-register: {names:?}"
+    );
     c.stop().await;
 }
 
@@ -652,7 +847,9 @@ async fn worker_names_are_unique_and_a_restart_within_the_heartbeat_window_works
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_keep_wal_and_synchronous_normal() {
     async fn check_every_connection(db: &Db, when: &str) {
-        let Db::Sqlite(pool) = db else { panic!("not SQLite") };
+        let Db::Sqlite(pool) = db else {
+            panic!("not SQLite")
+        };
         // Hold all 8 at once, so each is a different connection.
         let mut conns = Vec::new();
         for _ in 0..8 {
@@ -660,11 +857,23 @@ async fn sqlite_connections_keep_wal_and_synchronous_normal() {
         }
         assert_eq!(pool.size(), 8);
         for (i, conn) in conns.iter_mut().enumerate() {
-            let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut **conn).await.unwrap();
-            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut **conn).await.unwrap();
-            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **conn).await.unwrap();
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
             assert_eq!(journal, "wal", "{when}: connection {i}");
-            assert_eq!(synchronous, 1, "{when}: connection {i} is not synchronous=NORMAL");
+            assert_eq!(
+                synchronous, 1,
+                "{when}: connection {i} is not synchronous=NORMAL"
+            );
             assert!(busy > 0, "{when}: connection {i} has no busy timeout");
         }
     }
@@ -672,7 +881,12 @@ async fn sqlite_connections_keep_wal_and_synchronous_normal() {
     let mut h = Harness::new(&Backend::Sqlite).await;
     check_every_connection(h.db(), "after migrate").await;
     h.workers = Some(h.engine.start_workers(fast_workers()));
-    let id = h.start::<Delay>(DelayInput { ms: 0, outcome: "done".into() }).await;
+    let id = h
+        .start::<Delay>(DelayInput {
+            ms: 0,
+            outcome: "done".into(),
+        })
+        .await;
     h.wait_for_status(&id, "succeeded").await;
     h.workers.take().unwrap().stop().await;
     check_every_connection(h.db(), "after the workers ran").await;
@@ -685,9 +899,19 @@ async fn sqlite_connections_keep_wal_and_synchronous_normal() {
 /// unique violation that aborts the whole transaction; the run's `seq` does the job instead.)
 async fn duplicate_task_delivery_changes_nothing(backend: Backend) {
     let h = Harness::with_workers(&backend, fast_workers()).await;
-    let id = h.start::<Delay>(DelayInput { ms: 1500, outcome: "once".into() }).await;
-    let waiting = h.wait_for(&id, "waiting on its timer", |r| r.status == "waiting").await;
-    assert_eq!((waiting.seq, waiting.wait_kind.as_deref()), (1, Some("timer")));
+    let id = h
+        .start::<Delay>(DelayInput {
+            ms: 1500,
+            outcome: "once".into(),
+        })
+        .await;
+    let waiting = h
+        .wait_for(&id, "waiting on its timer", |r| r.status == "waiting")
+        .await;
+    assert_eq!(
+        (waiting.seq, waiting.wait_kind.as_deref()),
+        (1, Some("timer"))
+    );
 
     // `delay` ran at seq 0; the run now waits at seq 1 for `finish`.
     h.push_step_task(&id, 0).await;
@@ -703,12 +927,26 @@ async fn duplicate_task_delivery_changes_nothing(backend: Backend) {
     })
     .await;
 
-    assert_eq!(h.probe.count(&id, "delay"), 1, "delay executed more than once");
-    assert_eq!(h.probe.count(&id, "finish"), 1, "finish executed more than once");
+    assert_eq!(
+        h.probe.count(&id, "delay"),
+        1,
+        "delay executed more than once"
+    );
+    assert_eq!(
+        h.probe.count(&id, "finish"),
+        1,
+        "finish executed more than once"
+    );
     let rows = h.attempts(&id).await;
-    assert_eq!(summary(&rows), [row("delay", 1, "succeeded"), row("finish", 1, "succeeded")]);
+    assert_eq!(
+        summary(&rows),
+        [row("delay", 1, "succeeded"), row("finish", 1, "succeeded")]
+    );
     let after = h.run(&id).await;
-    assert_eq!((after.status.as_str(), after.seq, after.updated_at), ("succeeded", 2, run.updated_at));
+    assert_eq!(
+        (after.status.as_str(), after.seq, after.updated_at),
+        ("succeeded", 2, run.updated_at)
+    );
     // The duplicate of the current seq must not cut the timer short either.
     assert!(
         started(&rows[1]) >= rows[1].run_at,
@@ -731,10 +969,20 @@ async fn our_migrations_use_their_own_table_apart_from_apalis(backend: Backend) 
     };
     let ours = versions(db, "_switchboard_migrations").await;
     assert!(!ours.is_empty());
-    assert_eq!(ours, our_migration_files(db), "every migration file applied, recorded in our table");
+    assert_eq!(
+        ours,
+        our_migration_files(db),
+        "every migration file applied, recorded in our table"
+    );
     let apalis = versions(db, apalis_history).await;
-    assert!(apalis.contains(&20220530084123), "apalis' history is in {apalis_history}: {apalis:?}");
-    assert!(ours.is_disjoint(&apalis), "histories mixed: ours {ours:?}, apalis {apalis:?}");
+    assert!(
+        apalis.contains(&20220530084123),
+        "apalis' history is in {apalis_history}: {apalis:?}"
+    );
+    assert!(
+        ours.is_disjoint(&apalis),
+        "histories mixed: ours {ours:?}, apalis {apalis:?}"
+    );
 
     let table_count = match db {
         Db::Sqlite(_) => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
@@ -749,12 +997,23 @@ async fn our_migrations_use_their_own_table_apart_from_apalis(backend: Backend) 
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
         }
     };
-    for table in ["_switchboard_migrations", "sb_runs", "sb_steps", "sb_waits", "sb_events"] {
-        let (n,) = db.fetch_one::<(i64,)>(Q::new(table_count).bind(table)).await.unwrap();
+    for table in [
+        "_switchboard_migrations",
+        "sb_runs",
+        "sb_steps",
+        "sb_waits",
+        "sb_events",
+    ] {
+        let (n,) = db
+            .fetch_one::<(i64,)>(Q::new(table_count).bind(table))
+            .await
+            .unwrap();
         assert_eq!(n, 1, "table {table}");
     }
 
-    switchboard_engine::migrate(db).await.expect("migrating twice is harmless");
+    switchboard_engine::migrate(db)
+        .await
+        .expect("migrating twice is harmless");
     assert_eq!(versions(db, "_switchboard_migrations").await, ours);
     assert_eq!(versions(db, apalis_history).await, apalis);
 }
@@ -764,8 +1023,19 @@ async fn our_migrations_use_their_own_table_apart_from_apalis(backend: Backend) 
 /// An event resumes the run once (a duplicate is recognised), an early event is kept for the
 /// wait, a wait times out on its deadline, and a cancelled run ignores a late event.
 async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backend: Backend) {
-    let h = Harness::with_workers(&backend, WorkerOptions { concurrency: 1, ..fast_workers() }).await;
-    let pause = |key: &str, timeout_ms: u64| PauseInput { key: key.into(), timeout_ms, carry: format!("carry for {key}") };
+    let h = Harness::with_workers(
+        &backend,
+        WorkerOptions {
+            concurrency: 1,
+            ..fast_workers()
+        },
+    )
+    .await;
+    let pause = |key: &str, timeout_ms: u64| PauseInput {
+        key: key.into(),
+        timeout_ms,
+        carry: format!("carry for {key}"),
+    };
     let event = |key: &str, dedupe: &str, payload: Value| ExternalEvent {
         kind: TOY_EVENT.into(),
         key: key.into(),
@@ -787,21 +1057,40 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
         paused.push(h.start::<Pause>(pause(key, 60_000)).await);
     }
     for (id, key) in paused.iter().zip(&keys) {
-        let run = h.wait_for(id, "waiting on its event", |r| r.status == "waiting").await;
-        assert_eq!((run.wait_kind.as_deref(), run.wait_key.as_deref()), (Some(TOY_EVENT), Some(key.as_str())));
+        let run = h
+            .wait_for(id, "waiting on its event", |r| r.status == "waiting")
+            .await;
+        assert_eq!(
+            (run.wait_kind.as_deref(), run.wait_key.as_deref()),
+            (Some(TOY_EVENT), Some(key.as_str()))
+        );
         assert_eq!(run.current_step.as_deref(), Some("resume"));
     }
     let free = h.start::<Finish>("not_blocked".into()).await;
-    assert_eq!(h.wait_for_status(&free, "succeeded").await.outcome.as_deref(), Some("not_blocked"));
+    assert_eq!(
+        h.wait_for_status(&free, "succeeded")
+            .await
+            .outcome
+            .as_deref(),
+        Some("not_blocked")
+    );
     for id in &paused {
         assert_eq!(h.run(id).await.status, "waiting");
         assert_eq!(h.probe.count(id, "resume"), 0);
     }
 
     for (i, (id, key)) in paused.iter().zip(&keys).enumerate() {
-        let delivered = h.engine.deliver(event(key, &format!("evt-{i}"), json!({ "n": i }))).await.unwrap();
+        let delivered = h
+            .engine
+            .deliver(event(key, &format!("evt-{i}"), json!({ "n": i })))
+            .await
+            .unwrap();
         assert_eq!(delivered, Delivery::Resumed(id.clone()));
-        let again = h.engine.deliver(event(key, &format!("evt-{i}"), json!({ "n": "other" }))).await.unwrap();
+        let again = h
+            .engine
+            .deliver(event(key, &format!("evt-{i}"), json!({ "n": "other" })))
+            .await
+            .unwrap();
         assert_eq!(again, Delivery::Duplicate);
     }
     for (i, (id, key)) in paused.iter().zip(&keys).enumerate() {
@@ -809,20 +1098,34 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
         assert_eq!(run.outcome.as_deref(), Some("event"));
         let input = resumed_with(id);
         assert_eq!(input.carry, format!("carry for {key}"));
-        assert!(matches!(&input.outcome, WaitOutcome::Event { payload } if *payload == json!({ "n": i })), "{input:?}");
+        assert!(
+            matches!(&input.outcome, WaitOutcome::Event { payload } if *payload == json!({ "n": i })),
+            "{input:?}"
+        );
         assert_eq!(h.probe.count(id, "pause"), 1);
     }
 
     // An event before anyone waits on its key is stored, then consumed by the wait.
-    let early = h.engine.deliver(event("early", "evt-early", json!({ "early": true }))).await.unwrap();
+    let early = h
+        .engine
+        .deliver(event("early", "evt-early", json!({ "early": true })))
+        .await
+        .unwrap();
     assert_eq!(early, Delivery::Stored);
     let id = h.start::<Pause>(pause("early", 60_000)).await;
     let run = h.wait_for_status(&id, "succeeded").await;
     assert_eq!(run.outcome.as_deref(), Some("event"));
     let input = resumed_with(&id);
     assert_eq!(input.carry, "carry for early");
-    assert!(matches!(&input.outcome, WaitOutcome::Event { payload } if *payload == json!({ "early": true })), "{input:?}");
-    let again = h.engine.deliver(event("early", "evt-early", json!({ "early": true }))).await.unwrap();
+    assert!(
+        matches!(&input.outcome, WaitOutcome::Event { payload } if *payload == json!({ "early": true })),
+        "{input:?}"
+    );
+    let again = h
+        .engine
+        .deliver(event("early", "evt-early", json!({ "early": true })))
+        .await
+        .unwrap();
     assert_eq!(again, Delivery::Duplicate);
 
     // No event by the deadline: the wait resumes with `TimedOut`, not before the deadline.
@@ -832,16 +1135,27 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
     assert_eq!(input.carry, "carry for nobody-calls");
     assert!(matches!(input.outcome, WaitOutcome::TimedOut), "{input:?}");
     let rows = h.attempts(&times_out).await;
-    assert_eq!(summary(&rows), [row("pause", 1, "succeeded"), row("resume", 1, "succeeded")]);
-    assert!(started(&rows[1]) >= finished(&rows[0]) + 1000, "the wait timed out early");
+    assert_eq!(
+        summary(&rows),
+        [row("pause", 1, "succeeded"), row("resume", 1, "succeeded")]
+    );
+    assert!(
+        started(&rows[1]) >= finished(&rows[0]) + 1000,
+        "the wait timed out early"
+    );
 
     // Cancelling a waiting run: a later event is only stored, and the run stays cancelled.
     let id = h.start::<Pause>(pause("cancel-me", 60_000)).await;
-    h.wait_for(&id, "waiting on its event", |r| r.status == "waiting").await;
+    h.wait_for(&id, "waiting on its event", |r| r.status == "waiting")
+        .await;
     let cancelled = h.engine.cancel(&id).await.expect("cancel");
     assert_eq!(cancelled.status, "cancelled");
     assert_eq!((cancelled.wait_kind, cancelled.wait_key), (None, None));
-    let late = h.engine.deliver(event("cancel-me", "evt-late", json!({ "late": true }))).await.unwrap();
+    let late = h
+        .engine
+        .deliver(event("cancel-me", "evt-late", json!({ "late": true })))
+        .await
+        .unwrap();
     assert_eq!(late, Delivery::Stored);
     // Give a (wrongly) resumed step the chance to run, then check nothing moved.
     tokio::time::timeout(Duration::from_secs(1), async {
@@ -854,9 +1168,14 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
     .await
     .unwrap_err();
     let rows = h.attempts(&id).await;
-    assert_eq!(summary(&rows), [row("pause", 1, "succeeded"), row("resume", 1, "cancelled")]);
+    assert_eq!(
+        summary(&rows),
+        [row("pause", 1, "succeeded"), row("resume", 1, "cancelled")]
+    );
     match h.engine.cancel(&id).await {
-        Err(EngineError::InvalidState { status, action }) => assert_eq!((status.as_str(), action), ("cancelled", "cancel")),
+        Err(EngineError::InvalidState { status, action }) => {
+            assert_eq!((status.as_str(), action), ("cancelled", "cancel"))
+        }
         other => panic!("cancelling twice: {other:?}"),
     }
 }
@@ -866,16 +1185,26 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_with_duplicate_names_are_refused() {
     let probe = Arc::new(Probe::default());
-    let twice = Workflow::builder("twice").step(Finish(probe.clone())).step(Delay(probe.clone())).step(Finish(probe.clone())).build();
+    let twice = Workflow::builder("twice")
+        .step(Finish(probe.clone()))
+        .step(Delay(probe.clone()))
+        .step(Finish(probe.clone()))
+        .build();
     match twice {
-        Err(EngineError::Definition(msg)) => assert!(msg.contains("finish") && msg.contains("twice"), "{msg}"),
+        Err(EngineError::Definition(msg)) => {
+            assert!(msg.contains("finish") && msg.contains("twice"), "{msg}")
+        }
         other => panic!("a step registered twice was accepted: {other:?}"),
     }
     match Workflow::builder("empty").build() {
         Err(EngineError::Definition(_)) => {}
         other => panic!("an empty workflow was accepted: {other:?}"),
     }
-    match Registry::new().register(toy_workflow(&probe)).unwrap().register(toy_workflow(&probe)) {
+    match Registry::new()
+        .register(toy_workflow(&probe))
+        .unwrap()
+        .register(toy_workflow(&probe))
+    {
         Err(EngineError::Definition(msg)) => assert!(msg.contains(TOY), "{msg}"),
         other => panic!("a workflow registered twice was accepted: {other:?}"),
     }
@@ -884,15 +1213,37 @@ async fn definitions_with_duplicate_names_are_refused() {
     let database = TestDatabase::create(&Backend::Sqlite).await;
     let db = Db::connect(&database.url, 2).await.unwrap();
     switchboard_engine::migrate(&db).await.unwrap();
-    let small = Workflow::builder("small").step(Finish(probe.clone())).build().unwrap();
+    let small = Workflow::builder("small")
+        .step(Finish(probe.clone()))
+        .build()
+        .unwrap();
     let engine = Engine::new(db, Registry::new().register(small).unwrap());
     let business = BusinessId("b".into());
     let mut tx = engine.db().begin().await.unwrap();
-    let new = NewRun { workflow: "small", business_id: &business, subject_id: "s" };
-    let err = engine.start_run_in::<Delay>(&mut tx, new, DelayInput { ms: 0, outcome: "x".into() }).await;
+    let new = NewRun {
+        workflow: "small",
+        business_id: &business,
+        subject_id: "s",
+    };
+    let err = engine
+        .start_run_in::<Delay>(
+            &mut tx,
+            new,
+            DelayInput {
+                ms: 0,
+                outcome: "x".into(),
+            },
+        )
+        .await;
     assert!(matches!(err, Err(EngineError::Definition(_))), "{err:?}");
-    let new = NewRun { workflow: "nope", business_id: &business, subject_id: "s" };
-    let err = engine.start_run_in::<Finish>(&mut tx, new, "x".into()).await;
+    let new = NewRun {
+        workflow: "nope",
+        business_id: &business,
+        subject_id: "s",
+    };
+    let err = engine
+        .start_run_in::<Finish>(&mut tx, new, "x".into())
+        .await;
     assert!(matches!(err, Err(EngineError::Definition(_))), "{err:?}");
     tx.rollback().await.unwrap();
 }

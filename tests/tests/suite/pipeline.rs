@@ -5,8 +5,16 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_tests::*;
 
-const EIGHT_STEPS: [&str; 8] =
-    ["intake", "build_context", "route", "place_call", "await_call", "analyze", "score", "follow_up"];
+const EIGHT_STEPS: [&str; 8] = [
+    "intake",
+    "build_context",
+    "route",
+    "place_call",
+    "await_call",
+    "analyze",
+    "score",
+    "follow_up",
+];
 const T: Duration = Duration::from_secs(30);
 
 crate::on_both_backends!(
@@ -27,10 +35,18 @@ crate::on_both_backends!(
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50})).await;
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50}))
+        .await;
     let run = app.wait_for_status(&run_id, "succeeded", T).await;
     assert_eq!(step_names(&run), EIGHT_STEPS);
-    assert!(run["steps"].as_array().unwrap().iter().all(|s| s["status"] == "succeeded"));
+    assert!(
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "succeeded")
+    );
     assert_eq!(run["outcome"], "handed_off");
     assert_eq!(run["lead_id"], lead_id);
     assert_eq!(run["business"], "demo");
@@ -43,33 +59,59 @@ async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
     let (_, list) = app.get("/api/v1/runs?business=demo").await;
     assert_eq!(list["runs"][0]["id"], run_id.as_str());
     for page in ["/".to_owned(), format!("/runs/{run_id}")] {
-        let resp = app.client.get(format!("{}{page}", app.address)).send().await.unwrap();
+        let resp = app
+            .client
+            .get(format!("{}{page}", app.address))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
     }
 }
 
 async fn no_answer_calls_again_later_then_ends(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (lead_id, run_id) = app.create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 20})).await;
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 20}))
+        .await;
     // Between calls the run waits on a timer, holding no worker.
     app.wait_for_status(&run_id, "waiting", T).await;
-    let run = app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60)).await;
+    let run = app
+        .wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
     assert_eq!(run["outcome"], "unreachable");
     // The demo business calls at most three times.
     assert_eq!(app.simulator.calls_for(&lead_id), 3);
     let names = step_names(&run);
     assert_eq!(names.iter().filter(|n| *n == "place_call").count(), 3);
     assert!(!names.contains(&"analyze".to_owned()));
-    let follow_ups: Vec<&Value> = run["steps"].as_array().unwrap().iter().filter(|s| s["name"] == "follow_up").collect();
+    let follow_ups: Vec<&Value> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "follow_up")
+        .collect();
     assert_eq!(follow_ups[0]["input"]["result"]["reason"], "no_answer");
 }
 
 async fn call_that_fails_to_start_is_retried_with_backoff_then_fails(backend: Backend) {
     let app = spawn_app(&backend).await;
     let (lead_id, run_id) = app.create_lead(json!({"outcome": "failed"})).await;
-    let run = app.wait_for_status(&run_id, "failed", Duration::from_secs(60)).await;
-    let attempts: Vec<&Value> = run["steps"].as_array().unwrap().iter().filter(|s| s["name"] == "place_call").collect();
+    let run = app
+        .wait_for_status(&run_id, "failed", Duration::from_secs(60))
+        .await;
+    let attempts: Vec<&Value> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "place_call")
+        .collect();
     assert_eq!(attempts.len(), 4, "place_call allows four attempts");
     for (i, a) in attempts.iter().enumerate() {
         assert_eq!(a["attempt"], i as u64 + 1);
@@ -77,8 +119,13 @@ async fn call_that_fails_to_start_is_retried_with_backoff_then_fails(backend: Ba
         assert!(a["error"].as_str().unwrap().contains("500"), "{a}");
     }
     // Backoff: each retry starts later than the previous one by at least the policy's delay.
-    let started = |a: &Value| chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap()).unwrap();
-    let gaps: Vec<i64> = attempts.windows(2).map(|w| (started(w[1]) - started(w[0])).num_milliseconds()).collect();
+    let started = |a: &Value| {
+        chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap()).unwrap()
+    };
+    let gaps: Vec<i64> = attempts
+        .windows(2)
+        .map(|w| (started(w[1]) - started(w[0])).num_milliseconds())
+        .collect();
     assert!(gaps[0] >= 1000 && gaps[1] >= 3000, "backoff gaps {gaps:?}");
     assert!(run["error"].as_str().unwrap().contains("after 4 attempts"));
     assert_eq!(app.simulator.calls_for(&lead_id), 4);
@@ -86,7 +133,9 @@ async fn call_that_fails_to_start_is_retried_with_backoff_then_fails(backend: Ba
 
 async fn webhook_with_bad_or_stale_signature_is_rejected_and_changes_nothing(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
     let before = app.run(&run_id).await;
     let body = transcription_webhook(&conversation_id, false);
@@ -115,7 +164,9 @@ async fn webhook_with_bad_or_stale_signature_is_rejected_and_changes_nothing(bac
 
 async fn same_webhook_twice_makes_one_transition(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
     let body = transcription_webhook(&conversation_id, false);
     let now = chrono::Utc::now().timestamp();
@@ -124,7 +175,11 @@ async fn same_webhook_twice_makes_one_transition(backend: Backend) {
     assert_eq!((s1, r1["status"].as_str()), (200, Some("resumed")));
     assert_eq!((s2, r2["status"].as_str()), (200, Some("duplicate")));
     let run = app.wait_for_status(&run_id, "succeeded", T).await;
-    assert_eq!(step_names(&run), EIGHT_STEPS, "one await_call, one analysis");
+    assert_eq!(
+        step_names(&run),
+        EIGHT_STEPS,
+        "one await_call, one analysis"
+    );
 }
 
 async fn webhook_arriving_before_the_run_waits_still_resumes_it(backend: Backend) {
@@ -132,14 +187,19 @@ async fn webhook_arriving_before_the_run_waits_still_resumes_it(backend: Backend
     // A zero delay makes the simulator's webhook race the transition into `waiting`.
     let mut runs = Vec::new();
     for _ in 0..5 {
-        runs.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 0})).await);
+        runs.push(
+            app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 0}))
+                .await,
+        );
     }
     for (_, run_id) in &runs {
         let run = app.wait_for_status(run_id, "succeeded", T).await;
         assert_eq!(step_names(&run), EIGHT_STEPS);
     }
     // And deterministically: an event stored before anyone waits is consumed by the wait.
-    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
     let early = switchboard_engine::ExternalEvent {
         kind: "elevenlabs.call".into(),
@@ -147,34 +207,72 @@ async fn webhook_arriving_before_the_run_waits_still_resumes_it(backend: Backend
         dedupe_key: "early-1".into(),
         payload: transcription_webhook("conv_not_yet_waited_on", true),
     };
-    assert_eq!(app.engine.deliver(early).await.unwrap(), switchboard_engine::Delivery::Stored);
-    let (status, _) = app.post_webhook(&transcription_webhook(&conversation_id, false), WEBHOOK_SECRET, chrono::Utc::now().timestamp()).await;
+    assert_eq!(
+        app.engine.deliver(early).await.unwrap(),
+        switchboard_engine::Delivery::Stored
+    );
+    let (status, _) = app
+        .post_webhook(
+            &transcription_webhook(&conversation_id, false),
+            WEBHOOK_SECRET,
+            chrono::Utc::now().timestamp(),
+        )
+        .await;
     assert_eq!(status, 200);
     app.wait_for_status(&run_id, "succeeded", T).await;
 }
 
 async fn no_webhook_by_the_deadline_takes_the_no_answer_path(backend: Backend) {
-    let app = spawn_app_with(&backend, TestOptions { await_call_timeout: Some(Duration::from_secs(1)), ..Default::default() }).await;
-    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
-    let run = app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60)).await;
+    let app = spawn_app_with(
+        &backend,
+        TestOptions {
+            await_call_timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
+    let run = app
+        .wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
     assert_eq!(run["outcome"], "unreachable");
-    let follow_up = run["steps"].as_array().unwrap().iter().find(|s| s["name"] == "follow_up").unwrap();
+    let follow_up = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "follow_up")
+        .unwrap();
     assert_eq!(follow_up["input"]["result"]["reason"], "no_webhook");
-    let await_call = run["steps"].as_array().unwrap().iter().find(|s| s["name"] == "await_call").unwrap();
+    let await_call = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "await_call")
+        .unwrap();
     assert_eq!(await_call["input"]["outcome"]["type"], "timed_out");
     assert_eq!(app.simulator.calls_for(&lead_id), 3);
 }
 
 async fn cancel_while_waiting_then_late_webhook_changes_nothing(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
     let (status, cancelled) = app.post(&format!("/api/v1/runs/{run_id}/cancel")).await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert!(cancelled.get("wait").is_none());
     let before = app.run(&run_id).await;
-    let (status, resp) = app.post_webhook(&transcription_webhook(&conversation_id, false), WEBHOOK_SECRET, chrono::Utc::now().timestamp()).await;
+    let (status, resp) = app
+        .post_webhook(
+            &transcription_webhook(&conversation_id, false),
+            WEBHOOK_SECRET,
+            chrono::Utc::now().timestamp(),
+        )
+        .await;
     assert_eq!((status, resp["status"].as_str()), (200, Some("stored")));
     // Give any (wrongly) resumed step the chance to run, then compare.
     tokio::time::timeout(Duration::from_secs(1), async {
@@ -186,27 +284,46 @@ async fn cancel_while_waiting_then_late_webhook_changes_nothing(backend: Backend
     })
     .await
     .unwrap_err();
-    assert!(before["steps"].as_array().unwrap().iter().all(|s| s["status"] != "queued" && s["status"] != "running"));
+    assert!(
+        before["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "queued" && s["status"] != "running")
+    );
     let (status, err) = app.post(&format!("/api/v1/runs/{run_id}/cancel")).await;
     assert_eq!(status, 409);
     assert_eq!(err["error"]["code"], "conflict");
-    let (status, err) = app.post("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000/cancel").await;
-    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, err) = app
+        .post("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000/cancel")
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 
 async fn workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt(backend: Backend) {
     let mut app = spawn_app(&backend).await;
     let mut leads = Vec::new();
     for _ in 0..6 {
-        leads.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300})).await);
+        leads.push(
+            app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300}))
+                .await,
+        );
     }
     // Kill the workers while these runs are somewhere in their pipeline …
     app.crash_workers();
     // … and one lead arrives while no worker runs at all.
-    leads.push(app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300})).await);
+    leads.push(
+        app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300}))
+            .await,
+    );
     app.start_workers();
     for (lead_id, run_id) in &leads {
-        let run = app.wait_for_status(run_id, "succeeded", Duration::from_secs(60)).await;
+        let run = app
+            .wait_for_status(run_id, "succeeded", Duration::from_secs(60))
+            .await;
         // Call attempts, not step attempts: a step retried after a lost worker adds a row.
         let attempts = run["steps"]
             .as_array()
@@ -258,21 +375,43 @@ async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend
         assert_eq!(resp.status().as_u16(), status, "{what}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
         assert!(body["error"].get("details").is_some(), "{what}: {body}");
     }
     let (_, list) = app.get("/api/v1/runs").await;
     assert_eq!(list["runs"], json!([]), "a rejected lead stored a run");
     let (status, body) = app.get("/api/v1/runs?status=bogus").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_status")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_status"))
+    );
     let (status, body) = app.get("/api/v1/runs?limit=0").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_limit")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_limit"))
+    );
     let (status, body) = app.get("/api/v1/nope").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
-    let (status, body) = app.get("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = app
+        .get("/api/v1/runs/01a1fb50-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, body) = app.get("/api/v1/runs?cursor=not-a-cursor").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_cursor")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_cursor"))
+    );
     let resp = app
         .client
         .post(&url)
@@ -284,10 +423,20 @@ async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_idempotency_key");
-    let resp = app.post_lead(&json!({"business": "demo", "name": "A", "phone": "+14155552671", "email": "nope"})).await;
+    let resp = app
+        .post_lead(
+            &json!({"business": "demo", "name": "A", "phone": "+14155552671", "email": "nope"}),
+        )
+        .await;
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!((body["error"]["code"].as_str(), body["error"]["details"]["field"].as_str()), (Some("invalid_email"), Some("email")));
+    assert_eq!(
+        (
+            body["error"]["code"].as_str(),
+            body["error"]["details"]["field"].as_str()
+        ),
+        (Some("invalid_email"), Some("email"))
+    );
     let (_, list) = app.get("/api/v1/runs").await;
     assert_eq!(list["runs"], json!([]), "a rejected lead stored a run");
 }
@@ -318,17 +467,32 @@ async fn idempotency_key_returns_the_same_lead_and_run(backend: Backend) {
 }
 
 async fn runs_list_pages_by_cursor(backend: Backend) {
-    let app = spawn_app_with(&backend, TestOptions { no_workers: true, ..Default::default() }).await;
+    let app = spawn_app_with(
+        &backend,
+        TestOptions {
+            no_workers: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(app.create_lead(json!({})).await.1);
     }
     let (_, page1) = app.get("/api/v1/runs?limit=3").await;
     let cursor = page1["next_cursor"].as_str().unwrap().to_owned();
-    let (_, page2) = app.get(&format!("/api/v1/runs?limit=3&cursor={cursor}")).await;
+    let (_, page2) = app
+        .get(&format!("/api/v1/runs?limit=3&cursor={cursor}"))
+        .await;
     let got: Vec<String> = [&page1, &page2]
         .iter()
-        .flat_map(|p| p["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()))
+        .flat_map(|p| {
+            p["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+        })
         .collect();
     ids.reverse();
     assert_eq!(got, ids, "newest first, no gaps, no repeats");
@@ -341,14 +505,20 @@ async fn runs_list_pages_by_cursor(backend: Backend) {
 
 async fn malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let (_, run_id) = app.create_lead(json!({"outcome": "interested", "deliver_webhook": false})).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
     let before = app.run(&run_id).await;
     let url = format!("{}/api/v1/webhooks/elevenlabs", app.address);
     let now = chrono::Utc::now().timestamp();
     let signed = |raw: Vec<u8>| {
-        let signature = switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, &raw);
-        app.client.post(&url).header("ElevenLabs-Signature", signature).body(raw)
+        let signature =
+            switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, &raw);
+        app.client
+            .post(&url)
+            .header("ElevenLabs-Signature", signature)
+            .body(raw)
     };
     // Correctly signed, but not a webhook.
     let resp = signed(b"{\"type\": ".to_vec()).send().await.unwrap();
@@ -364,9 +534,19 @@ async fn malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored(ba
     // reading the whole body and closes it).
     let raw = vec![b' '; 17 * 1024 * 1024];
     let signature = switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, &raw);
-    let resp = reqwest::Client::new().post(&url).header("ElevenLabs-Signature", signature).body(raw).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("ElevenLabs-Signature", signature)
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "body_too_large");
-    assert_eq!(app.run(&run_id).await, before, "a rejected or ignored webhook changed the run");
+    assert_eq!(
+        app.run(&run_id).await,
+        before,
+        "a rejected or ignored webhook changed the run"
+    );
 }

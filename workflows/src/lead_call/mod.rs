@@ -5,7 +5,7 @@ mod inputs;
 mod steps;
 
 pub use inputs::*;
-pub use steps::{AwaitCall, Analyze, BuildContext, FollowUp, Intake, PlaceCall, Route, Score};
+pub use steps::{Analyze, AwaitCall, BuildContext, FollowUp, Intake, PlaceCall, Route, Score};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_engine::{
-    Resumed, ResultExt, Step, StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome,
+    ResultExt, Resumed, Step, StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome,
 };
 use tracing::info;
 
@@ -32,7 +32,10 @@ async fn load(deps: &Deps, lead_id: &str) -> Result<(Lead, Business), StepError>
 }
 
 fn quick() -> StepPolicy {
-    StepPolicy { timeout: Duration::from_secs(10), ..StepPolicy::default() }
+    StepPolicy {
+        timeout: Duration::from_secs(10),
+        ..StepPolicy::default()
+    }
 }
 
 /// `intake`: checks the stored lead and its business, then starts the first call.
@@ -50,7 +53,10 @@ impl Step for Intake {
     async fn run(&self, _ctx: &StepContext, input: LeadRef) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
         business.check_custom_fields(&lead.custom_fields).fatal()?;
-        Ok(Transition::next::<BuildContext>(CallAttempt { lead_id: lead.id, call_attempt: 1 }))
+        Ok(Transition::next::<BuildContext>(CallAttempt {
+            lead_id: lead.id,
+            call_attempt: 1,
+        }))
     }
 }
 
@@ -68,7 +74,11 @@ impl Step for BuildContext {
 
     async fn run(&self, _ctx: &StepContext, input: CallAttempt) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let context = self.0.policy.context(&business, &lead, input.call_attempt).await;
+        let context = self
+            .0
+            .policy
+            .context(&business, &lead, input.call_attempt)
+            .await;
         Ok(Transition::next::<Route>(Contextualised {
             lead_id: input.lead_id,
             call_attempt: input.call_attempt,
@@ -89,9 +99,17 @@ impl Step for Route {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: Contextualised) -> Result<Transition, StepError> {
+    async fn run(
+        &self,
+        _ctx: &StepContext,
+        input: Contextualised,
+    ) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let route = self.0.policy.route(&business, &lead, input.call_attempt).await;
+        let route = self
+            .0
+            .policy
+            .route(&business, &lead, input.call_attempt)
+            .await;
         let plan = |route| CallPlan {
             lead_id: input.lead_id.clone(),
             call_attempt: input.call_attempt,
@@ -120,7 +138,13 @@ impl Step for PlaceCall {
     type Input = CallPlan;
 
     fn policy(&self) -> StepPolicy {
-        StepPolicy { max_attempts: 4, backoff: Duration::from_secs(1), backoff_factor: 3, timeout: Duration::from_secs(30), ..StepPolicy::default() }
+        StepPolicy {
+            max_attempts: 4,
+            backoff: Duration::from_secs(1),
+            backoff_factor: 3,
+            timeout: Duration::from_secs(30),
+            ..StepPolicy::default()
+        }
     }
 
     async fn run(&self, ctx: &StepContext, input: CallPlan) -> Result<Transition, StepError> {
@@ -133,25 +157,41 @@ impl Step for PlaceCall {
             call_key: call_key.clone(),
             conversation_id,
         };
-        let timeout = deps
-            .await_call_timeout
-            .unwrap_or(Duration::from_secs(business.calling.await_call_timeout_secs));
-        let wait = |conversation_id: &str| WaitFor { kind: CALL_EVENT.into(), key: conversation_id.into(), timeout };
+        let timeout = deps.await_call_timeout.unwrap_or(Duration::from_secs(
+            business.calling.await_call_timeout_secs,
+        ));
+        let wait = |conversation_id: &str| WaitFor {
+            kind: CALL_EVENT.into(),
+            key: conversation_id.into(),
+            timeout,
+        };
 
         // Never dial blindly twice: look at what an earlier execution recorded.
         if let Some(previous) = store::call(&deps.db, &call_key).await? {
             match (previous.status.as_str(), previous.conversation_id) {
                 ("placed", Some(conversation_id)) => {
-                    return Ok(Transition::wait::<AwaitCall, _>(wait(&conversation_id), in_flight(conversation_id)));
+                    return Ok(Transition::wait::<AwaitCall, _>(
+                        wait(&conversation_id),
+                        in_flight(conversation_id),
+                    ));
                 }
                 ("dialing", _) => {
                     // Sent, but the answer was never recorded: the call may be ringing. Do not dial
                     // again now; treat it as not connected and let the policy decide.
-                    store::record_call_result(&deps.db, &call_key, "unknown", None, Some("outcome unknown after a crash".into())).await?;
+                    store::record_call_result(
+                        &deps.db,
+                        &call_key,
+                        "unknown",
+                        None,
+                        Some("outcome unknown after a crash".into()),
+                    )
+                    .await?;
                     return Ok(Transition::next::<FollowUp>(CallResult {
                         lead_id: input.lead_id,
                         call_attempt: input.call_attempt,
-                        result: Outcome::NotConnected { reason: NoConnect::Unknown },
+                        result: Outcome::NotConnected {
+                            reason: NoConnect::Unknown,
+                        },
                     }));
                 }
                 _ => {} // rejected: the provider said the call did not start; dial again.
@@ -174,14 +214,18 @@ impl Step for PlaceCall {
                 dynamic_variables,
                 conversation_config_override: Some(ConfigOverride {
                     agent: Some(AgentOverride {
-                        prompt: Some(PromptOverride { prompt: Some(input.context.prompt.clone()) }),
+                        prompt: Some(PromptOverride {
+                            prompt: Some(input.context.prompt.clone()),
+                        }),
                         first_message: Some(input.context.first_message.clone()),
                         language: Some(business.agent.language.clone()),
                     }),
                     tts: None,
                 }),
             },
-            telephony_call_config: Some(TelephonyCallConfig { ringing_timeout_secs: 30 }),
+            telephony_call_config: Some(TelephonyCallConfig {
+                ringing_timeout_secs: 30,
+            }),
         };
         let record = store::CallRecord {
             id: call_key.clone(),
@@ -196,16 +240,36 @@ impl Step for PlaceCall {
         store::record_dialing(&deps.db, &record).await?;
         match deps.voice.outbound_call(&request).await {
             Ok(resp) => {
-                let conversation_id = resp
-                    .conversation_id
-                    .ok_or_else(|| StepError::fatal("provider accepted the call without a conversation id"))?;
-                store::record_call_result(&deps.db, &call_key, "placed", Some(&conversation_id), None).await?;
-                Ok(Transition::wait::<AwaitCall, _>(wait(&conversation_id), in_flight(conversation_id)))
+                let conversation_id = resp.conversation_id.ok_or_else(|| {
+                    StepError::fatal("provider accepted the call without a conversation id")
+                })?;
+                store::record_call_result(
+                    &deps.db,
+                    &call_key,
+                    "placed",
+                    Some(&conversation_id),
+                    None,
+                )
+                .await?;
+                Ok(Transition::wait::<AwaitCall, _>(
+                    wait(&conversation_id),
+                    in_flight(conversation_id),
+                ))
             }
             Err(e) => {
-                store::record_call_result(&deps.db, &call_key, "rejected", None, Some(e.to_string())).await?;
+                store::record_call_result(
+                    &deps.db,
+                    &call_key,
+                    "rejected",
+                    None,
+                    Some(e.to_string()),
+                )
+                .await?;
                 Err(match (e.is_retryable(), e.retry_after()) {
-                    (true, Some(after)) => StepError::RetryAfter { message: e.to_string(), after },
+                    (true, Some(after)) => StepError::RetryAfter {
+                        message: e.to_string(),
+                        after,
+                    },
                     (true, None) => StepError::retryable(e),
                     (false, _) => StepError::fatal(e),
                 })
@@ -226,7 +290,11 @@ impl Step for AwaitCall {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: Resumed<CallInFlight>) -> Result<Transition, StepError> {
+    async fn run(
+        &self,
+        _ctx: &StepContext,
+        input: Resumed<CallInFlight>,
+    ) -> Result<Transition, StepError> {
         let call = input.carry;
         let not_connected = |reason| {
             Transition::next::<FollowUp>(CallResult {
@@ -237,7 +305,9 @@ impl Step for AwaitCall {
         };
         let payload = match input.outcome {
             WaitOutcome::Event { payload } => payload,
-            WaitOutcome::TimedOut | WaitOutcome::Manual => return Ok(not_connected(NoConnect::NoWebhook)),
+            WaitOutcome::TimedOut | WaitOutcome::Manual => {
+                return Ok(not_connected(NoConnect::NoWebhook));
+            }
         };
         let event = parse_webhook(payload.to_string().as_bytes()).fatal()?;
         Ok(match event {
@@ -255,7 +325,11 @@ impl Step for AwaitCall {
                         .iter()
                         .filter_map(|t| {
                             let role = serde_json::to_value(t.role).ok()?;
-                            Some(format!("{}: {}", role.as_str().unwrap_or("unknown"), t.message.as_deref()?))
+                            Some(format!(
+                                "{}: {}",
+                                role.as_str().unwrap_or("unknown"),
+                                t.message.as_deref()?
+                            ))
                         })
                         .collect::<Vec<_>>()
                         .join("\n");
@@ -273,7 +347,12 @@ impl Step for AwaitCall {
                 FailureReason::NoAnswer => NoConnect::NoAnswer,
                 FailureReason::Unknown => NoConnect::Unknown,
             }),
-            other => return Err(StepError::fatal(format!("unexpected {} event for a call", other.kind()))),
+            other => {
+                return Err(StepError::fatal(format!(
+                    "unexpected {} event for a call",
+                    other.kind()
+                )));
+            }
         })
     }
 }
@@ -287,7 +366,12 @@ impl Step for Analyze {
     type Input = ConnectedCall;
 
     fn policy(&self) -> StepPolicy {
-        StepPolicy { max_attempts: 3, backoff: Duration::from_secs(2), timeout: Duration::from_secs(90), ..StepPolicy::default() }
+        StepPolicy {
+            max_attempts: 3,
+            backoff: Duration::from_secs(2),
+            timeout: Duration::from_secs(90),
+            ..StepPolicy::default()
+        }
     }
 
     async fn run(&self, _ctx: &StepContext, input: ConnectedCall) -> Result<Transition, StepError> {
@@ -297,9 +381,18 @@ impl Step for Analyze {
              from the transcript only, and answer in the given JSON schema.",
             business.name, business.agent.objective
         );
-        let outcome = self.0.llm.analyze(&system, &input.transcript).await.map_err(|e| {
-            if e.is_retryable() { StepError::retryable(e) } else { StepError::fatal(e) }
-        })?;
+        let outcome = self
+            .0
+            .llm
+            .analyze(&system, &input.transcript)
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    StepError::retryable(e)
+                } else {
+                    StepError::fatal(e)
+                }
+            })?;
         match outcome {
             AnalysisOutcome::Parsed(analysis) => Ok(Transition::next::<Score>(AnalysedCall {
                 lead_id: input.lead_id,
@@ -307,11 +400,15 @@ impl Step for Analyze {
                 conversation_id: input.conversation_id,
                 analysis,
             })),
-            AnalysisOutcome::Refused(why) => Err(StepError::fatal(format!("the model refused: {why}"))),
-            AnalysisOutcome::Truncated { finish_reason } => {
-                Err(StepError::retryable(format!("analysis cut off ({finish_reason})")))
+            AnalysisOutcome::Refused(why) => {
+                Err(StepError::fatal(format!("the model refused: {why}")))
             }
-            AnalysisOutcome::Invalid(why) => Err(StepError::retryable(format!("analysis invalid: {why}"))),
+            AnalysisOutcome::Truncated { finish_reason } => Err(StepError::retryable(format!(
+                "analysis cut off ({finish_reason})"
+            ))),
+            AnalysisOutcome::Invalid(why) => {
+                Err(StepError::retryable(format!("analysis invalid: {why}")))
+            }
         }
     }
 }
@@ -355,12 +452,25 @@ impl Step for FollowUp {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
         let policy = &self.0.policy;
         let decision = match &input.result {
-            Outcome::Scored { score } => policy.follow_up(&business, &lead, input.call_attempt, score).await,
-            Outcome::NotConnected { reason } => policy.on_no_answer(&business, &lead, input.call_attempt, *reason).await,
+            Outcome::Scored { score } => {
+                policy
+                    .follow_up(&business, &lead, input.call_attempt, score)
+                    .await
+            }
+            Outcome::NotConnected { reason } => {
+                policy
+                    .on_no_answer(&business, &lead, input.call_attempt, *reason)
+                    .await
+            }
         };
         Ok(match decision {
-            FollowUpDecision::CallAgain { after_secs } if input.call_attempt < business.calling.max_call_attempts => {
-                let next = CallAttempt { lead_id: input.lead_id, call_attempt: input.call_attempt + 1 };
+            FollowUpDecision::CallAgain { after_secs }
+                if input.call_attempt < business.calling.max_call_attempts =>
+            {
+                let next = CallAttempt {
+                    lead_id: input.lead_id,
+                    call_attempt: input.call_attempt + 1,
+                };
                 Transition::after::<BuildContext>(next, Duration::from_secs(after_secs))
             }
             FollowUpDecision::CallAgain { .. } => Transition::complete(match input.result {
@@ -375,4 +485,3 @@ impl Step for FollowUp {
         })
     }
 }
-

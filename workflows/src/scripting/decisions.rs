@@ -103,9 +103,10 @@ pub fn parse<T: DeserializeOwned>(hook: &str, value: &Dynamic) -> Result<T, Stri
         let inner = e.into_inner();
         // Rhai wraps serde messages in a parse error; keep just the message.
         let message = match &*inner {
-            rhai::EvalAltResult::ErrorParsing(rhai::ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(_, m)), _) => {
-                m.clone()
-            }
+            rhai::EvalAltResult::ErrorParsing(
+                rhai::ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(_, m)),
+                _,
+            ) => m.clone(),
             other => other.to_string(),
         };
         if path == "." {
@@ -121,33 +122,69 @@ mod tests {
     use super::*;
 
     fn eval(src: &str) -> Dynamic {
-        crate::scripting::sandbox::harden(&Default::default()).eval::<Dynamic>(src).unwrap()
+        crate::scripting::sandbox::harden(&Default::default())
+            .eval::<Dynamic>(src)
+            .unwrap()
     }
 
     #[test]
     fn valid_decisions_parse() {
-        let route: RouteChoice = parse("route", &eval(r#"#{ action: "call_later", delay_minutes: 90, objective: "Schedule Showing" }"#)).unwrap();
-        assert_eq!(route, RouteChoice::CallLater { delay_minutes: 90, agent: None, objective: Some("Schedule Showing".into()), priority: None });
-        let score: ScoreChoice = parse("score", &eval(r#"#{ score: 82, tag: "hot", reasons: ["budget fits"] }"#)).unwrap();
+        let route: RouteChoice = parse(
+            "route",
+            &eval(r#"#{ action: "call_later", delay_minutes: 90, objective: "Schedule Showing" }"#),
+        )
+        .unwrap();
+        assert_eq!(
+            route,
+            RouteChoice::CallLater {
+                delay_minutes: 90,
+                agent: None,
+                objective: Some("Schedule Showing".into()),
+                priority: None
+            }
+        );
+        let score: ScoreChoice = parse(
+            "score",
+            &eval(r#"#{ score: 82, tag: "hot", reasons: ["budget fits"] }"#),
+        )
+        .unwrap();
         assert_eq!((score.score, score.tag), (82, Tag::Hot));
-        let f: FollowUpChoice = parse("follow_up", &eval(r#"#{ action: "stop", outcome: "not_interested" }"#)).unwrap();
-        assert_eq!(f, FollowUpChoice::Stop { outcome: "not_interested".into() });
+        let f: FollowUpChoice = parse(
+            "follow_up",
+            &eval(r#"#{ action: "stop", outcome: "not_interested" }"#),
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            FollowUpChoice::Stop {
+                outcome: "not_interested".into()
+            }
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
         let err = parse::<ScoreChoice>("score", &eval(r#"#{ tag: "hot" }"#)).unwrap_err();
         assert!(err.contains("missing field `score`"), "{err}");
-        let err = parse::<FollowUpChoice>("follow_up", &eval(r#"#{ action: "call_again", delay_minuts: 5 }"#)).unwrap_err();
+        let err = parse::<FollowUpChoice>(
+            "follow_up",
+            &eval(r#"#{ action: "call_again", delay_minuts: 5 }"#),
+        )
+        .unwrap_err();
         assert!(err.contains("delay_minuts"), "{err}");
-        let err = parse::<ScoreChoice>("score", &eval(r#"#{ score: 300, tag: "hot" }"#)).unwrap_err();
+        let err =
+            parse::<ScoreChoice>("score", &eval(r#"#{ score: 300, tag: "hot" }"#)).unwrap_err();
         assert!(err.contains("`score`"), "{err}");
-        let err = parse::<ScoreChoice>("score", &eval(r#"#{ score: 50, tag: "lukewarm" }"#)).unwrap_err();
+        let err =
+            parse::<ScoreChoice>("score", &eval(r#"#{ score: 50, tag: "lukewarm" }"#)).unwrap_err();
         assert!(err.contains("`tag`") && err.contains("lukewarm"), "{err}");
         let err = parse::<RouteChoice>("route", &eval(r#"#{ action: "teleport" }"#)).unwrap_err();
         assert!(err.contains("teleport"), "{err}");
         // `exit(7)` or any non-map is refused too.
         let err = parse::<ScoreChoice>("score", &eval("7")).unwrap_err();
-        assert!(err.starts_with("score() returned an invalid decision"), "{err}");
+        assert!(
+            err.starts_with("score() returned an invalid decision"),
+            "{err}"
+        );
     }
 }

@@ -24,14 +24,19 @@ pub struct Compiled {
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled").field("name", &self.name).field("hash", &self.hash).finish()
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
 impl Compiled {
     /// Whether the script defines `hook` with `arity` parameters.
     pub fn defines(&self, hook: &str, arity: usize) -> bool {
-        self.ast.iter_functions().any(|f| f.name == hook && f.params.len() == arity)
+        self.ast
+            .iter_functions()
+            .any(|f| f.name == hook && f.params.len() == arity)
     }
 }
 
@@ -72,24 +77,52 @@ impl ScriptHost {
     /// source. Compilation itself runs on a script thread.
     pub async fn compile(&self, name: &str, source: &str) -> Result<Compiled, ScriptError> {
         let hash = content_hash(source);
-        if let Some(c) = self.compiled.lock().map_err(|_| poisoned())?.get(&hash).filter(|c| c.name == name) {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&hash)
+            .filter(|c| c.name == name)
+        {
             return Ok(c.clone());
         }
-        let (engine, limits, name_owned, source) = (self.engine.clone(), self.limits.clone(), name.to_owned(), source.to_owned());
-        let ast = self.threads.run(move || compile(&engine, &limits, &name_owned, &source)).await??;
-        let compiled = Compiled { hash: hash.clone(), name: name.to_owned(), ast: Arc::new(ast) };
-        self.compiled.lock().map_err(|_| poisoned())?.insert(hash, compiled.clone());
+        let (engine, limits, name_owned, source) = (
+            self.engine.clone(),
+            self.limits.clone(),
+            name.to_owned(),
+            source.to_owned(),
+        );
+        let ast = self
+            .threads
+            .run(move || compile(&engine, &limits, &name_owned, &source))
+            .await??;
+        let compiled = Compiled {
+            hash: hash.clone(),
+            name: name.to_owned(),
+            ast: Arc::new(ast),
+        };
+        self.compiled
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(hash, compiled.clone());
         Ok(compiled)
     }
 
     /// Calls `hook(args…)` if the script defines it (`Ok(None)` otherwise) and parses the result
     /// into `T`. Arguments are serialised into Rhai values (maps for structs).
-    pub async fn call<T, A>(&self, script: &Compiled, hook: &'static str, args: A) -> Result<Option<Decided<T>>, ScriptError>
+    pub async fn call<T, A>(
+        &self,
+        script: &Compiled,
+        hook: &'static str,
+        args: A,
+    ) -> Result<Option<Decided<T>>, ScriptError>
     where
         T: DeserializeOwned + Send + 'static,
         A: HookArgs,
     {
-        let args = args.into_dynamics().map_err(|e| error(script, format!("arguments of {hook}(): {e}")))?;
+        let args = args
+            .into_dynamics()
+            .map_err(|e| error(script, format!("arguments of {hook}(): {e}")))?;
         if !script.defines(hook, args.len()) {
             return Ok(None);
         }
@@ -98,10 +131,17 @@ impl ScriptHost {
             .run(move || {
                 let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
                 let (result, log) = with_limits(&limits, || {
-                    engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &script.ast, hook, args)
+                    engine.call_fn_with_options::<Dynamic>(
+                        options,
+                        &mut Scope::new(),
+                        &script.ast,
+                        hook,
+                        args,
+                    )
                 });
                 let value = result.map_err(|e| ScriptError::from_eval(&script.name, &e))?;
-                let decision = decisions::parse::<T>(hook, &value).map_err(|m| error(&script, m))?;
+                let decision =
+                    decisions::parse::<T>(hook, &value).map_err(|m| error(&script, m))?;
                 Ok(Some(Decided { decision, log }))
             })
             .await?
@@ -109,11 +149,21 @@ impl ScriptHost {
 }
 
 fn error(script: &Compiled, message: String) -> ScriptError {
-    ScriptError { source_name: script.name.clone(), line: 0, column: 0, message }
+    ScriptError {
+        source_name: script.name.clone(),
+        line: 0,
+        column: 0,
+        message,
+    }
 }
 
 fn poisoned() -> ScriptError {
-    ScriptError { source_name: "sandbox".into(), line: 0, column: 0, message: "script cache poisoned".into() }
+    ScriptError {
+        source_name: "sandbox".into(),
+        line: 0,
+        column: 0,
+        message: "script cache poisoned".into(),
+    }
 }
 
 /// Arguments of a hook, each serialised into a Rhai value.
@@ -179,19 +229,33 @@ fn route(lead) {
         let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
         let lead = json!({ "name": "Ada", "source": "web" });
         let analysis = json!({ "budget": { "score": 90 }, "fit": { "score": 70 } });
-        let scored = host.call::<ScoreChoice, _>(&script, "score", (lead, analysis)).await.unwrap().unwrap();
+        let scored = host
+            .call::<ScoreChoice, _>(&script, "score", (lead, analysis))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((scored.decision.score, scored.decision.tag), (80, Tag::Hot));
         assert_eq!(scored.decision.reasons, ["budget 90", "fit 70"]);
         assert_eq!(scored.log, ["scoring Ada: 80"]);
-        let next = host.call::<FollowUpChoice, _>(&script, "follow_up", (json!({ "score": 55 }),)).await.unwrap().unwrap();
-        assert_eq!(next.decision, FollowUpChoice::CallAgain { delay_minutes: 120 });
+        let next = host
+            .call::<FollowUpChoice, _>(&script, "follow_up", (json!({ "score": 55 }),))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next.decision,
+            FollowUpChoice::CallAgain { delay_minutes: 120 }
+        );
     }
 
     #[tokio::test]
     async fn a_hook_the_script_does_not_define_falls_to_the_default() {
         let host = host();
         let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
-        let none = host.call::<FollowUpChoice, _>(&script, "on_no_answer", (json!({}),)).await.unwrap();
+        let none = host
+            .call::<FollowUpChoice, _>(&script, "on_no_answer", (json!({}),))
+            .await
+            .unwrap();
         assert!(none.is_none());
         // Same name, wrong arity: not the hook either.
         assert!(!script.defines("score", 1));
@@ -201,11 +265,21 @@ fn route(lead) {
     async fn bad_decisions_and_runtime_errors_name_the_place() {
         let host = host();
         let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
-        let err = host.call::<crate::scripting::decisions::RouteChoice, _>(&script, "route", (json!({}),)).await.unwrap_err();
+        let err = host
+            .call::<crate::scripting::decisions::RouteChoice, _>(&script, "route", (json!({}),))
+            .await
+            .unwrap_err();
         assert!(err.message.contains("unknown field `delay`"), "{err}");
         assert_eq!(err.source_name, "acme/policy.rhai");
-        let err = host.call::<ScoreChoice, _>(&script, "score", (json!({ "name": "Ada" }), json!({}))).await.unwrap_err();
-        assert_eq!((err.source_name.as_str(), err.line), ("acme/policy.rhai", 4), "{err}");
+        let err = host
+            .call::<ScoreChoice, _>(&script, "score", (json!({ "name": "Ada" }), json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.source_name.as_str(), err.line),
+            ("acme/policy.rhai", 4),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -215,9 +289,18 @@ fn route(lead) {
         let b = host.compile("acme/policy.rhai", POLICY).await.unwrap();
         assert!(Arc::ptr_eq(&a.ast, &b.ast));
         assert_eq!(a.hash, content_hash(POLICY));
-        let c = host.compile("acme/policy.rhai", &format!("{POLICY}\n// edited")).await.unwrap();
+        let c = host
+            .compile("acme/policy.rhai", &format!("{POLICY}\n// edited"))
+            .await
+            .unwrap();
         assert_ne!(a.hash, c.hash);
-        let err = host.compile("acme/policy.rhai", "fn score(lead, analysis) {\n  #{ score: }\n}").await.unwrap_err();
+        let err = host
+            .compile(
+                "acme/policy.rhai",
+                "fn score(lead, analysis) {\n  #{ score: }\n}",
+            )
+            .await
+            .unwrap_err();
         assert_eq!(err.line, 2, "{err}");
     }
 }

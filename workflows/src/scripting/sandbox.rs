@@ -135,51 +135,86 @@ pub fn harden(limits: &Limits) -> Engine {
             return None;
         }
         DEADLINE.with(|d| match d.get() {
-            Some(deadline) if Instant::now() > deadline => Some(Dynamic::from("time limit exceeded")),
+            Some(deadline) if Instant::now() > deadline => {
+                Some(Dynamic::from("time limit exceeded"))
+            }
             _ => None,
         })
     });
     // `replace` allocates the whole result before Rhai's size check: check first.
     let max = limits.max_string_size;
     let too_long = move |len: usize| -> Result<(), Box<EvalAltResult>> {
-        if len > max { Err(format!("replace would make a string of {len} bytes (limit {max})").into()) } else { Ok(()) }
+        if len > max {
+            Err(format!("replace would make a string of {len} bytes (limit {max})").into())
+        } else {
+            Ok(())
+        }
     };
     let check = too_long;
-    engine.register_fn("replace", move |s: &mut ImmutableString, find: &str, sub: &str| {
-        let hits = if find.is_empty() { s.chars().count() + 1 } else { s.matches(find).count() };
-        check(s.len() - hits * find.len() + hits * sub.len())?;
-        *s = s.replace(find, sub).into();
-        Ok::<(), Box<EvalAltResult>>(())
-    });
-    engine.register_fn("replace", move |s: &mut ImmutableString, find: char, sub: &str| {
-        let hits = s.matches(find).count();
-        too_long(s.len() - hits * find.len_utf8() + hits * sub.len())?;
-        *s = s.replace(find, sub).into();
-        Ok::<(), Box<EvalAltResult>>(())
-    });
-    engine.register_fn("replace", move |s: &mut ImmutableString, find: &str, sub: char| {
-        let hits = if find.is_empty() { s.chars().count() + 1 } else { s.matches(find).count() };
-        too_long(s.len() - hits * find.len() + hits * sub.len_utf8())?;
-        *s = s.replace(find, &sub.to_string()).into();
-        Ok::<(), Box<EvalAltResult>>(())
-    });
+    engine.register_fn(
+        "replace",
+        move |s: &mut ImmutableString, find: &str, sub: &str| {
+            let hits = if find.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(find).count()
+            };
+            check(s.len() - hits * find.len() + hits * sub.len())?;
+            *s = s.replace(find, sub).into();
+            Ok::<(), Box<EvalAltResult>>(())
+        },
+    );
+    engine.register_fn(
+        "replace",
+        move |s: &mut ImmutableString, find: char, sub: &str| {
+            let hits = s.matches(find).count();
+            too_long(s.len() - hits * find.len_utf8() + hits * sub.len())?;
+            *s = s.replace(find, sub).into();
+            Ok::<(), Box<EvalAltResult>>(())
+        },
+    );
+    engine.register_fn(
+        "replace",
+        move |s: &mut ImmutableString, find: &str, sub: char| {
+            let hits = if find.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(find).count()
+            };
+            too_long(s.len() - hits * find.len() + hits * sub.len_utf8())?;
+            *s = s.replace(find, &sub.to_string()).into();
+            Ok::<(), Box<EvalAltResult>>(())
+        },
+    );
     // Rhai's own `sleep(INT)` / `sleep(FLOAT)` would park a script thread: replace both.
     engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> {
         Err("sleep is not available to scripts".into())
     });
-    engine.register_fn("sleep", |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
-        Err("sleep is not available to scripts".into())
-    });
+    engine.register_fn(
+        "sleep",
+        |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
+            Err("sleep is not available to scripts".into())
+        },
+    );
     engine
 }
 
 /// Compiles `source`, refusing oversized ones before the parser sees them.
-pub fn compile(engine: &Engine, limits: &Limits, source_name: &str, source: &str) -> Result<AST, ScriptError> {
+pub fn compile(
+    engine: &Engine,
+    limits: &Limits,
+    source_name: &str,
+    source: &str,
+) -> Result<AST, ScriptError> {
     if source.len() > limits.max_source_bytes {
         return Err(ScriptError::at(
             source_name,
             Position::NONE,
-            format!("script is {} bytes; the limit is {}", source.len(), limits.max_source_bytes),
+            format!(
+                "script is {} bytes; the limit is {}",
+                source.len(),
+                limits.max_source_bytes
+            ),
         ));
     }
     let mut ast = engine
@@ -224,7 +259,9 @@ impl ScriptThreads {
                         };
                         match job {
                             // A panic inside a job must not take the thread down with it.
-                            Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                            Ok(job) => {
+                                drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)))
+                            }
                             Err(_) => return,
                         }
                     }
@@ -234,7 +271,10 @@ impl ScriptThreads {
     }
 
     /// Runs `f` on a script thread and awaits its result.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ScriptError> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ScriptError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());

@@ -20,18 +20,27 @@ impl Sandbox {
     }
 
     fn with(limits: Limits) -> Self {
-        Sandbox { engine: Arc::new(harden(&limits)), limits, threads: ScriptThreads::start(2).unwrap() }
+        Sandbox {
+            engine: Arc::new(harden(&limits)),
+            limits,
+            threads: ScriptThreads::start(2).unwrap(),
+        }
     }
 
     /// Compiles `source` and calls its `run()` on a script thread; bounded so a hang fails.
     async fn run(&self, source: &str) -> Result<Dynamic, ScriptError> {
-        let (engine, limits, source) = (self.engine.clone(), self.limits.clone(), source.to_owned());
+        let (engine, limits, source) =
+            (self.engine.clone(), self.limits.clone(), source.to_owned());
         let job = self.threads.run(move || {
             let ast = compile(&engine, &limits, "evil.rhai", &source)?;
-            let (result, _log) = with_limits(&limits, || engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", ()));
+            let (result, _log) = with_limits(&limits, || {
+                engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", ())
+            });
             result.map_err(|e| ScriptError::from_eval("evil.rhai", &e))
         });
-        tokio::time::timeout(Duration::from_secs(10), job).await.expect("the sandbox let a script run away")?
+        tokio::time::timeout(Duration::from_secs(10), job)
+            .await
+            .expect("the sandbox let a script run away")?
     }
 }
 
@@ -45,7 +54,9 @@ async fn refused_by(sandbox: &Sandbox, source: &str, expected: &str) -> ScriptEr
         Err(e) => e,
     };
     assert!(
-        err.to_string().to_lowercase().contains(&expected.to_lowercase()),
+        err.to_string()
+            .to_lowercase()
+            .contains(&expected.to_lowercase()),
         "expected {expected:?} in: {err}"
     );
     err
@@ -58,18 +69,34 @@ async fn endless_loop_hits_the_operation_limit() {
 
 #[tokio::test]
 async fn string_doubling_hits_the_string_limit() {
-    refused("fn run() { let s = \"x\"; loop { s += s; } }", "length of string").await;
+    refused(
+        "fn run() { let s = \"x\"; loop { s += s; } }",
+        "length of string",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn huge_pad_and_blob_are_refused() {
-    refused("fn run() { let s = \"x\"; s.pad(2000000000, \"y\"); s }", "length of string").await;
-    refused("fn run() { blob(2000000000) }", "size of array/blob too large").await;
+    refused(
+        "fn run() { let s = \"x\"; s.pad(2000000000, \"y\"); s }",
+        "length of string",
+    )
+    .await;
+    refused(
+        "fn run() { blob(2000000000) }",
+        "size of array/blob too large",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn growing_arrays_are_capped() {
-    refused("fn run() { let a = []; a.pad(20000, 0); a }", "size of array").await;
+    refused(
+        "fn run() { let a = []; a.pad(20000, 0); a }",
+        "size of array",
+    )
+    .await;
 }
 
 /// Rhai does not apply the map-size limit to keys added by index; what bounds such a map is the
@@ -84,9 +111,16 @@ async fn growing_maps_are_bounded_by_the_operation_limit() {
 async fn replace_cannot_blow_up_memory() {
     let src = "fn run() { let s = \"\"; s.pad(8000, \"a\"); s.replace(\"a\", \"aaaaaaaaaa\"); s }";
     refused(src, "replace would make a string").await;
-    refused("fn run() { let s = \"\"; s.pad(8000, \"a\"); s.replace('a', \"aaaa\"); s }", "replace would make").await;
+    refused(
+        "fn run() { let s = \"\"; s.pad(8000, \"a\"); s.replace('a', \"aaaa\"); s }",
+        "replace would make",
+    )
+    .await;
     // Within limits it still works.
-    let ok = Sandbox::new().run("fn run() { let s = \"abc\"; s.replace(\"b\", \"xx\"); s }").await.unwrap();
+    let ok = Sandbox::new()
+        .run("fn run() { let s = \"abc\"; s.replace(\"b\", \"xx\"); s }")
+        .await
+        .unwrap();
     assert_eq!(ok.into_string().unwrap(), "axxc");
 }
 
@@ -110,14 +144,21 @@ async fn oversized_sources_and_too_many_functions_are_refused_before_parsing() {
     let err = refused(&huge, "the limit is 65536").await;
     assert_eq!((err.line, err.column), (0, 0));
     let many: String = (0..100).map(|i| format!("fn f{i}() {{ {i} }}\n")).collect();
-    refused(&format!("{many} fn run() {{ 1 }}"), "number of functions defined exceeds").await;
+    refused(
+        &format!("{many} fn run() {{ 1 }}"),
+        "number of functions defined exceeds",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn cpu_heavy_but_operation_cheap_calls_hit_the_wall_clock() {
     // ~4 operations per iteration stays under the operation limit; scanning 8 KB each time
     // takes far longer than the (here tightened) clock allows.
-    let sandbox = Sandbox::with(Limits { max_time: Duration::from_millis(5), ..Limits::default() });
+    let sandbox = Sandbox::with(Limits {
+        max_time: Duration::from_millis(5),
+        ..Limits::default()
+    });
     let src = "fn run() { let s = \"\"; s.pad(8000, \"a\"); let n = 0; \
                for i in 0..10000 { n += s.index_of(\"b\"); } n }";
     refused_by(&sandbox, src, "time limit exceeded").await;
@@ -125,9 +166,19 @@ async fn cpu_heavy_but_operation_cheap_calls_hit_the_wall_clock() {
 
 #[tokio::test]
 async fn errors_carry_source_line_and_column() {
-    let err = Sandbox::new().run("fn run() {\n  let x = 1;\n  x +\n}").await.unwrap_err();
-    assert_eq!((err.source_name.as_str(), err.line), ("evil.rhai", 4), "{err}");
-    let err = Sandbox::new().run("fn helper(m) {\n    m.missing_field\n}\nfn run() { helper(#{}) }").await.unwrap_err();
+    let err = Sandbox::new()
+        .run("fn run() {\n  let x = 1;\n  x +\n}")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.source_name.as_str(), err.line),
+        ("evil.rhai", 4),
+        "{err}"
+    );
+    let err = Sandbox::new()
+        .run("fn helper(m) {\n    m.missing_field\n}\nfn run() { helper(#{}) }")
+        .await
+        .unwrap_err();
     assert_eq!((err.line, err.column), (2, 7), "{err}");
     assert!(err.to_string().starts_with("evil.rhai:2:7: "), "{err}");
 }
@@ -135,13 +186,20 @@ async fn errors_carry_source_line_and_column() {
 #[tokio::test]
 async fn attacks_leave_other_scripts_running() {
     let sandbox = Arc::new(Sandbox::new());
-    const ATTACKS: [&str; 3] = ["fn run() { loop {} }", "fn f(n) { f(n + 1) } fn run() { f(0) }", "fn run() { let s = \"x\"; loop { s += s; } }"];
+    const ATTACKS: [&str; 3] = [
+        "fn run() { loop {} }",
+        "fn f(n) { f(n + 1) } fn run() { f(0) }",
+        "fn run() { let s = \"x\"; loop { s += s; } }",
+    ];
     let mut handles = Vec::new();
     for src in ATTACKS.iter().cycle().take(12) {
         let sandbox = sandbox.clone();
         handles.push(tokio::spawn(async move { sandbox.run(src).await }));
     }
-    let good = sandbox.run("fn run() { let total = 0; for i in 1..=10 { total += i; } total }").await.unwrap();
+    let good = sandbox
+        .run("fn run() { let total = 0; for i in 1..=10 { total += i; } total }")
+        .await
+        .unwrap();
     assert_eq!(good.as_int().unwrap(), 55);
     for h in handles {
         assert!(h.await.unwrap().is_err());
@@ -158,8 +216,17 @@ async fn print_and_debug_go_to_a_capped_log() {
     let log = sandbox
         .threads
         .run(move || {
-            let ast = compile(&engine, &limits, "log.rhai", "fn run() { for i in 0..500 { print(`line ${i}`); } }").unwrap();
-            with_limits(&limits, || engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", ())).1
+            let ast = compile(
+                &engine,
+                &limits,
+                "log.rhai",
+                "fn run() { for i in 0..500 { print(`line ${i}`); } }",
+            )
+            .unwrap();
+            with_limits(&limits, || {
+                engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", ())
+            })
+            .1
         })
         .await
         .unwrap();
