@@ -221,6 +221,46 @@ where
     }
 }
 
+/// The steps of a `lead_call` run that connects, in order.
+pub const LEAD_CALL_STEPS: [&str; 8] = [
+    "intake",
+    "build_context",
+    "route",
+    "place_call",
+    "await_call",
+    "analyze",
+    "score",
+    "follow_up",
+];
+
+/// Tasks in apalis' queue that are due and not finished.
+pub async fn due_tasks(db: &switchboard_engine::Db) -> i64 {
+    let sql = match db {
+        switchboard_engine::Db::Sqlite(_) => {
+            "SELECT COUNT(*) FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running') \
+             AND (run_at IS NULL OR run_at <= strftime('%s', 'now'))"
+        }
+        switchboard_engine::Db::Postgres(_) => {
+            "SELECT COUNT(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running') AND run_at <= now()"
+        }
+    };
+    db.fetch_one::<(i64,)>(switchboard_engine::store::Q::new(sql))
+        .await
+        .expect("count due tasks")
+        .0
+}
+
+/// Waits until every due task has been handled: after this, an effect that queued a task (say,
+/// a webhook that wrongly resumed a run) has run its course.
+pub async fn wait_until_queue_idle(db: &switchboard_engine::Db) {
+    eventually(
+        "the queue to have no due task",
+        Duration::from_secs(30),
+        || async { (due_tasks(db).await == 0).then_some(()) },
+    )
+    .await
+}
+
 /// A lead body for the demo business, steered by `sim`.
 pub fn lead(sim: Value) -> Value {
     json!({ "business": "demo", "name": "Ada Lovelace", "phone": "+14155552671", "sim": sim })
@@ -299,6 +339,16 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A lead whose call connects but whose webhook never comes, once its run waits on it:
+    /// `(lead_id, run_id, conversation_id)`.
+    pub async fn lead_awaiting_call(&self) -> (String, String, String) {
+        let (lead_id, run_id) = self
+            .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+            .await;
+        let conversation_id = self.wait_for_call_wait(&run_id).await;
+        (lead_id, run_id, conversation_id)
     }
 
     /// Waits until the run waits on a call webhook; returns the conversation id.

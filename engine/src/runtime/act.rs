@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::decide::{Decision, Finish};
+use super::decide::Decision;
 use crate::error::Result;
 use crate::ids::{RunId, StepId, WaitId, new_id, now_ms};
 use crate::store::runs::{self, Advance, RunRow};
@@ -44,27 +44,53 @@ fn new_row(
     }
 }
 
+/// Moves `run` from its seq to the next with `advance` and queues `kind` for that seq after
+/// `delay`. False (and no task) if the run moved on first.
+async fn advance_and_queue(
+    tx: &mut Tx,
+    run: &RunRow,
+    advance: &Advance,
+    kind: TaskKind,
+    delay: Duration,
+) -> Result<bool> {
+    let run_id = RunId(run.id.clone());
+    if !runs::advance(tx, &run_id, run.seq, advance).await? {
+        return Ok(false);
+    }
+    tasks::push(
+        tx,
+        &StepTask {
+            run_id,
+            seq: run.seq + 1,
+            kind,
+        },
+        delay,
+    )
+    .await?;
+    Ok(true)
+}
+
 /// Commits `decision` for the attempt `row_id` of `run`. False: the run moved on meanwhile
-/// (cancelled, or the attempt was superseded), and nothing was written.
+/// (cancelled, or the attempt was superseded); the caller rolls back.
 pub(crate) async fn apply(
     tx: &mut Tx,
     run: &RunRow,
     row_id: &StepId,
     decision: Decision,
 ) -> Result<bool> {
-    let run_id = RunId(run.id.clone());
-    let finish = |f: &Finish| (f.status, f.output.clone(), f.error.clone());
-    let (status, output, error) = match &decision {
-        Decision::Schedule { finish: f, .. }
-        | Decision::Wait { finish: f, .. }
-        | Decision::Complete { finish: f, .. }
-        | Decision::Fail { finish: f, .. } => finish(f),
-    };
-    if !steps::finish(tx, row_id, status, output, error).await? {
+    let finish = decision.finish();
+    if !steps::finish(
+        tx,
+        row_id,
+        finish.status,
+        finish.output.clone(),
+        finish.error.clone(),
+    )
+    .await?
+    {
         return Ok(false);
     }
-    let next_seq = run.seq + 1;
-    let advanced = match decision {
+    match decision {
         Decision::Schedule {
             step,
             attempt,
@@ -74,35 +100,18 @@ pub(crate) async fn apply(
             ..
         } => {
             let waiting = !delay.is_zero();
-            let row = new_row(
-                run,
-                &step,
-                attempt,
-                if waiting { "waiting" } else { "queued" },
-                input.to_string(),
-                delay,
-            );
+            let status = if waiting { "waiting" } else { "queued" };
+            let row = new_row(run, &step, attempt, status, input.to_string(), delay);
             steps::insert(tx, &row).await?;
             let advance = Advance {
-                status: if waiting { "waiting" } else { "queued" },
+                status,
                 current_step: Some(step),
                 current_row: Some(row.id.clone()),
                 wait_kind: waiting.then(|| why.to_owned()),
                 wait_until: waiting.then_some(row.run_at),
                 ..Advance::default()
             };
-            let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-            tasks::push(
-                tx,
-                &StepTask {
-                    run_id: run_id.clone(),
-                    seq: next_seq,
-                    kind: TaskKind::Step,
-                },
-                delay,
-            )
-            .await?;
-            ok
+            advance_and_queue(tx, run, &advance, TaskKind::Step, delay).await
         }
         Decision::Wait {
             step, carry, wait, ..
@@ -110,26 +119,25 @@ pub(crate) async fn apply(
             tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
             let row = new_row(run, &step, 1, "waiting", carry.to_string(), Duration::ZERO);
             steps::insert(tx, &row).await?;
-            let deadline = now_ms() + wait.timeout.as_millis() as i64;
+            let now = now_ms();
             let mut wait_row = WaitRow {
                 id: new_id(),
                 run_id: run.id.clone(),
-                seq: next_seq,
+                seq: run.seq + 1,
                 kind: wait.kind.clone(),
                 key: wait.key.clone(),
-                deadline,
+                deadline: now + wait.timeout.as_millis() as i64,
                 status: "waiting".into(),
                 event_id: None,
-                created_at: now_ms(),
+                created_at: now,
                 resolved_at: None,
             };
-            let early = events::first_unconsumed(tx, &wait.kind, &wait.key).await?;
-            if let Some(event) = early {
+            if let Some(event) = events::first_unconsumed(tx, &wait.kind, &wait.key).await? {
                 // The event came before the run started waiting: consume it now.
                 events::consume(tx, &event.id, &run.id).await?;
                 wait_row.status = "resolved".into();
                 wait_row.event_id = Some(event.id.clone());
-                wait_row.resolved_at = Some(now_ms());
+                wait_row.resolved_at = Some(now);
                 waits::insert(tx, &wait_row).await?;
                 let payload: serde_json::Value = serde_json::from_str(&event.payload)?;
                 let input = resumed_input(&carry, WaitOutcome::Event { payload });
@@ -137,42 +145,25 @@ pub(crate) async fn apply(
                 let advance = Advance {
                     status: "queued",
                     current_step: Some(step),
-                    current_row: Some(row.id.clone()),
+                    current_row: Some(row.id),
                     ..Advance::default()
                 };
-                let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-                tasks::push(
-                    tx,
-                    &StepTask {
-                        run_id: run_id.clone(),
-                        seq: next_seq,
-                        kind: TaskKind::Step,
-                    },
-                    Duration::ZERO,
-                )
-                .await?;
-                ok
+                advance_and_queue(tx, run, &advance, TaskKind::Step, Duration::ZERO).await
             } else {
                 waits::insert(tx, &wait_row).await?;
                 let advance = Advance {
                     status: "waiting",
                     current_step: Some(step),
-                    current_row: Some(row.id.clone()),
-                    wait_kind: Some(wait.kind.clone()),
-                    wait_key: Some(wait.key.clone()),
-                    wait_until: Some(deadline),
+                    current_row: Some(row.id),
+                    wait_kind: Some(wait.kind),
+                    wait_key: Some(wait.key),
+                    wait_until: Some(wait_row.deadline),
                     ..Advance::default()
                 };
-                let ok = runs::advance(tx, &run_id, run.seq, &advance).await?;
-                let task = StepTask {
-                    run_id: run_id.clone(),
-                    seq: next_seq,
-                    kind: TaskKind::Deadline {
-                        wait_id: wait_row.id.clone(),
-                    },
+                let deadline = TaskKind::Deadline {
+                    wait_id: wait_row.id,
                 };
-                tasks::push(tx, &task, wait.timeout).await?;
-                ok
+                advance_and_queue(tx, run, &advance, deadline, wait.timeout).await
             }
         }
         Decision::Complete { outcome, .. } => {
@@ -183,7 +174,7 @@ pub(crate) async fn apply(
                 outcome: Some(outcome),
                 ..Advance::default()
             };
-            runs::advance(tx, &run_id, run.seq, &advance).await?
+            runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await
         }
         Decision::Fail { error, .. } => {
             let advance = Advance {
@@ -194,10 +185,9 @@ pub(crate) async fn apply(
                 error: Some(error),
                 ..Advance::default()
             };
-            runs::advance(tx, &run_id, run.seq, &advance).await?
+            runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await
         }
-    };
-    Ok(advanced)
+    }
 }
 
 fn resumed_input(carry_json: &serde_json::Value, outcome: WaitOutcome) -> String {
@@ -205,7 +195,7 @@ fn resumed_input(carry_json: &serde_json::Value, outcome: WaitOutcome) -> String
 }
 
 /// Ends the open wait `wait` of `run` with `outcome` and queues the step that follows it.
-/// False: the wait or the run moved on first, and nothing was written.
+/// False: the wait or the run moved on first; the caller rolls back.
 pub(crate) async fn resume(
     tx: &mut Tx,
     run: &RunRow,
@@ -215,7 +205,7 @@ pub(crate) async fn resume(
 ) -> Result<bool> {
     let closed = match outcome {
         WaitOutcome::TimedOut => "timed_out",
-        _ => "resolved",
+        WaitOutcome::Event { .. } => "resolved",
     };
     if run.seq != wait.seq || !waits::close(tx, &WaitId(wait.id.clone()), closed, event_id).await? {
         return Ok(false);
@@ -230,25 +220,11 @@ pub(crate) async fn resume(
     if !steps::resume(tx, &StepId(row_id.clone()), &resumed_input(&carry, outcome)).await? {
         return Ok(false);
     }
-    let run_id = RunId(run.id.clone());
     let advance = Advance {
         status: "queued",
         current_step: run.current_step.clone(),
         current_row: Some(row_id),
         ..Advance::default()
     };
-    if !runs::advance(tx, &run_id, run.seq, &advance).await? {
-        return Ok(false);
-    }
-    tasks::push(
-        tx,
-        &StepTask {
-            run_id,
-            seq: run.seq + 1,
-            kind: TaskKind::Step,
-        },
-        Duration::ZERO,
-    )
-    .await?;
-    Ok(true)
+    advance_and_queue(tx, run, &advance, TaskKind::Step, Duration::ZERO).await
 }

@@ -38,6 +38,18 @@ pub(crate) enum Decision {
     Fail { finish: Finish, error: String },
 }
 
+impl Decision {
+    /// How the finished attempt is recorded.
+    pub(crate) fn finish(&self) -> &Finish {
+        match self {
+            Decision::Schedule { finish, .. }
+            | Decision::Wait { finish, .. }
+            | Decision::Complete { finish, .. }
+            | Decision::Fail { finish, .. } => finish,
+        }
+    }
+}
+
 /// Decides what follows an attempt of `step` (attempt number `attempt`, input `input`).
 pub(crate) fn decide(
     step: &str,

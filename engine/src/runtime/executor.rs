@@ -1,20 +1,22 @@
 //! Executes one apalis task: claim the run, run the step off any transaction, commit the result.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::Engine;
 use super::act::{apply, resume, wait_lock};
-use super::decide::decide;
+use super::decide::{Decision, Finish, decide};
 use crate::error::{Result, StepError};
-use crate::ids::{BusinessId, RunId, StepId, WaitId, new_id, now_ms};
+use crate::ids::{BusinessId, RunId, StepId, WaitId, now_ms};
 use crate::store::runs::{self, RunRow, TERMINAL};
 use crate::store::steps::{self, StepRow};
 use crate::store::tasks::{self, StepTask, TaskKind};
 use crate::store::{waits, workers};
-use crate::workflow::{StepContext, WaitOutcome};
+use crate::workflow::{ErasedStep, StepContext, WaitOutcome};
 
 /// Handles one task on the apalis worker named `worker`. Errors are infrastructure errors (the
 /// database); apalis retries those.
@@ -36,7 +38,12 @@ pub(crate) async fn handle(engine: &Engine, task: StepTask, worker: &str) -> Res
 struct Claimed {
     run: RunRow,
     row: StepRow,
+    /// The step's implementation, if this process registers it.
+    step: Option<Arc<dyn ErasedStep>>,
 }
+
+/// What an attempt records when the worker executing it died.
+const WORKER_LOST: &str = "worker lost during the attempt";
 
 async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<Claimed>> {
     let mut tx = engine.db().begin().await?;
@@ -47,28 +54,69 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
         debug!(status = %run.status, run_seq = run.seq, "stale task, ignored");
         return Ok(None);
     }
+    if run.wait_key.is_some() {
+        // The run waits on an external event: only the event or its deadline may resume it.
+        debug!("task for a run waiting on an event, ignored");
+        return Ok(None);
+    }
     let Some(row_id) = run.current_row.clone().map(StepId) else {
         return Ok(None);
     };
     let Some(row) = steps::get(&mut tx, &row_id).await? else {
         return Ok(None);
     };
-    let policy = engine
+    let step = engine
         .registry()
         .get(&run.workflow)
         .and_then(|wf| wf.step(&row.name))
-        .map(|s| s.policy())
-        .unwrap_or_default();
+        .cloned();
 
-    if run.wait_key.is_some() {
-        // The run waits on an external event: only the event or its deadline may resume it.
-        debug!("task for a run waiting on an event, ignored");
+    if row.status == "running" {
+        if claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await? {
+            // Delivered twice while the attempt runs. Its claimant will commit the transition;
+            // but never drop the task (were the claimant dead after all, the run would hang):
+            // look again once the claimant would count as dead.
+            let later = engine.dead_after().max(Duration::from_secs(1));
+            debug!(claimed_by = ?row.claimed_by, ?later, "duplicate task while its attempt runs, deferred");
+            tasks::push(&mut tx, task, later).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        // The worker executing this attempt died (apalis handed its task back): the attempt
+        // failed, and the next one is queued at once if the policy allows another.
+        warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
+        let policy = step.as_ref().map(|s| s.policy()).unwrap_or_default();
+        let finish = Finish {
+            status: "failed",
+            output: None,
+            error: Some(WORKER_LOST.into()),
+        };
+        let decision = if row.attempt < policy.max_attempts as i64 {
+            Decision::Schedule {
+                finish,
+                step: row.name.clone(),
+                attempt: row.attempt + 1,
+                input: serde_json::from_str(&row.input)?,
+                delay: Duration::ZERO,
+                why: "retry",
+            }
+        } else {
+            let error = format!(
+                "{} lost its worker on the last of {} attempts",
+                row.name, row.attempt
+            );
+            Decision::Fail { finish, error }
+        };
+        if apply(&mut tx, &run, &row_id, decision).await? {
+            tx.commit().await?;
+            engine.notify_changed();
+        }
         return Ok(None);
     }
     let now = now_ms();
-    if row.status != "running" && row.run_at > now {
+    if row.run_at > now {
         // Not due yet (a duplicate task, or clocks apart): hand it back for the remaining time.
-        let remaining = std::time::Duration::from_millis((row.run_at - now) as u64);
+        let remaining = Duration::from_millis((row.run_at - now) as u64);
         debug!(
             ?remaining,
             "task arrived before its attempt is due, rescheduled"
@@ -77,86 +125,20 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
         tx.commit().await?;
         return Ok(None);
     }
-    if row.status == "running"
-        && claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await?
+    if !steps::start(&mut tx, &row_id, worker).await?
+        || !runs::claim(&mut tx, &task.run_id, task.seq).await?
     {
-        // Delivered twice while the attempt runs. Its claimant will commit the transition; but
-        // never drop the task (were the claimant dead after all, the run would hang): look again
-        // once the claimant would count as dead, when the copy is stale or takes the path below.
-        let later = engine.dead_after().max(std::time::Duration::from_secs(1));
-        debug!(claimed_by = ?row.claimed_by, ?later, "duplicate task while its attempt runs, deferred");
-        tasks::push(&mut tx, task, later).await?;
-        tx.commit().await?;
-        return Ok(None);
-    }
-    let row = if row.status == "running" {
-        // The worker executing this attempt died (apalis handed its task back): the attempt
-        // counts as failed, and the next one starts now if the policy allows another.
-        warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
-        steps::finish(
-            &mut tx,
-            &row_id,
-            "failed",
-            None,
-            Some("worker lost during the attempt".into()),
-        )
-        .await?;
-        if row.attempt >= policy.max_attempts as i64 {
-            let error = format!(
-                "{} lost its worker on the last of {} attempts",
-                row.name, row.attempt
-            );
-            let advance = runs::Advance {
-                status: "failed",
-                current_step: run.current_step.clone(),
-                current_row: Some(row_id.0.clone()),
-                outcome: Some("failed".into()),
-                error: Some(error),
-                ..runs::Advance::default()
-            };
-            runs::advance(&mut tx, &task.run_id, run.seq, &advance).await?;
-            tx.commit().await?;
-            engine.notify_changed();
-            return Ok(None);
-        }
-        let retry = StepRow {
-            id: new_id(),
-            attempt: row.attempt + 1,
-            status: "running".into(),
-            output: None,
-            error: None,
-            scheduled_at: now,
-            run_at: now,
-            started_at: Some(now),
-            finished_at: None,
-            claimed_by: Some(worker.to_owned()),
-            ..row
-        };
-        steps::insert(&mut tx, &retry).await?;
-        runs::set_current_row(&mut tx, &task.run_id, run.seq, &retry.id).await?;
-        retry
-    } else if steps::start(&mut tx, &row_id, worker).await? {
-        row
-    } else {
-        return Ok(None);
-    };
-    if !runs::claim(&mut tx, &task.run_id, task.seq).await? {
         return Ok(None);
     }
     tx.commit().await?;
-    Ok(Some(Claimed { run, row }))
+    Ok(Some(Claimed { run, row, step }))
 }
 
 async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> {
-    let Some(Claimed { run, row }) = claim(engine, task, worker).await? else {
+    let Some(Claimed { run, row, step }) = claim(engine, task, worker).await? else {
         return Ok(());
     };
     engine.notify_changed();
-    let step = engine
-        .registry()
-        .get(&run.workflow)
-        .and_then(|wf| wf.step(&row.name))
-        .cloned();
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
     let (policy, result) = match step {
         None => (

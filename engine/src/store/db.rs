@@ -16,15 +16,6 @@ use sqlx::{FromRow, Postgres, Sqlite, Transaction};
 
 use crate::error::{EngineError, Result};
 
-/// Which database a [`Db`] talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// An embedded SQLite file (the default).
-    Sqlite,
-    /// A shared PostgreSQL server (scale-out).
-    Postgres,
-}
-
 /// A pool on the configured backend.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -297,27 +288,11 @@ impl Db {
         }
     }
 
-    /// Which backend this is.
-    pub fn backend(&self) -> Backend {
-        match self {
-            Db::Sqlite(_) => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
-    }
-
-    /// Closes the pool.
-    pub async fn close(&self) {
-        match self {
-            Db::Sqlite(p) => p.close().await,
-            Db::Postgres(p) => p.close().await,
-        }
     }
 }

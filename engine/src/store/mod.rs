@@ -8,7 +8,7 @@ pub mod tasks;
 pub mod waits;
 pub mod workers;
 
-pub use db::{Arg, Backend, Db, Q, Row, Tx};
+pub use db::{Arg, Db, Q, Row, Tx};
 
 use crate::error::Result;
 

@@ -180,19 +180,3 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
     let q = args.into_iter().fold(Q::new(sql), Q::bind);
     db.fetch_all(q).await
 }
-
-/// Points a running run at a new attempt row without a transition (a retry after a lost worker).
-pub async fn set_current_row(tx: &mut Tx, id: &RunId, seq: i64, row_id: &str) -> Result<bool> {
-    let n = tx
-        .execute(
-            Q::new(
-                "UPDATE sb_runs SET current_row = $1, updated_at = $2 WHERE id = $3 AND seq = $4",
-            )
-            .bind(row_id)
-            .bind(now_ms())
-            .bind(id)
-            .bind(seq),
-        )
-        .await?;
-    Ok(n == 1)
-}

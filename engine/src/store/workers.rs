@@ -11,13 +11,16 @@ struct LastSeen {
     last_seen: Option<i64>,
 }
 
-fn query(db_is_sqlite: bool, pattern: &str) -> Q {
-    let sql = if db_is_sqlite {
-        "SELECT MAX(last_seen) AS last_seen FROM Workers WHERE id LIKE $1"
+/// The newest heartbeat, in Unix seconds, of the workers whose id matches `condition` (`$1`).
+fn last_seen(sqlite: bool, condition: &str, arg: String) -> Q {
+    let sql = if sqlite {
+        format!("SELECT MAX(last_seen) AS last_seen FROM Workers WHERE id {condition}")
     } else {
-        "SELECT EXTRACT(EPOCH FROM MAX(last_seen))::BIGINT AS last_seen FROM apalis.workers WHERE id LIKE $1"
+        format!(
+            "SELECT EXTRACT(EPOCH FROM MAX(last_seen))::BIGINT AS last_seen FROM apalis.workers WHERE id {condition}"
+        )
     };
-    Q::new(sql).bind(pattern)
+    Q::new(sql).bind(arg)
 }
 
 fn age(row: LastSeen) -> Option<i64> {
@@ -26,14 +29,12 @@ fn age(row: LastSeen) -> Option<i64> {
 
 /// Seconds since a worker whose name starts with `prefix` last heartbeat; `None` if none has.
 pub async fn heartbeat_age(db: &Db, prefix: &str) -> Result<Option<i64>> {
-    let q = query(matches!(db, Db::Sqlite(_)), &format!("{prefix}%"));
+    let q = last_seen(matches!(db, Db::Sqlite(_)), "LIKE $1", format!("{prefix}%"));
     Ok(age(db.fetch_one(q).await?))
 }
 
-/// Seconds since the worker named exactly `name` last heartbeat; `None` if it never registered.
+/// Seconds since the worker named `name` last heartbeat; `None` if it never registered.
 pub async fn heartbeat_age_of(tx: &mut Tx, name: &str) -> Result<Option<i64>> {
-    // `_` and `%` are LIKE wildcards; worker names never contain `%`, and `_` only matches itself
-    // or one character, which cannot make a different live worker's name match exactly.
-    let q = query(matches!(tx, Tx::Sqlite(_)), name);
+    let q = last_seen(matches!(tx, Tx::Sqlite(_)), "= $1", name.to_owned());
     Ok(age(tx.fetch_one(q).await?))
 }

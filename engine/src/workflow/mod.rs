@@ -10,6 +10,7 @@ mod registry;
 mod transition;
 
 pub use policy::StepPolicy;
+pub(crate) use registry::ErasedStep;
 pub use registry::{Registry, Workflow, WorkflowBuilder};
 pub use transition::{Resumed, Transition, WaitFor, WaitOutcome};
 

@@ -46,7 +46,6 @@ impl<S: Step> ErasedStep for S {
 #[derive(Clone)]
 pub struct Workflow {
     name: &'static str,
-    first: &'static str,
     steps: HashMap<&'static str, Arc<dyn ErasedStep>>,
     order: Vec<&'static str>,
 }
@@ -60,7 +59,7 @@ impl std::fmt::Debug for Workflow {
     }
 }
 
-/// Builds a [`Workflow`]; the first step added is where runs start.
+/// Builds a [`Workflow`] step by step; a run may start at any of its steps.
 pub struct WorkflowBuilder {
     name: &'static str,
     steps: Vec<(&'static str, Arc<dyn ErasedStep>)>,
@@ -78,11 +77,6 @@ impl Workflow {
     /// The workflow's name.
     pub fn name(&self) -> &'static str {
         self.name
-    }
-
-    /// The step new runs start with.
-    pub fn first_step(&self) -> &'static str {
-        self.first
     }
 
     /// Step names in definition order.
@@ -104,9 +98,12 @@ impl WorkflowBuilder {
 
     /// Checks the definition: at least one step, no name twice.
     pub fn build(self) -> Result<Workflow> {
-        let first = self.steps.first().map(|(n, _)| *n).ok_or_else(|| {
-            EngineError::Definition(format!("workflow {} has no steps", self.name))
-        })?;
+        if self.steps.is_empty() {
+            return Err(EngineError::Definition(format!(
+                "workflow {} has no steps",
+                self.name
+            )));
+        }
         let mut steps = HashMap::new();
         let mut order = Vec::new();
         for (name, step) in self.steps {
@@ -120,7 +117,6 @@ impl WorkflowBuilder {
         }
         Ok(Workflow {
             name: self.name,
-            first,
             steps,
             order,
         })

@@ -66,8 +66,6 @@ pub enum WaitOutcome {
     },
     /// The deadline passed first.
     TimedOut,
-    /// An operator resumed the run by hand.
-    Manual,
 }
 
 fn to_json<T: Serialize>(v: &T) -> serde_json::Value {

@@ -73,16 +73,7 @@ async fn dashboard_shows_runs_and_the_step_timeline() {
         .await
         .unwrap();
     assert!(page.contains("id=\"run-status\""), "{page}");
-    for step in [
-        "intake",
-        "build_context",
-        "route",
-        "place_call",
-        "await_call",
-        "analyze",
-        "score",
-        "follow_up",
-    ] {
+    for step in LEAD_CALL_STEPS {
         assert!(
             page.contains(&format!("data-step=\"{step}\"")),
             "step {step} missing from the timeline:\n{page}"

@@ -12,10 +12,49 @@ use switchboard_engine::{
     BusinessId, Db, Engine, NewRun, Registry, RunId, Step, StepContext, StepError, StepPolicy,
     Transition, WorkerOptions, Workflow,
 };
-use switchboard_tests::{Backend, TestDatabase, eventually};
+use switchboard_tests::{Backend, TestDatabase, due_tasks, eventually};
 
 #[derive(Serialize, Deserialize)]
 struct Nothing {}
+
+/// An engine running only `step`, in a workflow named after it, on a fresh database.
+async fn engine_with<S: Step>(backend: &Backend, step: S) -> (TestDatabase, Engine) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect(&database.url, 8).await.unwrap();
+    switchboard_engine::migrate(&db).await.unwrap();
+    let workflow = Workflow::builder(S::NAME).step(step).build().unwrap();
+    (
+        database,
+        Engine::new(db, Registry::new().register(workflow).unwrap()),
+    )
+}
+
+/// Starts a run of the one-step workflow of `S`.
+async fn start<S: Step<Input = Nothing>>(engine: &Engine) -> RunId {
+    let mut tx = engine.db().begin().await.unwrap();
+    let business = BusinessId("b".into());
+    let new = NewRun {
+        workflow: S::NAME,
+        business_id: &business,
+        subject_id: "s",
+    };
+    let run_id = engine
+        .start_run_in::<S>(&mut tx, new, Nothing {})
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    engine.notify_changed();
+    run_id
+}
+
+/// Waits until the run succeeded.
+async fn succeeded(engine: &Engine, run_id: &RunId) -> runs::RunRow {
+    eventually("the run to succeed", Duration::from_secs(30), || async {
+        let run = runs::find(engine.db(), run_id).await.unwrap().unwrap();
+        (run.status == "succeeded").then_some(run)
+    })
+    .await
+}
 
 /// Hangs forever on its first attempt (so a crash can interrupt it), succeeds afterwards.
 struct HangsOnce {
@@ -50,40 +89,20 @@ crate::on_both_backends!(
 );
 
 async fn killed_worker_mid_step_loses_the_attempt_not_the_run(backend: Backend) {
-    let database = TestDatabase::create(&backend).await;
-    let db = Db::connect(&database.url, 8).await.unwrap();
-    switchboard_engine::migrate(&db).await.unwrap();
     let executions = Arc::new(AtomicUsize::new(0));
-    let workflow = Workflow::builder("crash")
-        .step(HangsOnce {
+    let (_db, engine) = engine_with(
+        &backend,
+        HangsOnce {
             executions: executions.clone(),
-        })
-        .build()
-        .unwrap();
-    let engine = Engine::new(db, Registry::new().register(workflow).unwrap());
+        },
+    )
+    .await;
     let opts = WorkerOptions {
         poll_interval: Duration::from_millis(200),
         ..WorkerOptions::default()
     };
     let first = engine.start_workers(opts.clone());
-
-    let mut tx = engine.db().begin().await.unwrap();
-    let business = BusinessId("b".into());
-    let run_id = engine
-        .start_run_in::<HangsOnce>(
-            &mut tx,
-            NewRun {
-                workflow: "crash",
-                business_id: &business,
-                subject_id: "s",
-            },
-            Nothing {},
-        )
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    engine.notify_changed();
-
+    let run_id = start::<HangsOnce>(&engine).await;
     eventually(
         "the first attempt to start",
         Duration::from_secs(20),
@@ -92,21 +111,10 @@ async fn killed_worker_mid_step_loses_the_attempt_not_the_run(backend: Backend) 
     .await;
     first.abort();
     let second = engine.start_workers(opts);
-    assert_ne!(second.name(), "", "workers have a name");
 
-    let run = eventually(
-        "the run to succeed on another worker",
-        Duration::from_secs(30),
-        || async {
-            let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
-            (run.status == "succeeded").then_some(run)
-        },
-    )
-    .await;
+    let run = succeeded(&engine, &run_id).await;
     assert_eq!(run.outcome.as_deref(), Some("done"));
-    let attempts = steps::list_for_run(engine.db(), &RunId(run.id.clone()))
-        .await
-        .unwrap();
+    let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
     let summary: Vec<(i64, &str, Option<&str>)> = attempts
         .iter()
         .map(|s| (s.attempt, s.status.as_str(), s.error.as_deref()))
@@ -148,11 +156,7 @@ async fn worker_count(pool: &sqlx::SqlitePool, name: &str) -> i64 {
 /// beat) is replaced by a fresh one under a new name, which goes on running steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_with_a_stopped_heartbeat_is_replaced() {
-    let database = TestDatabase::create(&Backend::Sqlite).await;
-    let db = Db::connect(&database.url, 8).await.unwrap();
-    switchboard_engine::migrate(&db).await.unwrap();
-    let workflow = Workflow::builder("quick").step(Quick).build().unwrap();
-    let engine = Engine::new(db.clone(), Registry::new().register(workflow).unwrap());
+    let (_db, engine) = engine_with(&Backend::Sqlite, Quick).await;
     let opts = WorkerOptions {
         poll_interval: Duration::from_millis(200),
         missed_heartbeats: 2,
@@ -160,7 +164,7 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
     };
     let workers = engine.start_workers(opts);
     let name = workers.name().to_owned();
-    let Db::Sqlite(pool) = &db else {
+    let Db::Sqlite(pool) = engine.db() else {
         unreachable!()
     };
     eventually(
@@ -198,33 +202,9 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
         (worker_count(pool, &replacement).await == 1).then_some(())
     })
     .await;
-
     // The replacement runs steps.
-    let mut tx = engine.db().begin().await.unwrap();
-    let business = BusinessId("b".into());
-    let run_id = engine
-        .start_run_in::<Quick>(
-            &mut tx,
-            NewRun {
-                workflow: "quick",
-                business_id: &business,
-                subject_id: "s",
-            },
-            Nothing {},
-        )
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    engine.notify_changed();
-    eventually(
-        "the run to succeed on the replacement",
-        Duration::from_secs(20),
-        || async {
-            let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
-            (run.status == "succeeded").then_some(())
-        },
-    )
-    .await;
+    let run_id = start::<Quick>(&engine).await;
+    succeeded(&engine, &run_id).await;
     workers.stop().await;
 }
 
@@ -250,79 +230,43 @@ impl Step for Gated {
 /// neither run alongside it nor taken for a lost worker.
 async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend) {
     use switchboard_engine::store::tasks::{self, StepTask, TaskKind};
-    let database = TestDatabase::create(&backend).await;
-    let db = Db::connect(&database.url, 8).await.unwrap();
-    switchboard_engine::migrate(&db).await.unwrap();
     let executions = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let step = Gated {
         executions: executions.clone(),
         gate: gate.clone(),
     };
-    let engine = Engine::new(
-        db,
-        Registry::new()
-            .register(Workflow::builder("gated").step(step).build().unwrap())
-            .unwrap(),
-    );
+    let (_db, engine) = engine_with(&backend, step).await;
     let workers = engine.start_workers(WorkerOptions {
         poll_interval: Duration::from_millis(200),
         ..WorkerOptions::default()
     });
-
-    let mut tx = engine.db().begin().await.unwrap();
-    let business = BusinessId("b".into());
-    let run_id = engine
-        .start_run_in::<Gated>(
-            &mut tx,
-            NewRun {
-                workflow: "gated",
-                business_id: &business,
-                subject_id: "s",
-            },
-            Nothing {},
-        )
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    engine.notify_changed();
+    let run_id = start::<Gated>(&engine).await;
     eventually("the attempt to start", Duration::from_secs(20), || async {
         (executions.load(Ordering::SeqCst) == 1).then_some(())
     })
     .await;
 
     let mut tx = engine.db().begin().await.unwrap();
-    tasks::push(
-        &mut tx,
-        &StepTask {
-            run_id: run_id.clone(),
-            seq: 0,
-            kind: TaskKind::Step,
-        },
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    let copy = StepTask {
+        run_id: run_id.clone(),
+        seq: 0,
+        kind: TaskKind::Step,
+    };
+    tasks::push(&mut tx, &copy, Duration::ZERO).await.unwrap();
     tx.commit().await.unwrap();
     engine.notify_changed();
-    // Let the copy be fetched and handled while the attempt still waits at its gate.
-    eventually("the copy to be handled", Duration::from_secs(20), || async {
-        let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
-        let pending: i64 = match engine.db() {
-            Db::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running') AND (run_at IS NULL OR run_at <= strftime('%s','now'))").fetch_one(p).await.unwrap(),
-            Db::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running') AND run_at <= now()").fetch_one(p).await.unwrap(),
-        };
-        // Only the running original is left due; the copy was deferred (or is being deferred).
-        (pending <= 1 && attempts.len() == 1).then_some(())
-    })
+    // The copy is handled (deferred) while the attempt still waits at its gate: only the running
+    // original is left due.
+    eventually(
+        "the copy to be handled",
+        Duration::from_secs(20),
+        || async { (due_tasks(engine.db()).await <= 1).then_some(()) },
+    )
     .await;
     gate.add_permits(10);
 
-    eventually("the run to succeed", Duration::from_secs(20), || async {
-        let run = runs::find(engine.db(), &run_id).await.unwrap().unwrap();
-        (run.status == "succeeded").then_some(())
-    })
-    .await;
+    succeeded(&engine, &run_id).await;
     let attempts = steps::list_for_run(engine.db(), &run_id).await.unwrap();
     let summary: Vec<(i64, &str)> = attempts
         .iter()

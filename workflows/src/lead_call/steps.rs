@@ -305,7 +305,7 @@ impl Step for AwaitCall {
         };
         let payload = match input.outcome {
             WaitOutcome::Event { payload } => payload,
-            WaitOutcome::TimedOut | WaitOutcome::Manual => {
+            WaitOutcome::TimedOut => {
                 return Ok(not_connected(NoConnect::NoWebhook));
             }
         };

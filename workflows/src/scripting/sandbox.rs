@@ -141,49 +141,23 @@ pub fn harden(limits: &Limits) -> Engine {
             _ => None,
         })
     });
-    // `replace` allocates the whole result before Rhai's size check: check first.
+    // `replace` allocates the whole result before Rhai's size check: check first, for every
+    // string/char combination of the built-in.
     let max = limits.max_string_size;
-    let too_long = move |len: usize| -> Result<(), Box<EvalAltResult>> {
-        if len > max {
-            Err(format!("replace would make a string of {len} bytes (limit {max})").into())
-        } else {
-            Ok(())
-        }
-    };
-    let check = too_long;
     engine.register_fn(
         "replace",
-        move |s: &mut ImmutableString, find: &str, sub: &str| {
-            let hits = if find.is_empty() {
-                s.chars().count() + 1
-            } else {
-                s.matches(find).count()
-            };
-            check(s.len() - hits * find.len() + hits * sub.len())?;
-            *s = s.replace(find, sub).into();
-            Ok::<(), Box<EvalAltResult>>(())
-        },
+        move |s: &mut ImmutableString, find: &str, sub: &str| checked_replace(s, find, sub, max),
     );
     engine.register_fn(
         "replace",
         move |s: &mut ImmutableString, find: char, sub: &str| {
-            let hits = s.matches(find).count();
-            too_long(s.len() - hits * find.len_utf8() + hits * sub.len())?;
-            *s = s.replace(find, sub).into();
-            Ok::<(), Box<EvalAltResult>>(())
+            checked_replace(s, find.encode_utf8(&mut [0; 4]), sub, max)
         },
     );
     engine.register_fn(
         "replace",
         move |s: &mut ImmutableString, find: &str, sub: char| {
-            let hits = if find.is_empty() {
-                s.chars().count() + 1
-            } else {
-                s.matches(find).count()
-            };
-            too_long(s.len() - hits * find.len() + hits * sub.len_utf8())?;
-            *s = s.replace(find, &sub.to_string()).into();
-            Ok::<(), Box<EvalAltResult>>(())
+            checked_replace(s, find, sub.encode_utf8(&mut [0; 4]), max)
         },
     );
     // Rhai's own `sleep(INT)` / `sleep(FLOAT)` would park a script thread: replace both.
@@ -197,6 +171,26 @@ pub fn harden(limits: &Limits) -> Engine {
         },
     );
     engine
+}
+
+/// `s.replace(find, sub)` in place, refused before allocating if the result would exceed `max`.
+fn checked_replace(
+    s: &mut ImmutableString,
+    find: &str,
+    sub: &str,
+    max: usize,
+) -> Result<(), Box<EvalAltResult>> {
+    let hits = if find.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(find).count()
+    };
+    let len = s.len() - hits * find.len() + hits * sub.len();
+    if len > max {
+        return Err(format!("replace would make a string of {len} bytes (limit {max})").into());
+    }
+    *s = s.replace(find, sub).into();
+    Ok(())
 }
 
 /// Compiles `source`, refusing oversized ones before the parser sees them.
