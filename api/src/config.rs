@@ -30,6 +30,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
 
+    /// Threads that run business scripts (off the async workers).
+    #[arg(long, env = "SWITCHBOARD_SCRIPT_THREADS", default_value_t = 2)]
+    pub script_threads: usize,
+
     /// Database connections in the pool.
     #[arg(long, env = "SWITCHBOARD_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
@@ -88,6 +92,9 @@ impl Config {
         }
         if self.worker_concurrency == 0 {
             return Err("SWITCHBOARD_WORKER_CONCURRENCY must be at least 1".into());
+        }
+        if self.script_threads == 0 {
+            return Err("SWITCHBOARD_SCRIPT_THREADS must be at least 1".into());
         }
         if self.elevenlabs_api_key.is_some() && self.elevenlabs_webhook_secret.is_none() {
             return Err("ELEVENLABS_WEBHOOK_SECRET is required with ELEVENLABS_API_KEY".into());

@@ -4,5 +4,6 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod scripts_cli;
 pub mod startup;
 pub mod tenant;

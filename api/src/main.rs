@@ -1,7 +1,9 @@
-//! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers.
+//! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers;
+//! `scripts` checks and tests business scripts from files.
 
 use clap::{Parser, Subcommand};
 use switchboard_api::config::Config;
+use switchboard_api::scripts_cli::{self, ScriptsCommand};
 use switchboard_api::startup::{Application, Overrides};
 use tracing_subscriber::EnvFilter;
 
@@ -21,14 +23,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the API, the dashboard and the workers (the default).
-    Serve(Config),
+    Serve(Box<Config>),
+    /// Check and test business scripts from files (`scripts/<business>/`).
+    Scripts {
+        #[command(subcommand)]
+        command: ScriptsCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = match cli.command {
-        Some(Command::Serve(c)) => c,
+        Some(Command::Serve(c)) => *c,
+        Some(Command::Scripts { command }) => {
+            std::process::exit(scripts_cli::run(command).await?);
+        }
         None => cli.serve,
     };
     tracing_subscriber::fmt()

@@ -10,9 +10,11 @@ use axum::routing::{get, post};
 use switchboard_engine::{Db, Engine, Registry, WorkerOptions, Workers};
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
-use switchboard_workflows::policy::DefaultPolicy;
+use switchboard_workflows::policy::Policy;
 use switchboard_workflows::providers::elevenlabs::ElevenLabsClient;
 use switchboard_workflows::providers::openai::OpenAiClient;
+use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
+use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
 use switchboard_workflows::store;
 use tokio::net::TcpListener;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Secret ElevenLabs webhooks are signed with.
     pub webhook_secret: Arc<str>,
+    /// Business decisions and the script host (validation, dry runs).
+    pub policy: Arc<Policy>,
 }
 
 /// The router: API, webhooks, health, dashboard (and the simulator when it is used).
@@ -38,7 +42,34 @@ pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
         .route("/api/v1/runs", get(routes::runs::list))
         .route("/api/v1/runs/{id}", get(routes::runs::show))
         .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))
+        .route("/api/v1/businesses", get(routes::businesses::list))
+        .route("/api/v1/businesses/{id}", get(routes::businesses::show))
+        .route(
+            "/api/v1/businesses/{id}/script/versions",
+            get(routes::scripts::versions),
+        )
+        .route(
+            "/api/v1/businesses/{id}/script/versions/{version}",
+            get(routes::scripts::version),
+        )
+        .route("/api/v1/scripts/reference", get(routes::scripts::reference))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route(
+            "/api/v1/businesses/{id}/script",
+            get(routes::scripts::show)
+                .put(routes::scripts::put)
+                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/businesses/{id}/script/validate",
+            post(routes::scripts::validate)
+                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/businesses/{id}/script/dry-run",
+            post(routes::scripts::dry_run)
+                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+        )
         .route(
             "/api/v1/webhooks/elevenlabs",
             post(routes::webhooks::elevenlabs)
@@ -77,6 +108,8 @@ pub struct Overrides {
     pub await_call_timeout: Option<Duration>,
     /// Do not start workers.
     pub no_workers: bool,
+    /// Fixes the clock business scripts and default routing see.
+    pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Application {
@@ -85,9 +118,7 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let db = Db::connect(&config.database_url, config.db_connections).await?;
         switchboard_engine::migrate(&db).await?;
-        for b in business::shipped() {
-            store::upsert_business(&db, &b).await?;
-        }
+        load_shipped(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let port = listener.local_addr()?.port();
         let public_url = config
@@ -129,11 +160,13 @@ impl Application {
                 timeout,
             ),
         };
+        let host = Arc::new(ScriptHost::new(Limits::default(), config.script_threads)?);
+        let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.script_clock));
         let deps = Arc::new(Deps {
             db: db.clone(),
             voice,
             llm,
-            policy: Arc::new(DefaultPolicy),
+            policy: policy.clone(),
             simulated: simulated_voice,
             await_call_timeout: overrides.await_call_timeout,
         });
@@ -142,6 +175,7 @@ impl Application {
         let state = AppState {
             engine: engine.clone(),
             webhook_secret,
+            policy,
         };
         let router = app(state, simulator.as_ref());
         let worker_options = WorkerOptions {
@@ -211,6 +245,26 @@ pub struct Parts {
     pub workers: Option<Workers>,
     /// Settings to start workers again.
     pub worker_options: WorkerOptions,
+}
+
+/// Stores the businesses shipped in `scripts/`; a business' script is stored only if it has none
+/// yet, so versions edited through the API survive restarts.
+async fn load_shipped(db: &Db) -> anyhow::Result<()> {
+    for d in business::shipped() {
+        store::upsert_business(db, &d.business).await?;
+        if !store::scripts::has_any(db, &d.business.id).await? {
+            let mut tx = db.begin().await?;
+            store::scripts::store_and_activate(
+                &mut tx,
+                &d.business.id,
+                &content_hash(&d.script),
+                &d.script,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(())
 }
 
 fn redact(url: &str) -> String {

@@ -121,6 +121,8 @@ pub struct TestOptions {
     pub await_call_timeout: Option<Duration>,
     /// Start without workers.
     pub no_workers: bool,
+    /// The clock business scripts see (default: the real one).
+    pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A running application on a fresh database.
@@ -155,6 +157,7 @@ pub fn test_config(database_url: &str) -> Config {
         worker_concurrency: 8,
         poll_interval_ms: 200,
         db_connections: 8,
+        script_threads: 2,
         elevenlabs_api_key: None,
         elevenlabs_base_url: "http://127.0.0.1:9".into(),
         elevenlabs_webhook_secret: Some(WEBHOOK_SECRET.into()),
@@ -171,6 +174,7 @@ pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
+        script_clock: opts.script_clock,
     };
     let app = Application::build(test_config(&database.url), overrides)
         .await
@@ -279,18 +283,7 @@ impl TestApp {
 
     /// Posts a lead and returns `(lead_id, run_id)`; panics unless 201.
     pub async fn create_lead(&self, sim: Value) -> (String, String) {
-        let resp = self.post_lead(&lead(sim)).await;
-        assert_eq!(
-            resp.status(),
-            201,
-            "lead not created: {}",
-            resp.text().await.unwrap()
-        );
-        let body: Value = resp.json().await.unwrap();
-        (
-            body["lead"]["id"].as_str().unwrap().to_owned(),
-            body["run"]["id"].as_str().unwrap().to_owned(),
-        )
+        self.create_lead_with(&lead(sim)).await
     }
 
     /// `GET` a path, returning status and JSON body.
@@ -316,6 +309,46 @@ impl TestApp {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends `body` as JSON with `method` to `path`, returning status and JSON body.
+    pub async fn send(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `PUT /api/v1/businesses/{business}/script`.
+    pub async fn put_script(&self, business: &str, source: &str) -> (u16, Value) {
+        self.send(
+            "PUT",
+            &format!("/api/v1/businesses/{business}/script"),
+            &json!({ "source": source }),
+        )
+        .await
+    }
+
+    /// Posts a lead body and returns `(lead_id, run_id)`; panics unless 201.
+    pub async fn create_lead_with(&self, body: &Value) -> (String, String) {
+        let resp = self.post_lead(body).await;
+        assert_eq!(
+            resp.status(),
+            201,
+            "lead not created: {}",
+            resp.text().await.unwrap()
+        );
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["lead"]["id"].as_str().unwrap().to_owned(),
+            body["run"]["id"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// `GET /api/v1/runs/{id}`.
@@ -428,6 +461,16 @@ pub fn transcription_webhook(conversation_id: &str, interested: bool) -> Value {
             "analysis": {"call_successful": "success", "transcript_summary": summary}
         }
     })
+}
+
+/// The attempts of step `name` in a run's timeline.
+pub fn attempts<'a>(run: &'a Value, name: &str) -> Vec<&'a Value> {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == name)
+        .collect()
 }
 
 /// Step names of a run, in order.

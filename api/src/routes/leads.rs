@@ -155,6 +155,7 @@ pub async fn create(
             },
         )
         .await?;
+    store::scripts::pin(&mut tx, &run_id.0, &new.business).await?;
     let lead = Lead {
         id: lead_id,
         business_id: new.business.clone(),

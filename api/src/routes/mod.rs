@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per resource.
 
+pub mod businesses;
 pub mod leads;
 pub mod runs;
+pub mod scripts;
 pub mod webhooks;
 
 use axum::Json;

@@ -125,6 +125,11 @@ pub async fn show(
     let run = find(&state, &caller, &id).await?;
     let attempts = steps::list_for_run(state.engine.db(), &RunId(run.id.clone())).await?;
     let mut v = run_json(&run);
+    v["script"] =
+        match switchboard_workflows::store::scripts::pinned(state.engine.db(), &run.id).await? {
+            Some((version, hash)) => json!({ "version": version, "hash": hash }),
+            None => Value::Null,
+        };
     v["steps"] = attempts
         .iter()
         .map(|s| {
@@ -138,6 +143,7 @@ pub async fn show(
                 "finished_at": s.finished_at.map(rfc3339),
                 "output": s.output.as_deref().map(parse_json),
                 "error": s.error,
+                "log": s.log.as_deref().map(parse_json).unwrap_or_else(|| json!([])),
             })
         })
         .collect();

@@ -41,6 +41,7 @@ fn new_row(
         started_at: None,
         finished_at: None,
         claimed_by: None,
+        log: None,
     }
 }
 
@@ -85,6 +86,7 @@ pub(crate) async fn apply(
         finish.status,
         finish.output.clone(),
         finish.error.clone(),
+        finish.log.clone(),
     )
     .await?
     {

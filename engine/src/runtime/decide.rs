@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::StepError;
-use crate::workflow::{StepPolicy, Transition, WaitFor};
+use crate::workflow::{Entries, StepPolicy, Transition, WaitFor};
 
 /// How the finished attempt is recorded.
 #[derive(Clone, Debug, PartialEq)]
@@ -11,6 +11,8 @@ pub(crate) struct Finish {
     pub status: &'static str,
     pub output: Option<String>,
     pub error: Option<String>,
+    /// The attempt's log lines as a JSON array, if it logged any.
+    pub log: Option<String>,
 }
 
 /// What the engine does after an attempt.
@@ -50,18 +52,27 @@ impl Decision {
     }
 }
 
-/// Decides what follows an attempt of `step` (attempt number `attempt`, input `input`).
+/// Decides what follows an attempt of `step` (attempt number `attempt`, input `input`) that
+/// returned `result` and recorded `journal`. An attempt that fell back is recorded as failed with
+/// its error, and the run still follows the transition it returned.
 pub(crate) fn decide(
     step: &str,
     attempt: i64,
     input: serde_json::Value,
     policy: &StepPolicy,
     result: Result<Transition, StepError>,
+    journal: Entries,
 ) -> Decision {
+    let log = (!journal.log.is_empty()).then(|| serde_json::json!(journal.log).to_string());
     let ok = |output: Option<String>| Finish {
-        status: "succeeded",
+        status: if journal.error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        },
         output,
-        error: None,
+        error: journal.error.clone(),
+        log: log.clone(),
     };
     match result {
         Ok(Transition::Next {
@@ -98,6 +109,7 @@ pub(crate) fn decide(
                 status: "failed",
                 output: None,
                 error: Some(message.clone()),
+                log: log.clone(),
             };
             let delay = match &err {
                 StepError::Fatal(_) => None,
@@ -146,6 +158,7 @@ mod tests {
             serde_json::json!(1),
             &policy(),
             Err(StepError::retryable("boom")),
+            Entries::default(),
         );
         match d {
             Decision::Schedule {
@@ -172,6 +185,7 @@ mod tests {
             serde_json::json!(1),
             &policy(),
             Err(StepError::retryable("boom")),
+            Entries::default(),
         );
         assert!(
             matches!(d, Decision::Fail { ref error, .. } if error.contains("after 3 attempts"))
@@ -186,6 +200,7 @@ mod tests {
             serde_json::json!(1),
             &policy(),
             Err(StepError::fatal("bad")),
+            Entries::default(),
         );
         assert!(matches!(d, Decision::Fail { .. }));
     }
@@ -196,7 +211,35 @@ mod tests {
             message: "429".into(),
             after: Duration::from_secs(7),
         };
-        let d = decide("s", 1, serde_json::json!(1), &policy(), Err(err));
+        let d = decide(
+            "s",
+            1,
+            serde_json::json!(1),
+            &policy(),
+            Err(err),
+            Entries::default(),
+        );
         assert!(matches!(d, Decision::Schedule { delay, .. } if delay == Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_fallback_records_a_failed_attempt_and_still_moves_on() {
+        let journal = Entries {
+            log: vec!["scored 80".into()],
+            error: Some("acme/policy.rhai:3:9: boom".into()),
+        };
+        let d = decide(
+            "s",
+            1,
+            serde_json::json!(1),
+            &StepPolicy::default(),
+            Ok(Transition::complete("done")),
+            journal,
+        );
+        let finish = d.finish().clone();
+        assert_eq!(finish.status, "failed");
+        assert_eq!(finish.error.as_deref(), Some("acme/policy.rhai:3:9: boom"));
+        assert_eq!(finish.log.as_deref(), Some(r#"["scored 80"]"#));
+        assert!(matches!(d, Decision::Complete { ref outcome, .. } if outcome == "done"));
     }
 }

@@ -90,6 +90,7 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
             status: "failed",
             output: None,
             error: Some(WORKER_LOST.into()),
+            log: None,
         };
         let decision = if row.attempt < policy.max_attempts as i64 {
             Decision::Schedule {
@@ -140,6 +141,7 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
     };
     engine.notify_changed();
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
+    let journal = crate::workflow::Journal::default();
     let (policy, result) = match step {
         None => (
             Default::default(),
@@ -156,6 +158,7 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
                 subject_id: run.subject_id.clone(),
                 step: step.name(),
                 attempt: row.attempt as u32,
+                journal: journal.clone(),
             };
             let span = info_span!("step", step = %row.name, attempt = row.attempt, business = %run.business_id);
             // Our own timeout, not apalis' (pitfall 3: its timeout leaves the row Running).
@@ -180,7 +183,14 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
     if let Err(e) = &result {
         warn!(step = %row.name, attempt = row.attempt, error = %e, "step attempt failed");
     }
-    let decision = decide(&row.name, row.attempt, input, &policy, result);
+    let decision = decide(
+        &row.name,
+        row.attempt,
+        input,
+        &policy,
+        result,
+        journal.entries(),
+    );
     // Claiming kept the run's seq; this transition moves it on, unless a cancel got there first.
     let mut tx = engine.db().begin().await?;
     let committed = apply(&mut tx, &run, &StepId(row.id.clone()), decision).await?;

@@ -155,6 +155,7 @@ impl Engine {
             started_at: None,
             finished_at: None,
             claimed_by: None,
+            log: None,
         };
         let run = RunRow {
             id: run_id.0.clone(),

@@ -23,16 +23,18 @@ pub struct StepRow {
     pub finished_at: Option<i64>,
     /// The apalis worker executing (or last executing) the attempt.
     pub claimed_by: Option<String>,
+    /// What the attempt logged (a JSON array of lines), e.g. a script's `log()` calls.
+    pub log: Option<String>,
 }
 
 const COLUMNS: &str = "id, run_id, name, attempt, status, input, output, error, scheduled_at, \
-    run_at, started_at, finished_at, claimed_by";
+    run_at, started_at, finished_at, claimed_by, log";
 
 /// Inserts a scheduled attempt (`queued` or `waiting`).
 pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
     tx.execute(
         Q::new(format!(
-            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
         ))
         .bind(&s.id)
         .bind(&s.run_id)
@@ -46,7 +48,8 @@ pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
         .bind(s.run_at)
         .bind(s.started_at)
         .bind(s.finished_at)
-        .bind(s.claimed_by.clone()),
+        .bind(s.claimed_by.clone())
+        .bind(s.log.clone()),
     )
     .await?;
     Ok(())
@@ -81,18 +84,20 @@ pub async fn finish(
     status: &str,
     output: Option<String>,
     error: Option<String>,
+    log: Option<String>,
 ) -> Result<bool> {
     let n = tx
         .execute(
             Q::new(
-                "UPDATE sb_steps SET status = $1, output = $2, error = $3, finished_at = $4 \
+                "UPDATE sb_steps SET status = $1, output = $2, error = $3, log = $6, finished_at = $4 \
                  WHERE id = $5 AND status = 'running'",
             )
             .bind(status)
             .bind(output)
             .bind(error)
             .bind(now_ms())
-            .bind(id),
+            .bind(id)
+            .bind(log),
         )
         .await?;
     Ok(n == 1)

@@ -20,7 +20,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::error::StepError;
 use crate::ids::{BusinessId, RunId};
 
-/// What a step knows about the run it executes in.
+/// What a step knows about the run it executes in, and its journal for the timeline.
 #[derive(Clone, Debug)]
 pub struct StepContext {
     /// The run.
@@ -33,6 +33,46 @@ pub struct StepContext {
     pub step: &'static str,
     /// 1 for the first attempt of this step, 2 for its first retry, …
     pub attempt: u32,
+    /// Lines and errors recorded on this attempt (see [`StepContext::log`]).
+    pub journal: Journal,
+}
+
+impl StepContext {
+    /// Adds a line to this attempt's log in the run's timeline.
+    pub fn log(&self, line: impl Into<String>) {
+        self.journal.lock().log.push(line.into());
+    }
+
+    /// Records that this attempt failed with `error` although the run goes on with the
+    /// transition the step returns (a fallback): the attempt shows as `failed` with the error.
+    pub fn fell_back(&self, error: impl Into<String>) {
+        self.journal.lock().error = Some(error.into());
+    }
+}
+
+/// What a step attempt recorded besides its result.
+#[derive(Clone, Debug, Default)]
+pub struct Journal(std::sync::Arc<std::sync::Mutex<Entries>>);
+
+/// The journal's content.
+#[derive(Clone, Debug, Default)]
+pub struct Entries {
+    /// Log lines, in order.
+    pub log: Vec<String>,
+    /// The error of a fallback, if the step fell back.
+    pub error: Option<String>,
+}
+
+impl Journal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A panic while holding this lock loses nothing worth refusing to go on for.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What was recorded so far.
+    pub fn entries(&self) -> Entries {
+        self.lock().clone()
+    }
 }
 
 /// One step of a workflow.

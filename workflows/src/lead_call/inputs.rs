@@ -33,6 +33,10 @@ pub struct CallPlan {
     pub call_attempt: u32,
     pub route: RouteDecision,
     pub context: CallContext,
+    /// The prompt sent: the routed agent's, the context's sections and the objective.
+    pub prompt: String,
+    /// The first sentence sent.
+    pub first_message: String,
 }
 
 /// Carried through the wait to `await_call`.
@@ -43,6 +47,9 @@ pub struct CallInFlight {
     /// Our key for the call: `<run id>:<attempt>`.
     pub call_key: String,
     pub conversation_id: String,
+    /// The objective the call was routed with.
+    #[serde(default)]
+    pub objective: String,
 }
 
 /// `analyze`: a call that connected.
@@ -51,6 +58,9 @@ pub struct ConnectedCall {
     pub lead_id: String,
     pub call_attempt: u32,
     pub conversation_id: String,
+    /// The objective the call was routed with.
+    #[serde(default)]
+    pub objective: String,
     /// The transcript as `agent: …` / `user: …` lines.
     pub transcript: String,
     pub duration_secs: Option<f64>,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use switchboard_engine::store::Db;
 use switchboard_engine::{EngineError, Workflow};
 
-use crate::policy::LeadPolicy;
+use crate::policy::Policy;
 use crate::providers::elevenlabs::ElevenLabsClient;
 use crate::providers::openai::OpenAiClient;
 
@@ -32,7 +32,7 @@ pub struct Deps {
     /// The analysis model.
     pub llm: OpenAiClient,
     /// Every business decision.
-    pub policy: Arc<dyn LeadPolicy>,
+    pub policy: Arc<Policy>,
     /// Whether the voice provider is the built-in simulator (then the lead's `sim` steering is
     /// sent along as dynamic variables).
     pub simulated: bool,

@@ -13,7 +13,7 @@ use super::inputs::*;
 use super::{CALL_EVENT, Deps};
 use crate::business::Business;
 use crate::lead::Lead;
-use crate::policy::{FollowUpDecision, NoConnect, RouteAction};
+use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
 use crate::providers::elevenlabs::{
     AgentOverride, ClientData, ConfigOverride, FailureReason, OutboundCallRequest, PromptOverride,
     TelephonyCallConfig, WebhookEvent, parse_webhook,
@@ -29,6 +29,20 @@ async fn load(deps: &Deps, lead_id: &str) -> Result<(Lead, Business), StepError>
         .await?
         .ok_or_else(|| StepError::fatal(format!("business {} does not exist", lead.business_id)))?;
     Ok((lead, business))
+}
+
+/// The policy's decider for this step: the run's pinned script, the lead's history.
+async fn decider(
+    deps: &Deps,
+    ctx: &StepContext,
+    lead: &Lead,
+    business: &Business,
+    call_attempt: u32,
+) -> Result<Decider, StepError> {
+    Ok(deps
+        .policy
+        .for_run(&ctx.run_id.to_string(), business, lead, call_attempt)
+        .await?)
 }
 
 fn quick() -> StepPolicy {
@@ -72,13 +86,10 @@ impl Step for BuildContext {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: CallAttempt) -> Result<Transition, StepError> {
+    async fn run(&self, ctx: &StepContext, input: CallAttempt) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let context = self
-            .0
-            .policy
-            .context(&business, &lead, input.call_attempt)
-            .await;
+        let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
+        let context = decider.context().await.record(ctx);
         Ok(Transition::next::<Route>(Contextualised {
             lead_id: input.lead_id,
             call_attempt: input.call_attempt,
@@ -99,22 +110,18 @@ impl Step for Route {
         quick()
     }
 
-    async fn run(
-        &self,
-        _ctx: &StepContext,
-        input: Contextualised,
-    ) -> Result<Transition, StepError> {
+    async fn run(&self, ctx: &StepContext, input: Contextualised) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let route = self
-            .0
-            .policy
-            .route(&business, &lead, input.call_attempt)
-            .await;
+        let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
+        let route = decider.route().await.record(ctx);
+        let (prompt, first_message) = defaults::compose(decider.business(), &route, &input.context);
         let plan = |route| CallPlan {
             lead_id: input.lead_id.clone(),
             call_attempt: input.call_attempt,
             route,
             context: input.context.clone(),
+            prompt: prompt.clone(),
+            first_message: first_message.clone(),
         };
         Ok(match route.action.clone() {
             RouteAction::CallNow => Transition::next::<PlaceCall>(plan(route)),
@@ -156,6 +163,7 @@ impl Step for PlaceCall {
             call_attempt: input.call_attempt,
             call_key: call_key.clone(),
             conversation_id,
+            objective: input.route.objective.clone(),
         };
         let timeout = deps.await_call_timeout.unwrap_or(Duration::from_secs(
             business.calling.await_call_timeout_secs,
@@ -205,6 +213,12 @@ impl Step for PlaceCall {
         if let (true, Some(sim)) = (deps.simulated, &lead.sim) {
             sim.apply_to(&mut dynamic_variables);
         }
+        let language = business
+            .agents
+            .get(&input.route.agent)
+            .unwrap_or_else(|| business.default_agent())
+            .language
+            .clone();
         let request = OutboundCallRequest {
             agent_id: input.route.agent_id.clone(),
             agent_phone_number_id: input.route.phone_number_id.clone(),
@@ -215,10 +229,10 @@ impl Step for PlaceCall {
                 conversation_config_override: Some(ConfigOverride {
                     agent: Some(AgentOverride {
                         prompt: Some(PromptOverride {
-                            prompt: Some(input.context.prompt.clone()),
+                            prompt: Some(input.prompt.clone()),
                         }),
-                        first_message: Some(input.context.first_message.clone()),
-                        language: Some(business.agent.language.clone()),
+                        first_message: Some(input.first_message.clone()),
+                        language: Some(language),
                     }),
                     tts: None,
                 }),
@@ -337,6 +351,7 @@ impl Step for AwaitCall {
                         lead_id: call.lead_id.clone(),
                         call_attempt: call.call_attempt,
                         conversation_id: call.conversation_id.clone(),
+                        objective: call.objective.clone(),
                         transcript,
                         duration_secs: conversation.metadata.call_duration_secs,
                     })
@@ -376,10 +391,14 @@ impl Step for Analyze {
 
     async fn run(&self, _ctx: &StepContext, input: ConnectedCall) -> Result<Transition, StepError> {
         let (_lead, business) = load(&self.0, &input.lead_id).await?;
+        let objective = match input.objective.as_str() {
+            "" => business.objectives[0].name.as_str(),
+            o => o,
+        };
         let system = format!(
-            "You analyse sales calls for {}. Objective: {}. Rate intent, urgency, budget, fit and engagement \
-             from the transcript only, and answer in the given JSON schema.",
-            business.name, business.agent.objective
+            "You analyse sales calls for {}. Objective: {objective}. Rate intent, urgency, budget, fit and \
+             engagement from the transcript only, and answer in the given JSON schema.",
+            business.name
         );
         let outcome = self
             .0
@@ -425,9 +444,10 @@ impl Step for Score {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: AnalysedCall) -> Result<Transition, StepError> {
+    async fn run(&self, ctx: &StepContext, input: AnalysedCall) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let score = self.0.policy.score(&business, &lead, &input.analysis).await;
+        let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
+        let score = decider.score(&input.analysis).await.record(ctx);
         Ok(Transition::next::<FollowUp>(CallResult {
             lead_id: input.lead_id,
             call_attempt: input.call_attempt,
@@ -448,21 +468,38 @@ impl Step for FollowUp {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: CallResult) -> Result<Transition, StepError> {
+    async fn run(&self, ctx: &StepContext, input: CallResult) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let policy = &self.0.policy;
-        let decision = match &input.result {
-            Outcome::Scored { score } => {
-                policy
-                    .follow_up(&business, &lead, input.call_attempt, score)
-                    .await
-            }
-            Outcome::NotConnected { reason } => {
-                policy
-                    .on_no_answer(&business, &lead, input.call_attempt, *reason)
-                    .await
-            }
+        let call_key = format!("{}:{}", ctx.run_id, input.call_attempt);
+        let (outcome, score) = match &input.result {
+            Outcome::Scored { score } => ("connected", Some(score)),
+            Outcome::NotConnected { reason } => (reason.as_str(), None),
         };
+        store::record_call_outcome(
+            &self.0.db,
+            &call_key,
+            outcome,
+            score.map(|s| s.value as i64),
+            score.map(|s| s.tag.as_str()),
+        )
+        .await?;
+        let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
+        let run = RunView::after_call(
+            ctx.run_id.to_string(),
+            business.calling.max_call_attempts,
+            crate::policy::view(&lead, input.call_attempt),
+            outcome,
+            score,
+        );
+        let decision = match &input.result {
+            Outcome::Scored { .. } => decider.follow_up(run).await,
+            Outcome::NotConnected { .. } => decider.on_no_answer(run).await,
+        }
+        .record(ctx);
+        ctx.log(format!(
+            "decision: {}",
+            serde_json::to_string(&decision).unwrap_or_default()
+        ));
         Ok(match decision {
             FollowUpDecision::CallAgain { after_secs }
                 if input.call_attempt < business.calling.max_call_attempts =>

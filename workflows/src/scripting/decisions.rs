@@ -33,6 +33,17 @@ pub enum RouteChoice {
         #[serde(default)]
         priority: Option<u8>,
     },
+    /// Call at a time (RFC 3339, or local `2026-11-21T10:30` in the business' timezone).
+    CallAt {
+        /// When.
+        at: String,
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        objective: Option<String>,
+        #[serde(default)]
+        priority: Option<u8>,
+    },
     /// Do not call.
     Never {
         /// Why, for the timeline.
@@ -83,6 +94,12 @@ pub enum FollowUpChoice {
         outcome: String,
     },
 }
+
+/// `terminology()`: the business' words, e.g. `#{ lead: "patient", appointment: "visit" }`.
+pub type TerminologyChoice = std::collections::BTreeMap<String, String>;
+
+/// `objectives()`: `[#{ name: "…", description: "…" }, …]`, the first being the default.
+pub type ObjectivesChoice = Vec<crate::business::Objective>;
 
 /// `context(lead, history)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::decisions;
+use super::host_api::{HostEnv, with_env};
 use super::sandbox::{Limits, ScriptError, ScriptThreads, compile, harden, with_limits};
 
 /// A compiled script and the hash of its source (its version).
@@ -20,6 +21,7 @@ pub struct Compiled {
     /// The script's name in errors, e.g. `acme/policy.rhai`.
     pub name: String,
     ast: Arc<AST>,
+    source: Arc<str>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -38,11 +40,19 @@ impl Compiled {
             .iter_functions()
             .any(|f| f.name == hook && f.params.len() == arity)
     }
+
+    /// The functions the script defines: name and number of parameters, in source order.
+    pub fn functions(&self) -> Vec<(String, usize)> {
+        self.ast
+            .iter_functions()
+            .map(|f| (f.name.to_owned(), f.params.len()))
+            .collect()
+    }
 }
 
 /// A hook's decision and what the script logged while deciding.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decided<T> {
+pub struct Returned<T> {
     /// The parsed decision.
     pub decision: T,
     /// `print`/`debug` lines, for the run's timeline.
@@ -73,24 +83,30 @@ impl ScriptHost {
         })
     }
 
+    /// The hardened engine (for the host API reference).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The cached compilation of the source with this hash, named `name`.
+    pub fn cached(&self, name: &str, hash: &str) -> Option<Compiled> {
+        let cache = self.compiled.lock().ok()?;
+        cache.get(hash).filter(|c| c.name == name).cloned()
+    }
+
     /// Compiles `source` (named `name` in errors), or returns the cached compilation of the same
     /// source. Compilation itself runs on a script thread.
     pub async fn compile(&self, name: &str, source: &str) -> Result<Compiled, ScriptError> {
         let hash = content_hash(source);
-        if let Some(c) = self
-            .compiled
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&hash)
-            .filter(|c| c.name == name)
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.cached(name, &hash) {
+            return Ok(c);
         }
+        let source_owned: Arc<str> = source.into();
         let (engine, limits, name_owned, source) = (
             self.engine.clone(),
             self.limits.clone(),
             name.to_owned(),
-            source.to_owned(),
+            source_owned.clone(),
         );
         let ast = self
             .threads
@@ -100,6 +116,7 @@ impl ScriptHost {
             hash: hash.clone(),
             name: name.to_owned(),
             ast: Arc::new(ast),
+            source: source_owned,
         };
         self.compiled
             .lock()
@@ -108,51 +125,111 @@ impl ScriptHost {
         Ok(compiled)
     }
 
-    /// Calls `hook(args…)` if the script defines it (`Ok(None)` otherwise) and parses the result
-    /// into `T`. Arguments are serialised into Rhai values (maps for structs).
+    /// Calls `hook(args…)` if the script defines it (`Ok(None)` otherwise) with `env` visible to
+    /// the host API, and parses the result into `T`. Arguments are serialised into Rhai values
+    /// (maps for structs).
     pub async fn call<T, A>(
         &self,
         script: &Compiled,
         hook: &'static str,
         args: A,
-    ) -> Result<Option<Decided<T>>, ScriptError>
+        env: &Arc<HostEnv>,
+    ) -> Result<Option<Returned<T>>, ScriptError>
     where
         T: DeserializeOwned + Send + 'static,
         A: HookArgs,
     {
         let args = args
             .into_dynamics()
-            .map_err(|e| error(script, format!("arguments of {hook}(): {e}")))?;
+            .map_err(|e| error(script, hook, format!("arguments of {hook}(): {e}")))?;
         if !script.defines(hook, args.len()) {
             return Ok(None);
         }
-        let (engine, limits, script) = (self.engine.clone(), self.limits.clone(), script.clone());
+        let (value, log) = self.invoke(script, hook.to_owned(), args, env).await?;
+        let decision = decisions::parse::<T>(hook, &value).map_err(|m| error(script, hook, m))?;
+        Ok(Some(Returned { decision, log }))
+    }
+
+    /// Runs the script's function `name` with no arguments (a `fn test_*()`), with `env`.
+    pub async fn run_function(
+        &self,
+        script: &Compiled,
+        name: &str,
+        env: &Arc<HostEnv>,
+    ) -> Result<Vec<String>, ScriptError> {
+        let (_, log) = self
+            .invoke(script, name.to_owned(), Vec::new(), env)
+            .await?;
+        Ok(log)
+    }
+
+    /// Calls `name(args…)` on a script thread under the limits, with `env`.
+    async fn invoke(
+        &self,
+        script: &Compiled,
+        name: String,
+        args: Vec<Dynamic>,
+        env: &Arc<HostEnv>,
+    ) -> Result<(Dynamic, Vec<String>), ScriptError> {
+        let (engine, limits, script, env) = (
+            self.engine.clone(),
+            self.limits.clone(),
+            script.clone(),
+            env.clone(),
+        );
         self.threads
             .run(move || {
                 let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
                 let (result, log) = with_limits(&limits, || {
-                    engine.call_fn_with_options::<Dynamic>(
-                        options,
-                        &mut Scope::new(),
-                        &script.ast,
-                        hook,
-                        args,
-                    )
+                    with_env(&env, || {
+                        engine.call_fn_with_options::<Dynamic>(
+                            options,
+                            &mut Scope::new(),
+                            &script.ast,
+                            &name,
+                            args,
+                        )
+                    })
                 });
-                let value = result.map_err(|e| ScriptError::from_eval(&script.name, &e))?;
-                let decision =
-                    decisions::parse::<T>(hook, &value).map_err(|m| error(&script, m))?;
-                Ok(Some(Decided { decision, log }))
+                let value = result.map_err(|e| {
+                    let mut err = ScriptError::from_eval(&script.name, &e);
+                    // Limits hit outside any expression (operations, time) have no position:
+                    // point at the function that ran out.
+                    if err.line == 0 {
+                        (err.line, err.column) = locate_fn(&script.source, &name);
+                        err.message = format!("{} (in {name})", err.message);
+                    }
+                    err
+                })?;
+                Ok((value, log))
             })
             .await?
     }
 }
 
-fn error(script: &Compiled, message: String) -> ScriptError {
+/// Line and column (1-based) of `fn name` in `source`; `(0, 0)` if not found.
+pub fn locate_fn(source: &str, name: &str) -> (usize, usize) {
+    for (i, line) in source.lines().enumerate() {
+        let mut from = 0;
+        while let Some(at) = line[from..].find("fn ") {
+            let start = from + at;
+            let rest = line[start + 3..].trim_start();
+            if rest.starts_with(name) && rest[name.len()..].trim_start().starts_with('(') {
+                return (i + 1, start + 1);
+            }
+            from = start + 3;
+        }
+    }
+    (0, 0)
+}
+
+/// An error about what `hook` returned or received, located at the hook's definition.
+fn error(script: &Compiled, hook: &str, message: String) -> ScriptError {
+    let (line, column) = locate_fn(&script.source, hook);
     ScriptError {
         source_name: script.name.clone(),
-        line: 0,
-        column: 0,
+        line,
+        column,
         message,
     }
 }
@@ -219,6 +296,17 @@ fn route(lead) {
 }
 "#;
 
+    fn env() -> Arc<HostEnv> {
+        Arc::new(HostEnv {
+            now: chrono::Utc::now(),
+            tz: chrono_tz::UTC,
+            hours: None,
+            terminology: Default::default(),
+            history: Vec::new(),
+            testing: false,
+        })
+    }
+
     fn host() -> ScriptHost {
         ScriptHost::new(Limits::default(), 2).unwrap()
     }
@@ -230,7 +318,7 @@ fn route(lead) {
         let lead = json!({ "name": "Ada", "source": "web" });
         let analysis = json!({ "budget": { "score": 90 }, "fit": { "score": 70 } });
         let scored = host
-            .call::<ScoreChoice, _>(&script, "score", (lead, analysis))
+            .call::<ScoreChoice, _>(&script, "score", (lead, analysis), &env())
             .await
             .unwrap()
             .unwrap();
@@ -238,7 +326,7 @@ fn route(lead) {
         assert_eq!(scored.decision.reasons, ["budget 90", "fit 70"]);
         assert_eq!(scored.log, ["scoring Ada: 80"]);
         let next = host
-            .call::<FollowUpChoice, _>(&script, "follow_up", (json!({ "score": 55 }),))
+            .call::<FollowUpChoice, _>(&script, "follow_up", (json!({ "score": 55 }),), &env())
             .await
             .unwrap()
             .unwrap();
@@ -253,7 +341,7 @@ fn route(lead) {
         let host = host();
         let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
         let none = host
-            .call::<FollowUpChoice, _>(&script, "on_no_answer", (json!({}),))
+            .call::<FollowUpChoice, _>(&script, "on_no_answer", (json!({}),), &env())
             .await
             .unwrap();
         assert!(none.is_none());
@@ -266,13 +354,23 @@ fn route(lead) {
         let host = host();
         let script = host.compile("acme/policy.rhai", POLICY).await.unwrap();
         let err = host
-            .call::<crate::scripting::decisions::RouteChoice, _>(&script, "route", (json!({}),))
+            .call::<crate::scripting::decisions::RouteChoice, _>(
+                &script,
+                "route",
+                (json!({}),),
+                &env(),
+            )
             .await
             .unwrap_err();
         assert!(err.message.contains("unknown field `delay`"), "{err}");
         assert_eq!(err.source_name, "acme/policy.rhai");
         let err = host
-            .call::<ScoreChoice, _>(&script, "score", (json!({ "name": "Ada" }), json!({})))
+            .call::<ScoreChoice, _>(
+                &script,
+                "score",
+                (json!({ "name": "Ada" }), json!({})),
+                &env(),
+            )
             .await
             .unwrap_err();
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Per-business Rhai scripts: the sandbox they run in, strict decisions, and the host that
-//! compiles and calls them. (The policy built on these, versions and authoring come next.)
+//! compiles and calls them, the host API they call, and the validation of a new version.
 
 pub mod decisions;
 pub mod host;
+pub mod host_api;
 pub mod sandbox;
+pub mod validate;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rhai::module_resolvers::DummyModuleResolver;
-use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, Position};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, FuncRegistration, ImmutableString, Position};
 
 /// Limits on one script.
 #[derive(Clone, Debug)]
@@ -56,10 +56,11 @@ impl Default for Limits {
 pub const SCRIPT_THREAD_STACK: usize = 8 * 1024 * 1024;
 
 /// A script error as authors see it: where, and what.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{source_name}:{line}:{column}: {message}")]
 pub struct ScriptError {
     /// The script's name, e.g. `acme/policy.rhai`.
+    #[serde(rename = "source")]
     pub source_name: String,
     /// 1-based line (0 when the error has no position).
     pub line: usize,
@@ -100,6 +101,18 @@ impl ScriptError {
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static MAX_LOG: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Adds a line to the current call's log (capped in lines and length).
+pub(crate) fn log_line(line: &str) {
+    let max = MAX_LOG.with(Cell::get);
+    LOG.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() < max {
+            l.push(line.chars().take(500).collect());
+        }
+    })
 }
 
 /// Builds the hardened engine shared by every business (build once per process).
@@ -119,17 +132,8 @@ pub fn harden(limits: &Limits) -> Engine {
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
         .disable_symbol("eval");
-    let max_log = limits.max_log_lines;
-    let log = move |line: String| {
-        LOG.with(|l| {
-            let mut l = l.borrow_mut();
-            if l.len() < max_log {
-                l.push(line.chars().take(500).collect());
-            }
-        })
-    };
-    engine.on_print(move |s| log(s.to_owned()));
-    engine.on_debug(move |s, _, pos| log(format!("{pos}: {s}")));
+    engine.on_print(log_line);
+    engine.on_debug(|s, _, pos| log_line(&format!("{pos}: {s}")));
     engine.on_progress(|ops| {
         if ops % 256 != 0 {
             return None;
@@ -144,32 +148,45 @@ pub fn harden(limits: &Limits) -> Engine {
     // `replace` allocates the whole result before Rhai's size check: check first, for every
     // string/char combination of the built-in.
     let max = limits.max_string_size;
-    engine.register_fn(
-        "replace",
+    let replace = || {
+        FuncRegistration::new("replace").with_comments([
+            "/// Replaces every `find` in the string by `sub`, in place (returns `()`); refused if the result would exceed the string size limit.",
+        ])
+    };
+    replace().register_into_engine(
+        &mut engine,
         move |s: &mut ImmutableString, find: &str, sub: &str| checked_replace(s, find, sub, max),
     );
-    engine.register_fn(
-        "replace",
+    replace().register_into_engine(
+        &mut engine,
         move |s: &mut ImmutableString, find: char, sub: &str| {
             checked_replace(s, find.encode_utf8(&mut [0; 4]), sub, max)
         },
     );
-    engine.register_fn(
-        "replace",
+    replace().register_into_engine(
+        &mut engine,
         move |s: &mut ImmutableString, find: &str, sub: char| {
             checked_replace(s, find, sub.encode_utf8(&mut [0; 4]), max)
         },
     );
     // Rhai's own `sleep(INT)` / `sleep(FLOAT)` would park a script thread: replace both.
-    engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> {
-        Err("sleep is not available to scripts".into())
-    });
-    engine.register_fn(
-        "sleep",
+    let sleep = || {
+        FuncRegistration::new("sleep")
+            .with_comments(["/// Not available: scripts decide, they do not wait."])
+    };
+    sleep().register_into_engine(
+        &mut engine,
+        |_: rhai::INT| -> Result<(), Box<EvalAltResult>> {
+            Err("sleep is not available to scripts".into())
+        },
+    );
+    sleep().register_into_engine(
+        &mut engine,
         |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
             Err("sleep is not available to scripts".into())
         },
     );
+    super::host_api::register(&mut engine);
     engine
 }
 
@@ -221,6 +238,7 @@ pub fn compile(
 /// Runs `f` under the wall-clock limit and collects what it logged. Call on a script thread.
 pub fn with_limits<T>(limits: &Limits, f: impl FnOnce() -> T) -> (T, Vec<String>) {
     DEADLINE.with(|d| d.set(Some(Instant::now() + limits.max_time)));
+    MAX_LOG.with(|m| m.set(limits.max_log_lines));
     LOG.with(|l| l.borrow_mut().clear());
     let out = f();
     DEADLINE.with(|d| d.set(None));

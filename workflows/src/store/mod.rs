@@ -1,4 +1,7 @@
-//! SQL for the lead pipeline's tables: `businesses`, `leads` and `calls`.
+//! SQL for the lead pipeline's tables: `businesses`, `leads` and `calls` here, scripts in
+//! [`scripts`].
+
+pub mod scripts;
 
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
@@ -12,12 +15,14 @@ use crate::phone::Phone;
 
 type Result<T> = std::result::Result<T, EngineError>;
 
+use crate::scripting::host_api::HistoryEntry;
+
 #[derive(FromRow)]
 struct BusinessRow {
     config: String,
 }
 
-/// Inserts or replaces a business definition.
+/// Inserts or replaces a business definition (its script versions are kept apart).
 pub async fn upsert_business(db: &Db, b: &Business) -> Result<()> {
     db.execute(
         Q::new(
@@ -42,6 +47,16 @@ pub async fn business(db: &Db, id: &str) -> Result<Option<Business>> {
         .await?;
     row.map(|r| serde_json::from_str(&r.config).map_err(EngineError::from))
         .transpose()
+}
+
+/// Every business, by id.
+pub async fn businesses(db: &Db) -> Result<Vec<Business>> {
+    let rows: Vec<BusinessRow> = db
+        .fetch_all(Q::new("SELECT config FROM businesses ORDER BY id"))
+        .await?;
+    rows.into_iter()
+        .map(|r| serde_json::from_str(&r.config).map_err(EngineError::from))
+        .collect()
 }
 
 #[derive(FromRow)]
@@ -192,4 +207,63 @@ pub async fn record_call_result(
     )
     .await?;
     Ok(())
+}
+
+/// Records how a call ended (and its score, when it was scored), for the lead's history.
+pub async fn record_call_outcome(
+    db: &Db,
+    id: &str,
+    outcome: &str,
+    score: Option<i64>,
+    tag: Option<&str>,
+) -> Result<()> {
+    db.execute(
+        Q::new(
+            "UPDATE calls SET outcome = $1, score = $2, tag = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(outcome)
+        .bind(score)
+        .bind(tag)
+        .bind(now_ms())
+        .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct HistoryRow {
+    run_id: String,
+    attempt: i64,
+    created_at: i64,
+    outcome: Option<String>,
+    score: Option<i64>,
+    tag: Option<String>,
+}
+
+/// The calls placed to a lead, oldest first (the last 50).
+pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
+    let rows: Vec<HistoryRow> = db
+        .fetch_all(
+            Q::new(
+                "SELECT run_id, attempt, created_at, outcome, score, tag FROM calls \
+                 WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT 50",
+            )
+            .bind(lead_id),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(|r| HistoryEntry {
+            run_id: r.run_id,
+            attempt: r.attempt,
+            at: chrono::DateTime::from_timestamp_millis(r.created_at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            outcome: r.outcome,
+            score: r.score,
+            tag: r.tag,
+        })
+        .collect())
 }

@@ -1,0 +1,55 @@
+//! Businesses: their configuration and the script version in use.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use serde_json::{Value, json};
+use switchboard_workflows::business::Business;
+use switchboard_workflows::store;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// The business `id`, if the caller may reach it; 404 otherwise.
+pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Business> {
+    let found = match caller.can_access(id) {
+        true => store::business(state.engine.db(), id).await?,
+        false => None,
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("business {id:?} does not exist")))
+}
+
+/// `GET /api/v1/businesses` → the businesses the caller may reach.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<JsonResponse<Value>> {
+    let all = store::businesses(state.engine.db()).await?;
+    let items: Vec<Value> = all
+        .iter()
+        .filter(|b| caller.can_access(&b.id))
+        .map(|b| {
+            json!({
+                "id": b.id,
+                "name": b.name,
+                "industry": b.industry,
+                "timezone": b.timezone,
+            })
+        })
+        .collect();
+    Ok(JsonResponse(json!({ "businesses": items })))
+}
+
+/// `GET /api/v1/businesses/{id}` → its configuration and active script version.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let active = store::scripts::active(state.engine.db(), &id).await?;
+    let mut v = serde_json::to_value(&business).map_err(|e| ApiError::Internal(e.into()))?;
+    v["script"] = match active {
+        Some(s) => json!({ "version": s.version, "hash": s.hash }),
+        None => Value::Null,
+    };
+    Ok(JsonResponse(v))
+}

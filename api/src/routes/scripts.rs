@@ -1,0 +1,265 @@
+//! A business' script: read, validate, dry-run, store a new version (validated, then active),
+//! list versions; and the host API reference for authors.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_workflows::business::Business;
+use switchboard_workflows::policy::{Decided, LeadView, RunView};
+use switchboard_workflows::providers::openai::CallAnalysis;
+use switchboard_workflows::scripting::host_api::{self, HistoryEntry, sample_lead};
+use switchboard_workflows::scripting::sandbox::ScriptError;
+use switchboard_workflows::scripting::validate::{self, HOOKS, Report};
+use switchboard_workflows::store;
+
+use super::businesses::find;
+use super::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// Largest request body on the script routes: a script may be 64 KiB, escaped in JSON.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// A script source sent by an author.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBody {
+    /// The whole `policy.rhai`.
+    pub source: String,
+}
+
+fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError {
+    let message = errors
+        .first()
+        .map(|e| format!("the script is not valid: {e}"))
+        .unwrap_or_else(|| "the script is not valid".into());
+    ApiError::Invalid {
+        code: "invalid_script",
+        message,
+        details: json!({ "errors": errors, "tests": report.map(|r| &r.tests) }),
+    }
+}
+
+/// `GET /api/v1/businesses/{id}/script` → the active version and its source.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let active = store::scripts::active(state.engine.db(), &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("business {id:?} has no script")))?;
+    Ok(JsonResponse(version_json(&id, &active, true)))
+}
+
+fn version_json(id: &str, v: &store::scripts::ScriptVersion, active: bool) -> Value {
+    json!({
+        "business": id,
+        "version": v.version,
+        "hash": v.hash,
+        "active": active,
+        "created_at": rfc3339(v.created_at),
+        "source": v.source,
+    })
+}
+
+/// `PUT /api/v1/businesses/{id}/script` → validates, stores a new version and activates it.
+/// Runs in flight keep the version they started with. 422 `invalid_script` if not valid.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let report = validate::validate(state.policy.host(), &business, &body.source).await;
+    if !report.valid {
+        return Err(invalid_script(report.problems(), Some(&report)));
+    }
+    let before = store::scripts::active(state.engine.db(), &id).await?;
+    let mut tx = state.engine.db().begin().await?;
+    let version =
+        store::scripts::store_and_activate(&mut tx, &id, &report.hash, &body.source).await?;
+    tx.commit().await?;
+    tracing::info!(business = %id, version, hash = %report.hash, "script version activated");
+    Ok(JsonResponse(json!({
+        "business": id,
+        "version": version,
+        "hash": report.hash,
+        "changed": before.is_none_or(|b| b.version != version),
+        "hooks": report.hooks,
+        "tests": report.tests,
+    })))
+}
+
+/// `POST /api/v1/businesses/{id}/script/validate` → the validation report; changes nothing.
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> ApiResult<JsonResponse<Report>> {
+    let business = find(&state, &caller, &id).await?;
+    Ok(JsonResponse(
+        validate::validate(state.policy.host(), &business, &body.source).await,
+    ))
+}
+
+/// A dry run: a script (default: the active one), a lead and an analysis (default: samples).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// The source to try; the active version if absent.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Lead values to use instead of the sample lead's.
+    #[serde(default)]
+    pub lead: DryRunLead,
+    /// The analysis `score` receives (default: every dimension medium).
+    #[serde(default)]
+    pub analysis: Option<CallAnalysis>,
+    /// Earlier calls `context` and `history()` see.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Lead values for a dry run; absent ones come from the sample lead.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunLead {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, Value>,
+    pub call_attempt: Option<u32>,
+}
+
+fn decided<T: serde::Serialize>(d: Decided<T>) -> Value {
+    json!({ "decision": d.value, "log": d.log, "error": d.error })
+}
+
+/// `POST /api/v1/businesses/{id}/script/dry-run` → every hook's decision (or the default and
+/// the script error), with what the script logged. Changes nothing.
+pub async fn dry_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<DryRunBody>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let source = match body.source {
+        Some(s) => s,
+        None => store::scripts::active(state.engine.db(), &id)
+            .await?
+            .map(|v| v.source)
+            .unwrap_or_default(),
+    };
+    let lead = dry_run_lead(&state, &business, body.lead)?;
+    let analysis = body
+        .analysis
+        .unwrap_or_else(switchboard_workflows::policy::sample_analysis);
+    let decider = state
+        .policy
+        .for_source(&business, lead.clone(), &source, body.history)
+        .await
+        .map_err(|e| invalid_script(vec![e], None))?;
+    let context = decider.context().await;
+    let route = decider.route().await;
+    let score = decider.score(&analysis).await;
+    let run = |outcome: &str, scored| {
+        let max = business.calling.max_call_attempts;
+        RunView::after_call("run_dry_run".into(), max, lead.clone(), outcome, scored)
+    };
+    let follow_up = decider
+        .follow_up(run("connected", Some(&score.value)))
+        .await;
+    let on_no_answer = decider.on_no_answer(run("no_answer", None)).await;
+    let effective = decider.business();
+    Ok(JsonResponse(json!({
+        "business": id,
+        "hash": decider.script_hash(),
+        "terminology": effective.terminology,
+        "objectives": effective.objectives,
+        "preamble": { "log": decider.preamble().log, "error": decider.preamble().error },
+        "lead": lead,
+        "decisions": {
+            "context": decided(context),
+            "route": decided(route),
+            "score": decided(score),
+            "follow_up": decided(follow_up),
+            "on_no_answer": decided(on_no_answer),
+        },
+    })))
+}
+
+fn dry_run_lead(state: &AppState, business: &Business, given: DryRunLead) -> ApiResult<LeadView> {
+    business
+        .check_custom_fields(&given.custom_fields)
+        .map_err(|m| ApiError::invalid("invalid_custom_fields", "lead.custom_fields", m))?;
+    let mut lead = sample_lead(state.policy.now());
+    lead.name = given.name.unwrap_or(lead.name);
+    lead.phone = given.phone.unwrap_or(lead.phone);
+    lead.email = given.email.or(lead.email);
+    lead.source = given.source.or(lead.source);
+    lead.fields = given.custom_fields;
+    lead.call_attempt = given.call_attempt.unwrap_or(1).max(1);
+    Ok(lead)
+}
+
+/// `GET /api/v1/businesses/{id}/script/versions` → every version, newest first.
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let versions = store::scripts::versions(state.engine.db(), &id).await?;
+    let items: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "version": v.version,
+                "hash": v.hash,
+                "active": v.active,
+                "created_at": rfc3339(v.created_at),
+            })
+        })
+        .collect();
+    Ok(JsonResponse(json!({ "business": id, "versions": items })))
+}
+
+/// `GET /api/v1/businesses/{id}/script/versions/{version}` → that version's source.
+pub async fn version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, i64)>,
+) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let db = state.engine.db();
+    let v = store::scripts::version(db, &id, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("business {id:?} has no script version {version}"))
+        })?;
+    let active = store::scripts::active(db, &id)
+        .await?
+        .is_some_and(|a| a.version == v.version);
+    Ok(JsonResponse(version_json(&id, &v, active)))
+}
+
+/// `GET /api/v1/scripts/reference` → the entry points and the host functions, generated from
+/// the registered functions.
+pub async fn reference(State(state): State<AppState>) -> JsonResponse<Value> {
+    let engine = state.policy.host().engine();
+    JsonResponse(json!({
+        "hooks": HOOKS,
+        "functions": host_api::reference(engine),
+        "markdown": host_api::reference_markdown(engine),
+    }))
+}

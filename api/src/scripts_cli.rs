@@ -1,0 +1,107 @@
+//! `switchboard scripts check|test|reference`: for authors working from files in `scripts/`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use switchboard_workflows::business::Definition;
+use switchboard_workflows::scripting::host::ScriptHost;
+use switchboard_workflows::scripting::host_api::reference_markdown;
+use switchboard_workflows::scripting::sandbox::{Limits, ScriptError};
+use switchboard_workflows::scripting::validate::{Report, validate};
+
+/// What to do with a business folder's script.
+#[derive(Subcommand, Debug)]
+pub enum ScriptsCommand {
+    /// Check a business folder (or its policy.rhai): business.toml parses, the script compiles
+    /// and its entry points take the right parameters.
+    Check {
+        /// `scripts/<business>` or `scripts/<business>/policy.rhai`.
+        path: PathBuf,
+    },
+    /// `check`, then run the script's `fn test_*()` functions (clock: Monday 2026-01-05 10:00
+    /// in the business' timezone).
+    Test {
+        /// `scripts/<business>` or `scripts/<business>/policy.rhai`.
+        path: PathBuf,
+    },
+    /// Print the entry points and host functions scripts can use.
+    Reference,
+}
+
+/// Runs the command; the exit code is 0 when everything passed.
+pub async fn run(command: ScriptsCommand) -> anyhow::Result<i32> {
+    let host = ScriptHost::new(Limits::default(), 1)?;
+    let (path, with_tests) = match command {
+        ScriptsCommand::Reference => {
+            print!("{}", reference_markdown(host.engine()));
+            return Ok(0);
+        }
+        ScriptsCommand::Check { path } => (path, false),
+        ScriptsCommand::Test { path } => (path, true),
+    };
+    let folder = if path.is_dir() {
+        path.clone()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let script_path = folder.join("policy.rhai");
+    let definition = match load(&folder) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let report = validate(&host, &definition.business, &definition.script).await;
+    Ok(print_report(&script_path, &report, with_tests))
+}
+
+fn load(folder: &Path) -> Result<Definition, String> {
+    let read = |name: &str| {
+        let p = folder.join(name);
+        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let id = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Definition::parse(&id, &read("business.toml")?, &read("policy.rhai")?)
+        .map_err(|e| format!("{}: {e}", folder.display()))
+}
+
+fn located(path: &Path, e: &ScriptError) -> String {
+    format!("{}:{}:{}: {}", path.display(), e.line, e.column, e.message)
+}
+
+fn print_report(path: &Path, report: &Report, with_tests: bool) -> i32 {
+    for e in &report.errors {
+        eprintln!("{}", located(path, e));
+    }
+    if !report.errors.is_empty() {
+        return 1;
+    }
+    println!(
+        "ok: {} (entry points: {})",
+        path.display(),
+        if report.hooks.is_empty() {
+            "none, all defaults".to_owned()
+        } else {
+            report.hooks.join(", ")
+        }
+    );
+    if !with_tests {
+        return 0;
+    }
+    let mut failed = 0;
+    for t in &report.tests {
+        match &t.error {
+            None => println!("test {} ... ok", t.name),
+            Some(e) => {
+                failed += 1;
+                println!("test {} ... FAILED\n  {}", t.name, located(path, e));
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", report.tests.len() - failed);
+    i32::from(failed > 0)
+}

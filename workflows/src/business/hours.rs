@@ -1,0 +1,184 @@
+//! Opening hours in a business' own timezone: is it open at an instant, and when does it open next.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One day's opening window, `"09:00-17:30"` in configuration. Closes the same day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Opening time, local.
+    pub open: NaiveTime,
+    /// Closing time, local (after `open`).
+    pub close: NaiveTime,
+}
+
+impl FromStr for Window {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an opening window like \"09:00-17:30\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| bad());
+        let (open, close) = (time(a)?, time(b)?);
+        if close <= open {
+            return Err(format!("{s:?} closes before it opens"));
+        }
+        Ok(Window { open, close })
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.open.format("%H:%M"),
+            self.close.format("%H:%M")
+        )
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Opening windows per weekday; a day without one is closed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hours {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mon: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tue: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wed: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thu: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fri: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sat: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sun: Option<Window>,
+}
+
+impl Hours {
+    /// The window of a weekday.
+    pub fn on(&self, day: Weekday) -> Option<Window> {
+        match day {
+            Weekday::Mon => self.mon,
+            Weekday::Tue => self.tue,
+            Weekday::Wed => self.wed,
+            Weekday::Thu => self.thu,
+            Weekday::Fri => self.fri,
+            Weekday::Sat => self.sat,
+            Weekday::Sun => self.sun,
+        }
+    }
+
+    /// Whether the business is open at `at`, in `tz`.
+    pub fn is_open(&self, tz: Tz, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&tz);
+        self.on(local.weekday())
+            .is_some_and(|w| (w.open..w.close).contains(&local.time()))
+    }
+
+    /// `at` itself if open then, else the next opening within a week; `None` if never open.
+    pub fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.is_open(tz, at) {
+            return Some(at);
+        }
+        let today = at.with_timezone(&tz).date_naive();
+        (0..=7).find_map(|d| {
+            let day = today + Duration::days(d);
+            let window = self.on(day.weekday())?;
+            // An opening time skipped by a DST jump falls to the first valid instant after it.
+            let open = tz
+                .from_local_datetime(&day.and_time(window.open))
+                .earliest()
+                .or_else(|| {
+                    tz.from_local_datetime(&(day.and_time(window.open) + Duration::hours(1)))
+                        .earliest()
+                })?
+                .with_timezone(&Utc);
+            (open > at).then_some(open)
+        })
+    }
+}
+
+/// Parses an IANA timezone name.
+pub fn timezone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>()
+        .map_err(|_| format!("{name:?} is not an IANA timezone (like \"America/New_York\")"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weekdays() -> Hours {
+        let w: Window = "09:00-17:00".parse().unwrap();
+        Hours {
+            mon: Some(w),
+            tue: Some(w),
+            wed: Some(w),
+            thu: Some(w),
+            fri: Some(w),
+            ..Hours::default()
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn open_and_next_opening_in_the_business_timezone() {
+        let ny = timezone("America/New_York").unwrap();
+        let h = weekdays();
+        // Friday 2026-11-20 16:30 in New York is 21:30 UTC: open.
+        assert!(h.is_open(ny, utc("2026-11-20T21:30:00Z")));
+        // 17:30 local: closed; next opening Monday 09:00 local = 14:00 UTC.
+        let friday_evening = utc("2026-11-20T22:30:00Z");
+        assert!(!h.is_open(ny, friday_evening));
+        assert_eq!(
+            h.next_opening(ny, friday_evening),
+            Some(utc("2026-11-23T14:00:00Z"))
+        );
+        // Early Monday: opens the same day.
+        assert_eq!(
+            h.next_opening(ny, utc("2026-11-23T12:00:00Z")),
+            Some(utc("2026-11-23T14:00:00Z"))
+        );
+        assert_eq!(Hours::default().next_opening(ny, friday_evening), None);
+    }
+
+    #[test]
+    fn windows_parse_strictly() {
+        assert!("9-5".parse::<Window>().is_err());
+        assert!(
+            "17:00-09:00"
+                .parse::<Window>()
+                .unwrap_err()
+                .contains("closes")
+        );
+        assert_eq!(
+            "08:30-12:00".parse::<Window>().unwrap().to_string(),
+            "08:30-12:00"
+        );
+        assert!(timezone("Mars/Olympus").unwrap_err().contains("IANA"));
+    }
+}

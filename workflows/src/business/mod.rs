@@ -1,0 +1,289 @@
+//! Business definitions: name, timezone, terminology, objectives, agents, campaigns, opening
+//! hours, custom fields and the knobs of the default policy.
+//!
+//! Each business lives in `scripts/<id>/` as `business.toml` plus its `policy.rhai`; the shipped
+//! ones are embedded in the binary and loaded into the database at start-up.
+
+mod fields;
+mod hours;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use fields::{CustomField, FieldType};
+pub use hours::{Hours, Window, timezone};
+
+/// A business (tenant) as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Business {
+    /// Stable id used in the API (`"business": "demo"`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What the business does (`real-estate`, `dental`, `b2b-saas`, …).
+    #[serde(default)]
+    pub industry: String,
+    /// IANA timezone, e.g. `America/New_York`.
+    pub timezone: String,
+    /// The business' words for things: `lead = "prospect"`, `appointment = "showing"`, …
+    #[serde(default)]
+    pub terminology: BTreeMap<String, String>,
+    /// What calls can be for; the first is the default.
+    pub objectives: Vec<Objective>,
+    /// The key in `agents` used when no campaign matches.
+    pub default_agent: String,
+    /// The voice agents that place calls, by key.
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Lead sources mapped to an agent and objective.
+    #[serde(default)]
+    pub campaigns: Vec<Campaign>,
+    /// Opening hours in `timezone`; absent means always open.
+    #[serde(default)]
+    pub hours: Option<Hours>,
+    /// Attempts, delays and deadlines of the default policy.
+    #[serde(default)]
+    pub calling: CallingConfig,
+    /// Custom lead fields the business collects.
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// A call objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// Short name, e.g. `Schedule Showing`.
+    pub name: String,
+    /// What the agent should achieve, for the prompt.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A voice agent a business calls with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Provider agent id.
+    pub agent_id: String,
+    /// Provider phone number id the call is placed from.
+    pub phone_number_id: String,
+    /// Base system prompt.
+    pub prompt: String,
+    /// First sentence; `{{customer_name}}` is filled by the provider.
+    pub first_message: String,
+    /// Spoken language.
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+/// Leads from `source` are called by `agent` about `objective`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// Campaign name.
+    pub name: String,
+    /// The lead source it applies to (exact match).
+    pub source: String,
+    /// Key in `agents`.
+    pub agent: String,
+    /// An objective's name (default: the business' first).
+    #[serde(default)]
+    pub objective: Option<String>,
+}
+
+/// Knobs of the default calling policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallingConfig {
+    /// Calls placed to one lead in one run, at most.
+    pub max_call_attempts: u32,
+    /// Delay before calling again after no answer, busy or voicemail.
+    pub retry_after_secs: u64,
+    /// Delay before a follow-up call to a warm lead.
+    pub follow_up_after_secs: u64,
+    /// How long to wait for the provider's end-of-call webhook.
+    pub await_call_timeout_secs: u64,
+    /// Score at or above which a lead is handed to a human.
+    pub hand_off_score: u8,
+    /// Score at or above which a lead is called again.
+    pub follow_up_score: u8,
+}
+
+impl Default for CallingConfig {
+    fn default() -> Self {
+        CallingConfig {
+            max_call_attempts: 3,
+            retry_after_secs: 4 * 3600,
+            follow_up_after_secs: 2 * 86400,
+            await_call_timeout_secs: 3600,
+            hand_off_score: 70,
+            follow_up_score: 40,
+        }
+    }
+}
+
+/// A business definition with its script, as shipped in `scripts/<id>/`.
+#[derive(Clone, Debug)]
+pub struct Definition {
+    /// `business.toml`, parsed and checked.
+    pub business: Business,
+    /// The script's name in errors: `<id>/policy.rhai`.
+    pub script_name: String,
+    /// `policy.rhai`.
+    pub script: String,
+}
+
+/// The businesses shipped in `scripts/`, embedded at build time.
+pub fn shipped() -> Vec<Definition> {
+    macro_rules! shipped {
+        ($($id:literal),*) => {
+            vec![$(Definition::parse(
+                $id,
+                include_str!(concat!("../../../scripts/", $id, "/business.toml")),
+                include_str!(concat!("../../../scripts/", $id, "/policy.rhai")),
+            )
+            .expect("shipped business definitions are checked by a test")),*]
+        };
+    }
+    shipped!("demo", "realty", "dental", "saas")
+}
+
+impl Definition {
+    /// Parses and checks a folder's `business.toml`; `folder` must match the business id.
+    pub fn parse(folder: &str, toml_source: &str, script: &str) -> Result<Definition, String> {
+        let business = Business::from_toml(toml_source)?;
+        if business.id != folder {
+            return Err(format!(
+                "business.toml: id {:?} does not match its folder {folder:?}",
+                business.id
+            ));
+        }
+        Ok(Definition {
+            script_name: format!("{folder}/policy.rhai"),
+            script: script.to_owned(),
+            business,
+        })
+    }
+}
+
+impl Business {
+    /// Parses `business.toml` and checks that its references hold.
+    pub fn from_toml(source: &str) -> Result<Business, String> {
+        let b: Business = toml::from_str(source).map_err(|e| format!("business.toml: {e}"))?;
+        b.check().map_err(|e| format!("business.toml: {e}"))?;
+        Ok(b)
+    }
+
+    /// Checks the timezone, and that the default agent, campaigns and objectives refer to
+    /// things that exist.
+    pub fn check(&self) -> Result<(), String> {
+        timezone(&self.timezone)?;
+        if self.objectives.is_empty() {
+            return Err("at least one objective is needed".into());
+        }
+        if !self.agents.contains_key(&self.default_agent) {
+            return Err(format!(
+                "default_agent {:?} is not one of the agents {:?}",
+                self.default_agent,
+                self.agents.keys().collect::<Vec<_>>()
+            ));
+        }
+        for c in &self.campaigns {
+            if !self.agents.contains_key(&c.agent) {
+                return Err(format!("campaign {:?}: no agent {:?}", c.name, c.agent));
+            }
+            if let Some(o) = &c.objective {
+                self.objective(o)
+                    .ok_or_else(|| format!("campaign {:?}: no objective {o:?}", c.name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The business' timezone (checked when the business was loaded).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        timezone(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The business' word for `key` (`lead` → `prospect`), or `key` itself.
+    pub fn term<'a>(&'a self, key: &'a str) -> &'a str {
+        self.terminology.get(key).map_or(key, String::as_str)
+    }
+
+    /// The objective called `name`.
+    pub fn objective(&self, name: &str) -> Option<&Objective> {
+        self.objectives.iter().find(|o| o.name == name)
+    }
+
+    /// The default agent.
+    pub fn default_agent(&self) -> &AgentConfig {
+        &self.agents[&self.default_agent]
+    }
+
+    /// The campaign for a lead source, if any.
+    pub fn campaign_for(&self, source: Option<&str>) -> Option<&Campaign> {
+        let source = source?;
+        self.campaigns.iter().find(|c| c.source == source)
+    }
+
+    /// Checks a lead's custom fields against this business' definitions; the error names the field.
+    pub fn check_custom_fields(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        fields::check(&self.id, &self.custom_fields, fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_businesses_parse() {
+        let ids: Vec<_> = shipped().into_iter().map(|d| d.business.id).collect();
+        assert_eq!(ids, ["demo", "realty", "dental", "saas"]);
+    }
+
+    #[test]
+    fn references_are_checked() {
+        let demo = shipped().remove(0).business;
+        let mut b = demo.clone();
+        b.default_agent = "nobody".into();
+        assert!(b.check().unwrap_err().contains("nobody"));
+        let mut b = demo.clone();
+        b.timezone = "Nowhere/Land".into();
+        assert!(b.check().unwrap_err().contains("Nowhere/Land"));
+        let mut b = demo;
+        b.campaigns.push(Campaign {
+            name: "x".into(),
+            source: "web".into(),
+            agent: b.default_agent.clone(),
+            objective: Some("Sell Ice".into()),
+        });
+        assert!(b.check().unwrap_err().contains("Sell Ice"));
+    }
+
+    #[test]
+    fn custom_fields_are_checked_by_name() {
+        let demo = shipped().remove(0).business;
+        let mut fields = serde_json::Map::new();
+        fields.insert("budget_range".into(), "Lots".into());
+        let err = demo.check_custom_fields(&fields).unwrap_err();
+        assert!(err.contains("budget_range"), "{err}");
+        fields.insert("budget_range".into(), "500K-1M".into());
+        demo.check_custom_fields(&fields).unwrap();
+        fields.insert("shoe_size".into(), 42.into());
+        assert!(
+            demo.check_custom_fields(&fields)
+                .unwrap_err()
+                .contains("shoe_size")
+        );
+    }
+}

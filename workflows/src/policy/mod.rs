@@ -1,0 +1,190 @@
+//! The policy seam: every business decision of the lead pipeline. The steps ask a [`Decider`]
+//! (one business, one lead, the script version the run is pinned to) and never decide
+//! themselves. Each decision runs the business' script hook if it defines one, else the
+//! documented default in [`defaults`]; a hook that fails falls back to the default and says so.
+
+pub mod defaults;
+mod scripted;
+
+use serde::{Deserialize, Serialize};
+
+pub use scripted::{Decided, Decider, Policy, script_name, view};
+
+use crate::providers::openai::{CallAnalysis, CtaInteractions, Dimension, Level, Sentiment};
+
+/// What the agent is told for one call, before routing picks the agent and objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallContext {
+    /// Prompt sections, appended to the agent's base prompt.
+    pub sections: Vec<String>,
+    /// The first sentence (`None`: the agent's own).
+    #[serde(default)]
+    pub first_message: Option<String>,
+    /// Values the provider substitutes into prompt and first message.
+    pub dynamic_variables: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Whether, when and with whom to call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteDecision {
+    /// Call now, later, or not at all.
+    pub action: RouteAction,
+    /// Key of the agent in the business configuration.
+    pub agent: String,
+    /// Provider agent id.
+    pub agent_id: String,
+    /// Provider phone number id to call from.
+    pub phone_number_id: String,
+    /// What the call is for (an objective's name).
+    pub objective: String,
+    /// 0 (low) to 10 (high).
+    pub priority: u8,
+    /// The campaign the lead's source matched, if any.
+    #[serde(default)]
+    pub campaign: Option<String>,
+}
+
+/// When to call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RouteAction {
+    /// Now.
+    CallNow,
+    /// After this many seconds (e.g. at the next opening).
+    CallAfter { secs: u64 },
+    /// Not at all.
+    Never { reason: String },
+}
+
+/// A lead's score after a call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// 0–100.
+    pub value: u8,
+    /// `hot`, `warm`, `cold` or `disqualified`.
+    pub tag: String,
+    /// Why, one line per reason.
+    pub reasons: Vec<String>,
+}
+
+/// Why a call did not connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoConnect {
+    NoAnswer,
+    Busy,
+    Voicemail,
+    /// No end-of-call webhook came before the deadline.
+    NoWebhook,
+    /// The provider said it failed without a reason, or a crash left the outcome unknown.
+    Unknown,
+}
+
+impl NoConnect {
+    /// The name scripts and the call history use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoConnect::NoAnswer => "no_answer",
+            NoConnect::Busy => "busy",
+            NoConnect::Voicemail => "voicemail",
+            NoConnect::NoWebhook => "no_webhook",
+            NoConnect::Unknown => "unknown",
+        }
+    }
+}
+
+/// What to do after a call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FollowUpDecision {
+    /// Call again after this many seconds.
+    CallAgain { after_secs: u64 },
+    /// Hand the lead to a human.
+    HandOff { reason: String },
+    /// Stop; `outcome` names why.
+    Stop { outcome: String },
+}
+
+/// The lead as a script's hooks see it (`lead.name`, `lead.fields.budget_range`, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeadView {
+    pub id: String,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    /// The business' custom fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// When the lead came in, RFC 3339 UTC.
+    pub created_at: String,
+    /// Which call of the run is being prepared or was just made, from 1.
+    pub call_attempt: u32,
+}
+
+/// The run as `follow_up(run)` and `on_no_answer(run)` see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: String,
+    /// The call just made, from 1.
+    pub call_attempt: u32,
+    /// The business' cap on calls per run.
+    pub max_call_attempts: u32,
+    /// `connected`, or why it did not connect (`no_answer`, `busy`, `voicemail`, `no_webhook`,
+    /// `unknown`).
+    pub outcome: String,
+    /// The score of a connected call.
+    pub score: Option<u8>,
+    pub tag: Option<String>,
+    pub reasons: Vec<String>,
+    pub lead: LeadView,
+}
+
+impl RunView {
+    /// The run after call `lead.call_attempt` ended with `outcome` (scored if it connected).
+    pub fn after_call(
+        run_id: String,
+        max_call_attempts: u32,
+        lead: LeadView,
+        outcome: &str,
+        score: Option<&Score>,
+    ) -> RunView {
+        RunView {
+            id: run_id,
+            call_attempt: lead.call_attempt,
+            max_call_attempts,
+            outcome: outcome.to_owned(),
+            score: score.map(|s| s.value),
+            tag: score.map(|s| s.tag.clone()),
+            reasons: score.map(|s| s.reasons.clone()).unwrap_or_default(),
+            lead,
+        }
+    }
+}
+
+/// The analysis `sample_analysis()` gives script tests and dry runs: every dimension medium.
+pub fn sample_analysis() -> CallAnalysis {
+    let dim = |what: &str| Dimension {
+        level: Level::Medium,
+        score: 50,
+        reasoning: format!("some {what}"),
+    };
+    CallAnalysis {
+        summary: "The customer listened and asked a few questions.".into(),
+        sentiment: Sentiment::Neutral,
+        objections: vec!["wants to think about it".into()],
+        next_action: "follow up".into(),
+        intent: dim("interest"),
+        urgency: dim("urgency"),
+        budget: dim("budget"),
+        fit: dim("fit"),
+        engagement: dim("engagement"),
+        cta: CtaInteractions {
+            pricing: false,
+            demo: false,
+            follow_up: true,
+            sample: false,
+            escalated_to_human: false,
+        },
+    }
+}
