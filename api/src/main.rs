@@ -2,6 +2,7 @@
 //! `scripts` checks and tests business scripts from files.
 
 use clap::{Parser, Subcommand};
+use switchboard_api::bench::{self, BenchOptions};
 use switchboard_api::config::Config;
 use switchboard_api::scripts_cli::{self, ScriptsCommand};
 use switchboard_api::startup::{Application, Overrides};
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve the API, the dashboard and the workers (the default).
     Serve(Box<Config>),
+    /// Measure this machine: print a table of figures and write them as JSON (use a release
+    /// build).
+    Bench(BenchOptions),
     /// Check and test business scripts from files (`scripts/<business>/`).
     Scripts {
         #[command(subcommand)]
@@ -36,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = match cli.command {
         Some(Command::Serve(c)) => *c,
+        Some(Command::Bench(opts)) => return bench::run(opts).await,
         Some(Command::Scripts { command }) => {
             std::process::exit(scripts_cli::run(command).await?);
         }

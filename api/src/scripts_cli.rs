@@ -105,3 +105,77 @@ fn print_report(path: &Path, report: &Report, with_tests: bool) -> i32 {
     println!("{} passed, {failed} failed", report.tests.len() - failed);
     i32::from(failed > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(id: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scripts")
+            .join(id)
+    }
+
+    #[tokio::test]
+    async fn shipped_folders_check_and_test_clean() {
+        for id in ["demo", "realty", "dental", "saas"] {
+            let check = run(ScriptsCommand::Check { path: shipped(id) })
+                .await
+                .unwrap();
+            let test = run(ScriptsCommand::Test {
+                path: shipped(id).join("policy.rhai"),
+            })
+            .await
+            .unwrap();
+            assert_eq!((check, test), (0, 0), "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_folder_fails_with_exit_code_1() {
+        let dir = std::env::temp_dir().join(format!("sb-scripts-{}", std::process::id()));
+        let folder = dir.join("demo");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(
+            shipped("demo").join("business.toml"),
+            folder.join("business.toml"),
+        )
+        .unwrap();
+        std::fs::write(
+            folder.join("policy.rhai"),
+            "fn score(lead, analysis) { #{ score: 1, tag: \"cold\" } }\nfn test_hot() { assert(score(sample_lead(), sample_analysis()).tag == \"hot\", \"hot\"); }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            run(ScriptsCommand::Check {
+                path: folder.clone()
+            })
+            .await
+            .unwrap(),
+            0
+        );
+        assert_eq!(
+            run(ScriptsCommand::Test {
+                path: folder.clone()
+            })
+            .await
+            .unwrap(),
+            1
+        );
+        std::fs::write(folder.join("policy.rhai"), "fn route(lead) {").unwrap();
+        assert_eq!(
+            run(ScriptsCommand::Check {
+                path: folder.clone()
+            })
+            .await
+            .unwrap(),
+            1
+        );
+        std::fs::write(folder.join("business.toml"), "id = \"demo\"").unwrap();
+        assert_eq!(
+            run(ScriptsCommand::Check { path: folder }).await.unwrap(),
+            1
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

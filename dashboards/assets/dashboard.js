@@ -603,6 +603,8 @@
       setText($('#run-workflow'), display(run.workflow));
       setText($('#run-current-step'), display(run.current_step));
       setText($('#run-outcome'), display(run.outcome));
+      const script = run.script && typeof run.script === 'object' ? run.script : null;
+      setText($('#run-script'), script ? 'version ' + script.version + ' (' + String(script.hash).slice(0, 12) + ')' : 'defaults (no script)');
       setTime($('#run-created'), run.created_at);
       setTime($('#run-updated'), run.updated_at);
 
@@ -676,7 +678,8 @@
       const input = ioBlock('Input');
       const output = ioBlock('Output');
       const error = ioBlock('Error', 'io-error');
-      const details = el('details', { class: 'step-details' }, summary, input.wrap, output.wrap, error.wrap);
+      const log = ioBlock('Log', 'io-log');
+      const details = el('details', { class: 'step-details' }, summary, input.wrap, output.wrap, error.wrap, log.wrap);
       const li = el('li', { class: 'step' },
         el('div', { class: 'step-head' },
           name, attempt, badge,
@@ -684,7 +687,7 @@
         details);
       // A failure shows its error straight away; otherwise the operator opens it.
       if (step.status === 'failed' && step.error != null && step.error !== '') details.open = true;
-      stepRefs.set(li, { name, attempt, badge, started, took, summary, details, input, output, error });
+      stepRefs.set(li, { name, attempt, badge, started, took, summary, details, input, output, error, log });
       return li;
     }
 
@@ -727,6 +730,10 @@
         setText(block.pre, has ? pretty(step[key]) : '');
         if (has) parts.push(label);
       }
+      const lines = Array.isArray(step.log) ? step.log.map(String) : [];
+      setHidden(r.log.wrap, lines.length === 0);
+      setText(r.log.pre, lines.join('\n'));
+      if (lines.length > 0) parts.push('Log');
       setText(r.summary, parts.join(' · '));
       setHidden(r.details, parts.length === 0);
     }

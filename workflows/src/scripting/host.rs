@@ -178,33 +178,57 @@ impl ScriptHost {
             env.clone(),
         );
         self.threads
-            .run(move || {
-                let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-                let (result, log) = with_limits(&limits, || {
-                    with_env(&env, || {
-                        engine.call_fn_with_options::<Dynamic>(
-                            options,
-                            &mut Scope::new(),
-                            &script.ast,
-                            &name,
-                            args,
-                        )
-                    })
-                });
-                let value = result.map_err(|e| {
-                    let mut err = ScriptError::from_eval(&script.name, &e);
-                    // Limits hit outside any expression (operations, time) have no position:
-                    // point at the function that ran out.
-                    if err.line == 0 {
-                        (err.line, err.column) = locate_fn(&script.source, &name);
-                        err.message = format!("{} (in {name})", err.message);
-                    }
-                    err
-                })?;
-                Ok((value, log))
-            })
+            .run(move || call_here(&engine, &limits, &script, &name, args, &env))
             .await?
     }
+
+    /// Calls `hook(args…)` on the current thread and parses its decision: what a script thread
+    /// does for [`ScriptHost::call`], without the hop (benchmarks). Deep recursion needs a big
+    /// stack: call from a script thread or the main thread.
+    pub fn call_on_this_thread<T: DeserializeOwned>(
+        &self,
+        script: &Compiled,
+        hook: &str,
+        args: Vec<Dynamic>,
+        env: &Arc<HostEnv>,
+    ) -> Result<T, ScriptError> {
+        let (value, _log) = call_here(&self.engine, &self.limits, script, hook, args, env)?;
+        decisions::parse::<T>(hook, &value).map_err(|m| error(script, hook, m))
+    }
+}
+
+/// Calls `name(args…)` under the limits with `env`, on the current thread.
+fn call_here(
+    engine: &Engine,
+    limits: &Limits,
+    script: &Compiled,
+    name: &str,
+    args: Vec<Dynamic>,
+    env: &Arc<HostEnv>,
+) -> Result<(Dynamic, Vec<String>), ScriptError> {
+    let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+    let (result, log) = with_limits(limits, || {
+        with_env(env, || {
+            engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &script.ast,
+                name,
+                args,
+            )
+        })
+    });
+    let value = result.map_err(|e| {
+        let mut err = ScriptError::from_eval(&script.name, &e);
+        // Limits hit outside any expression (operations, time) have no position: point at the
+        // function that ran out.
+        if err.line == 0 {
+            (err.line, err.column) = locate_fn(&script.source, name);
+            err.message = format!("{} (in {name})", err.message);
+        }
+        err
+    })?;
+    Ok((value, log))
 }
 
 /// Line and column (1-based) of `fn name` in `source`; `(0, 0)` if not found.

@@ -1,0 +1,155 @@
+//! `switchboard bench`: figures measured on this machine, printed as a table and written as JSON.
+//! Each scenario names what it measures; BENCHMARKS.md records the command and the results.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use switchboard_engine::Db;
+use switchboard_workflows::business::shipped;
+use switchboard_workflows::policy::{Policy, sample_analysis};
+use switchboard_workflows::scripting::decisions::{RouteChoice, ScoreChoice};
+use switchboard_workflows::scripting::host::{HookArgs, ScriptHost};
+use switchboard_workflows::scripting::host_api::{HostEnv, sample_lead};
+use switchboard_workflows::scripting::sandbox::Limits;
+
+/// What to measure.
+#[derive(Args, Debug)]
+pub struct BenchOptions {
+    /// Fewer iterations: every figure in well under a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "bench-results.json")]
+    pub out: PathBuf,
+}
+
+/// One measured figure.
+#[derive(Debug, Serialize)]
+pub struct Figure {
+    pub scenario: String,
+    pub what: String,
+    pub iterations: usize,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Runs the benchmarks; prints a table and writes JSON.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let wanted = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
+    let mut figures = Vec::new();
+    if wanted("script_decision") {
+        figures.extend(script_decision(if opts.quick { 5_000 } else { 50_000 }).await?);
+    }
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10}",
+        "scenario", "iterations", "mean µs", "p50 µs", "p99 µs"
+    );
+    for f in &figures {
+        println!(
+            "{:<34} {:>10} {:>10.2} {:>10.2} {:>10.2}\n  {}",
+            f.scenario, f.iterations, f.mean_us, f.p50_us, f.p99_us, f.what
+        );
+    }
+    let json = serde_json::json!({
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+        "figures": figures,
+    });
+    std::fs::write(&opts.out, serde_json::to_string_pretty(&json)?)?;
+    println!("written to {}", opts.out.display());
+    Ok(())
+}
+
+fn summarise(scenario: &str, what: &str, mut samples: Vec<Duration>) -> Figure {
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let n = samples.len();
+    Figure {
+        scenario: scenario.into(),
+        what: what.into(),
+        iterations: n,
+        mean_us: samples.iter().map(|d| us(*d)).sum::<f64>() / n as f64,
+        p50_us: us(samples[n / 2]),
+        p99_us: us(samples[(n * 99 / 100).min(n - 1)]),
+    }
+}
+
+/// Script decision cost: `route(lead)` + `score(lead, analysis)` of the shipped real-estate
+/// script with a warm compile cache.
+async fn script_decision(iterations: usize) -> anyhow::Result<Vec<Figure>> {
+    let realty = shipped()
+        .into_iter()
+        .find(|d| d.business.id == "realty")
+        .expect("realty is shipped");
+    let host = Arc::new(ScriptHost::new(Limits::default(), 1)?);
+    let script = host.compile(&realty.script_name, &realty.script).await?;
+    let clock = switchboard_workflows::scripting::host_api::test_clock(realty.business.tz());
+    let mut lead = sample_lead(clock);
+    lead.source = Some("zillow".into());
+    lead.fields.insert("budget_range".into(), "500K-1M".into());
+    let analysis = sample_analysis();
+    let env = Arc::new(HostEnv {
+        now: clock,
+        tz: realty.business.tz(),
+        hours: realty.business.hours.clone(),
+        terminology: realty.business.terminology.clone(),
+        history: Vec::new(),
+        testing: false,
+    });
+
+    // In place: the hook calls and strict parsing, arguments already converted.
+    let route_args = (lead.clone(),)
+        .into_dynamics()
+        .map_err(anyhow::Error::msg)?;
+    let score_args = (lead.clone(), analysis.clone())
+        .into_dynamics()
+        .map_err(anyhow::Error::msg)?;
+    let mut in_place = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let start = Instant::now();
+        host.call_on_this_thread::<RouteChoice>(&script, "route", route_args.clone(), &env)?;
+        host.call_on_this_thread::<ScoreChoice>(&script, "score", score_args.clone(), &env)?;
+        if i >= iterations / 10 {
+            in_place.push(start.elapsed());
+        }
+    }
+
+    // As a step pays it: arguments converted, the hop to a script thread and back, parsing
+    // and checking the decision against the business.
+    let db = Db::connect("sqlite::memory:", 1).await?;
+    let policy = Policy::new(host, db).with_clock(Some(clock));
+    let decider = policy
+        .for_source(&realty.business, lead, &realty.script, Vec::new())
+        .await?;
+    let mut via_step = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let start = Instant::now();
+        let route = decider.route().await;
+        let score = decider.score(&analysis).await;
+        if i >= iterations / 10 {
+            via_step.push(start.elapsed());
+        }
+        anyhow::ensure!(
+            route.error.is_none() && score.error.is_none(),
+            "the script failed"
+        );
+    }
+    Ok(vec![
+        summarise(
+            "script_decision (in place)",
+            "route + score of scripts/realty on the calling thread, warm cache, arguments prepared",
+            in_place,
+        ),
+        summarise(
+            "script_decision (as a step)",
+            "route + score through the script threads: arguments, hop, strict parsing, checks",
+            via_step,
+        ),
+    ])
+}
