@@ -2,7 +2,7 @@
 //! list versions; and the host API reference for authors.
 
 use axum::Json as JsonResponse;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_workflows::business::Business;
@@ -22,6 +22,21 @@ use crate::tenant::Caller;
 
 /// Largest request body on the script routes: a script may be 64 KiB, escaped in JSON.
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The JSON body of a script route, whose size limit is [`BODY_LIMIT`].
+pub struct ScriptJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ScriptJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ScriptJson(v)),
+            Err(ApiError::TooLarge { .. }) => Err(ApiError::TooLarge { limit: BODY_LIMIT }),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 /// A script source sent by an author.
 #[derive(Debug, Deserialize)]
@@ -73,7 +88,7 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<SourceBody>,
+    ScriptJson(body): ScriptJson<SourceBody>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let report = validate::validate(state.policy.host(), &business, &body.source).await;
@@ -101,7 +116,7 @@ pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<SourceBody>,
+    ScriptJson(body): ScriptJson<SourceBody>,
 ) -> ApiResult<JsonResponse<Report>> {
     let business = find(&state, &caller, &id).await?;
     Ok(JsonResponse(
@@ -150,7 +165,7 @@ pub async fn dry_run(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<DryRunBody>,
+    ScriptJson(body): ScriptJson<DryRunBody>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let source = match body.source {

@@ -37,7 +37,7 @@ fn new_row(
         output: None,
         error: None,
         scheduled_at: now,
-        run_at: now + delay.as_millis() as i64,
+        run_at: now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
         started_at: None,
         finished_at: None,
         claimed_by: None,

@@ -467,6 +467,30 @@ async fn script_errors_reach_the_author_with_line_and_column(backend: Backend) {
         "{dry}"
     );
     assert_eq!(route["decision"]["action"]["type"], "call_now", "{dry}");
+    assert_eq!(route["error"]["line"], 6, "located at fn route: {dry}");
+
+    // Decisions that parse but make no sense are refused too, located at their hook.
+    let absurd = "fn route(lead) { #{ action: \"call_later\", delay_minutes: 100000000000 } }\n\
+                  fn follow_up(run) { #{ action: \"stop\", outcome: \"Not interested!\" } }\n";
+    let (_, dry) = app
+        .send(
+            "POST",
+            "/api/v1/businesses/demo/script/dry-run",
+            &json!({ "source": absurd }),
+        )
+        .await;
+    let route = &dry["decisions"]["route"]["error"];
+    assert!(
+        route["message"].as_str().unwrap().contains("366 days"),
+        "{dry}"
+    );
+    assert_eq!((&route["line"], &route["column"]), (&json!(1), &json!(1)));
+    let follow_up = &dry["decisions"]["follow_up"]["error"];
+    assert!(
+        follow_up["message"].as_str().unwrap().contains("a-z"),
+        "{dry}"
+    );
+    assert_eq!(follow_up["line"], 2);
 
     // And in the run timeline: the step fails with the error, the run goes on.
     let (status, _) = app

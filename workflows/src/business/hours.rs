@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -105,18 +105,20 @@ impl Hours {
         (0..=7).find_map(|d| {
             let day = today + Duration::days(d);
             let window = self.on(day.weekday())?;
-            // An opening time skipped by a DST jump falls to the first valid instant after it.
-            let open = tz
-                .from_local_datetime(&day.and_time(window.open))
-                .earliest()
-                .or_else(|| {
-                    tz.from_local_datetime(&(day.and_time(window.open) + Duration::hours(1)))
-                        .earliest()
-                })?
-                .with_timezone(&Utc);
+            let open = local_to_utc(tz, day.and_time(window.open))?;
             (open > at).then_some(open)
         })
     }
+}
+
+/// A local time in `tz` as an instant: the earlier of an ambiguous time, and for a time skipped
+/// by a DST jump the first minute after the gap.
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    (0..=180).find_map(|minutes| {
+        tz.from_local_datetime(&(local + Duration::minutes(minutes)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    })
 }
 
 /// Parses an IANA timezone name.
@@ -164,6 +166,14 @@ mod tests {
             Some(utc("2026-11-23T14:00:00Z"))
         );
         assert_eq!(Hours::default().next_opening(ny, friday_evening), None);
+    }
+
+    #[test]
+    fn a_time_skipped_by_dst_moves_to_the_end_of_the_gap() {
+        let ny = timezone("America/New_York").unwrap();
+        // 2026-03-08 02:30 does not exist in New York; 03:00 EDT (07:00 UTC) is the next minute.
+        let local = "2026-03-08T02:30:00".parse::<NaiveDateTime>().unwrap();
+        assert_eq!(local_to_utc(ny, local), Some(utc("2026-03-08T07:00:00Z")));
     }
 
     #[test]

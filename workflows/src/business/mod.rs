@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use fields::{CustomField, FieldType};
-pub use hours::{Hours, Window, timezone};
+pub use hours::{Hours, Window, local_to_utc, timezone};
 
 /// A business (tenant) as configured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

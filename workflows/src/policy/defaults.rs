@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{CallContext, FollowUpDecision, LeadView, RouteAction, RouteDecision, RunView, Score};
-use crate::business::Business;
+use crate::business::{Business, Campaign};
 use crate::providers::openai::{CallAnalysis, Dimension, Sentiment};
 use crate::scripting::host_api::HistoryEntry;
 
@@ -14,8 +14,7 @@ use crate::scripting::host_api::HistoryEntry;
 pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteDecision {
     let campaign = business.campaign_for(lead.source.as_deref());
     let agent = campaign.map_or(business.default_agent.as_str(), |c| c.agent.as_str());
-    let objective = campaign
-        .and_then(|c| c.objective.clone())
+    let objective = campaign_objective(business, campaign)
         .unwrap_or_else(|| business.objectives[0].name.clone());
     let action = match &business.hours {
         None => RouteAction::CallNow,
@@ -37,6 +36,14 @@ pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteD
         5,
         campaign.map(|c| c.name.clone()),
     )
+}
+
+/// The campaign's objective, if it names one of the objectives in effect (a script's
+/// `objectives()` may leave it out).
+pub fn campaign_objective(business: &Business, campaign: Option<&Campaign>) -> Option<String> {
+    campaign
+        .and_then(|c| c.objective.clone())
+        .filter(|o| business.objective(o).is_some())
 }
 
 /// A route decision for agent key `agent` (which the caller checked exists).

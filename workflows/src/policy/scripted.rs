@@ -22,6 +22,19 @@ use crate::scripting::host_api::{HistoryEntry, HostEnv, parse_time};
 use crate::scripting::sandbox::ScriptError;
 use crate::store;
 
+/// The furthest ahead a script may schedule a call.
+pub const MAX_DELAY_SECS: u64 = 366 * 86_400;
+
+fn delay_secs(hook: &str, minutes: u64) -> Result<u64, String> {
+    match minutes.checked_mul(60) {
+        Some(secs) if secs <= MAX_DELAY_SECS => Ok(secs),
+        _ => Err(format!(
+            "{hook}() asked for a delay of {minutes} minutes; the most is {} (366 days)",
+            MAX_DELAY_SECS / 60
+        )),
+    }
+}
+
 /// A decision, what the script logged while taking it, and the script error if it fell back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided<T> {
@@ -126,7 +139,7 @@ impl Policy {
     ) -> Result<Decider, ScriptError> {
         let script = self
             .host
-            .compile(&script_name(&business.id), source)
+            .compile_once(&script_name(&business.id), source)
             .await?;
         Ok(Decider::new(
             self.host.clone(),
@@ -261,14 +274,15 @@ impl Decider {
                 None => Ok(None),
                 Some(r) => {
                     log.extend(r.log);
-                    convert(r.decision)
-                        .map(Some)
-                        .map_err(|message| ScriptError {
+                    convert(r.decision).map(Some).map_err(|message| {
+                        let (line, column) = script.locate(hook);
+                        ScriptError {
                             source_name: script.name.clone(),
-                            line: 0,
-                            column: 0,
+                            line,
+                            column,
                             message,
-                        })
+                        }
+                    })
                 }
             }
         }
@@ -327,7 +341,7 @@ impl Decider {
                 priority,
             } => (
                 RouteAction::CallAfter {
-                    secs: delay_minutes.saturating_mul(60),
+                    secs: delay_secs("route", delay_minutes)?,
                 },
                 agent,
                 objective,
@@ -341,6 +355,9 @@ impl Decider {
             } => {
                 let at = parse_time(self.env.tz, &at).map_err(|e| format!("route(): {e}"))?;
                 let secs = (at - self.env.now).num_seconds().max(0) as u64;
+                if secs > MAX_DELAY_SECS {
+                    return Err("route() asked to call more than 366 days ahead".into());
+                }
                 (RouteAction::CallAfter { secs }, agent, objective, priority)
             }
             RouteChoice::Never { reason } => (RouteAction::Never { reason }, None, None, None),
@@ -355,7 +372,7 @@ impl Decider {
             ));
         }
         let objective = objective
-            .or_else(|| campaign.and_then(|c| c.objective.clone()))
+            .or_else(|| defaults::campaign_objective(b, campaign))
             .unwrap_or_else(|| b.objectives[0].name.clone());
         if b.objective(&objective).is_none() {
             return Err(format!(
@@ -428,9 +445,20 @@ impl Decider {
 fn follow_up(c: FollowUpChoice) -> Result<FollowUpDecision, String> {
     Ok(match c {
         FollowUpChoice::CallAgain { delay_minutes } => FollowUpDecision::CallAgain {
-            after_secs: delay_minutes.saturating_mul(60),
+            after_secs: delay_secs("follow_up", delay_minutes)?,
         },
         FollowUpChoice::HandOff { reason } => FollowUpDecision::HandOff { reason },
-        FollowUpChoice::Stop { outcome } => FollowUpDecision::Stop { outcome },
+        FollowUpChoice::Stop { outcome } => {
+            let ok = (1..=64).contains(&outcome.len())
+                && outcome
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(format!(
+                    "stop outcome {outcome:?} must be 1–64 characters of a-z, 0-9 and _"
+                ));
+            }
+            FollowUpDecision::Stop { outcome }
+        }
     })
 }

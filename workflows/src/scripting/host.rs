@@ -41,6 +41,11 @@ impl Compiled {
             .any(|f| f.name == hook && f.params.len() == arity)
     }
 
+    /// Line and column of the definition of function `name` (`(0, 0)` if absent).
+    pub fn locate(&self, name: &str) -> (usize, usize) {
+        locate_fn(&self.source, name)
+    }
+
     /// The functions the script defines: name and number of parameters, in source order.
     pub fn functions(&self) -> Vec<(String, usize)> {
         self.ast
@@ -59,12 +64,16 @@ pub struct Returned<T> {
     pub log: Vec<String>,
 }
 
+/// Compiled scripts kept at most.
+const MAX_CACHED: usize = 512;
+
 /// The process-wide script host: one hardened engine, the script threads, compiled scripts.
 pub struct ScriptHost {
     engine: Arc<Engine>,
     limits: Limits,
     threads: ScriptThreads,
-    compiled: Mutex<HashMap<String, Compiled>>,
+    /// By script name and content hash.
+    compiled: Mutex<HashMap<(String, String), Compiled>>,
 }
 
 /// Hex `sha256` of a script source.
@@ -91,38 +100,45 @@ impl ScriptHost {
     /// The cached compilation of the source with this hash, named `name`.
     pub fn cached(&self, name: &str, hash: &str) -> Option<Compiled> {
         let cache = self.compiled.lock().ok()?;
-        cache.get(hash).filter(|c| c.name == name).cloned()
+        cache.get(&(name.to_owned(), hash.to_owned())).cloned()
     }
 
     /// Compiles `source` (named `name` in errors), or returns the cached compilation of the same
-    /// source. Compilation itself runs on a script thread.
+    /// source. For versions runs use; compilation itself runs on a script thread.
     pub async fn compile(&self, name: &str, source: &str) -> Result<Compiled, ScriptError> {
         let hash = content_hash(source);
         if let Some(c) = self.cached(name, &hash) {
             return Ok(c);
         }
-        let source_owned: Arc<str> = source.into();
-        let (engine, limits, name_owned, source) = (
+        let compiled = self.compile_once(name, source).await?;
+        let mut cache = self.compiled.lock().map_err(|_| poisoned())?;
+        // Bounded: far more than the versions in use; clearing only costs recompiles.
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert((name.to_owned(), hash), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Compiles `source` without caching it (validation and dry runs of unsaved sources).
+    pub async fn compile_once(&self, name: &str, source: &str) -> Result<Compiled, ScriptError> {
+        let source: Arc<str> = source.into();
+        let (engine, limits, name_owned, src) = (
             self.engine.clone(),
             self.limits.clone(),
             name.to_owned(),
-            source_owned.clone(),
+            source.clone(),
         );
         let ast = self
             .threads
-            .run(move || compile(&engine, &limits, &name_owned, &source))
+            .run(move || compile(&engine, &limits, &name_owned, &src))
             .await??;
-        let compiled = Compiled {
-            hash: hash.clone(),
+        Ok(Compiled {
+            hash: content_hash(&source),
             name: name.to_owned(),
             ast: Arc::new(ast),
-            source: source_owned,
-        };
-        self.compiled
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(hash, compiled.clone());
-        Ok(compiled)
+            source,
+        })
     }
 
     /// Calls `hook(args…)` if the script defines it (`Ok(None)` otherwise) with `env` visible to

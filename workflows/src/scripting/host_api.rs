@@ -83,8 +83,7 @@ pub fn parse_time(tz: Tz, when: &str) -> Result<DateTime<Utc>, String> {
     chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%dT%H:%M:%S")
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%dT%H:%M"))
         .ok()
-        .and_then(|naive| tz.from_local_datetime(&naive).earliest())
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(|naive| crate::business::local_to_utc(tz, naive))
         .ok_or_else(|| {
             format!(
                 "{when:?} is not a time like \"2026-11-21T10:30:00-05:00\" or \"2026-11-21T10:30\""

@@ -118,7 +118,7 @@ pub async fn validate(host: &ScriptHost, business: &Business, source: &str) -> R
         hooks: Vec::new(),
         tests: Vec::new(),
     };
-    let script = match host.compile(&name, source).await {
+    let script = match host.compile_once(&name, source).await {
         Ok(s) => s,
         Err(e) => {
             report.errors.push(e);
