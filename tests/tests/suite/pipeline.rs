@@ -14,7 +14,7 @@ crate::on_both_backends!(
     webhook_with_bad_or_stale_signature_is_rejected_and_changes_nothing,
     same_webhook_twice_makes_one_transition,
     webhook_arriving_before_the_run_waits_still_resumes_it,
-    no_webhook_by_the_deadline_takes_the_no_answer_path,
+    lost_webhook_is_reconciled_with_the_provider_at_the_deadline,
     cancel_while_waiting_then_late_webhook_changes_nothing,
     workers_crashing_mid_run_lose_nothing_and_call_once_per_attempt,
     invalid_input_is_rejected_in_the_error_shape_and_stores_nothing,
@@ -203,7 +203,7 @@ async fn webhook_arriving_before_the_run_waits_still_resumes_it(backend: Backend
     app.wait_for_status(&run_id, "succeeded", T).await;
 }
 
-async fn no_webhook_by_the_deadline_takes_the_no_answer_path(backend: Backend) {
+async fn lost_webhook_is_reconciled_with_the_provider_at_the_deadline(backend: Backend) {
     let app = spawn_app_with(
         &backend,
         TestOptions {
@@ -212,27 +212,38 @@ async fn no_webhook_by_the_deadline_takes_the_no_answer_path(backend: Backend) {
         },
     )
     .await;
+    // The webhook is lost, but the call happened: at the deadline the provider is asked, has the
+    // finished conversation, and the run analyses it instead of calling again.
     let (lead_id, run_id) = app
         .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
         .await;
     let run = app
         .wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
         .await;
-    assert_eq!(run["outcome"], "unreachable");
-    let follow_up = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "follow_up")
-        .unwrap();
-    assert_eq!(follow_up["input"]["result"]["reason"], "no_webhook");
-    let await_call = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "await_call")
-        .unwrap();
+    assert_eq!(run["outcome"], "handed_off", "{run}");
+    assert_eq!(step_names(&run), LEAD_CALL_STEPS);
+    let await_call = attempts(&run, "await_call")[0];
     assert_eq!(await_call["input"]["outcome"]["type"], "timed_out");
+    assert!(
+        await_call["log"][0]
+            .as_str()
+            .unwrap()
+            .contains("the provider has the finished conversation"),
+        "{await_call}"
+    );
+    assert_eq!(app.simulator.calls_for(&lead_id), 1);
+
+    // The webhook is lost and the call really did not connect: the no-answer path, with the
+    // reason the provider gives, until the business' attempts run out.
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "no_answer", "deliver_webhook": false}))
+        .await;
+    let run = app
+        .wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
+    assert_eq!(run["outcome"], "unreachable");
+    let follow_up = attempts(&run, "follow_up")[0];
+    assert_eq!(follow_up["input"]["result"]["reason"], "no_answer");
     assert_eq!(app.simulator.calls_for(&lead_id), 3);
 }
 

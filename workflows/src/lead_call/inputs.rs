@@ -50,6 +50,9 @@ pub struct CallInFlight {
     /// The objective the call was routed with.
     #[serde(default)]
     pub objective: String,
+    /// Times the run waited again because the provider still reported the call under way.
+    #[serde(default)]
+    pub rechecks: u32,
 }
 
 /// `analyze`: a call that connected.

@@ -15,8 +15,8 @@ use crate::business::Business;
 use crate::lead::Lead;
 use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
 use crate::providers::elevenlabs::{
-    AgentOverride, ClientData, ConfigOverride, FailureReason, OutboundCallRequest, PromptOverride,
-    TelephonyCallConfig, WebhookEvent, parse_webhook,
+    AgentOverride, ClientData, ConfigOverride, Conversation, ConversationStatus, FailureReason,
+    OutboundCallRequest, PromptOverride, TelephonyCallConfig, WebhookEvent, parse_webhook,
 };
 use crate::providers::openai::AnalysisOutcome;
 use crate::store;
@@ -164,6 +164,7 @@ impl Step for PlaceCall {
             call_key: call_key.clone(),
             conversation_id,
             objective: input.route.objective.clone(),
+            rechecks: 0,
         };
         let timeout = deps.await_call_timeout.unwrap_or(Duration::from_secs(
             business.calling.await_call_timeout_secs,
@@ -292,8 +293,131 @@ impl Step for PlaceCall {
     }
 }
 
-/// `await_call`: runs when the end-of-call webhook arrives or the deadline passes.
+/// `await_call`: runs when the end-of-call webhook arrives or the deadline passes. At the
+/// deadline it first asks the provider for the conversation: a lost webhook must not turn a
+/// real conversation into a no-answer.
 pub struct AwaitCall(pub Arc<Deps>);
+
+/// Times a run waits again for a call the provider still reports as under way.
+const MAX_RECHECKS: u32 = 3;
+
+fn not_connected(call: &CallInFlight, reason: NoConnect) -> Transition {
+    Transition::next::<FollowUp>(CallResult {
+        lead_id: call.lead_id.clone(),
+        call_attempt: call.call_attempt,
+        result: Outcome::NotConnected { reason },
+    })
+}
+
+/// A finished conversation: analyse it, unless a voicemail answered.
+fn ended(call: &CallInFlight, conversation: &Conversation) -> Transition {
+    let voicemail = conversation
+        .metadata
+        .termination_reason
+        .as_deref()
+        .is_some_and(|r| r.to_ascii_lowercase().contains("voicemail"));
+    if voicemail {
+        return not_connected(call, NoConnect::Voicemail);
+    }
+    let transcript = conversation
+        .transcript
+        .iter()
+        .filter_map(|t| {
+            let role = serde_json::to_value(t.role).ok()?;
+            Some(format!(
+                "{}: {}",
+                role.as_str().unwrap_or("unknown"),
+                t.message.as_deref()?
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Transition::next::<Analyze>(ConnectedCall {
+        lead_id: call.lead_id.clone(),
+        call_attempt: call.call_attempt,
+        conversation_id: call.conversation_id.clone(),
+        objective: call.objective.clone(),
+        transcript,
+        duration_secs: conversation.metadata.call_duration_secs,
+    })
+}
+
+/// Why a failed conversation did not connect, from its termination reason.
+fn failure_reason(conversation: &Conversation) -> NoConnect {
+    let reason = conversation
+        .metadata
+        .termination_reason
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if reason.contains("busy") {
+        NoConnect::Busy
+    } else if reason.contains("no-answer") || reason.contains("no_answer") {
+        NoConnect::NoAnswer
+    } else if reason.contains("voicemail") {
+        NoConnect::Voicemail
+    } else {
+        NoConnect::Unknown
+    }
+}
+
+impl AwaitCall {
+    /// The deadline passed without a webhook: what does the provider say about the call?
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        call: CallInFlight,
+    ) -> Result<Transition, StepError> {
+        let deps = &self.0;
+        match deps.voice.get_conversation(&call.conversation_id).await {
+            Ok(c) if c.status == ConversationStatus::Done => {
+                ctx.log("no webhook by the deadline; the provider has the finished conversation");
+                Ok(ended(&call, &c))
+            }
+            Ok(c) if c.status == ConversationStatus::Failed => {
+                ctx.log("no webhook by the deadline; the provider says the call failed");
+                Ok(not_connected(&call, failure_reason(&c)))
+            }
+            Ok(c) if call.rechecks < MAX_RECHECKS => {
+                ctx.log(format!(
+                    "no webhook by the deadline; the call is still {:?} at the provider: waiting again",
+                    c.status
+                ));
+                let wait = WaitFor {
+                    kind: CALL_EVENT.into(),
+                    key: call.conversation_id.clone(),
+                    timeout: deps.await_call_timeout.unwrap_or(RECHECK_AFTER),
+                };
+                let carry = CallInFlight {
+                    rechecks: call.rechecks + 1,
+                    ..call
+                };
+                Ok(Transition::wait::<AwaitCall, _>(wait, carry))
+            }
+            Ok(c) => {
+                ctx.log(format!(
+                    "the call is still {:?} after {MAX_RECHECKS} more waits: giving up on it",
+                    c.status
+                ));
+                Ok(not_connected(&call, NoConnect::NoWebhook))
+            }
+            Err(e) if e.status() == Some(404) => {
+                ctx.log("no webhook by the deadline and no such conversation at the provider");
+                Ok(not_connected(&call, NoConnect::NoWebhook))
+            }
+            Err(e) if e.is_retryable() && ctx.attempt < self.policy().max_attempts => {
+                Err(StepError::retryable(e))
+            }
+            Err(e) => {
+                ctx.log(format!("could not ask the provider about the call: {e}"));
+                Ok(not_connected(&call, NoConnect::NoWebhook))
+            }
+        }
+    }
+}
+
+/// How long to wait again for a call the provider reports as still under way.
+const RECHECK_AFTER: Duration = Duration::from_secs(600);
 
 #[async_trait]
 impl Step for AwaitCall {
@@ -301,67 +425,34 @@ impl Step for AwaitCall {
     type Input = Resumed<CallInFlight>;
 
     fn policy(&self) -> StepPolicy {
-        quick()
+        StepPolicy {
+            // Room for the provider lookup at the deadline (its client times out at 30 s).
+            timeout: Duration::from_secs(45),
+            ..StepPolicy::default()
+        }
     }
 
     async fn run(
         &self,
-        _ctx: &StepContext,
+        ctx: &StepContext,
         input: Resumed<CallInFlight>,
     ) -> Result<Transition, StepError> {
         let call = input.carry;
-        let not_connected = |reason| {
-            Transition::next::<FollowUp>(CallResult {
-                lead_id: call.lead_id.clone(),
-                call_attempt: call.call_attempt,
-                result: Outcome::NotConnected { reason },
-            })
-        };
         let payload = match input.outcome {
             WaitOutcome::Event { payload } => payload,
-            WaitOutcome::TimedOut => {
-                return Ok(not_connected(NoConnect::NoWebhook));
-            }
+            WaitOutcome::TimedOut => return self.reconcile(ctx, call).await,
         };
         let event = parse_webhook(payload.to_string().as_bytes()).fatal()?;
         Ok(match event {
-            WebhookEvent::Transcription(conversation) => {
-                let voicemail = conversation
-                    .metadata
-                    .termination_reason
-                    .as_deref()
-                    .is_some_and(|r| r.to_ascii_lowercase().contains("voicemail"));
-                if voicemail {
-                    not_connected(NoConnect::Voicemail)
-                } else {
-                    let transcript = conversation
-                        .transcript
-                        .iter()
-                        .filter_map(|t| {
-                            let role = serde_json::to_value(t.role).ok()?;
-                            Some(format!(
-                                "{}: {}",
-                                role.as_str().unwrap_or("unknown"),
-                                t.message.as_deref()?
-                            ))
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    Transition::next::<Analyze>(ConnectedCall {
-                        lead_id: call.lead_id.clone(),
-                        call_attempt: call.call_attempt,
-                        conversation_id: call.conversation_id.clone(),
-                        objective: call.objective.clone(),
-                        transcript,
-                        duration_secs: conversation.metadata.call_duration_secs,
-                    })
-                }
-            }
-            WebhookEvent::InitiationFailure { reason, .. } => not_connected(match reason {
-                FailureReason::Busy => NoConnect::Busy,
-                FailureReason::NoAnswer => NoConnect::NoAnswer,
-                FailureReason::Unknown => NoConnect::Unknown,
-            }),
+            WebhookEvent::Transcription(conversation) => ended(&call, &conversation),
+            WebhookEvent::InitiationFailure { reason, .. } => not_connected(
+                &call,
+                match reason {
+                    FailureReason::Busy => NoConnect::Busy,
+                    FailureReason::NoAnswer => NoConnect::NoAnswer,
+                    FailureReason::Unknown => NoConnect::Unknown,
+                },
+            ),
             other => {
                 return Err(StepError::fatal(format!(
                     "unexpected {} event for a call",
