@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 use switchboard_engine::Db;
 use switchboard_workflows::business::shipped;
-use switchboard_workflows::policy::{Policy, sample_analysis};
+use switchboard_workflows::policy::{Policy, sample_analysis, script_name};
 use switchboard_workflows::scripting::decisions::{RouteChoice, ScoreChoice};
 use switchboard_workflows::scripting::host::{HookArgs, ScriptHost};
 use switchboard_workflows::scripting::host_api::{HostEnv, sample_lead};
@@ -88,20 +88,19 @@ async fn script_decision(iterations: usize) -> anyhow::Result<Vec<Figure>> {
         .find(|d| d.business.id == "realty")
         .expect("realty is shipped");
     let host = Arc::new(ScriptHost::new(Limits::default(), 1)?);
-    let script = host.compile(&realty.script_name, &realty.script).await?;
+    let name = script_name(&realty.business.id);
+    let script = host.compile(&name, &realty.script).await?;
     let clock = switchboard_workflows::scripting::host_api::test_clock(realty.business.tz());
     let mut lead = sample_lead(clock);
     lead.source = Some("zillow".into());
     lead.fields.insert("budget_range".into(), "500K-1M".into());
     let analysis = sample_analysis();
-    let env = Arc::new(HostEnv {
-        now: clock,
-        tz: realty.business.tz(),
-        hours: realty.business.hours.clone(),
-        terminology: realty.business.terminology.clone(),
-        history: Vec::new(),
-        testing: false,
-    });
+    let env = Arc::new(HostEnv::for_business(
+        &realty.business,
+        clock,
+        Vec::new(),
+        false,
+    ));
 
     // In place: the hook calls and strict parsing, arguments already converted.
     let route_args = (lead.clone(),)

@@ -102,8 +102,9 @@ impl From<EngineError> for ApiError {
 /// The body limit of JSON routes.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
+impl ApiError {
+    /// A JSON body's rejection, for a route whose body limit is `limit`.
+    pub fn from_json_rejection(r: JsonRejection, limit: usize) -> Self {
         match r {
             JsonRejection::JsonDataError(e) => ApiError::Invalid {
                 code: "invalid_body",
@@ -117,21 +118,18 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(e) => {
                 ApiError::UnsupportedMediaType(e.body_text())
             }
-            JsonRejection::BytesRejection(e) => e.into(),
+            JsonRejection::BytesRejection(e) => ApiError::from_bytes_rejection(e, limit),
             other => ApiError::BadRequest {
                 code: "bad_request",
                 message: other.body_text(),
             },
         }
     }
-}
 
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
+    /// A body's rejection, for a route whose body limit is `limit`.
+    pub fn from_bytes_rejection(r: BytesRejection, limit: usize) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                limit: JSON_BODY_LIMIT,
-            }
+            ApiError::TooLarge { limit }
         } else {
             ApiError::BadRequest {
                 code: "bad_request",

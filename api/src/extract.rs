@@ -1,20 +1,38 @@
 //! Extractors whose rejections come out in the API's error shape.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, JSON_BODY_LIMIT};
 
-/// `axum::Json` with rejections as [`ApiError`].
-pub struct Json<T>(pub T);
+/// `axum::Json` with rejections as [`ApiError`]; `LIMIT` is the route's body limit (set by its
+/// `DefaultBodyLimit` layer), named in a 413.
+pub struct Json<T, const LIMIT: usize = JSON_BODY_LIMIT>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for Json<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::from_json_rejection(r, LIMIT))?;
         Ok(Json(v))
+    }
+}
+
+/// The raw body with rejections as [`ApiError`]; `LIMIT` as for [`Json`].
+pub struct Body<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for Body<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::from_bytes_rejection(r, LIMIT))?;
+        Ok(Body(bytes))
     }
 }
 

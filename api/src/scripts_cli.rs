@@ -171,7 +171,14 @@ mod tests {
             .unwrap(),
             1
         );
+        // A broken business.toml fails on its own, with the script valid again.
+        std::fs::write(
+            folder.join("policy.rhai"),
+            "fn route(lead) { #{ action: \"call_now\" } }",
+        )
+        .unwrap();
         std::fs::write(folder.join("business.toml"), "id = \"demo\"").unwrap();
+        assert!(load(&folder).unwrap_err().contains("business.toml"));
         assert_eq!(
             run(ScriptsCommand::Check { path: folder }).await.unwrap(),
             1

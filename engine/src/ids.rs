@@ -71,6 +71,11 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Unix milliseconds `delay` after `now`, saturating instead of overflowing.
+pub fn due_at(now: i64, delay: std::time::Duration) -> i64 {
+    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Now, in Unix milliseconds (the engine's timestamp unit).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -311,6 +311,14 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts a correctly signed, current transcription webhook for `conversation_id` (interested
+    /// or declining), as the provider would when the call ends.
+    pub async fn answer_call(&self, conversation_id: &str, interested: bool) -> (u16, Value) {
+        let body = transcription_webhook(conversation_id, interested);
+        self.post_webhook(&body, WEBHOOK_SECRET, chrono::Utc::now().timestamp())
+            .await
+    }
+
     /// Sends `body` as JSON with `method` to `path`, returning status and JSON body.
     pub async fn send(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

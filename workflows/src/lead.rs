@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::phone::Phone;
-pub use crate::simulator::{SimOutcome, SimSteer};
+pub use crate::simulator::SimSteer;
 
 /// A lead as submitted to `POST /api/v1/leads`.
 #[derive(Clone, Debug, Deserialize)]

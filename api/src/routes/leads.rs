@@ -45,17 +45,20 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key.to_owned()))
 }
 
+/// The 422 for a business that does not exist (or is not the caller's).
+fn unknown_business(id: &str) -> ApiError {
+    ApiError::invalid(
+        "unknown_business",
+        "business",
+        format!("business {id:?} does not exist"),
+    )
+}
+
 /// Validates everything about the lead before anything is stored.
 async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
     let business = store::business(state.engine.db(), &new.business)
         .await?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "unknown_business",
-                "business",
-                format!("business {:?} does not exist", new.business),
-            )
-        })?;
+        .ok_or_else(|| unknown_business(&new.business))?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid(
@@ -124,11 +127,7 @@ pub async fn create(
     Json(new): Json<NewLead>,
 ) -> ApiResult<Response> {
     if !caller.can_access(&new.business) {
-        return Err(ApiError::invalid(
-            "unknown_business",
-            "business",
-            format!("business {:?} does not exist", new.business),
-        ));
+        return Err(unknown_business(&new.business));
     }
     let key = idempotency_key(&headers)?;
     let phone = validate(&state, &new).await?;

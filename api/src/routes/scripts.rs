@@ -2,7 +2,7 @@
 //! list versions; and the host API reference for authors.
 
 use axum::Json as JsonResponse;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_workflows::business::Business;
@@ -22,21 +22,6 @@ use crate::tenant::Caller;
 
 /// Largest request body on the script routes: a script may be 64 KiB, escaped in JSON.
 pub const BODY_LIMIT: usize = 256 * 1024;
-
-/// The JSON body of a script route, whose size limit is [`BODY_LIMIT`].
-pub struct ScriptJson<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ScriptJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ScriptJson(v)),
-            Err(ApiError::TooLarge { .. }) => Err(ApiError::TooLarge { limit: BODY_LIMIT }),
-            Err(e) => Err(e),
-        }
-    }
-}
 
 /// A script source sent by an author.
 #[derive(Debug, Deserialize)]
@@ -68,15 +53,15 @@ pub async fn show(
     let active = store::scripts::active(state.engine.db(), &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("business {id:?} has no script")))?;
-    Ok(JsonResponse(version_json(&id, &active, true)))
+    Ok(JsonResponse(version_json(&active)))
 }
 
-fn version_json(id: &str, v: &store::scripts::ScriptVersion, active: bool) -> Value {
+fn version_json(v: &store::scripts::ScriptVersion) -> Value {
     json!({
-        "business": id,
+        "business": v.business_id,
         "version": v.version,
         "hash": v.hash,
-        "active": active,
+        "active": v.active,
         "created_at": rfc3339(v.created_at),
         "source": v.source,
     })
@@ -88,16 +73,15 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ScriptJson(body): ScriptJson<SourceBody>,
+    Json(body): Json<SourceBody, BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let report = validate::validate(state.policy.host(), &business, &body.source).await;
     if !report.valid {
         return Err(invalid_script(report.problems(), Some(&report)));
     }
-    let before = store::scripts::active(state.engine.db(), &id).await?;
     let mut tx = state.engine.db().begin().await?;
-    let version =
+    let (version, changed) =
         store::scripts::store_and_activate(&mut tx, &id, &report.hash, &body.source).await?;
     tx.commit().await?;
     tracing::info!(business = %id, version, hash = %report.hash, "script version activated");
@@ -105,7 +89,7 @@ pub async fn put(
         "business": id,
         "version": version,
         "hash": report.hash,
-        "changed": before.is_none_or(|b| b.version != version),
+        "changed": changed,
         "hooks": report.hooks,
         "tests": report.tests,
     })))
@@ -116,7 +100,7 @@ pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ScriptJson(body): ScriptJson<SourceBody>,
+    Json(body): Json<SourceBody, BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Report>> {
     let business = find(&state, &caller, &id).await?;
     Ok(JsonResponse(
@@ -165,7 +149,7 @@ pub async fn dry_run(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ScriptJson(body): ScriptJson<DryRunBody>,
+    Json(body): Json<DryRunBody, BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let source = match body.source {
@@ -256,16 +240,12 @@ pub async fn version(
     Path((id, version)): Path<(String, i64)>,
 ) -> ApiResult<JsonResponse<Value>> {
     find(&state, &caller, &id).await?;
-    let db = state.engine.db();
-    let v = store::scripts::version(db, &id, version)
+    let v = store::scripts::version(state.engine.db(), &id, version)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!("business {id:?} has no script version {version}"))
         })?;
-    let active = store::scripts::active(db, &id)
-        .await?
-        .is_some_and(|a| a.version == v.version);
-    Ok(JsonResponse(version_json(&id, &v, active)))
+    Ok(JsonResponse(version_json(&v)))
 }
 
 /// `GET /api/v1/scripts/reference` → the entry points and the host functions, generated from

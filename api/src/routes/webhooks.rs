@@ -2,9 +2,7 @@
 //! once, resume the waiting run. The work itself happens in the run's next step, so this answers fast.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use switchboard_engine::{Delivery, ExternalEvent};
@@ -13,6 +11,7 @@ use switchboard_workflows::providers::elevenlabs::{self, WebhookEvent};
 use tracing::info;
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
 use crate::startup::AppState;
 
 /// Webhook bodies may carry audio; larger ones are refused.
@@ -22,15 +21,8 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub async fn elevenlabs(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<BODY_LIMIT>,
 ) -> ApiResult<Json<Value>> {
-    let body = body.map_err(|r| {
-        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit: BODY_LIMIT }
-        } else {
-            ApiError::from(r)
-        }
-    })?;
     let signature = headers
         .get(elevenlabs::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())

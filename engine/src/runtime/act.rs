@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::decide::Decision;
 use crate::error::Result;
-use crate::ids::{RunId, StepId, WaitId, new_id, now_ms};
+use crate::ids::{RunId, StepId, WaitId, due_at, new_id, now_ms};
 use crate::store::runs::{self, Advance, RunRow};
 use crate::store::steps::{self, StepRow};
 use crate::store::tasks::{self, StepTask, TaskKind};
@@ -37,7 +37,7 @@ fn new_row(
         output: None,
         error: None,
         scheduled_at: now,
-        run_at: now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        run_at: due_at(now, delay),
         started_at: None,
         finished_at: None,
         claimed_by: None,
@@ -128,7 +128,7 @@ pub(crate) async fn apply(
                 seq: run.seq + 1,
                 kind: wait.kind.clone(),
                 key: wait.key.clone(),
-                deadline: now + wait.timeout.as_millis() as i64,
+                deadline: due_at(now, wait.timeout),
                 status: "waiting".into(),
                 event_id: None,
                 created_at: now,

@@ -40,7 +40,47 @@ pub(crate) enum Decision {
     Fail { finish: Finish, error: String },
 }
 
+impl Finish {
+    /// A failed attempt with `error`.
+    pub(crate) fn failed(error: String, log: Option<String>) -> Finish {
+        Finish {
+            status: "failed",
+            output: None,
+            error: Some(error),
+            log,
+        }
+    }
+}
+
 impl Decision {
+    /// After a failed attempt that may be retried: the next attempt after `delay` while the
+    /// policy allows one, else the run fails with `exhausted`.
+    pub(crate) fn retry_or_fail(
+        finish: Finish,
+        step: &str,
+        attempt: i64,
+        input: serde_json::Value,
+        policy: &StepPolicy,
+        delay: Duration,
+        exhausted: impl FnOnce() -> String,
+    ) -> Decision {
+        if attempt < policy.max_attempts as i64 {
+            Decision::Schedule {
+                finish,
+                step: step.to_owned(),
+                attempt: attempt + 1,
+                input,
+                delay,
+                why: "retry",
+            }
+        } else {
+            Decision::Fail {
+                finish,
+                error: exhausted(),
+            }
+        }
+    }
+
     /// How the finished attempt is recorded.
     pub(crate) fn finish(&self) -> &Finish {
         match self {
@@ -105,30 +145,18 @@ pub(crate) fn decide(
         },
         Err(err) => {
             let message = err.to_string();
-            let failed = Finish {
-                status: "failed",
-                output: None,
-                error: Some(message.clone()),
-                log: log.clone(),
-            };
+            let failed = Finish::failed(message.clone(), log.clone());
             let delay = match &err {
                 StepError::Fatal(_) => None,
                 StepError::Retryable(_) => Some(policy.backoff_for(attempt as u32 + 1)),
                 StepError::RetryAfter { after, .. } => Some(*after),
             };
             match delay {
-                Some(delay) if attempt < policy.max_attempts as i64 => Decision::Schedule {
-                    finish: failed,
-                    step: step.to_owned(),
-                    attempt: attempt + 1,
-                    input,
-                    delay,
-                    why: "retry",
-                },
-                Some(_) => Decision::Fail {
-                    finish: failed,
-                    error: format!("{step} failed after {attempt} attempts: {message}"),
-                },
+                Some(delay) => {
+                    Decision::retry_or_fail(failed, step, attempt, input, policy, delay, || {
+                        format!("{step} failed after {attempt} attempts: {message}")
+                    })
+                }
                 None => Decision::Fail {
                     finish: failed,
                     error: format!("{step} failed: {message}"),
@@ -150,16 +178,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn retryable_error_schedules_next_attempt_with_backoff() {
-        let d = decide(
+    /// What follows attempt `attempt` failing with `err`.
+    fn after_error(attempt: i64, err: StepError) -> Decision {
+        decide(
             "s",
-            1,
+            attempt,
             serde_json::json!(1),
             &policy(),
-            Err(StepError::retryable("boom")),
+            Err(err),
             Entries::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn retryable_error_schedules_next_attempt_with_backoff() {
+        let d = after_error(1, StepError::retryable("boom"));
         match d {
             Decision::Schedule {
                 attempt,
@@ -179,14 +212,7 @@ mod tests {
 
     #[test]
     fn retryable_error_on_last_attempt_fails_the_run() {
-        let d = decide(
-            "s",
-            3,
-            serde_json::json!(1),
-            &policy(),
-            Err(StepError::retryable("boom")),
-            Entries::default(),
-        );
+        let d = after_error(3, StepError::retryable("boom"));
         assert!(
             matches!(d, Decision::Fail { ref error, .. } if error.contains("after 3 attempts"))
         );
@@ -194,14 +220,7 @@ mod tests {
 
     #[test]
     fn fatal_error_fails_at_once() {
-        let d = decide(
-            "s",
-            1,
-            serde_json::json!(1),
-            &policy(),
-            Err(StepError::fatal("bad")),
-            Entries::default(),
-        );
+        let d = after_error(1, StepError::fatal("bad"));
         assert!(matches!(d, Decision::Fail { .. }));
     }
 
@@ -211,14 +230,7 @@ mod tests {
             message: "429".into(),
             after: Duration::from_secs(7),
         };
-        let d = decide(
-            "s",
-            1,
-            serde_json::json!(1),
-            &policy(),
-            Err(err),
-            Entries::default(),
-        );
+        let d = after_error(1, err);
         assert!(matches!(d, Decision::Schedule { delay, .. } if delay == Duration::from_secs(7)));
     }
 

@@ -86,28 +86,20 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
         // failed, and the next one is queued at once if the policy allows another.
         warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
         let policy = step.as_ref().map(|s| s.policy()).unwrap_or_default();
-        let finish = Finish {
-            status: "failed",
-            output: None,
-            error: Some(WORKER_LOST.into()),
-            log: None,
-        };
-        let decision = if row.attempt < policy.max_attempts as i64 {
-            Decision::Schedule {
-                finish,
-                step: row.name.clone(),
-                attempt: row.attempt + 1,
-                input: serde_json::from_str(&row.input)?,
-                delay: Duration::ZERO,
-                why: "retry",
-            }
-        } else {
-            let error = format!(
-                "{} lost its worker on the last of {} attempts",
-                row.name, row.attempt
-            );
-            Decision::Fail { finish, error }
-        };
+        let decision = Decision::retry_or_fail(
+            Finish::failed(WORKER_LOST.into(), None),
+            &row.name,
+            row.attempt,
+            serde_json::from_str(&row.input)?,
+            &policy,
+            Duration::ZERO,
+            || {
+                format!(
+                    "{} lost its worker on the last of {} attempts",
+                    row.name, row.attempt
+                )
+            },
+        );
         if apply(&mut tx, &run, &row_id, decision).await? {
             tx.commit().await?;
             engine.notify_changed();

@@ -52,9 +52,8 @@ pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration) -> Result<()> {
     let builder = if delay.is_zero() {
         builder
     } else {
-        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let due_ms = (crate::ids::now_ms() as u64).saturating_add(delay_ms);
-        builder.run_at_timestamp(due_ms.div_ceil(1000))
+        let due_ms = crate::ids::due_at(crate::ids::now_ms(), delay);
+        builder.run_at_timestamp((due_ms as u64).div_ceil(1000))
     };
     let queue_err = |e: &dyn std::fmt::Display| EngineError::Queue(e.to_string());
     match tx {

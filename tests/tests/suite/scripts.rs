@@ -42,10 +42,7 @@ async fn interested_call(app: &TestApp, mut body: Value) -> Value {
     body["sim"] = json!({"outcome": "interested", "deliver_webhook": false});
     let (_, run_id) = app.create_lead_with(&body).await;
     let conversation_id = app.wait_for_call_wait(&run_id).await;
-    let now = chrono::Utc::now().timestamp();
-    let webhook = transcription_webhook(&conversation_id, true);
-    let (status, _) = app.post_webhook(&webhook, WEBHOOK_SECRET, now).await;
-    assert_eq!(status, 200);
+    assert_eq!(app.answer_call(&conversation_id, true).await.0, 200);
     followed_up(app, &run_id).await
 }
 
@@ -278,15 +275,7 @@ fn score(lead, analysis) {
     let score = attempts(&new, "score")[0];
     assert_eq!(score["log"], json!(["scoring with version 2"]));
 
-    let now = chrono::Utc::now().timestamp();
-    let (status, _) = app
-        .post_webhook(
-            &transcription_webhook(&conversation_id, true),
-            WEBHOOK_SECRET,
-            now,
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(app.answer_call(&conversation_id, true).await.0, 200);
     let old = followed_up(&app, &old_run).await;
     assert_eq!(old["script"]["version"], 1, "{old}");
     let reasons = score_reasons(&old);

@@ -133,8 +133,6 @@ impl Default for CallingConfig {
 pub struct Definition {
     /// `business.toml`, parsed and checked.
     pub business: Business,
-    /// The script's name in errors: `<id>/policy.rhai`.
-    pub script_name: String,
     /// `policy.rhai`.
     pub script: String,
 }
@@ -165,7 +163,6 @@ impl Definition {
             ));
         }
         Ok(Definition {
-            script_name: format!("{folder}/policy.rhai"),
             script: script.to_owned(),
             business,
         })
@@ -224,6 +221,11 @@ impl Business {
     /// The default agent.
     pub fn default_agent(&self) -> &AgentConfig {
         &self.agents[&self.default_agent]
+    }
+
+    /// The agent with key `key`, or the default agent if there is none.
+    pub fn agent(&self, key: &str) -> &AgentConfig {
+        self.agents.get(key).unwrap_or_else(|| self.default_agent())
     }
 
     /// The campaign for a lead source, if any.

@@ -39,13 +39,16 @@ pub struct CallPlan {
     pub first_message: String,
 }
 
+/// Our key for a call, sent to the provider and used as the `calls` row id: `<run id>:<attempt>`.
+pub fn call_key(run_id: &impl std::fmt::Display, call_attempt: u32) -> String {
+    format!("{run_id}:{call_attempt}")
+}
+
 /// Carried through the wait to `await_call`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CallInFlight {
     pub lead_id: String,
     pub call_attempt: u32,
-    /// Our key for the call: `<run id>:<attempt>`.
-    pub call_key: String,
     pub conversation_id: String,
     /// The objective the call was routed with.
     #[serde(default)]

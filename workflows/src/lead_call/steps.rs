@@ -21,14 +21,26 @@ use crate::providers::elevenlabs::{
 use crate::providers::openai::AnalysisOutcome;
 use crate::store;
 
-async fn load(deps: &Deps, lead_id: &str) -> Result<(Lead, Business), StepError> {
-    let lead = store::lead(&deps.db, lead_id)
+/// The run's business.
+async fn business(deps: &Deps, ctx: &StepContext) -> Result<Business, StepError> {
+    let id = &ctx.business_id.0;
+    store::business(&deps.db, id)
         .await?
-        .ok_or_else(|| StepError::fatal(format!("lead {lead_id} does not exist")))?;
-    let business = store::business(&deps.db, &lead.business_id)
-        .await?
-        .ok_or_else(|| StepError::fatal(format!("business {} does not exist", lead.business_id)))?;
-    Ok((lead, business))
+        .ok_or_else(|| StepError::fatal(format!("business {id} does not exist")))
+}
+
+/// The lead and the run's business, read together.
+async fn load(
+    deps: &Deps,
+    ctx: &StepContext,
+    lead_id: &str,
+) -> Result<(Lead, Business), StepError> {
+    let lead = async {
+        store::lead(&deps.db, lead_id)
+            .await?
+            .ok_or_else(|| StepError::fatal(format!("lead {lead_id} does not exist")))
+    };
+    futures::try_join!(lead, business(deps, ctx))
 }
 
 /// The policy's decider for this step: the run's pinned script, the lead's history.
@@ -64,8 +76,8 @@ impl Step for Intake {
         quick()
     }
 
-    async fn run(&self, _ctx: &StepContext, input: LeadRef) -> Result<Transition, StepError> {
-        let (lead, business) = load(&self.0, &input.lead_id).await?;
+    async fn run(&self, ctx: &StepContext, input: LeadRef) -> Result<Transition, StepError> {
+        let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
         business.check_custom_fields(&lead.custom_fields).fatal()?;
         Ok(Transition::next::<BuildContext>(CallAttempt {
             lead_id: lead.id,
@@ -87,7 +99,7 @@ impl Step for BuildContext {
     }
 
     async fn run(&self, ctx: &StepContext, input: CallAttempt) -> Result<Transition, StepError> {
-        let (lead, business) = load(&self.0, &input.lead_id).await?;
+        let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let context = decider.context().await.record(ctx);
         Ok(Transition::next::<Route>(Contextualised {
@@ -111,7 +123,7 @@ impl Step for Route {
     }
 
     async fn run(&self, ctx: &StepContext, input: Contextualised) -> Result<Transition, StepError> {
-        let (lead, business) = load(&self.0, &input.lead_id).await?;
+        let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let route = decider.route().await.record(ctx);
         let (prompt, first_message) = defaults::compose(decider.business(), &route, &input.context);
@@ -156,12 +168,11 @@ impl Step for PlaceCall {
 
     async fn run(&self, ctx: &StepContext, input: CallPlan) -> Result<Transition, StepError> {
         let deps = &self.0;
-        let (lead, business) = load(deps, &input.lead_id).await?;
-        let call_key = format!("{}:{}", ctx.run_id, input.call_attempt);
+        let (lead, business) = load(deps, ctx, &input.lead_id).await?;
+        let call_key = call_key(&ctx.run_id, input.call_attempt);
         let in_flight = |conversation_id: String| CallInFlight {
             lead_id: input.lead_id.clone(),
             call_attempt: input.call_attempt,
-            call_key: call_key.clone(),
             conversation_id,
             objective: input.route.objective.clone(),
             rechecks: 0,
@@ -214,12 +225,7 @@ impl Step for PlaceCall {
         if let (true, Some(sim)) = (deps.simulated, &lead.sim) {
             sim.apply_to(&mut dynamic_variables);
         }
-        let language = business
-            .agents
-            .get(&input.route.agent)
-            .unwrap_or_else(|| business.default_agent())
-            .language
-            .clone();
+        let language = business.agent(&input.route.agent).language.clone();
         let request = OutboundCallRequest {
             agent_id: input.route.agent_id.clone(),
             agent_phone_number_id: input.route.phone_number_id.clone(),
@@ -480,8 +486,8 @@ impl Step for Analyze {
         }
     }
 
-    async fn run(&self, _ctx: &StepContext, input: ConnectedCall) -> Result<Transition, StepError> {
-        let (_lead, business) = load(&self.0, &input.lead_id).await?;
+    async fn run(&self, ctx: &StepContext, input: ConnectedCall) -> Result<Transition, StepError> {
+        let business = business(&self.0, ctx).await?;
         let objective = match input.objective.as_str() {
             "" => business.objectives[0].name.as_str(),
             o => o,
@@ -536,7 +542,7 @@ impl Step for Score {
     }
 
     async fn run(&self, ctx: &StepContext, input: AnalysedCall) -> Result<Transition, StepError> {
-        let (lead, business) = load(&self.0, &input.lead_id).await?;
+        let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let score = decider.score(&input.analysis).await.record(ctx);
         Ok(Transition::next::<FollowUp>(CallResult {
@@ -560,8 +566,8 @@ impl Step for FollowUp {
     }
 
     async fn run(&self, ctx: &StepContext, input: CallResult) -> Result<Transition, StepError> {
-        let (lead, business) = load(&self.0, &input.lead_id).await?;
-        let call_key = format!("{}:{}", ctx.run_id, input.call_attempt);
+        let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
+        let call_key = call_key(&ctx.run_id, input.call_attempt);
         let (outcome, score) = match &input.result {
             Outcome::Scored { score } => ("connected", Some(score)),
             Outcome::NotConnected { reason } => (reason.as_str(), None),

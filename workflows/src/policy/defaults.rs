@@ -13,9 +13,7 @@ use crate::scripting::host_api::HistoryEntry;
 /// never if the business never opens.
 pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteDecision {
     let campaign = business.campaign_for(lead.source.as_deref());
-    let agent = campaign.map_or(business.default_agent.as_str(), |c| c.agent.as_str());
-    let objective = campaign_objective(business, campaign)
-        .unwrap_or_else(|| business.objectives[0].name.clone());
+    let (agent, objective) = target(business, campaign);
     let action = match &business.hours {
         None => RouteAction::CallNow,
         Some(hours) => match hours.next_opening(business.tz(), now) {
@@ -31,19 +29,25 @@ pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteD
     routed(
         business,
         action,
-        agent,
+        &agent,
         objective,
         5,
         campaign.map(|c| c.name.clone()),
     )
 }
 
-/// The campaign's objective, if it names one of the objectives in effect (a script's
-/// `objectives()` may leave it out).
-pub fn campaign_objective(business: &Business, campaign: Option<&Campaign>) -> Option<String> {
-    campaign
+/// Who calls and about what when nothing else says: the campaign's agent (else the default
+/// agent) and its objective if that is one of the objectives in effect (a script's
+/// `objectives()` may leave it out), else the first objective.
+pub fn target(business: &Business, campaign: Option<&Campaign>) -> (String, String) {
+    let agent = campaign
+        .map_or(&business.default_agent, |c| &c.agent)
+        .clone();
+    let objective = campaign
         .and_then(|c| c.objective.clone())
         .filter(|o| business.objective(o).is_some())
+        .unwrap_or_else(|| business.objectives[0].name.clone());
+    (agent, objective)
 }
 
 /// A route decision for agent key `agent` (which the caller checked exists).
@@ -55,10 +59,7 @@ pub fn routed(
     priority: u8,
     campaign: Option<String>,
 ) -> RouteDecision {
-    let config = business
-        .agents
-        .get(agent)
-        .unwrap_or_else(|| business.default_agent());
+    let config = business.agent(agent);
     RouteDecision {
         action,
         agent: agent.to_owned(),
@@ -137,10 +138,7 @@ pub fn compose(
     route: &RouteDecision,
     context: &CallContext,
 ) -> (String, String) {
-    let agent = business
-        .agents
-        .get(&route.agent)
-        .unwrap_or_else(|| business.default_agent());
+    let agent = business.agent(&route.agent);
     let mut parts = vec![agent.prompt.clone()];
     parts.extend(context.sections.iter().cloned());
     let objective = business

@@ -107,7 +107,11 @@ impl Policy {
         call_attempt: u32,
     ) -> Result<Decider, EngineError> {
         let name = script_name(&business.id);
-        let script = match store::scripts::pinned(&self.db, run_id).await? {
+        let (pinned, history) = futures::try_join!(
+            store::scripts::pinned(&self.db, run_id),
+            store::lead_history(&self.db, &lead.id)
+        )?;
+        let script = match pinned {
             None => Ok(None),
             Some((version, hash)) => match self.host.cached(&name, &hash) {
                 Some(c) => Ok(Some(c)),
@@ -117,7 +121,6 @@ impl Policy {
                 },
             },
         };
-        let history = store::lead_history(&self.db, &lead.id).await?;
         Ok(Decider::new(
             self.host.clone(),
             business,
@@ -190,14 +193,7 @@ impl Decider {
         now: DateTime<Utc>,
         history: Vec<HistoryEntry>,
     ) -> Decider {
-        let env = HostEnv {
-            now,
-            tz: business.tz(),
-            hours: business.hours.clone(),
-            terminology: business.terminology.clone(),
-            history,
-            testing: false,
-        };
+        let env = HostEnv::for_business(business, now, history, false);
         let mut d = Decider {
             host,
             business: business.clone(),
@@ -230,9 +226,7 @@ impl Decider {
         d.preamble.error = terms.error.or(objectives.error);
         d.business.terminology = terms.value;
         d.business.objectives = objectives.value;
-        let mut env = HostEnv::clone(&d.env);
-        env.terminology = d.business.terminology.clone();
-        d.env = Arc::new(env);
+        Arc::make_mut(&mut d.env).terminology = d.business.terminology.clone();
         d
     }
 
@@ -274,15 +268,9 @@ impl Decider {
                 None => Ok(None),
                 Some(r) => {
                     log.extend(r.log);
-                    convert(r.decision).map(Some).map_err(|message| {
-                        let (line, column) = script.locate(hook);
-                        ScriptError {
-                            source_name: script.name.clone(),
-                            line,
-                            column,
-                            message,
-                        }
-                    })
+                    convert(r.decision)
+                        .map(Some)
+                        .map_err(|message| script.error_at(hook, message))
                 }
             }
         }
@@ -362,18 +350,15 @@ impl Decider {
             }
             RouteChoice::Never { reason } => (RouteAction::Never { reason }, None, None, None),
         };
-        let agent = agent
-            .or_else(|| campaign.map(|c| c.agent.clone()))
-            .unwrap_or_else(|| b.default_agent.clone());
+        let (default_agent, default_objective) = defaults::target(b, campaign);
+        let agent = agent.unwrap_or(default_agent);
         if !b.agents.contains_key(&agent) {
             return Err(format!(
                 "route() chose agent {agent:?}, which is not one of {:?}",
                 b.agents.keys().collect::<Vec<_>>()
             ));
         }
-        let objective = objective
-            .or_else(|| defaults::campaign_objective(b, campaign))
-            .unwrap_or_else(|| b.objectives[0].name.clone());
+        let objective = objective.unwrap_or(default_objective);
         if b.objective(&objective).is_none() {
             return Err(format!(
                 "route() chose objective {objective:?}, which is not one of {:?}",

@@ -86,7 +86,7 @@ pub struct Dimension {
 }
 
 /// Calls to action the customer took up during the call.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CtaInteractions {
     /// Asked for or discussed pricing.

@@ -41,9 +41,16 @@ impl Compiled {
             .any(|f| f.name == hook && f.params.len() == arity)
     }
 
-    /// Line and column of the definition of function `name` (`(0, 0)` if absent).
-    pub fn locate(&self, name: &str) -> (usize, usize) {
-        locate_fn(&self.source, name)
+    /// An error about function `name` (a hook's decision, a test, its parameters), located at
+    /// the function's definition.
+    pub fn error_at(&self, name: &str, message: String) -> ScriptError {
+        let (line, column) = locate_fn(&self.source, name);
+        ScriptError {
+            source_name: self.name.clone(),
+            line,
+            column,
+            message,
+        }
     }
 
     /// The functions the script defines: name and number of parameters, in source order.
@@ -157,12 +164,12 @@ impl ScriptHost {
     {
         let args = args
             .into_dynamics()
-            .map_err(|e| error(script, hook, format!("arguments of {hook}(): {e}")))?;
+            .map_err(|e| script.error_at(hook, format!("arguments of {hook}(): {e}")))?;
         if !script.defines(hook, args.len()) {
             return Ok(None);
         }
         let (value, log) = self.invoke(script, hook.to_owned(), args, env).await?;
-        let decision = decisions::parse::<T>(hook, &value).map_err(|m| error(script, hook, m))?;
+        let decision = decisions::parse::<T>(hook, &value).map_err(|m| script.error_at(hook, m))?;
         Ok(Some(Returned { decision, log }))
     }
 
@@ -209,7 +216,7 @@ impl ScriptHost {
         env: &Arc<HostEnv>,
     ) -> Result<T, ScriptError> {
         let (value, _log) = call_here(&self.engine, &self.limits, script, hook, args, env)?;
-        decisions::parse::<T>(hook, &value).map_err(|m| error(script, hook, m))
+        decisions::parse::<T>(hook, &value).map_err(|m| script.error_at(hook, m))
     }
 }
 
@@ -239,8 +246,7 @@ fn call_here(
         // Limits hit outside any expression (operations, time) have no position: point at the
         // function that ran out.
         if err.line == 0 {
-            (err.line, err.column) = locate_fn(&script.source, name);
-            err.message = format!("{} (in {name})", err.message);
+            err = script.error_at(name, format!("{} (in {name})", err.message));
         }
         err
     })?;
@@ -248,7 +254,7 @@ fn call_here(
 }
 
 /// Line and column (1-based) of `fn name` in `source`; `(0, 0)` if not found.
-pub fn locate_fn(source: &str, name: &str) -> (usize, usize) {
+fn locate_fn(source: &str, name: &str) -> (usize, usize) {
     for (i, line) in source.lines().enumerate() {
         let mut from = 0;
         while let Some(at) = line[from..].find("fn ") {
@@ -261,17 +267,6 @@ pub fn locate_fn(source: &str, name: &str) -> (usize, usize) {
         }
     }
     (0, 0)
-}
-
-/// An error about what `hook` returned or received, located at the hook's definition.
-fn error(script: &Compiled, hook: &str, message: String) -> ScriptError {
-    let (line, column) = locate_fn(&script.source, hook);
-    ScriptError {
-        source_name: script.name.clone(),
-        line,
-        column,
-        message,
-    }
 }
 
 fn poisoned() -> ScriptError {

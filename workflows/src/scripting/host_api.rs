@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, INT, Map};
 use serde::{Deserialize, Serialize};
 
-use crate::business::Hours;
+use crate::business::{Business, Hours};
 
 /// A previous call to the lead, as scripts see it in `history()`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,13 +48,32 @@ pub struct HostEnv {
     pub testing: bool,
 }
 
+impl HostEnv {
+    /// What hooks of `business` see at `now`, given the lead's earlier calls.
+    pub fn for_business(
+        business: &Business,
+        now: DateTime<Utc>,
+        history: Vec<HistoryEntry>,
+        testing: bool,
+    ) -> HostEnv {
+        HostEnv {
+            now,
+            tz: business.tz(),
+            hours: business.hours.clone(),
+            terminology: business.terminology.clone(),
+            history,
+            testing,
+        }
+    }
+}
+
 thread_local! {
-    static ENV: RefCell<Option<HostEnv>> = const { RefCell::new(None) };
+    static ENV: RefCell<Option<Arc<HostEnv>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with `env` visible to the host functions. Call on a script thread.
 pub fn with_env<T>(env: &Arc<HostEnv>, f: impl FnOnce() -> T) -> T {
-    ENV.with(|e| *e.borrow_mut() = Some(HostEnv::clone(env)));
+    ENV.with(|e| *e.borrow_mut() = Some(env.clone()));
     let out = f();
     ENV.with(|e| *e.borrow_mut() = None);
     out
@@ -62,9 +81,17 @@ pub fn with_env<T>(env: &Arc<HostEnv>, f: impl FnOnce() -> T) -> T {
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-fn env<T>(f: impl FnOnce(&mut HostEnv) -> Fallible<T>) -> Fallible<T> {
-    ENV.with(|e| match e.borrow_mut().as_mut() {
+fn env<T>(f: impl FnOnce(&HostEnv) -> Fallible<T>) -> Fallible<T> {
+    ENV.with(|e| match e.borrow().as_deref() {
         Some(env) => f(env),
+        None => Err("this function needs a business context".into()),
+    })
+}
+
+/// The environment to change (`set_clock`): copied on write, so callers' env stays as it was.
+fn env_mut<T>(f: impl FnOnce(&mut HostEnv) -> Fallible<T>) -> Fallible<T> {
+    ENV.with(|e| match e.borrow_mut().as_mut() {
+        Some(env) => f(Arc::make_mut(env)),
         None => Err("this function needs a business context".into()),
     })
 }
@@ -288,7 +315,7 @@ pub fn register(engine: &mut Engine) {
         "set_clock",
         ["when: String"],
         "Tests only: sets the clock to `when` (RFC 3339, or local `2026-11-21T10:30`). Tests start at Monday 2026-01-05 10:00 local.",
-        |when: &str| env(|e| {
+        |when: &str| env_mut(|e| {
             if !e.testing {
                 return Err("set_clock is only available in fn test_*()".into());
             }

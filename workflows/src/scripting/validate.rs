@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::host::{ScriptHost, locate_fn};
+use super::host::ScriptHost;
 use super::host_api::{HostEnv, test_clock};
 use super::sandbox::ScriptError;
 use crate::business::Business;
@@ -143,24 +143,11 @@ pub async fn validate(host: &ScriptHost, business: &Business, source: &str) -> R
             None => None,
         };
         if let Some(message) = problem {
-            let (line, column) = locate_fn(source, f);
-            report.errors.push(ScriptError {
-                source_name: name.clone(),
-                line,
-                column,
-                message,
-            });
+            report.errors.push(script.error_at(f, message));
         }
     }
-    let tz = business.tz();
-    let env = Arc::new(HostEnv {
-        now: test_clock(tz),
-        tz,
-        hours: business.hours.clone(),
-        terminology: business.terminology.clone(),
-        history: Vec::new(),
-        testing: true,
-    });
+    let now = test_clock(business.tz());
+    let env = Arc::new(HostEnv::for_business(business, now, Vec::new(), true));
     for (f, arity) in functions {
         if !f.starts_with("test_") || arity != 0 {
             continue;
@@ -198,7 +185,9 @@ mod tests {
     #[tokio::test]
     async fn every_shipped_script_is_valid() {
         let host = host();
-        for d in shipped() {
+        let all = shipped();
+        assert_eq!(all.len(), 4);
+        for d in all {
             let report = validate(&host, &d.business, &d.script).await;
             assert!(report.valid, "{}: {:#?}", d.business.id, report.problems());
             assert!(!report.tests.is_empty(), "{} has no tests", d.business.id);

@@ -262,13 +262,7 @@ pub(super) fn analyze_transcript(input: &str) -> CallAnalysis {
             budget: dim(20, format!("{why}.")),
             fit: dim(40, format!("{why}.")),
             engagement: dim(5, format!("{why}.")),
-            cta: CtaInteractions {
-                pricing: false,
-                demo: false,
-                follow_up: false,
-                sample: false,
-                escalated_to_human: false,
-            },
+            cta: CtaInteractions::default(),
         };
     }
     let sentiment = if neg > 0 && neg >= pos {

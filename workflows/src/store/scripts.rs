@@ -17,6 +17,22 @@ pub struct ScriptVersion {
     pub hash: String,
     pub source: String,
     pub created_at: i64,
+    /// Whether it is the business' active version.
+    pub active: bool,
+}
+
+/// Whether `s` is the active version of business `b`.
+const ACTIVE: &str = "(b.script_version IS NOT NULL AND s.version = b.script_version) AS active";
+
+/// Selects versions with their source and `active` flag; append a `WHERE`.
+const SELECT_VERSIONS: &str = "SELECT s.business_id, s.version, s.hash, s.source, s.created_at";
+
+fn active_q(business_id: &str) -> Q {
+    Q::new(format!(
+        "{SELECT_VERSIONS}, {ACTIVE} FROM business_scripts s JOIN businesses b ON b.id = s.business_id \
+         WHERE b.id = $1 AND s.version = b.script_version"
+    ))
+    .bind(business_id)
 }
 
 /// A version without its source.
@@ -30,19 +46,21 @@ pub struct VersionInfo {
 }
 
 /// Stores `source` as the business' next version and makes it the active one; an unchanged
-/// source (same hash as the active version) stores nothing. Returns the active version number.
+/// source (same hash as the active version) stores nothing. Returns the active version number
+/// and whether it is new.
 pub async fn store_and_activate(
     tx: &mut Tx,
     business_id: &str,
     hash: &str,
     source: &str,
-) -> Result<i64> {
+) -> Result<(i64, bool)> {
     // Serialise writers of one business' versions (PostgreSQL; SQLite's write lock does this).
     tx.lock_key(&format!("script:{business_id}")).await?;
-    if let Some(active) = active_in(tx, business_id).await?
+    let active: Option<ScriptVersion> = tx.fetch_optional(active_q(business_id)).await?;
+    if let Some(active) = active
         && active.hash == hash
     {
-        return Ok(active.version);
+        return Ok((active.version, false));
     }
     let (next,): (i64,) = tx
         .fetch_one(
@@ -70,28 +88,12 @@ pub async fn store_and_activate(
             .bind(business_id),
     )
     .await?;
-    Ok(next)
-}
-
-async fn active_in(tx: &mut Tx, business_id: &str) -> Result<Option<ScriptVersion>> {
-    tx.fetch_optional(
-        Q::new(
-            "SELECT s.business_id, s.version, s.hash, s.source, s.created_at \
-             FROM businesses b JOIN business_scripts s \
-               ON s.business_id = b.id AND s.version = b.script_version \
-             WHERE b.id = $1",
-        )
-        .bind(business_id),
-    )
-    .await
+    Ok((next, true))
 }
 
 /// The business' active script, if it has one.
 pub async fn active(db: &Db, business_id: &str) -> Result<Option<ScriptVersion>> {
-    let mut tx = db.begin().await?;
-    let v = active_in(&mut tx, business_id).await?;
-    tx.commit().await?;
-    Ok(v)
+    db.fetch_optional(active_q(business_id)).await
 }
 
 /// Whether the business has any stored script version.
@@ -108,10 +110,10 @@ pub async fn has_any(db: &Db, business_id: &str) -> Result<bool> {
 /// One version, with its source.
 pub async fn version(db: &Db, business_id: &str, version: i64) -> Result<Option<ScriptVersion>> {
     db.fetch_optional(
-        Q::new(
-            "SELECT business_id, version, hash, source, created_at FROM business_scripts \
-             WHERE business_id = $1 AND version = $2",
-        )
+        Q::new(format!(
+            "{SELECT_VERSIONS}, {ACTIVE} FROM business_scripts s JOIN businesses b ON b.id = s.business_id \
+             WHERE s.business_id = $1 AND s.version = $2"
+        ))
         .bind(business_id)
         .bind(version),
     )
@@ -121,12 +123,11 @@ pub async fn version(db: &Db, business_id: &str, version: i64) -> Result<Option<
 /// Every version of the business' script, newest first.
 pub async fn versions(db: &Db, business_id: &str) -> Result<Vec<VersionInfo>> {
     db.fetch_all(
-        Q::new(
-            "SELECT s.version, s.hash, s.created_at, \
-                    (b.script_version IS NOT NULL AND s.version = b.script_version) AS active \
+        Q::new(format!(
+            "SELECT s.version, s.hash, s.created_at, {ACTIVE} \
              FROM business_scripts s JOIN businesses b ON b.id = s.business_id \
-             WHERE s.business_id = $1 ORDER BY s.version DESC",
-        )
+             WHERE s.business_id = $1 ORDER BY s.version DESC"
+        ))
         .bind(business_id),
     )
     .await
