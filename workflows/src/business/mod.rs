@@ -65,10 +65,18 @@ pub struct Objective {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// Provider agent id.
+    /// Provider agent id of an agent that already exists at the provider. Empty: the agent is
+    /// created by `switchboard agents sync`, which stores the provider's id.
+    #[serde(default)]
     pub agent_id: String,
     /// Provider phone number id the call is placed from.
     pub phone_number_id: String,
+    /// How the number is connected: `twilio` (default) or `sip` (a SIP trunk).
+    #[serde(default)]
+    pub line: Line,
+    /// Voice the agent speaks with (provider voice id); the agent's own voice when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_id: Option<String>,
     /// Base system prompt.
     pub prompt: String,
     /// First sentence; `{{customer_name}}` is filled by the provider.
@@ -76,6 +84,17 @@ pub struct AgentConfig {
     /// Spoken language.
     #[serde(default = "default_language")]
     pub language: String,
+}
+
+/// How an agent's phone number is connected to the voice provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// A Twilio number imported into the provider.
+    #[default]
+    Twilio,
+    /// A SIP trunk.
+    Sip,
 }
 
 fn default_language() -> String {
@@ -113,6 +132,9 @@ pub struct CallingConfig {
     pub hand_off_score: u8,
     /// Score at or above which a lead is called again.
     pub follow_up_score: u8,
+    /// Calls of this business in flight at once, at most (dialing or talking); more wait in
+    /// line. The process-wide cap (`SWITCHBOARD_MAX_CONCURRENT_CALLS`) applies as well.
+    pub max_concurrent_calls: u32,
 }
 
 impl Default for CallingConfig {
@@ -124,6 +146,7 @@ impl Default for CallingConfig {
             await_call_timeout_secs: 3600,
             hand_off_score: 70,
             follow_up_score: 40,
+            max_concurrent_calls: 10,
         }
     }
 }
@@ -190,6 +213,9 @@ impl Business {
                 self.default_agent,
                 self.agents.keys().collect::<Vec<_>>()
             ));
+        }
+        if self.calling.max_concurrent_calls == 0 {
+            return Err("calling.max_concurrent_calls must be at least 1".into());
         }
         for c in &self.campaigns {
             if !self.agents.contains_key(&c.agent) {
