@@ -2,6 +2,7 @@
 //! product locally on SQLite with the simulator.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -70,12 +71,58 @@ pub struct Config {
     #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
     pub openai_model: String,
 
+    /// Calls in flight at once across every business, at most (your voice provider plan's
+    /// concurrency); each business has its own cap as well (`calling.max_concurrent_calls`).
+    /// Calls beyond it wait in line.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 20)]
+    pub max_concurrent_calls: u32,
+
+    /// Seconds before a request to a provider gives up.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
+    pub provider_timeout_secs: u64,
+
+    /// Consecutive provider failures (5xx, unreachable) that open its circuit breaker.
+    #[arg(long, env = "SWITCHBOARD_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub breaker_threshold: u32,
+
+    /// Seconds a provider's open circuit stays open before one probe request is let through.
+    #[arg(long, env = "SWITCHBOARD_BREAKER_OPEN_SECS", default_value_t = 30)]
+    pub breaker_open_secs: u64,
+
+    /// Directory where call recordings (`post_call_audio` webhooks) are written as
+    /// `<conversation id>.mp3`; without it recordings are acknowledged and dropped.
+    #[arg(long, env = "SWITCHBOARD_CALL_AUDIO_DIR")]
+    pub call_audio_dir: Option<PathBuf>,
+
+    /// Secret ElevenLabs sends in the `X-Switchboard-Secret` header of inbound personalisation
+    /// requests (`POST /api/v1/webhooks/elevenlabs/personalize`); the endpoint answers 404
+    /// without it.
+    #[arg(
+        long,
+        env = "ELEVENLABS_PERSONALIZATION_SECRET",
+        hide_env_values = true
+    )]
+    pub elevenlabs_personalization_secret: Option<String>,
+
+    /// Address the built-in simulator listens on when it is used (port 0: any free port).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIMULATOR_ADDR",
+        default_value = "127.0.0.1:0"
+    )]
+    pub simulator_addr: SocketAddr,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,
 }
 
 impl Config {
+    /// How long a provider request may take.
+    pub fn provider_timeout(&self) -> Duration {
+        Duration::from_secs(self.provider_timeout_secs)
+    }
+
     /// The worker poll interval.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(50))
@@ -92,6 +139,15 @@ impl Config {
         }
         if self.worker_concurrency == 0 {
             return Err("SWITCHBOARD_WORKER_CONCURRENCY must be at least 1".into());
+        }
+        if self.max_concurrent_calls == 0 {
+            return Err("SWITCHBOARD_MAX_CONCURRENT_CALLS must be at least 1".into());
+        }
+        if self.provider_timeout_secs == 0 || self.breaker_threshold == 0 {
+            return Err(
+                "SWITCHBOARD_PROVIDER_TIMEOUT_SECS and SWITCHBOARD_BREAKER_THRESHOLD must be at least 1"
+                    .into(),
+            );
         }
         if self.script_threads == 0 {
             return Err("SWITCHBOARD_SCRIPT_THREADS must be at least 1".into());

@@ -1,6 +1,7 @@
 //! Start-up: connect and migrate, load businesses, build the engine, bind the server, start
 //! workers; and `app(state)`, the router.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use switchboard_engine::{Db, Engine, Registry, WorkerOptions, Workers};
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
 use switchboard_workflows::policy::Policy;
-use switchboard_workflows::providers::elevenlabs::ElevenLabsClient;
-use switchboard_workflows::providers::openai::OpenAiClient;
+use switchboard_workflows::providers::elevenlabs::{self, ElevenLabs, ElevenLabsClient};
+use switchboard_workflows::providers::openai::{self, OpenAiClient};
+use switchboard_workflows::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
+use switchboard_workflows::providers::voice::VoiceProvider;
 use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
@@ -29,14 +32,18 @@ use crate::routes;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
-    /// Secret ElevenLabs webhooks are signed with.
-    pub webhook_secret: Arc<str>,
+    /// The voice provider (verifies and reads its webhooks).
+    pub voice: Arc<dyn VoiceProvider>,
+    /// Where call recordings are written, if anywhere.
+    pub call_audio_dir: Option<PathBuf>,
+    /// Secret of inbound personalisation requests; the endpoint is off without it.
+    pub personalization_secret: Option<Arc<str>>,
     /// Business decisions and the script host (validation, dry runs).
     pub policy: Arc<Policy>,
 }
 
-/// The router: API, webhooks, health, dashboard (and the simulator when it is used).
-pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
+/// The router: API, webhooks, health and dashboard.
+pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/leads", post(routes::leads::create))
         .route("/api/v1/runs", get(routes::runs::list))
@@ -71,6 +78,10 @@ pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
                 .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
         )
         .route(
+            "/api/v1/webhooks/elevenlabs/personalize",
+            post(routes::personalize::personalize),
+        )
+        .route(
             "/api/v1/webhooks/elevenlabs",
             post(routes::webhooks::elevenlabs)
                 .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
@@ -78,11 +89,7 @@ pub fn app(state: AppState, simulator: Option<&Simulator>) -> Router {
         .route("/healthz", get(routes::health))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state);
-    let app = api.merge(switchboard_dashboard::router());
-    match simulator {
-        Some(sim) => app.nest("/sim", sim.router()),
-        None => app,
-    }
+    api.merge(switchboard_dashboard::router())
 }
 
 /// A built, bound application, not yet serving.
@@ -91,8 +98,10 @@ pub struct Application {
     router: Router,
     /// The engine (tests stop and start workers through it).
     pub engine: Engine,
-    /// The simulator, when no provider keys are set.
+    /// The simulator, when no provider keys are set (it serves on its own port).
     pub simulator: Option<Simulator>,
+    /// The voice provider's retries and circuit breaker.
+    pub voice_resilience: Arc<Resilience>,
     /// This process' workers.
     pub workers: Option<Workers>,
     /// Worker settings, to start workers again.
@@ -137,15 +146,21 @@ impl Application {
                 webhook_secret.to_string(),
             )
         });
-        let timeout = Duration::from_secs(30);
-        let voice = match &config.elevenlabs_api_key {
+        let sim_url = match &simulator {
+            Some(sim) => sim.serve(config.simulator_addr).await?,
+            None => String::new(),
+        };
+        let (voice_resilience, llm_resilience) = resilience(&config);
+        let timeout = config.provider_timeout();
+        let voice_client = match &config.elevenlabs_api_key {
             Some(key) => {
                 ElevenLabsClient::new(config.elevenlabs_base_url.clone(), key.clone(), timeout)
             }
-            None => {
-                ElevenLabsClient::new(format!("{public_url}/sim/elevenlabs"), "simulated", timeout)
-            }
-        };
+            None => ElevenLabsClient::new(format!("{sim_url}/elevenlabs"), "simulated", timeout),
+        }
+        .with_resilience(voice_resilience.clone());
+        let voice: Arc<dyn VoiceProvider> =
+            Arc::new(ElevenLabs::new(voice_client, webhook_secret.to_string()));
         let llm = match &config.openai_api_key {
             Some(key) => OpenAiClient::new(
                 config.openai_base_url.clone(),
@@ -154,30 +169,38 @@ impl Application {
                 timeout,
             ),
             None => OpenAiClient::new(
-                format!("{public_url}/sim/openai"),
+                format!("{sim_url}/openai"),
                 "simulated",
                 config.openai_model.clone(),
                 timeout,
             ),
-        };
+        }
+        .with_resilience(llm_resilience);
         let host = Arc::new(ScriptHost::new(Limits::default(), config.script_threads)?);
         let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.script_clock));
         let deps = Arc::new(Deps {
             db: db.clone(),
-            voice,
-            llm,
+            voice: voice.clone(),
+            llm: Arc::new(llm),
             policy: policy.clone(),
             simulated: simulated_voice,
             await_call_timeout: overrides.await_call_timeout,
+            max_concurrent_calls: config.max_concurrent_calls,
+            provider_down_wait: Duration::from_secs(config.breaker_open_secs.max(1)),
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
         let engine = Engine::new(db, registry);
         let state = AppState {
             engine: engine.clone(),
-            webhook_secret,
+            voice,
+            call_audio_dir: config.call_audio_dir.clone(),
+            personalization_secret: config
+                .elevenlabs_personalization_secret
+                .as_deref()
+                .map(Arc::from),
             policy,
         };
-        let router = app(state, simulator.as_ref());
+        let router = app(state);
         let worker_options = WorkerOptions {
             concurrency: config.worker_concurrency,
             poll_interval: config.poll_interval(),
@@ -190,6 +213,7 @@ impl Application {
             router,
             engine,
             simulator,
+            voice_resilience,
             workers,
             worker_options,
             port,
@@ -227,6 +251,7 @@ impl Application {
             serve: Box::pin(axum::serve(self.listener, self.router).into_future()),
             engine: self.engine,
             simulator: self.simulator,
+            voice_resilience: self.voice_resilience,
             workers: self.workers,
             worker_options: self.worker_options,
         }
@@ -241,6 +266,8 @@ pub struct Parts {
     pub engine: Engine,
     /// The simulator, when used.
     pub simulator: Option<Simulator>,
+    /// The voice provider's retries and circuit breaker.
+    pub voice_resilience: Arc<Resilience>,
     /// Running workers, if started.
     pub workers: Option<Workers>,
     /// Settings to start workers again.
@@ -265,6 +292,22 @@ async fn load_shipped(db: &Db) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One breaker and retry policy per provider, from the settings.
+fn resilience(config: &Config) -> (Arc<Resilience>, Arc<Resilience>) {
+    let breaker = BreakerSettings {
+        failure_threshold: config.breaker_threshold,
+        open_for: Duration::from_secs(config.breaker_open_secs),
+    };
+    let make = |provider| {
+        Arc::new(Resilience::new(
+            provider,
+            RetryPolicy::default(),
+            breaker.clone(),
+        ))
+    };
+    (make(elevenlabs::PROVIDER), make(openai::PROVIDER))
 }
 
 fn redact(url: &str) -> String {

@@ -53,6 +53,15 @@ pub enum StepError {
         /// How long to wait.
         after: Duration,
     },
+    /// Not now: run the same attempt again after this delay without using up an attempt
+    /// (all call lines busy, the provider's circuit open, its concurrency limit reached).
+    #[error("{message} (deferred {after:?})")]
+    Defer {
+        /// Why the step could not run now.
+        message: String,
+        /// How long to wait.
+        after: Duration,
+    },
     /// Do not retry: the run fails.
     #[error("{0}")]
     Fatal(String),
@@ -62,6 +71,13 @@ impl StepError {
     /// A retryable error.
     pub fn retryable(e: impl std::fmt::Display) -> Self {
         StepError::Retryable(e.to_string())
+    }
+    /// Run the same attempt again after `after`, without using up an attempt.
+    pub fn defer(message: impl std::fmt::Display, after: Duration) -> Self {
+        StepError::Defer {
+            message: message.to_string(),
+            after,
+        }
     }
     /// A fatal error.
     pub fn fatal(e: impl std::fmt::Display) -> Self {

@@ -5,14 +5,6 @@ ALTER TABLE calls ADD COLUMN business_id TEXT;
 ALTER TABLE calls ADD COLUMN ended_at BIGINT;  -- the call's end was learnt (webhook or lookup)
 CREATE INDEX calls_in_flight ON calls (status, ended_at);
 
--- One row. A transaction that claims a line for a call updates it first, which serialises claims
--- across processes on both databases; the count itself comes from `calls`.
-CREATE TABLE call_lines (
-    id      BIGINT PRIMARY KEY,
-    claims  BIGINT NOT NULL                  -- how many claims were made (for the curious)
-);
-INSERT INTO call_lines (id, claims) VALUES (1, 0);
-
 CREATE TABLE provider_agents (
     business_id       TEXT NOT NULL REFERENCES businesses (id),
     agent             TEXT NOT NULL,        -- the key in the business' [agents]

@@ -1,17 +1,23 @@
 //! Test helpers: `spawn_app()` starts the whole application on port 0 with a fresh database, and
 //! `TestApp` drives it over HTTP. Waiting is always for a condition with a deadline.
 
+pub mod fakes;
+
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard_api::config::Config;
 use switchboard_api::startup::{Application, Overrides};
 use switchboard_engine::{Engine, WorkerOptions, Workers};
+use switchboard_workflows::providers::resilience::Resilience;
 use switchboard_workflows::simulator::Simulator;
 
 /// The webhook secret every test app uses.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+/// The secret inbound personalisation requests carry.
+pub const PERSONALIZATION_SECRET: &str = "test-personalization-secret";
 
 /// Which database a test runs on.
 #[derive(Clone, Debug)]
@@ -133,8 +139,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The engine, for direct inspection.
     pub engine: Engine,
-    /// The built-in simulator.
-    pub simulator: Simulator,
+    /// The built-in simulator (absent when provider keys are configured).
+    pub simulator: Option<Simulator>,
+    /// The voice provider's retries and circuit breaker.
+    pub voice_resilience: Arc<Resilience>,
     /// The app's workers, if running.
     pub workers: Option<Workers>,
     worker_options: WorkerOptions,
@@ -164,19 +172,38 @@ pub fn test_config(database_url: &str) -> Config {
         openai_api_key: None,
         openai_base_url: "http://127.0.0.1:9".into(),
         openai_model: "test-model".into(),
+        max_concurrent_calls: 20,
+        provider_timeout_secs: 5,
+        breaker_threshold: 5,
+        breaker_open_secs: 30,
+        call_audio_dir: None,
+        elevenlabs_personalization_secret: Some(PERSONALIZATION_SECRET.into()),
+        simulator_addr: "127.0.0.1:0".parse().unwrap(),
         log: "warn".into(),
     }
 }
 
 /// The app on a fresh database.
 pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
+    spawn_app_configured(backend, opts, |_| {}).await
+}
+
+/// The app on a fresh database, with `configure` applied to the test configuration (provider
+/// keys and base URLs pointed at fakes, caps, breaker settings…).
+pub async fn spawn_app_configured(
+    backend: &Backend,
+    opts: TestOptions,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let database = TestDatabase::create(backend).await;
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
         script_clock: opts.script_clock,
     };
-    let app = Application::build(test_config(&database.url), overrides)
+    let mut config = test_config(&database.url);
+    configure(&mut config);
+    let app = Application::build(config, overrides)
         .await
         .expect("app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -189,11 +216,21 @@ pub async fn spawn_app_with(backend: &Backend, opts: TestOptions) -> TestApp {
         address,
         client: reqwest::Client::new(),
         engine: parts.engine,
-        simulator: parts.simulator.expect("tests run on the simulator"),
+        simulator: parts.simulator,
+        voice_resilience: parts.voice_resilience,
         workers: parts.workers,
         worker_options: parts.worker_options,
         server,
         database,
+    }
+}
+
+impl TestApp {
+    /// The built-in simulator (panics when the app was configured with provider keys).
+    pub fn sim(&self) -> &Simulator {
+        self.simulator
+            .as_ref()
+            .expect("this app runs on the simulator")
     }
 }
 
@@ -399,7 +436,8 @@ impl TestApp {
             Duration::from_secs(20),
             || async {
                 let run = self.run(id).await;
-                (run["status"] == "waiting" && run["wait"]["kind"] == "elevenlabs.call")
+                (run["status"] == "waiting"
+                    && run["wait"]["kind"] == switchboard_workflows::lead_call::CALL_EVENT)
                     .then(|| run["wait"]["key"].as_str().unwrap().to_owned())
             },
         )

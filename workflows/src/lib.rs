@@ -2,6 +2,7 @@
 //! policy seam every business decision goes through, providers and the built-in simulator.
 
 pub mod business;
+pub mod inbound;
 pub mod lead;
 pub mod lead_call;
 pub mod phone;

@@ -2,6 +2,7 @@
 
 pub mod businesses;
 pub mod leads;
+pub mod personalize;
 pub mod runs;
 pub mod scripts;
 pub mod webhooks;

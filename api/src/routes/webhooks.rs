@@ -1,5 +1,7 @@
 //! `POST /api/v1/webhooks/elevenlabs`: verify the signature over the raw body, record the event
-//! once, resume the waiting run. The work itself happens in the run's next step, so this answers fast.
+//! once, resume the waiting run. The work itself happens in the run's next step, so this answers
+//! fast. Call recordings (`post_call_audio`) are written to the audio directory when one is
+//! configured, and otherwise acknowledged and dropped.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,15 +9,24 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use switchboard_engine::{Delivery, ExternalEvent};
 use switchboard_workflows::lead_call::CALL_EVENT;
-use switchboard_workflows::providers::elevenlabs::{self, WebhookEvent};
+use switchboard_workflows::providers::voice::CallEvent;
+use switchboard_workflows::store::calls;
 use tracing::info;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::startup::AppState;
 
-/// Webhook bodies may carry audio; larger ones are refused.
+/// Webhook bodies may carry a call's audio (base64 mp3, about 12 minutes fit); larger ones are
+/// refused with 413.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+fn malformed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest {
+        code: "malformed_webhook",
+        message: e.to_string(),
+    }
+}
 
 /// Handles an ElevenLabs post-call webhook.
 pub async fn elevenlabs(
@@ -23,41 +34,76 @@ pub async fn elevenlabs(
     headers: HeaderMap,
     Body(body): Body<BODY_LIMIT>,
 ) -> ApiResult<Json<Value>> {
-    let signature = headers
-        .get(elevenlabs::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::Unauthorized(format!("missing {} header", elevenlabs::SIGNATURE_HEADER))
-        })?;
+    let voice = &state.voice;
     let now = chrono::Utc::now().timestamp();
-    elevenlabs::verify(&state.webhook_secret, signature, &body, now)
+    voice
+        .verify_webhook(&headers, &body, now)
         .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
-    let event = elevenlabs::parse_webhook(&body).map_err(|e| ApiError::BadRequest {
-        code: "malformed_webhook",
-        message: e.to_string(),
-    })?;
-    let (WebhookEvent::Transcription(_) | WebhookEvent::InitiationFailure { .. }) = &event else {
-        return Ok(Json(json!({ "status": "ignored", "type": event.kind() })));
+    let event = voice.parse_webhook(&body).map_err(malformed)?;
+    let call_id = match &event {
+        CallEvent::Audio { call_id, audio } => {
+            let stored = store_audio(&state, call_id, audio).await?;
+            return Ok(Json(
+                json!({ "status": if stored { "stored" } else { "ignored" } }),
+            ));
+        }
+        CallEvent::Ignored { kind } => {
+            return Ok(Json(json!({ "status": "ignored", "type": kind })));
+        }
+        _ => event.call_id().unwrap_or_default().to_owned(),
     };
-    let conversation_id = event.conversation_id().unwrap_or_default().to_owned();
-    let payload: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-        code: "malformed_webhook",
-        message: e.to_string(),
-    })?;
-    let delivery = state
-        .engine
-        .deliver(ExternalEvent {
+    if call_id.is_empty() {
+        return Err(malformed("the event names no call"));
+    }
+    let payload: Value = serde_json::from_slice(&body).map_err(malformed)?;
+    let deliver = |key: String, dedupe_key: String| {
+        state.engine.deliver(ExternalEvent {
             kind: CALL_EVENT.into(),
-            key: conversation_id.clone(),
-            dedupe_key: format!("elevenlabs:{}:{conversation_id}", event.kind()),
-            payload,
+            key,
+            dedupe_key,
+            payload: payload.clone(),
         })
-        .await?;
+    };
+    let dedupe = format!("{}:{}:{call_id}", voice.name(), event.kind());
+    // A call whose answer was never recorded (a timeout or a crash after sending) is waited on
+    // by its call key, which the provider echoes: record its id and resume that wait too.
+    if let Some(call_key) = event.call_key() {
+        let db = state.engine.db();
+        if calls::adopt_conversation(db, call_key, &call_id).await? {
+            info!(%call_id, call_key, "webhook names a call whose answer was never recorded");
+            deliver(call_key.to_owned(), format!("{dedupe}:by-call-key")).await?;
+        }
+    }
+    let delivery = deliver(call_id.clone(), dedupe).await?;
     let status = match &delivery {
         Delivery::Duplicate => "duplicate",
         Delivery::Stored => "stored",
         Delivery::Resumed(_) => "resumed",
     };
-    info!(%conversation_id, kind = event.kind(), status, "elevenlabs webhook");
+    info!(%call_id, kind = event.kind(), status, "voice webhook");
     Ok(Json(json!({ "status": status })))
+}
+
+/// Writes a call's audio as `<dir>/<call id>.mp3` when an audio directory is configured.
+async fn store_audio(state: &AppState, call_id: &str, audio: &[u8]) -> ApiResult<bool> {
+    let Some(dir) = &state.call_audio_dir else {
+        return Ok(false);
+    };
+    let safe = !call_id.is_empty()
+        && call_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !safe {
+        return Err(malformed(format!("unusable call id {call_id:?}")));
+    }
+    let path = dir.join(format!("{call_id}.mp3"));
+    let write = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(&path, audio).await
+    };
+    write
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing call audio")))?;
+    info!(%call_id, bytes = audio.len(), path = %path.display(), "call audio stored");
+    Ok(true)
 }

@@ -143,13 +143,28 @@ pub(crate) fn decide(
             finish: ok(Some(serde_json::json!({ "outcome": &outcome }).to_string())),
             outcome,
         },
+        Err(StepError::Defer { message, after }) => Decision::Schedule {
+            finish: Finish {
+                status: "deferred",
+                output: None,
+                error: Some(message),
+                log: log.clone(),
+            },
+            step: step.to_owned(),
+            attempt,
+            input,
+            delay: after,
+            why: "deferred",
+        },
         Err(err) => {
             let message = err.to_string();
             let failed = Finish::failed(message.clone(), log.clone());
             let delay = match &err {
                 StepError::Fatal(_) => None,
                 StepError::Retryable(_) => Some(policy.backoff_for(attempt as u32 + 1)),
-                StepError::RetryAfter { after, .. } => Some(*after),
+                StepError::RetryAfter { after, .. } | StepError::Defer { after, .. } => {
+                    Some(*after)
+                }
             };
             match delay {
                 Some(delay) => {
@@ -232,6 +247,30 @@ mod tests {
         };
         let d = after_error(1, err);
         assert!(matches!(d, Decision::Schedule { delay, .. } if delay == Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_deferred_attempt_runs_again_without_using_up_an_attempt() {
+        let d = after_error(3, StepError::defer("lines busy", Duration::from_secs(4)));
+        match d {
+            Decision::Schedule {
+                attempt,
+                delay,
+                why,
+                finish,
+                ref step,
+                ..
+            } => {
+                assert_eq!(
+                    (attempt, delay, why),
+                    (3, Duration::from_secs(4), "deferred")
+                );
+                assert_eq!(step, "s");
+                assert_eq!(finish.status, "deferred");
+                assert_eq!(finish.error.as_deref(), Some("lines busy"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum Transition {
 /// An external event a run waits for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WaitFor {
-    /// The event family, e.g. `elevenlabs.call`.
+    /// The event family, e.g. `call.ended`.
     pub kind: String,
     /// The correlation key, e.g. the provider's conversation id.
     pub key: String,

@@ -5,6 +5,7 @@ mod browser;
 mod crash;
 mod engine;
 mod pipeline;
+mod providers;
 mod scripts;
 
 /// Declares each scenario `async fn name(backend: Backend)` twice: in `sqlite::` and `postgres::`.

@@ -238,12 +238,12 @@ async fn dental_calls_only_in_opening_hours(backend: Backend) {
         json!({"type": "call_after", "secs": 46 * 3600}),
         "{run}"
     );
-    assert_eq!(app.simulator.calls_for(&lead_id), 0);
+    assert_eq!(app.sim().calls_for(&lead_id), 0);
 
     // The demo business has no opening hours: it calls at once, Saturday or not.
     let (demo_lead, demo_run) = app.create_lead(json!({"outcome": "interested"})).await;
     app.wait_for_status(&demo_run, "succeeded", T).await;
-    assert_eq!(app.simulator.calls_for(&demo_lead), 1);
+    assert_eq!(app.sim().calls_for(&demo_lead), 1);
 }
 
 async fn in_flight_runs_keep_their_script_version_new_runs_use_the_new_one(backend: Backend) {

@@ -49,7 +49,10 @@ pub fn call_key(run_id: &impl std::fmt::Display, call_attempt: u32) -> String {
 pub struct CallInFlight {
     pub lead_id: String,
     pub call_attempt: u32,
-    pub conversation_id: String,
+    /// The provider's id for the call; unknown when the request was sent but its answer never
+    /// recorded (a timeout or a crash): then the run waits on the call key the webhook echoes.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
     /// The objective the call was routed with.
     #[serde(default)]
     pub objective: String,

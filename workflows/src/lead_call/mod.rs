@@ -14,23 +14,24 @@ use switchboard_engine::store::Db;
 use switchboard_engine::{EngineError, Workflow};
 
 use crate::policy::Policy;
-use crate::providers::elevenlabs::ElevenLabsClient;
-use crate::providers::openai::OpenAiClient;
+use crate::providers::openai::CallAnalyst;
+use crate::providers::voice::VoiceProvider;
 
 /// The workflow's registered name.
 pub const WORKFLOW: &str = "lead_call";
 
-/// The event kind a run waits on while a call is in progress; the key is the conversation id.
-pub const CALL_EVENT: &str = "elevenlabs.call";
+/// The event kind a run waits on while a call is in progress; the key is the provider's call id
+/// (or the call key, when the call's id was never recorded).
+pub const CALL_EVENT: &str = "call.ended";
 
 /// What the steps need from the outside world.
 pub struct Deps {
     /// The database (leads, businesses, calls).
     pub db: Db,
     /// The voice provider.
-    pub voice: ElevenLabsClient,
+    pub voice: Arc<dyn VoiceProvider>,
     /// The analysis model.
-    pub llm: OpenAiClient,
+    pub llm: Arc<dyn CallAnalyst>,
     /// Every business decision.
     pub policy: Arc<Policy>,
     /// Whether the voice provider is the built-in simulator (then the lead's `sim` steering is
@@ -38,6 +39,11 @@ pub struct Deps {
     pub simulated: bool,
     /// Overrides every business' webhook deadline (tests of the deadline path).
     pub await_call_timeout: Option<Duration>,
+    /// Calls in flight at once across every business, at most (the provider plan's limit).
+    pub max_concurrent_calls: u32,
+    /// How long a run waits before asking a provider that is down again, unless it said
+    /// (the breaker's cool-down; plus up to 50% jitter).
+    pub provider_down_wait: Duration,
 }
 
 /// Builds the `lead_call` workflow on `deps`.

@@ -14,12 +14,10 @@ use super::{CALL_EVENT, Deps};
 use crate::business::Business;
 use crate::lead::Lead;
 use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
-use crate::providers::elevenlabs::{
-    AgentOverride, ClientData, ConfigOverride, Conversation, ConversationStatus, FailureReason,
-    OutboundCallRequest, PromptOverride, TelephonyCallConfig, WebhookEvent, parse_webhook,
-};
+use crate::providers::ProviderError;
 use crate::providers::openai::AnalysisOutcome;
-use crate::store;
+use crate::providers::voice::{CallEvent, CallRequest, CallStatus};
+use crate::store::{self, calls};
 
 /// The run's business.
 async fn business(deps: &Deps, ctx: &StepContext) -> Result<Business, StepError> {
@@ -148,8 +146,61 @@ impl Step for Route {
     }
 }
 
-/// `place_call`: dials through the voice provider, recording the request first, then waits.
+/// A provider error as a step error: while the provider is down or busy the run waits (without
+/// using up attempts) as long as the provider asked, else one breaker cool-down; what another
+/// attempt may fix is retried; the rest fails the run.
+fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
+    if e.is_unavailable() {
+        let after = e.retry_after().unwrap_or(deps.provider_down_wait);
+        // Spread the runs that wait on the same outage.
+        StepError::defer(e, after.mul_f64(1.0 + 0.5 * rand::random::<f64>()))
+    } else if e.is_retryable() {
+        StepError::retryable(e)
+    } else {
+        StepError::fatal(e)
+    }
+}
+
+/// How long a call waits for a free line before trying again (plus up to 50% jitter).
+const LINE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the phone rings before the provider gives up.
+const RINGING_TIMEOUT_SECS: u32 = 30;
+
+/// `place_call`: claims a line, records the request, dials through the voice provider, then
+/// waits for the call's end.
 pub struct PlaceCall(pub Arc<Deps>);
+
+impl PlaceCall {
+    /// Wait for the end of the call: by the provider's id when it is known, else by the call key
+    /// the provider's webhook echoes.
+    fn await_end(
+        &self,
+        input: &CallPlan,
+        call_key: &str,
+        conversation_id: Option<String>,
+        business: &Business,
+    ) -> Transition {
+        let key = conversation_id
+            .clone()
+            .unwrap_or_else(|| call_key.to_owned());
+        let wait = WaitFor {
+            kind: CALL_EVENT.into(),
+            key,
+            timeout: self.0.await_call_timeout.unwrap_or(Duration::from_secs(
+                business.calling.await_call_timeout_secs,
+            )),
+        };
+        let carry = CallInFlight {
+            lead_id: input.lead_id.clone(),
+            call_attempt: input.call_attempt,
+            conversation_id,
+            objective: input.route.objective.clone(),
+            rechecks: 0,
+        };
+        Transition::wait::<AwaitCall, _>(wait, carry)
+    }
+}
 
 #[async_trait]
 impl Step for PlaceCall {
@@ -161,7 +212,7 @@ impl Step for PlaceCall {
             max_attempts: 4,
             backoff: Duration::from_secs(1),
             backoff_factor: 3,
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(45),
             ..StepPolicy::default()
         }
     }
@@ -170,142 +221,110 @@ impl Step for PlaceCall {
         let deps = &self.0;
         let (lead, business) = load(deps, ctx, &input.lead_id).await?;
         let call_key = call_key(&ctx.run_id, input.call_attempt);
-        let in_flight = |conversation_id: String| CallInFlight {
-            lead_id: input.lead_id.clone(),
-            call_attempt: input.call_attempt,
-            conversation_id,
-            objective: input.route.objective.clone(),
-            rechecks: 0,
-        };
-        let timeout = deps.await_call_timeout.unwrap_or(Duration::from_secs(
-            business.calling.await_call_timeout_secs,
-        ));
-        let wait = |conversation_id: &str| WaitFor {
-            kind: CALL_EVENT.into(),
-            key: conversation_id.into(),
-            timeout,
-        };
 
         // Never dial blindly twice: look at what an earlier execution recorded.
-        if let Some(previous) = store::call(&deps.db, &call_key).await? {
-            match (previous.status.as_str(), previous.conversation_id) {
-                ("placed", Some(conversation_id)) => {
-                    return Ok(Transition::wait::<AwaitCall, _>(
-                        wait(&conversation_id),
-                        in_flight(conversation_id),
+        if let Some(previous) = calls::call(&deps.db, &call_key).await? {
+            match previous.status.as_str() {
+                "placed" => {
+                    ctx.log("the call was already placed: waiting for its end, not dialing again");
+                    return Ok(self.await_end(
+                        &input,
+                        &call_key,
+                        previous.conversation_id,
+                        &business,
                     ));
                 }
-                ("dialing", _) => {
-                    // Sent, but the answer was never recorded: the call may be ringing. Do not dial
-                    // again now; treat it as not connected and let the policy decide.
-                    store::record_call_result(
-                        &deps.db,
-                        &call_key,
-                        "unknown",
-                        None,
-                        Some("outcome unknown after a crash".into()),
-                    )
-                    .await?;
-                    return Ok(Transition::next::<FollowUp>(CallResult {
-                        lead_id: input.lead_id,
-                        call_attempt: input.call_attempt,
-                        result: Outcome::NotConnected {
-                            reason: NoConnect::Unknown,
-                        },
-                    }));
+                "dialing" => {
+                    ctx.log(
+                        "the call request was sent but its answer never recorded: waiting for \
+                         the provider's webhook instead of dialing again",
+                    );
+                    return Ok(self.await_end(&input, &call_key, None, &business));
                 }
                 _ => {} // rejected: the provider said the call did not start; dial again.
             }
         }
 
-        let mut dynamic_variables = input.context.dynamic_variables.clone();
-        dynamic_variables.insert("run_id".into(), ctx.run_id.to_string().into());
-        dynamic_variables.insert("call_key".into(), call_key.clone().into());
-        dynamic_variables.insert("call_attempt".into(), input.call_attempt.into());
+        let agent = business.agent(&input.route.agent);
+        let mut variables = input.context.dynamic_variables.clone();
+        variables.insert("run_id".into(), ctx.run_id.to_string().into());
+        variables.insert("call_attempt".into(), input.call_attempt.into());
         if let (true, Some(sim)) = (deps.simulated, &lead.sim) {
-            sim.apply_to(&mut dynamic_variables);
+            sim.apply_to(&mut variables);
         }
-        let language = business.agent(&input.route.agent).language.clone();
-        let request = OutboundCallRequest {
+        let request = CallRequest {
+            call_key: call_key.clone(),
+            lead_id: lead.id.clone(),
             agent_id: input.route.agent_id.clone(),
-            agent_phone_number_id: input.route.phone_number_id.clone(),
+            phone_number_id: input.route.phone_number_id.clone(),
+            line: agent.line,
             to_number: lead.phone.as_str().to_owned(),
-            conversation_initiation_client_data: ClientData {
-                user_id: Some(lead.id.clone()),
-                dynamic_variables,
-                conversation_config_override: Some(ConfigOverride {
-                    agent: Some(AgentOverride {
-                        prompt: Some(PromptOverride {
-                            prompt: Some(input.prompt.clone()),
-                        }),
-                        first_message: Some(input.first_message.clone()),
-                        language: Some(language),
-                    }),
-                    tts: None,
-                }),
-            },
-            telephony_call_config: Some(TelephonyCallConfig {
-                ringing_timeout_secs: 30,
-            }),
+            variables,
+            prompt: input.prompt.clone(),
+            first_message: input.first_message.clone(),
+            language: agent.language.clone(),
+            voice_id: agent.voice_id.clone(),
+            ringing_timeout_secs: RINGING_TIMEOUT_SECS,
         };
-        let record = store::CallRecord {
+        let record = calls::CallRecord {
             id: call_key.clone(),
             run_id: ctx.run_id.to_string(),
             lead_id: lead.id.clone(),
-            attempt: input.call_attempt as i64,
+            business_id: Some(business.id.clone()),
+            attempt: i64::from(input.call_attempt),
             status: "dialing".into(),
             conversation_id: None,
             request: serde_json::to_string(&request).fatal()?,
             error: None,
+            ended_at: None,
         };
-        store::record_dialing(&deps.db, &record).await?;
-        match deps.voice.outbound_call(&request).await {
-            Ok(resp) => {
-                let conversation_id = resp.conversation_id.ok_or_else(|| {
-                    StepError::fatal("provider accepted the call without a conversation id")
-                })?;
-                store::record_call_result(
-                    &deps.db,
-                    &call_key,
-                    "placed",
-                    Some(&conversation_id),
-                    None,
-                )
-                .await?;
-                Ok(Transition::wait::<AwaitCall, _>(
-                    wait(&conversation_id),
-                    in_flight(conversation_id),
-                ))
+        let caps = calls::Caps {
+            global: deps.max_concurrent_calls,
+            business: business.calling.max_concurrent_calls,
+        };
+        if let calls::Claim::Busy { scope, cap } =
+            calls::claim_line(&deps.db, &record, caps).await?
+        {
+            let after = LINE_WAIT.mul_f64(1.0 + 0.5 * rand::random::<f64>());
+            return Err(StepError::defer(
+                format!("all {cap} call lines ({scope}) are busy"),
+                after,
+            ));
+        }
+        match deps.voice.place_call(&request).await {
+            Ok(placed) => {
+                calls::record_result(&deps.db, &call_key, "placed", Some(&placed.call_id), None)
+                    .await?;
+                Ok(self.await_end(&input, &call_key, Some(placed.call_id), &business))
+            }
+            Err(e) if e.may_have_been_acted_on() => {
+                // The call may be ringing: the row stays `dialing` and the run waits for the
+                // webhook that echoes the call key.
+                ctx.log(format!(
+                    "no answer to the call request ({e}): the call may be ringing, so it is not \
+                     dialed again; waiting for the provider's webhook"
+                ));
+                Ok(self.await_end(&input, &call_key, None, &business))
             }
             Err(e) => {
-                store::record_call_result(
-                    &deps.db,
-                    &call_key,
-                    "rejected",
-                    None,
-                    Some(e.to_string()),
-                )
-                .await?;
-                Err(match (e.is_retryable(), e.retry_after()) {
-                    (true, Some(after)) => StepError::RetryAfter {
-                        message: e.to_string(),
-                        after,
-                    },
-                    (true, None) => StepError::retryable(e),
-                    (false, _) => StepError::fatal(e),
-                })
+                calls::record_result(&deps.db, &call_key, "rejected", None, Some(e.to_string()))
+                    .await?;
+                Err(provider_step_error(deps, e))
             }
         }
     }
 }
 
 /// `await_call`: runs when the end-of-call webhook arrives or the deadline passes. At the
-/// deadline it first asks the provider for the conversation: a lost webhook must not turn a
-/// real conversation into a no-answer.
+/// deadline it first asks the provider for the call: a lost webhook must not turn a real
+/// conversation into a no-answer.
 pub struct AwaitCall(pub Arc<Deps>);
 
 /// Times a run waits again for a call the provider still reports as under way.
 const MAX_RECHECKS: u32 = 3;
+
+/// How long to wait again for a call the provider reports as still under way.
+const RECHECK_AFTER: Duration = Duration::from_secs(600);
 
 fn not_connected(call: &CallInFlight, reason: NoConnect) -> Transition {
     Transition::next::<FollowUp>(CallResult {
@@ -315,55 +334,22 @@ fn not_connected(call: &CallInFlight, reason: NoConnect) -> Transition {
     })
 }
 
-/// A finished conversation: analyse it, unless a voicemail answered.
-fn ended(call: &CallInFlight, conversation: &Conversation) -> Transition {
-    let voicemail = conversation
-        .metadata
-        .termination_reason
-        .as_deref()
-        .is_some_and(|r| r.to_ascii_lowercase().contains("voicemail"));
-    if voicemail {
-        return not_connected(call, NoConnect::Voicemail);
-    }
-    let transcript = conversation
-        .transcript
-        .iter()
-        .filter_map(|t| {
-            let role = serde_json::to_value(t.role).ok()?;
-            Some(format!(
-                "{}: {}",
-                role.as_str().unwrap_or("unknown"),
-                t.message.as_deref()?
-            ))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    Transition::next::<Analyze>(ConnectedCall {
-        lead_id: call.lead_id.clone(),
-        call_attempt: call.call_attempt,
-        conversation_id: call.conversation_id.clone(),
-        objective: call.objective.clone(),
-        transcript,
-        duration_secs: conversation.metadata.call_duration_secs,
-    })
-}
-
-/// Why a failed conversation did not connect, from its termination reason.
-fn failure_reason(conversation: &Conversation) -> NoConnect {
-    let reason = conversation
-        .metadata
-        .termination_reason
-        .as_deref()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if reason.contains("busy") {
-        NoConnect::Busy
-    } else if reason.contains("no-answer") || reason.contains("no_answer") {
-        NoConnect::NoAnswer
-    } else if reason.contains("voicemail") {
-        NoConnect::Voicemail
-    } else {
-        NoConnect::Unknown
+/// Where a run goes once its call is over.
+fn after_call(call: &CallInFlight, event: CallEvent) -> Result<Transition, StepError> {
+    match event {
+        CallEvent::Ended(report) => Ok(Transition::next::<Analyze>(ConnectedCall {
+            lead_id: call.lead_id.clone(),
+            call_attempt: call.call_attempt,
+            conversation_id: report.call_id,
+            objective: call.objective.clone(),
+            transcript: report.transcript,
+            duration_secs: report.duration_secs,
+        })),
+        CallEvent::NotConnected { reason, .. } => Ok(not_connected(call, reason)),
+        other => Err(StepError::fatal(format!(
+            "unexpected {} event for a call",
+            other.kind()
+        ))),
     }
 }
 
@@ -373,44 +359,67 @@ impl AwaitCall {
         &self,
         ctx: &StepContext,
         call: CallInFlight,
+        call_key: &str,
     ) -> Result<Transition, StepError> {
         let deps = &self.0;
-        match deps.voice.get_conversation(&call.conversation_id).await {
-            Ok(c) if c.status == ConversationStatus::Done => {
-                ctx.log("no webhook by the deadline; the provider has the finished conversation");
-                Ok(ended(&call, &c))
-            }
-            Ok(c) if c.status == ConversationStatus::Failed => {
-                ctx.log("no webhook by the deadline; the provider says the call failed");
-                Ok(not_connected(&call, failure_reason(&c)))
-            }
-            Ok(c) if call.rechecks < MAX_RECHECKS => {
+        // A request whose answer was never recorded: a webhook may have told us its id since.
+        let known = match call.conversation_id.clone() {
+            Some(id) => Some(id),
+            None => calls::call(&deps.db, call_key)
+                .await?
+                .and_then(|c| c.conversation_id),
+        };
+        let Some(conversation_id) = known else {
+            ctx.log(
+                "the provider never reported a call for this request by the deadline: treating \
+                 it as not connected (it is not dialed again in this attempt)",
+            );
+            calls::record_result(
+                &deps.db,
+                call_key,
+                "unknown",
+                None,
+                Some("no trace of the call at the provider".into()),
+            )
+            .await?;
+            return Ok(not_connected(&call, NoConnect::Unknown));
+        };
+        match deps.voice.get_call(&conversation_id).await {
+            Ok(CallStatus::Finished(event)) => {
                 ctx.log(format!(
-                    "no webhook by the deadline; the call is still {:?} at the provider: waiting again",
-                    c.status
+                    "no webhook by the deadline; the provider reports the call {}",
+                    event.kind()
+                ));
+                after_call(&call, event)
+            }
+            Ok(CallStatus::Pending(state)) if call.rechecks < MAX_RECHECKS => {
+                ctx.log(format!(
+                    "no webhook by the deadline; the call is still {state} at the provider: \
+                     waiting again"
                 ));
                 let wait = WaitFor {
                     kind: CALL_EVENT.into(),
-                    key: call.conversation_id.clone(),
+                    key: conversation_id.clone(),
                     timeout: deps.await_call_timeout.unwrap_or(RECHECK_AFTER),
                 };
                 let carry = CallInFlight {
                     rechecks: call.rechecks + 1,
+                    conversation_id: Some(conversation_id),
                     ..call
                 };
                 Ok(Transition::wait::<AwaitCall, _>(wait, carry))
             }
-            Ok(c) => {
+            Ok(CallStatus::Pending(state)) => {
                 ctx.log(format!(
-                    "the call is still {:?} after {MAX_RECHECKS} more waits: giving up on it",
-                    c.status
+                    "the call is still {state} after {MAX_RECHECKS} more waits: giving up on it"
                 ));
                 Ok(not_connected(&call, NoConnect::NoWebhook))
             }
             Err(e) if e.status() == Some(404) => {
-                ctx.log("no webhook by the deadline and no such conversation at the provider");
+                ctx.log("no webhook by the deadline and no such call at the provider");
                 Ok(not_connected(&call, NoConnect::NoWebhook))
             }
+            Err(e) if e.is_unavailable() => Err(provider_step_error(deps, e)),
             Err(e) if e.is_retryable() && ctx.attempt < self.policy().max_attempts => {
                 Err(StepError::retryable(e))
             }
@@ -422,9 +431,6 @@ impl AwaitCall {
     }
 }
 
-/// How long to wait again for a call the provider reports as still under way.
-const RECHECK_AFTER: Duration = Duration::from_secs(600);
-
 #[async_trait]
 impl Step for AwaitCall {
     const NAME: &'static str = "await_call";
@@ -432,8 +438,8 @@ impl Step for AwaitCall {
 
     fn policy(&self) -> StepPolicy {
         StepPolicy {
-            // Room for the provider lookup at the deadline (its client times out at 30 s).
-            timeout: Duration::from_secs(45),
+            // Room for the provider lookup at the deadline (with its quick retries).
+            timeout: Duration::from_secs(90),
             ..StepPolicy::default()
         }
     }
@@ -444,28 +450,22 @@ impl Step for AwaitCall {
         input: Resumed<CallInFlight>,
     ) -> Result<Transition, StepError> {
         let call = input.carry;
-        let payload = match input.outcome {
-            WaitOutcome::Event { payload } => payload,
-            WaitOutcome::TimedOut => return self.reconcile(ctx, call).await,
-        };
-        let event = parse_webhook(payload.to_string().as_bytes()).fatal()?;
-        Ok(match event {
-            WebhookEvent::Transcription(conversation) => ended(&call, &conversation),
-            WebhookEvent::InitiationFailure { reason, .. } => not_connected(
-                &call,
-                match reason {
-                    FailureReason::Busy => NoConnect::Busy,
-                    FailureReason::NoAnswer => NoConnect::NoAnswer,
-                    FailureReason::Unknown => NoConnect::Unknown,
-                },
-            ),
-            other => {
-                return Err(StepError::fatal(format!(
-                    "unexpected {} event for a call",
-                    other.kind()
-                )));
+        let call_key = call_key(&ctx.run_id, call.call_attempt);
+        let next = match input.outcome {
+            WaitOutcome::Event { payload } => {
+                let event = self
+                    .0
+                    .voice
+                    .parse_webhook(payload.to_string().as_bytes())
+                    .fatal()?;
+                after_call(&call, event)?
             }
-        })
+            WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await?,
+        };
+        if !matches!(next, Transition::Wait { .. }) {
+            calls::end(&self.0.db, &call_key).await?; // the line is free again
+        }
+        Ok(next)
     }
 }
 
@@ -502,13 +502,7 @@ impl Step for Analyze {
             .llm
             .analyze(&system, &input.transcript)
             .await
-            .map_err(|e| {
-                if e.is_retryable() {
-                    StepError::retryable(e)
-                } else {
-                    StepError::fatal(e)
-                }
-            })?;
+            .map_err(|e| provider_step_error(&self.0, e))?;
         match outcome {
             AnalysisOutcome::Parsed(analysis) => Ok(Transition::next::<Score>(AnalysedCall {
                 lead_id: input.lead_id,
@@ -572,7 +566,7 @@ impl Step for FollowUp {
             Outcome::Scored { score } => ("connected", Some(score)),
             Outcome::NotConnected { reason } => (reason.as_str(), None),
         };
-        store::record_call_outcome(
+        calls::record_outcome(
             &self.0.db,
             &call_key,
             outcome,

@@ -7,6 +7,7 @@
 //! Webhook signature: header `ElevenLabs-Signature: t=<unix secs>,v0=<hex>` where the hex is
 //! `HMAC_SHA256(key = secret bytes, message = "<t>.<raw body>")`; see [`sign`] and [`verify`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -16,6 +17,12 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::error::{ProviderError, retry_after_from_headers};
+use super::resilience::{Idempotency, Resilience};
+pub use super::voice::SignatureError;
+use crate::business::Line;
+
+mod provider;
+pub use provider::ElevenLabs;
 
 /// Provider name used in [`ProviderError`]s.
 pub const PROVIDER: &str = "elevenlabs";
@@ -27,13 +34,15 @@ pub const API_KEY_HEADER: &str = "xi-api-key";
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 30 * 60;
 /// Path of the Twilio outbound-call endpoint, relative to the base URL.
 pub const OUTBOUND_CALL_PATH: &str = "/v1/convai/twilio/outbound-call";
+/// Path of the SIP-trunk outbound-call endpoint (same body, answers with `sip_call_id`).
+pub const SIP_OUTBOUND_CALL_PATH: &str = "/v1/convai/sip-trunk/outbound-call";
 /// Path prefix of the conversation endpoint (`{prefix}/{conversation_id}`).
 pub const CONVERSATIONS_PATH: &str = "/v1/convai/conversations";
 /// Webhook type: the conversation ended and was analysed; `data` is a [`Conversation`].
 pub const EVENT_TRANSCRIPTION: &str = "post_call_transcription";
 /// Webhook type: the call never connected; `data` is an [`InitiationFailureData`].
 pub const EVENT_INITIATION_FAILURE: &str = "call_initiation_failure";
-/// Webhook type: the call's audio (base64 mp3); not stored.
+/// Webhook type: the call's audio (base64 mp3); stored only when configured.
 pub const EVENT_AUDIO: &str = "post_call_audio";
 
 // ---------------------------------------------------------------------------------------------
@@ -307,10 +316,12 @@ pub enum WebhookEvent {
         /// Why the call did not connect.
         reason: FailureReason,
     },
-    /// `post_call_audio` (the audio itself is not kept).
+    /// `post_call_audio`.
     Audio {
         /// The conversation the audio belongs to.
         conversation_id: String,
+        /// The recording, base64 (mp3).
+        full_audio: String,
     },
     /// Any other webhook type.
     Other {
@@ -327,7 +338,9 @@ impl WebhookEvent {
             WebhookEvent::InitiationFailure {
                 conversation_id, ..
             }
-            | WebhookEvent::Audio { conversation_id } => Some(conversation_id),
+            | WebhookEvent::Audio {
+                conversation_id, ..
+            } => Some(conversation_id),
             WebhookEvent::Other { .. } => None,
         }
     }
@@ -457,6 +470,8 @@ struct EnvelopeData<T> {
 #[derive(Deserialize)]
 struct AudioData {
     conversation_id: String,
+    #[serde(default)]
+    full_audio: String,
 }
 
 /// Parses a webhook body. Call [`verify`] on the raw body first.
@@ -480,32 +495,11 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
             let env: EnvelopeData<AudioData> = serde_json::from_slice(body)?;
             WebhookEvent::Audio {
                 conversation_id: env.data.conversation_id,
+                full_audio: env.data.full_audio,
             }
         }
         _ => WebhookEvent::Other { kind: head.kind },
     })
-}
-
-/// Why a webhook signature was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// No signature header (or an empty one).
-    #[error("missing {SIGNATURE_HEADER} header")]
-    Missing,
-    /// The header is not `t=<unix secs>,v0=<hex>`.
-    #[error("malformed {SIGNATURE_HEADER} header: {0}")]
-    Malformed(&'static str),
-    /// The timestamp is more than 30 minutes from now.
-    #[error("stale signature: timestamp {timestamp} is too far from now ({now})")]
-    Stale {
-        /// The signed timestamp.
-        timestamp: i64,
-        /// Our clock.
-        now: i64,
-    },
-    /// The signature does not match the body and secret.
-    #[error("signature does not match")]
-    Mismatch,
 }
 
 fn signature_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
@@ -534,7 +528,7 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<(), SignatureError> {
     if header.trim().is_empty() {
-        return Err(SignatureError::Missing);
+        return Err(SignatureError::Missing(SIGNATURE_HEADER));
     }
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -570,6 +564,43 @@ pub fn verify(
         Err(SignatureError::Mismatch)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inbound personalisation webhook
+
+/// Header carrying the shared secret of personalisation requests (configured at ElevenLabs as
+/// a custom header of the conversation-initiation webhook).
+pub const PERSONALIZATION_SECRET_HEADER: &str = "X-Switchboard-Secret";
+
+/// What ElevenLabs posts when an inbound call reaches an agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonalizationRequest {
+    /// The caller's number.
+    pub caller_id: String,
+    /// The agent answering.
+    pub agent_id: String,
+    /// The number called.
+    #[serde(default)]
+    pub called_number: Option<String>,
+    /// Twilio call SID.
+    #[serde(default)]
+    pub call_sid: Option<String>,
+}
+
+/// The answer: variables and overrides for the conversation about to start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonalizationResponse {
+    /// Always `conversation_initiation_client_data`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Values for the agent's `{{placeholders}}`.
+    pub dynamic_variables: Map<String, Value>,
+    /// Prompt, first message, language and voice.
+    pub conversation_config_override: ConfigOverride,
+}
+
+/// The `type` of a [`PersonalizationResponse`].
+pub const PERSONALIZATION_TYPE: &str = "conversation_initiation_client_data";
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -675,6 +706,7 @@ pub struct ElevenLabsClient {
     base_url: String,
     api_key: String,
     timeout: Duration,
+    resilience: Arc<Resilience>,
 }
 
 impl std::fmt::Debug for ElevenLabsClient {
@@ -700,19 +732,40 @@ impl ElevenLabsClient {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.into(),
             timeout,
+            resilience: Arc::new(Resilience::new(
+                PROVIDER,
+                Default::default(),
+                Default::default(),
+            )),
         }
     }
 
-    /// Places an outbound call through a Twilio line. `success:false` or a missing
-    /// `conversation_id` is [`ProviderError::Rejected`]. A [`ProviderError::Transport`] error
-    /// does not prove that no call was placed.
+    /// Uses `resilience` (retries and circuit breaker) for every request.
+    pub fn with_resilience(mut self, resilience: Arc<Resilience>) -> Self {
+        self.resilience = resilience;
+        self
+    }
+
+    /// The breaker and retry policy requests go through.
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
+    }
+
+    /// Places an outbound call through a Twilio line or a SIP trunk. `success:false` or a
+    /// missing `conversation_id` is [`ProviderError::Rejected`]. It is retried only when the
+    /// provider answered an error status or was not reached: a [`ProviderError::Transport`]
+    /// error does not prove that no call was placed.
     pub async fn outbound_call(
         &self,
         req: &OutboundCallRequest,
+        line: Line,
     ) -> Result<OutboundCallResponse, ProviderError> {
-        let url = format!("{}{OUTBOUND_CALL_PATH}", self.base_url);
-        let request = self.http.post(url).json(req);
-        let body = self.send(request).await?;
+        let path = match line {
+            Line::Twilio => OUTBOUND_CALL_PATH,
+            Line::Sip => SIP_OUTBOUND_CALL_PATH,
+        };
+        let request = self.http.post(format!("{}{path}", self.base_url)).json(req);
+        let body = self.send_with(Idempotency::OnlyIfNotSent, request).await?;
         let answer: OutboundCallResponse = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::decode(PROVIDER, "outbound-call response", &e, &body))?;
         if !answer.success || answer.conversation_id.as_deref().is_none_or(str::is_empty) {
@@ -745,10 +798,36 @@ impl ElevenLabsClient {
             .map_err(|e| ProviderError::decode(PROVIDER, "conversation", &e, &body))
     }
 
-    /// Sends with the API key and returns the body of a 2xx answer.
+    /// Sends a request that may be repeated ([`Idempotency::Safe`]) and returns the body of a
+    /// 2xx answer.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ProviderError> {
+        self.send_with(Idempotency::Safe, request).await
+    }
+
+    /// Sends with the API key through the breaker and retries, and returns the body of a 2xx
+    /// answer.
+    async fn send_with(
+        &self,
+        idempotency: Idempotency,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let request = request.header(API_KEY_HEADER, &self.api_key);
+        self.resilience
+            .run(idempotency, || {
+                let attempt = request.try_clone();
+                async move {
+                    let attempt = attempt.ok_or_else(|| ProviderError::InvalidRequest {
+                        provider: PROVIDER,
+                        message: "request body cannot be sent twice".into(),
+                    })?;
+                    Self::send_once(attempt).await
+                }
+            })
+            .await
+    }
+
+    async fn send_once(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ProviderError> {
         let response = request
-            .header(API_KEY_HEADER, &self.api_key)
             .send()
             .await
             .map_err(|e| ProviderError::from_reqwest(PROVIDER, &e))?;

@@ -41,6 +41,25 @@ pub enum ProviderError {
         /// What failed (connect, timeout, body read…).
         message: String,
     },
+    /// The provider could not be reached (connection refused, DNS): the request was not sent.
+    #[error("{provider} is unreachable: {message}")]
+    Unreachable {
+        /// Which provider we were calling.
+        provider: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// The provider's circuit breaker is open after repeated outage failures: nothing was sent
+    /// (or the failure that opened it is reported this way, so the caller waits).
+    #[error("{provider} is failing ({cause}); requests paused for {retry_in:?}")]
+    CircuitOpen {
+        /// Which provider.
+        provider: &'static str,
+        /// When the next probe request may go out.
+        retry_in: Duration,
+        /// The failure that opened the circuit.
+        cause: String,
+    },
     /// The response did not have the documented shape.
     #[error("{provider} response could not be decoded: {message}")]
     Decode {
@@ -80,18 +99,49 @@ impl ProviderError {
                 500..=599 => true,
                 _ => false,
             },
-            ProviderError::Transport { .. } => true,
+            ProviderError::Transport { .. }
+            | ProviderError::Unreachable { .. }
+            | ProviderError::CircuitOpen { .. } => true,
             ProviderError::Decode { .. }
             | ProviderError::Rejected { .. }
             | ProviderError::InvalidRequest { .. } => false,
         }
     }
 
-    /// How long the provider asked us to wait before retrying, if it said so.
+    /// How long the provider asked us to wait before retrying, if it said so (or how long its
+    /// circuit stays open).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ProviderError::Status { retry_after, .. } => *retry_after,
+            ProviderError::CircuitOpen { retry_in, .. } => Some(*retry_in),
             _ => None,
+        }
+    }
+
+    /// Whether the provider looks down (5xx, unreachable, no answer): what opens its circuit.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            ProviderError::Status { status, .. } => *status >= 500,
+            ProviderError::Transport { .. } | ProviderError::Unreachable { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the provider may have acted on the request although we got no answer (it timed
+    /// out or the connection broke after sending). A call request that fails this way must be
+    /// reconciled, never sent again blindly.
+    pub fn may_have_been_acted_on(&self) -> bool {
+        matches!(self, ProviderError::Transport { .. })
+    }
+
+    /// Whether the provider asked us to wait (429 other than `insufficient_quota`) or is known
+    /// to be down (its circuit is open): the caller should wait rather than spend an attempt.
+    /// A lone 5xx or timeout is not enough; it spends an attempt until the breaker opens.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ProviderError::Status { status: 429, .. } => self.is_retryable(),
+            ProviderError::CircuitOpen { .. } => true,
+            _ => false,
         }
     }
 
@@ -100,6 +150,8 @@ impl ProviderError {
         match self {
             ProviderError::Status { provider, .. }
             | ProviderError::Transport { provider, .. }
+            | ProviderError::Unreachable { provider, .. }
+            | ProviderError::CircuitOpen { provider, .. }
             | ProviderError::Decode { provider, .. }
             | ProviderError::Rejected { provider, .. }
             | ProviderError::InvalidRequest { provider, .. } => provider,
@@ -139,6 +191,8 @@ impl ProviderError {
         }
         if err.is_builder() {
             ProviderError::InvalidRequest { provider, message }
+        } else if err.is_connect() {
+            ProviderError::Unreachable { provider, message }
         } else {
             ProviderError::Transport { provider, message }
         }

@@ -1,8 +1,12 @@
-//! External providers: ElevenLabs (voice) and OpenAI (analysis). Each provider's wire shapes
-//! live in its one file, so a provider change is a one-file change.
+//! External providers: the provider-neutral voice interface ([`voice`]), ElevenLabs (voice) and
+//! OpenAI (analysis), and the retries and circuit breakers every request goes through
+//! ([`resilience`]). Each provider's wire shapes live in its one file, so a provider change is a
+//! one-file change.
 
 pub mod elevenlabs;
 pub mod error;
 pub mod openai;
+pub mod resilience;
+pub mod voice;
 
 pub use error::ProviderError;

@@ -6,12 +6,14 @@
 //! works. The model's output is checked again on our side: unknown fields, missing fields and
 //! out-of-range scores make the outcome [`AnalysisOutcome::Invalid`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{MAX_RETRY_AFTER, ProviderError, retry_after_from_headers};
+use super::resilience::{Idempotency, Resilience};
 
 /// Provider name used in [`ProviderError`]s.
 pub const PROVIDER: &str = "openai";
@@ -441,6 +443,7 @@ pub struct OpenAiClient {
     api_key: String,
     model: String,
     timeout: Duration,
+    resilience: Arc<Resilience>,
 }
 
 impl std::fmt::Debug for OpenAiClient {
@@ -473,7 +476,18 @@ impl OpenAiClient {
             api_key: api_key.into(),
             model: model.into(),
             timeout,
+            resilience: Arc::new(Resilience::new(
+                PROVIDER,
+                Default::default(),
+                Default::default(),
+            )),
         }
+    }
+
+    /// Uses `resilience` (retries and circuit breaker) for every request.
+    pub fn with_resilience(mut self, resilience: Arc<Resilience>) -> Self {
+        self.resilience = resilience;
+        self
     }
 
     /// The request [`OpenAiClient::analyze`] sends.
@@ -502,18 +516,28 @@ impl OpenAiClient {
     }
 
     /// Asks the model for a [`CallAnalysis`] of `user` (the transcript and context) under the
-    /// `system` instructions.
+    /// `system` instructions, through the breaker and with quick retries.
     pub async fn analyze(
         &self,
         system: &str,
         user: &str,
+    ) -> Result<AnalysisOutcome, ProviderError> {
+        let request = self.analysis_request(system, user);
+        self.resilience
+            .run(Idempotency::Safe, || self.analyze_once(&request))
+            .await
+    }
+
+    async fn analyze_once(
+        &self,
+        request: &ChatCompletionRequest,
     ) -> Result<AnalysisOutcome, ProviderError> {
         let url = format!("{}{CHAT_COMPLETIONS_PATH}", self.base_url);
         let response = self
             .http
             .post(url)
             .bearer_auth(&self.api_key)
-            .json(&self.analysis_request(system, user))
+            .json(request)
             .send()
             .await
             .map_err(|e| ProviderError::from_reqwest(PROVIDER, &e))?;
@@ -537,6 +561,21 @@ impl OpenAiClient {
             );
         }
         outcome_from_response(&parsed)
+    }
+}
+
+/// Structured analysis of a call transcript, whichever model serves it.
+#[async_trait::async_trait]
+pub trait CallAnalyst: Send + Sync + 'static {
+    /// Analyses `user` (transcript and context) under the `system` instructions. Refusal,
+    /// truncation and schema-invalid output are distinct [`AnalysisOutcome`]s, not errors.
+    async fn analyze(&self, system: &str, user: &str) -> Result<AnalysisOutcome, ProviderError>;
+}
+
+#[async_trait::async_trait]
+impl CallAnalyst for OpenAiClient {
+    async fn analyze(&self, system: &str, user: &str) -> Result<AnalysisOutcome, ProviderError> {
+        OpenAiClient::analyze(self, system, user).await
     }
 }
 

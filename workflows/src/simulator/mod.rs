@@ -1,10 +1,12 @@
 //! Built-in simulated voice (ElevenLabs) and LLM (OpenAI) providers speaking the real wire formats.
 //!
-//! Used when no provider keys are configured: the API server mounts [`Simulator::router`] under
-//! `/sim` and points the real [`ElevenLabsClient`](crate::providers::elevenlabs::ElevenLabsClient)
-//! and [`OpenAiClient`](crate::providers::openai::OpenAiClient) at `http://<server>/sim/elevenlabs`
-//! and `http://<server>/sim/openai`, so the whole pipeline runs on the production code path. A
-//! placed call later posts a real signed `ElevenLabs-Signature` webhook back to the server.
+//! Used when no provider keys are configured: the simulator serves on its own local port
+//! ([`Simulator::serve`]) as a fake ElevenLabs and OpenAI, and the real
+//! [`ElevenLabsClient`](crate::providers::elevenlabs::ElevenLabsClient) and
+//! [`OpenAiClient`](crate::providers::openai::OpenAiClient) talk to `http://<sim>/elevenlabs` and
+//! `http://<sim>/openai`, so the whole pipeline runs on the production code path (retries,
+//! circuit breaker and all). A placed call later posts a real signed `ElevenLabs-Signature`
+//! webhook back to the server.
 //!
 //! Steering, through the call's dynamic variables (strings, numbers and booleans all accepted):
 //! - `sim_outcome`: one of [`SimOutcome`]'s names (`interested`, `not_interested`, `no_answer`,
@@ -145,7 +147,7 @@ pub struct Simulator {
 }
 
 struct Inner {
-    webhook_url: String,
+    webhook_url: Mutex<String>,
     secret: String,
     http: reqwest::Client,
     state: Mutex<SimState>,
@@ -153,6 +155,13 @@ struct Inner {
 
 #[derive(Default)]
 struct SimState {
+    /// Calls accepted and not yet ended.
+    active: usize,
+    /// The most calls ever active at once.
+    max_active: usize,
+    /// Like a provider plan: more active calls than this are refused with 429
+    /// `concurrent_limit_exceeded`.
+    limit: Option<usize>,
     total: usize,
     per_lead: HashMap<String, usize>,
     per_attempt: HashMap<(String, String), usize>,
@@ -172,7 +181,7 @@ impl Simulator {
         let state = Mutex::new(SimState::default());
         Self {
             inner: Arc::new(Inner {
-                webhook_url,
+                webhook_url: Mutex::new(webhook_url),
                 secret,
                 http,
                 state,
@@ -180,12 +189,16 @@ impl Simulator {
         }
     }
 
-    /// Routes: `POST /elevenlabs/v1/convai/twilio/outbound-call`,
+    /// Routes: `POST /elevenlabs/v1/convai/twilio/outbound-call` (and the SIP-trunk variant),
     /// `GET /elevenlabs/v1/convai/conversations/{id}`, `POST /openai/v1/chat/completions`.
     pub fn router(&self) -> Router {
         Router::new()
             .route(
                 &format!("/elevenlabs{}", el::OUTBOUND_CALL_PATH),
+                post(voice::outbound_call),
+            )
+            .route(
+                &format!("/elevenlabs{}", el::SIP_OUTBOUND_CALL_PATH),
                 post(voice::outbound_call),
             )
             .route(
@@ -199,6 +212,37 @@ impl Simulator {
             .with_state(self.clone())
     }
 
+    /// Posts later webhooks to `url` instead (a simulator started before the server it serves).
+    pub fn set_webhook_url(&self, url: String) {
+        *self
+            .inner
+            .webhook_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    fn webhook_url(&self) -> String {
+        self.inner
+            .webhook_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serves the simulator on `addr` (port 0: any free port) in the background, for as long as
+    /// the runtime lives; returns its base URL.
+    pub async fn serve(&self, addr: std::net::SocketAddr) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the simulator stopped serving");
+            }
+        });
+        Ok(format!("http://{local}"))
+    }
+
     /// How many outbound-call requests the simulator received for this lead (keyed by the
     /// request's `user_id`).
     pub fn calls_for(&self, lead_id: &str) -> usize {
@@ -208,6 +252,38 @@ impl Simulator {
     /// Total outbound-call requests received.
     pub fn total_calls(&self) -> usize {
         self.state().total
+    }
+
+    /// Refuses calls beyond `limit` active at once with 429 `concurrent_limit_exceeded`, as a
+    /// provider plan does (`None`: no limit, the default).
+    pub fn set_concurrency_limit(&self, limit: Option<usize>) {
+        self.state().limit = limit;
+    }
+
+    /// Calls accepted and not yet ended.
+    pub fn active_calls(&self) -> usize {
+        self.state().active
+    }
+
+    /// The most calls that were ever active at once.
+    pub fn max_active_calls(&self) -> usize {
+        self.state().max_active
+    }
+
+    /// Takes a line for a new call, unless the concurrency limit is reached.
+    fn start_call(&self) -> bool {
+        let mut state = self.state();
+        if state.limit.is_some_and(|limit| state.active >= limit) {
+            return false;
+        }
+        state.active += 1;
+        state.max_active = state.max_active.max(state.active);
+        true
+    }
+
+    fn end_call(&self) {
+        let mut state = self.state();
+        state.active = state.active.saturating_sub(1);
     }
 
     fn state(&self) -> MutexGuard<'_, SimState> {

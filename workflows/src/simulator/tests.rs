@@ -3,6 +3,7 @@
 use super::llm::analyze_transcript;
 use super::voice::{as_bool, as_u64, pick_outcome};
 use super::*;
+use crate::business::Line;
 use crate::providers::elevenlabs::{
     ClientData, ConversationStatus, ElevenLabsClient, FailureReason, OutboundCallRequest,
     TranscriptTurn, WebhookEvent, parse_webhook, verify,
@@ -97,7 +98,7 @@ impl TestApp {
     async fn place(&self, lead: &str, vars: Value) -> String {
         let answer = self
             .voice
-            .outbound_call(&call(lead, vars))
+            .outbound_call(&call(lead, vars), Line::Twilio)
             .await
             .expect("call placed");
         assert!(answer.call_sid.is_some_and(|s| s.starts_with("CA")));
@@ -258,7 +259,10 @@ async fn steering_outcomes_and_counts() {
 
     let failed = app
         .voice
-        .outbound_call(&call("lead-e", json!({"sim_outcome": "failed"})))
+        .outbound_call(
+            &call("lead-e", json!({"sim_outcome": "failed"})),
+            Line::Twilio,
+        )
         .await;
     let err = failed.expect_err("call did not start");
     assert_eq!(
@@ -268,7 +272,10 @@ async fn steering_outcomes_and_counts() {
     assert!(err.is_retryable());
     let bad = app
         .voice
-        .outbound_call(&call("lead-e", json!({"sim_outcome": "maybe"})))
+        .outbound_call(
+            &call("lead-e", json!({"sim_outcome": "maybe"})),
+            Line::Twilio,
+        )
         .await;
     let err = bad.expect_err("unknown outcome");
     assert!(
@@ -289,8 +296,9 @@ async fn steering_outcomes_and_counts() {
         .iter()
         .map(|l| app.sim.calls_for(l))
         .collect();
-    assert_eq!(counts, [1, 1, 2, 1, 2]);
-    assert_eq!(app.sim.total_calls(), 7);
+    // lead-e: the failing call was sent three times (two quick retries), the invalid one once.
+    assert_eq!(counts, [1, 1, 2, 1, 4]);
+    assert_eq!(app.sim.total_calls(), 9);
     assert!(app.webhooks.try_recv().is_err(), "no stray webhook");
 }
 

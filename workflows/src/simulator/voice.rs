@@ -43,7 +43,7 @@ impl Simulator {
 
     /// POSTs a signed webhook, retrying unreachable or 5xx answers a few times.
     async fn deliver(&self, body: Vec<u8>, conversation_id: &str) {
-        let url = &self.inner.webhook_url;
+        let url = &self.webhook_url();
         for attempt in 1..=WEBHOOK_ATTEMPTS {
             let signature = el::sign(&self.inner.secret, chrono::Utc::now().timestamp(), &body);
             let sent = self
@@ -132,6 +132,17 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
         );
     }
 
+    if !sim.start_call() {
+        let mut answer = el_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "concurrent_limit_exceeded",
+            "Too many concurrent calls for this plan; wait for calls to end".into(),
+        );
+        answer
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return answer;
+    }
     let conversation_id = format!("conv_sim_{}", uuid::Uuid::now_v7().simple());
     let call_sid = format!("CA{:032x}", rand::random::<u128>());
     let call = SimCall {
@@ -156,6 +167,7 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let (conversation, body) = call.finish();
         task_sim.store(conversation);
+        task_sim.end_call();
         match body {
             Ok(body) if deliver => task_sim.deliver(body, &call.conversation_id).await,
             Ok(_) => {

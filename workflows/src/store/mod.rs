@@ -1,9 +1,11 @@
-//! SQL for the lead pipeline's tables: `businesses`, `leads` and `calls` here, scripts in
-//! [`scripts`].
+//! SQL for the lead pipeline's tables: `businesses` and `leads` here, `calls` in [`calls`],
+//! scripts in [`scripts`].
 
+pub mod calls;
 pub mod scripts;
 
-use serde::{Deserialize, Serialize};
+pub use calls::lead_history;
+
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
 use switchboard_engine::ids::now_ms;
@@ -14,8 +16,6 @@ use crate::lead::Lead;
 use crate::phone::Phone;
 
 type Result<T> = std::result::Result<T, EngineError>;
-
-use crate::scripting::host_api::HistoryEntry;
 
 #[derive(FromRow)]
 struct BusinessRow {
@@ -142,128 +142,17 @@ pub async fn lead(db: &Db, id: &str) -> Result<Option<Lead>> {
     row.map(Lead::try_from).transpose()
 }
 
-/// The state of one call attempt, recorded before the provider is asked to dial.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
-pub struct CallRecord {
-    /// The call key sent to the provider: `<run id>:<attempt>`.
-    pub id: String,
-    pub run_id: String,
-    pub lead_id: String,
-    pub attempt: i64,
-    /// `dialing` (request about to be sent or sent), `placed`, `rejected` (did not start).
-    pub status: String,
-    pub conversation_id: Option<String>,
-    pub request: String,
-    pub error: Option<String>,
-}
-
-/// Reads the record of one call attempt.
-pub async fn call(db: &Db, id: &str) -> Result<Option<CallRecord>> {
-    db.fetch_optional(
-        Q::new(
-            "SELECT id, run_id, lead_id, attempt, status, conversation_id, request, error \
-             FROM calls WHERE id = $1",
-        )
-        .bind(id),
-    )
-    .await
-}
-
-/// Records that a call attempt is about to be dialled (before the request is sent).
-pub async fn record_dialing(db: &Db, c: &CallRecord) -> Result<()> {
-    let now = now_ms();
-    db.execute(
-        Q::new(
-            "INSERT INTO calls (id, run_id, lead_id, attempt, status, conversation_id, request, error, \
-             created_at, updated_at) VALUES ($1,$2,$3,$4,'dialing',NULL,$5,NULL,$6,$6) \
-             ON CONFLICT (id) DO UPDATE SET status = 'dialing', error = NULL, updated_at = $6",
-        )
-        .bind(&c.id)
-        .bind(&c.run_id)
-        .bind(&c.lead_id)
-        .bind(c.attempt)
-        .bind(&c.request)
-        .bind(now),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records the provider's answer to a call request.
-pub async fn record_call_result(
-    db: &Db,
-    id: &str,
-    status: &str,
-    conversation_id: Option<&str>,
-    error: Option<String>,
-) -> Result<()> {
-    db.execute(
-        Q::new("UPDATE calls SET status = $1, conversation_id = $2, error = $3, updated_at = $4 WHERE id = $5")
-            .bind(status)
-            .bind(conversation_id)
-            .bind(error)
-            .bind(now_ms())
-            .bind(id),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records how a call ended (and its score, when it was scored), for the lead's history.
-pub async fn record_call_outcome(
-    db: &Db,
-    id: &str,
-    outcome: &str,
-    score: Option<i64>,
-    tag: Option<&str>,
-) -> Result<()> {
-    db.execute(
-        Q::new(
-            "UPDATE calls SET outcome = $1, score = $2, tag = $3, updated_at = $4 WHERE id = $5",
-        )
-        .bind(outcome)
-        .bind(score)
-        .bind(tag)
-        .bind(now_ms())
-        .bind(id),
-    )
-    .await?;
-    Ok(())
-}
-
-#[derive(FromRow)]
-struct HistoryRow {
-    run_id: String,
-    attempt: i64,
-    created_at: i64,
-    outcome: Option<String>,
-    score: Option<i64>,
-    tag: Option<String>,
-}
-
-/// The calls placed to a lead, oldest first (the last 50).
-pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
-    let rows: Vec<HistoryRow> = db
-        .fetch_all(
-            Q::new(
-                "SELECT run_id, attempt, created_at, outcome, score, tag FROM calls \
-                 WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT 50",
-            )
-            .bind(lead_id),
+/// The business' most recent lead with this phone number (E.164).
+pub async fn lead_by_phone(db: &Db, business_id: &str, phone: &str) -> Result<Option<Lead>> {
+    let row: Option<LeadRow> = db
+        .fetch_optional(
+            Q::new(format!(
+                "SELECT {LEAD_COLUMNS} FROM leads WHERE business_id = $1 AND phone = $2 \
+                 ORDER BY created_at DESC LIMIT 1"
+            ))
+            .bind(business_id)
+            .bind(phone),
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .rev()
-        .map(|r| HistoryEntry {
-            run_id: r.run_id,
-            attempt: r.attempt,
-            at: chrono::DateTime::from_timestamp_millis(r.created_at)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            outcome: r.outcome,
-            score: r.score,
-            tag: r.tag,
-        })
-        .collect())
+    row.map(Lead::try_from).transpose()
 }

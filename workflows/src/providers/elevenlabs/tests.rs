@@ -1,6 +1,8 @@
 //! Unit tests for the ElevenLabs wire format: signatures, webhooks, error bodies and the client.
 
 use super::*;
+use crate::business::Line;
+use crate::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
 use axum::{
     Router,
     http::StatusCode,
@@ -8,6 +10,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const SECRET: &str = "wsec_test";
 const NOW: i64 = 1_760_000_000;
@@ -57,7 +60,10 @@ fn verify_rejects_bad_signatures() {
         matches!(future, Err(SignatureError::Stale { .. })),
         "{future:?}"
     );
-    assert_eq!(verify(SECRET, "", body, NOW), Err(SignatureError::Missing));
+    assert_eq!(
+        verify(SECRET, "", body, NOW),
+        Err(SignatureError::Missing(SIGNATURE_HEADER))
+    );
     for bad in [
         "garbage",
         "t=abc,v0=00",
@@ -189,7 +195,8 @@ fn parse_initiation_failures_audio_and_others() {
     assert_eq!(
         event,
         WebhookEvent::Audio {
-            conversation_id: "conv_3".into()
+            conversation_id: "conv_3".into(),
+            full_audio: "SUQz".into(),
         }
     );
     assert_eq!(event.conversation_id(), Some("conv_3"));
@@ -323,6 +330,19 @@ async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
+/// A client without quick retries, so each test request is sent exactly once.
+fn no_retries(base: impl Into<String>, key: &str, timeout: Duration) -> ElevenLabsClient {
+    let once = RetryPolicy {
+        max_retries: 0,
+        ..RetryPolicy::default()
+    };
+    ElevenLabsClient::new(base, key, timeout).with_resilience(Arc::new(Resilience::new(
+        PROVIDER,
+        once,
+        BreakerSettings::default(),
+    )))
+}
+
 fn sample_request() -> OutboundCallRequest {
     OutboundCallRequest {
         agent_id: "agent_1".into(),
@@ -370,14 +390,20 @@ async fn client_places_calls_and_reads_errors() {
         }),
     );
     let base = serve(app).await;
-    let client = ElevenLabsClient::new(format!("{base}/"), "key_1", Duration::from_secs(5));
+    let client = no_retries(format!("{base}/"), "key_1", Duration::from_secs(5));
     let mut req = sample_request();
-    let ok = client.outbound_call(&req).await.expect("call placed");
+    let ok = client
+        .outbound_call(&req, Line::Twilio)
+        .await
+        .expect("call placed");
     assert_eq!(ok.conversation_id.as_deref(), Some("conv_1"));
     assert_eq!(ok.call_sid.as_deref(), Some("CA1"));
 
     req.to_number = "+10000000000".into();
-    let err = client.outbound_call(&req).await.expect_err("rejected");
+    let err = client
+        .outbound_call(&req, Line::Twilio)
+        .await
+        .expect_err("rejected");
     assert_eq!(
         err,
         ProviderError::Rejected {
@@ -387,21 +413,27 @@ async fn client_places_calls_and_reads_errors() {
     );
     req.to_number = "+10000000001".into();
     let err = client
-        .outbound_call(&req)
+        .outbound_call(&req, Line::Twilio)
         .await
         .expect_err("no conversation id");
     assert!(matches!(err, ProviderError::Rejected { .. }) && !err.is_retryable());
     req.to_number = "+10000000002".into();
-    let err = client.outbound_call(&req).await.expect_err("bad body");
+    let err = client
+        .outbound_call(&req, Line::Twilio)
+        .await
+        .expect_err("bad body");
     assert!(matches!(err, ProviderError::Decode { .. }) && !err.is_retryable());
     req.to_number = "+10000000003".into();
-    let err = client.outbound_call(&req).await.expect_err("rate limited");
+    let err = client
+        .outbound_call(&req, Line::Twilio)
+        .await
+        .expect_err("rate limited");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
     assert!(err.is_retryable());
 
-    let bad_key = ElevenLabsClient::new(base, "nope", Duration::from_secs(5));
+    let bad_key = no_retries(base, "nope", Duration::from_secs(5));
     let err = bad_key
-        .outbound_call(&sample_request())
+        .outbound_call(&sample_request(), Line::Twilio)
         .await
         .expect_err("unauthorised");
     assert_eq!(err.status(), Some(401));
@@ -425,7 +457,7 @@ async fn client_gets_conversations() {
         }),
     );
     let base = serve(app).await;
-    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    let client = no_retries(base, "k", Duration::from_secs(5));
     let conv = client.get_conversation("conv 1/x").await.expect("found");
     assert_eq!(conv.conversation_id, "conv 1/x");
     assert_eq!(conv.status, ConversationStatus::Processing);
@@ -446,30 +478,334 @@ async fn transport_failures_are_retryable() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let client = ElevenLabsClient::new(format!("http://{addr}"), "k", Duration::from_secs(5));
+    let client = no_retries(format!("http://{addr}"), "k", Duration::from_secs(5));
     let err = client
-        .outbound_call(&sample_request())
+        .outbound_call(&sample_request(), Line::Twilio)
         .await
         .expect_err("refused");
     assert!(
-        matches!(err, ProviderError::Transport { .. }) && err.is_retryable(),
+        matches!(err, ProviderError::Unreachable { .. })
+            && err.is_retryable()
+            && !err.may_have_been_acted_on(),
         "{err:?}"
     );
 
     // A server that never answers: timeout.
     let app = Router::new().route(OUTBOUND_CALL_PATH, post(std::future::pending::<String>));
     let base = serve(app).await;
-    let client = ElevenLabsClient::new(base, "k", Duration::from_millis(200));
+    let client = no_retries(base, "k", Duration::from_millis(200));
     let err = client
-        .outbound_call(&sample_request())
+        .outbound_call(&sample_request(), Line::Twilio)
         .await
         .expect_err("timeout");
     assert!(
         matches!(&err, ProviderError::Transport { message, .. } if message.contains("timed out")),
         "{err:?}"
     );
+    assert!(
+        err.may_have_been_acted_on(),
+        "a timed-out call request may have placed the call"
+    );
 
-    let client = ElevenLabsClient::new("not a url", "k", Duration::from_secs(1));
+    let client = no_retries("not a url", "k", Duration::from_secs(1));
     let err = client.get_conversation("c").await.expect_err("bad url");
     assert!(matches!(err, ProviderError::InvalidRequest { .. }) && !err.is_retryable());
+}
+
+/// The documented algorithm implemented again with another HMAC library (ring): what it signs
+/// verifies, and any change to the body, timestamp or signature fails.
+#[test]
+fn a_signature_from_an_independent_implementation_verifies() {
+    fn independent_sign(secret: &str, t: i64, body: &[u8]) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let mut message = format!("{t}.").into_bytes();
+        message.extend_from_slice(body);
+        let tag = ring::hmac::sign(&key, &message);
+        format!("t={t},v0={}", hex::encode(tag.as_ref()))
+    }
+    let body = br#"{"type":"post_call_transcription","event_timestamp":1760000000,"data":{"conversation_id":"c"}}"#;
+    let header = independent_sign(SECRET, NOW, body);
+    assert_eq!(
+        header,
+        sign(SECRET, NOW, body),
+        "both implementations agree"
+    );
+    assert_eq!(verify(SECRET, &header, body, NOW + 60), Ok(()));
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert_eq!(
+        verify(SECRET, &header, &tampered, NOW),
+        Err(SignatureError::Mismatch)
+    );
+    let other_time = header.replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
+    assert_eq!(
+        verify(SECRET, &other_time, body, NOW),
+        Err(SignatureError::Mismatch)
+    );
+    let flipped = format!("{}0", &header[..header.len() - 1]);
+    let flipped = if flipped == header {
+        format!("{}1", &header[..header.len() - 1])
+    } else {
+        flipped
+    };
+    assert_eq!(
+        verify(SECRET, &flipped, body, NOW),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify("another secret", &header, body, NOW),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+/// Serves `answers` in order to outbound-call requests (then 200 with a conversation), counting
+/// requests; each answer is (status, headers, body).
+/// A scripted answer: status, headers, JSON body.
+type Answer = (u16, Vec<(&'static str, &'static str)>, serde_json::Value);
+
+async fn scripted_server(answers: Vec<Answer>) -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let answers = Arc::new(answers);
+    let handler = move || {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        let answers = answers.clone();
+        async move {
+            let Some((status, headers, body)) = answers.get(n).cloned() else {
+                return axum::Json(
+                    json!({"success": true, "conversation_id": format!("conv_{n}")}),
+                )
+                .into_response();
+            };
+            let mut response =
+                (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+    };
+    let app = Router::new()
+        .route(OUTBOUND_CALL_PATH, post(handler.clone()))
+        .route(SIP_OUTBOUND_CALL_PATH, post(handler));
+    (serve(app).await, count)
+}
+
+#[tokio::test]
+async fn quick_retries_honour_both_429_codes_and_their_headers() {
+    let limited = |code| json!({"detail": {"type": "rate_limit", "code": code, "message": "wait"}});
+    let (base, count) = scripted_server(vec![
+        (
+            429,
+            vec![("retry-after-ms", "150")],
+            limited("rate_limit_exceeded"),
+        ),
+        (
+            429,
+            vec![("retry-after", "1")],
+            limited("concurrent_limit_exceeded"),
+        ),
+    ])
+    .await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let answer = client
+        .outbound_call(&sample_request(), Line::Twilio)
+        .await
+        .expect("placed on the third request");
+    assert_eq!(answer.conversation_id.as_deref(), Some("conv_2"));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1150),
+        "waited as asked"
+    );
+
+    // A wait longer than a step should hold a worker is left to the step.
+    let (base, count) = scripted_server(vec![(
+        429,
+        vec![("retry-after", "30")],
+        limited("concurrent_limit_exceeded"),
+    )])
+    .await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    let err = client
+        .outbound_call(&sample_request(), Line::Twilio)
+        .await
+        .expect_err("left to the step");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(err.code(), Some("concurrent_limit_exceeded"));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    assert!(err.is_unavailable());
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_validation_errors_are_not() {
+    let (base, count) = scripted_server(vec![
+        (500, vec![], json!({"detail": {"message": "boom"}})),
+        (503, vec![], json!({"detail": "unavailable"})),
+    ])
+    .await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    client
+        .outbound_call(&sample_request(), Line::Sip)
+        .await
+        .expect("third request succeeds");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    let invalid = json!({"detail": [{"loc": ["body", "to_number"], "msg": "invalid number",
+        "type": "value_error"}]});
+    let (base, count) = scripted_server(vec![(422, vec![], invalid)]).await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_secs(5));
+    let err = client
+        .outbound_call(&sample_request(), Line::Twilio)
+        .await
+        .expect_err("invalid");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(err.status(), Some(422));
+    assert!(
+        err.to_string().contains("body.to_number: invalid number"),
+        "{err}"
+    );
+    assert!(!err.is_retryable() && !err.is_unavailable());
+}
+
+#[tokio::test]
+async fn a_timed_out_call_request_is_not_sent_again() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = Router::new().route(
+        OUTBOUND_CALL_PATH,
+        post(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<String>()
+        }),
+    );
+    let base = serve(app).await;
+    let client = ElevenLabsClient::new(base, "k", Duration::from_millis(200));
+    let err = client
+        .outbound_call(&sample_request(), Line::Twilio)
+        .await
+        .expect_err("timeout");
+    assert!(err.may_have_been_acted_on());
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_sip_variant_uses_its_own_path() {
+    let app = Router::new().route(
+        SIP_OUTBOUND_CALL_PATH,
+        post(|| async {
+            axum::Json(
+                json!({"success": true, "conversation_id": "conv_sip", "sip_call_id": "sip_1"}),
+            )
+        }),
+    );
+    let base = serve(app).await;
+    let client = no_retries(base, "k", Duration::from_secs(5));
+    let answer = client
+        .outbound_call(&sample_request(), Line::Sip)
+        .await
+        .expect("placed over SIP");
+    assert_eq!(answer.sip_call_id.as_deref(), Some("sip_1"));
+    let err = client
+        .outbound_call(&sample_request(), Line::Twilio)
+        .await
+        .expect_err("no Twilio route here");
+    assert_eq!(err.status(), Some(404));
+}
+
+#[test]
+fn the_provider_reads_every_webhook_type_into_call_events() {
+    use crate::policy::NoConnect;
+    use crate::providers::voice::{CallEvent, VoiceProvider};
+    let provider = ElevenLabs::new(
+        no_retries("http://127.0.0.1:9", "k", Duration::from_secs(1)),
+        SECRET,
+    );
+    let transcription = json!({"type": "post_call_transcription", "event_timestamp": NOW,
+        "data": {"conversation_id": "conv_1", "status": "done",
+            "transcript": [{"role": "agent", "message": "Hi"}, {"role": "user", "message": "Hello"},
+                {"role": "agent", "message": null}],
+            "metadata": {"call_duration_secs": 42.0},
+            "conversation_initiation_client_data": {"dynamic_variables": {"call_key": "run:1"}}}});
+    let body = serde_json::to_vec(&transcription).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let now = chrono::Utc::now().timestamp();
+    headers.insert(SIGNATURE_HEADER, sign(SECRET, now, &body).parse().unwrap());
+    assert_eq!(provider.verify_webhook(&headers, &body, now), Ok(()));
+    assert_eq!(
+        provider.verify_webhook(&reqwest::header::HeaderMap::new(), &body, now),
+        Err(SignatureError::Missing(SIGNATURE_HEADER))
+    );
+    match provider.parse_webhook(&body).expect("parses") {
+        CallEvent::Ended(report) => {
+            assert_eq!(report.call_id, "conv_1");
+            assert_eq!(report.call_key.as_deref(), Some("run:1"));
+            assert_eq!(report.transcript, "agent: Hi\nuser: Hello");
+            assert_eq!(report.duration_secs, Some(42.0));
+        }
+        other => panic!("expected an ended call, got {other:?}"),
+    }
+    let voicemail = json!({"type": "post_call_transcription", "event_timestamp": NOW,
+        "data": {"conversation_id": "conv_2", "status": "done",
+            "metadata": {"termination_reason": "voicemail_detected"}}});
+    let event = provider
+        .parse_webhook(&serde_json::to_vec(&voicemail).unwrap())
+        .expect("parses");
+    assert!(matches!(
+        event,
+        CallEvent::NotConnected {
+            reason: NoConnect::Voicemail,
+            ..
+        }
+    ));
+    for (wire, reason) in [
+        ("busy", NoConnect::Busy),
+        ("no-answer", NoConnect::NoAnswer),
+        ("unknown", NoConnect::Unknown),
+    ] {
+        let failure = json!({"type": "call_initiation_failure", "event_timestamp": NOW,
+            "data": {"conversation_id": "conv_3", "failure_reason": wire,
+                "metadata": {"type": "twilio", "body": {}}}});
+        let event = provider
+            .parse_webhook(&serde_json::to_vec(&failure).unwrap())
+            .expect("parses");
+        assert_eq!(
+            event,
+            CallEvent::NotConnected {
+                call_id: "conv_3".into(),
+                call_key: None,
+                reason
+            }
+        );
+    }
+    let audio = json!({"type": "post_call_audio", "event_timestamp": NOW,
+        "data": {"conversation_id": "conv_4", "full_audio": "SUQzBA=="}});
+    let event = provider
+        .parse_webhook(&serde_json::to_vec(&audio).unwrap())
+        .expect("parses");
+    assert_eq!(
+        event,
+        CallEvent::Audio {
+            call_id: "conv_4".into(),
+            audio: b"ID3\x04".to_vec()
+        }
+    );
+    let bad_audio = json!({"type": "post_call_audio", "event_timestamp": NOW,
+        "data": {"conversation_id": "conv_4", "full_audio": "%%%"}});
+    assert!(
+        provider
+            .parse_webhook(&serde_json::to_vec(&bad_audio).unwrap())
+            .is_err()
+    );
+    let other = json!({"type": "something_new", "event_timestamp": NOW});
+    assert_eq!(
+        provider
+            .parse_webhook(&serde_json::to_vec(&other).unwrap())
+            .expect("parses"),
+        CallEvent::Ignored {
+            kind: "something_new".into()
+        }
+    );
+    assert!(provider.parse_webhook(b"{not json").is_err());
 }

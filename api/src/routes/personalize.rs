@@ -1,0 +1,67 @@
+//! `POST /api/v1/webhooks/elevenlabs/personalize`: ElevenLabs asks, as an inbound call reaches an
+//! agent, what the agent should know and say. Authenticated by a shared header secret (compared
+//! in constant time); answers from two indexed reads, in milliseconds.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use subtle::ConstantTimeEq;
+use switchboard_workflows::inbound;
+use switchboard_workflows::providers::elevenlabs::{
+    AgentOverride, ConfigOverride, PERSONALIZATION_SECRET_HEADER, PERSONALIZATION_TYPE,
+    PersonalizationRequest, PersonalizationResponse, PromptOverride, TtsOverride,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract;
+use crate::startup::AppState;
+
+/// Answers a personalisation request.
+pub async fn personalize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extract::Json(req): extract::Json<PersonalizationRequest>,
+) -> ApiResult<Json<PersonalizationResponse>> {
+    let Some(secret) = &state.personalization_secret else {
+        return Err(ApiError::NotFound(
+            "inbound personalisation is not configured (ELEVENLABS_PERSONALIZATION_SECRET)".into(),
+        ));
+    };
+    let given = headers
+        .get(PERSONALIZATION_SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(given.ct_eq(secret.as_bytes())) {
+        return Err(ApiError::Unauthorized(format!(
+            "missing or wrong {PERSONALIZATION_SECRET_HEADER} header"
+        )));
+    }
+    if req.agent_id.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_request",
+            "agent_id",
+            "agent_id is required",
+        ));
+    }
+    let greeting = inbound::greet(state.engine.db(), &req.agent_id, &req.caller_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no business has the agent {:?}", req.agent_id))
+        })?;
+    Ok(Json(PersonalizationResponse {
+        kind: PERSONALIZATION_TYPE.into(),
+        dynamic_variables: greeting.variables,
+        conversation_config_override: ConfigOverride {
+            agent: Some(AgentOverride {
+                prompt: Some(PromptOverride {
+                    prompt: Some(greeting.prompt),
+                }),
+                first_message: Some(greeting.first_message),
+                language: Some(greeting.language),
+            }),
+            tts: greeting.voice_id.map(|voice_id| TtsOverride {
+                voice_id: Some(voice_id),
+            }),
+        },
+    }))
+}

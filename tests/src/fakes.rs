@@ -1,0 +1,179 @@
+//! Fake ElevenLabs and OpenAI servers for tests that configure real provider keys: the simulator
+//! served on its own port behind a fault injector (outages, lost answers), recording what the
+//! clients sent.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_api::config::Config;
+use switchboard_workflows::simulator::Simulator;
+
+use crate::WEBHOOK_SECRET;
+
+/// The keys the fakes expect.
+pub const ELEVENLABS_KEY: &str = "xi-test-key";
+/// See [`ELEVENLABS_KEY`].
+pub const OPENAI_KEY: &str = "sk-test-key";
+
+/// What the fakes do wrong, switchable while a test runs.
+#[derive(Default)]
+pub struct Faults {
+    /// Every request is answered 500.
+    pub outage: AtomicBool,
+    /// An accepted call's answer is held this long (ms) after the call was placed, so a client
+    /// with a shorter timeout never learns the call's id.
+    pub answer_delay_ms: AtomicU64,
+    /// Requests answered 500 because of `outage`.
+    pub outage_answers: AtomicUsize,
+    /// Sets `sim_outcome` on every call (real clients never send simulator steering).
+    pub outcome: Mutex<Option<&'static str>>,
+    /// How long a steered call lasts before its webhook (ms; 0: 200).
+    pub call_ms: AtomicU64,
+    /// `(path, API key header)` of every request, in order.
+    pub requests: Mutex<Vec<(String, String)>>,
+}
+
+/// The fake providers.
+pub struct FakeProviders {
+    /// `http://127.0.0.1:<port>`: ElevenLabs at `/elevenlabs`, OpenAI at `/openai`.
+    pub base_url: String,
+    /// The simulator behind the injector.
+    pub sim: Simulator,
+    /// The switches.
+    pub faults: Arc<Faults>,
+}
+
+impl FakeProviders {
+    /// Starts the fakes; point [`FakeProviders::configure`] at them, then tell them the app's
+    /// webhook URL with [`FakeProviders::post_webhooks_to`].
+    pub async fn start() -> FakeProviders {
+        let sim = Simulator::new(String::new(), WEBHOOK_SECRET.into());
+        let faults = Arc::new(Faults::default());
+        let app = sim
+            .router()
+            .layer(middleware::from_fn_with_state(faults.clone(), inject));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fakes");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        FakeProviders {
+            base_url,
+            sim,
+            faults,
+        }
+    }
+
+    /// Real-looking provider configuration: keys set, base URLs at the fakes.
+    pub fn configure(&self, config: &mut Config) {
+        config.elevenlabs_api_key = Some(ELEVENLABS_KEY.into());
+        config.elevenlabs_base_url = format!("{}/elevenlabs", self.base_url);
+        config.openai_api_key = Some(OPENAI_KEY.into());
+        config.openai_base_url = format!("{}/openai", self.base_url);
+    }
+
+    /// Webhooks go to the app at `address`.
+    pub fn post_webhooks_to(&self, address: &str) {
+        self.sim
+            .set_webhook_url(format!("{address}/api/v1/webhooks/elevenlabs"));
+    }
+
+    /// Every call connects with this outcome (`interested`, `no_answer`…).
+    pub fn set_outcome(&self, outcome: &'static str) {
+        *self.faults.outcome.lock().unwrap() = Some(outcome);
+    }
+
+    /// Switches the outage on or off.
+    pub fn set_outage(&self, on: bool) {
+        self.faults.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Outbound-call requests received (refused ones included).
+    pub fn call_requests(&self) -> usize {
+        self.requests_to("outbound-call")
+    }
+
+    /// Requests whose path contains `fragment`.
+    pub fn requests_to(&self, fragment: &str) -> usize {
+        let requests = self.faults.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|(p, _)| p.contains(fragment))
+            .count()
+    }
+}
+
+async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let key = ["xi-api-key", "authorization"]
+        .iter()
+        .find_map(|h| request.headers().get(*h))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    faults
+        .requests
+        .lock()
+        .unwrap()
+        .push((path.clone(), key.clone()));
+    let expected = if path.starts_with("/openai") {
+        format!("Bearer {OPENAI_KEY}")
+    } else {
+        ELEVENLABS_KEY.to_owned()
+    };
+    if key != expected {
+        let body = json!({"detail": {"type": "authentication_error", "code": "invalid_api_key",
+            "message": "Invalid API key"}});
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    if faults.outage.load(Ordering::SeqCst) {
+        faults.outage_answers.fetch_add(1, Ordering::SeqCst);
+        let body = json!({"detail": {"type": "internal_error", "message": "injected outage"}});
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+    }
+    let is_call = path.ends_with("outbound-call");
+    let outcome = *faults.outcome.lock().unwrap();
+    let request = match (is_call, outcome) {
+        (true, Some(outcome)) => {
+            let call_ms = match faults.call_ms.load(Ordering::SeqCst) {
+                0 => 200,
+                ms => ms,
+            };
+            steer(request, outcome, call_ms).await
+        }
+        _ => request,
+    };
+    let response = next.run(request).await;
+    let delay = faults.answer_delay_ms.load(Ordering::SeqCst);
+    if is_call && delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    response
+}
+
+/// Adds `sim_outcome` to a call request's dynamic variables.
+async fn steer(request: Request, outcome: &str, call_ms: u64) -> Request {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(vars) = value
+        .pointer_mut("/conversation_initiation_client_data/dynamic_variables")
+        .and_then(Value::as_object_mut)
+    {
+        vars.insert("sim_outcome".into(), outcome.into());
+        vars.insert("sim_webhook_delay_ms".into(), call_ms.into());
+    }
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.headers_mut().remove("content-length");
+    request
+}

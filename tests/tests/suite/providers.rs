@@ -1,0 +1,392 @@
+//! Provider integration end to end: real clients against fake servers (keys set, base URLs at
+//! the fakes), outages and the circuit breaker, call caps, lost answers, crashes between sending
+//! and recording, call audio and inbound personalisation.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_tests::fakes::FakeProviders;
+use switchboard_tests::*;
+use switchboard_workflows::providers::resilience::BreakerState;
+
+const T: Duration = Duration::from_secs(30);
+
+crate::on_both_backends!(
+    with_real_looking_keys_the_pipeline_runs_against_the_fakes,
+    provider_outage_waits_then_completes_and_the_circuit_opens_and_closes,
+    concurrent_calls_never_exceed_the_caps,
+    the_providers_concurrency_limit_puts_calls_back_in_line,
+    a_call_whose_answer_is_lost_is_never_placed_twice,
+    a_crash_between_sending_and_recording_never_places_two_calls,
+    call_audio_is_stored_only_when_configured,
+    inbound_callers_are_personalised_known_or_new,
+);
+
+/// The app with provider keys set and base URLs at fresh fakes that answer every call with
+/// `outcome`.
+async fn app_with_fakes(
+    backend: &Backend,
+    outcome: &'static str,
+    configure: impl FnOnce(&mut switchboard_api::config::Config),
+) -> (TestApp, FakeProviders) {
+    let fakes = FakeProviders::start().await;
+    fakes.set_outcome(outcome);
+    let app = spawn_app_configured(backend, TestOptions::default(), |c| {
+        fakes.configure(c);
+        configure(c);
+    })
+    .await;
+    fakes.post_webhooks_to(&app.address);
+    (app, fakes)
+}
+
+fn plain_lead() -> Value {
+    json!({"business": "demo", "name": "Ada Lovelace", "phone": "+14155552671", "source": "web"})
+}
+
+/// The statuses of a run's `place_call` attempts.
+fn place_call_statuses(run: &Value) -> Vec<String> {
+    attempts(run, "place_call")
+        .iter()
+        .map(|a| a["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn with_real_looking_keys_the_pipeline_runs_against_the_fakes(backend: Backend) {
+    let (app, fakes) = app_with_fakes(&backend, "interested", |_| {}).await;
+    assert!(app.simulator.is_none(), "keys set: no built-in simulator");
+    let (_, run_id) = app.create_lead_with(&plain_lead()).await;
+    let run = app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(step_names(&run), LEAD_CALL_STEPS);
+    assert_eq!(run["outcome"], "handed_off");
+    assert_eq!(fakes.call_requests(), 1);
+    assert_eq!(fakes.requests_to("/openai/v1/chat/completions"), 1);
+    // The provider echoed the call key and the lead's variables in its webhook.
+    let call_key = format!("{run_id}:1");
+    let events = &attempts(&run, "await_call")[0]["input"]["outcome"]["payload"]["data"];
+    let vars = &events["conversation_initiation_client_data"]["dynamic_variables"];
+    assert_eq!(vars["call_key"], call_key.as_str());
+    assert_eq!(vars["customer_name"], "Ada Lovelace");
+}
+
+async fn provider_outage_waits_then_completes_and_the_circuit_opens_and_closes(backend: Backend) {
+    let (app, fakes) = app_with_fakes(&backend, "interested", |c| {
+        c.breaker_threshold = 2;
+        c.breaker_open_secs = 1;
+    })
+    .await;
+    fakes.set_outage(true);
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let mut lead = plain_lead();
+        lead["phone"] = json!(format!("+1415555267{i}"));
+        runs.push(app.create_lead_with(&lead).await.1);
+    }
+    let breaker = &app.voice_resilience.breaker;
+    eventually("the circuit opens", T, || async {
+        (breaker.current() == BreakerState::Open).then_some(())
+    })
+    .await;
+    // Runs wait: their call attempts are deferred, not spent, and none fails.
+    eventually("every run deferred at least once", T, || async {
+        let mut all = true;
+        for id in &runs {
+            let run = app.run(id).await;
+            assert_ne!(run["status"], "failed", "{run}");
+            all &= place_call_statuses(&run).iter().any(|s| s == "deferred");
+        }
+        all.then_some(())
+    })
+    .await;
+    let refused = fakes.faults.outage_answers.load(Ordering::SeqCst);
+    assert!(refused >= 2, "the outage was seen ({refused} answers)");
+    fakes.set_outage(false);
+    for id in &runs {
+        let run = app.wait_for_status(id, "succeeded", T).await;
+        assert_eq!(run["outcome"], "handed_off");
+        let statuses = place_call_statuses(&run);
+        assert_eq!(statuses.last().map(String::as_str), Some("succeeded"));
+        assert!(
+            attempts(&run, "place_call")
+                .iter()
+                .all(|a| a["attempt"] == 1),
+            "waiting for the provider spent no attempt: {statuses:?}"
+        );
+        let deferred = attempts(&run, "place_call")
+            .into_iter()
+            .find(|a| a["status"] == "deferred")
+            .unwrap();
+        assert!(
+            deferred["error"]
+                .as_str()
+                .unwrap()
+                .contains("elevenlabs is failing"),
+            "{deferred}"
+        );
+    }
+    assert_eq!(breaker.current(), BreakerState::Closed);
+    assert_eq!(
+        fakes.sim.total_calls(),
+        3,
+        "one call per lead once it recovered"
+    );
+}
+
+async fn concurrent_calls_never_exceed_the_caps(backend: Backend) {
+    let app = spawn_app_configured(&backend, TestOptions::default(), |c| {
+        c.max_concurrent_calls = 2;
+    })
+    .await;
+    let mut runs = Vec::new();
+    for _ in 0..6 {
+        runs.push(
+            app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 400}))
+                .await
+                .1,
+        );
+    }
+    let mut waited = 0;
+    for id in &runs {
+        let run = app
+            .wait_for_status(id, "succeeded", Duration::from_secs(60))
+            .await;
+        let deferred: Vec<_> = attempts(&run, "place_call")
+            .into_iter()
+            .filter(|a| a["status"] == "deferred")
+            .collect();
+        for d in &deferred {
+            assert!(
+                d["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("call lines (global) are busy"),
+                "{d}"
+            );
+        }
+        waited += deferred.len();
+    }
+    let max = app.sim().max_active_calls();
+    assert!(
+        max <= 2,
+        "{max} calls were in flight at once with a cap of 2"
+    );
+    assert!(
+        waited > 0,
+        "six calls of 400 ms with two lines: some waited in line"
+    );
+    assert_eq!(app.sim().total_calls(), 6);
+}
+
+async fn the_providers_concurrency_limit_puts_calls_back_in_line(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    // The provider plan allows one call at a time; our own caps are higher.
+    app.sim().set_concurrency_limit(Some(1));
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(
+            app.create_lead(json!({"outcome": "interested", "webhook_delay_ms": 1500}))
+                .await,
+        );
+    }
+    let mut refused = 0;
+    for (lead_id, run_id) in &runs {
+        let run = app
+            .wait_for_status(run_id, "succeeded", Duration::from_secs(60))
+            .await;
+        assert_eq!(run["outcome"], "handed_off");
+        for a in attempts(&run, "place_call") {
+            assert_eq!(a["attempt"], 1, "a busy provider spends no attempt: {a}");
+            if a["status"] == "deferred" {
+                assert!(
+                    a["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("concurrent_limit_exceeded")
+                        || a["error"]
+                            .as_str()
+                            .unwrap()
+                            .contains("Too many concurrent calls"),
+                    "{a}"
+                );
+                refused += 1;
+            }
+        }
+        assert!(app.sim().calls_for(lead_id) >= 1);
+    }
+    assert!(app.sim().max_active_calls() <= 1);
+    assert!(
+        refused > 0,
+        "three 1.5 s calls on one line: some were put back in line"
+    );
+}
+
+async fn a_call_whose_answer_is_lost_is_never_placed_twice(backend: Backend) {
+    // The provider places the call but its answer never reaches us (our timeout is shorter).
+    let (app, fakes) = app_with_fakes(&backend, "interested", |c| {
+        c.provider_timeout_secs = 1;
+    })
+    .await;
+    fakes.faults.answer_delay_ms.store(3000, Ordering::SeqCst);
+    let (_, run_id) = app.create_lead_with(&plain_lead()).await;
+    let run = app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(run["outcome"], "handed_off", "{run}");
+    assert_eq!(fakes.call_requests(), 1, "the call was not placed again");
+    let place = attempts(&run, "place_call");
+    assert_eq!(place.len(), 1);
+    let log = place[0]["log"].to_string();
+    assert!(log.contains("may be ringing"), "{log}");
+    // The run waited on the call key the webhook echoes.
+    assert_eq!(
+        place[0]["output"]["wait"]["key"],
+        format!("{run_id}:1").as_str()
+    );
+}
+
+async fn a_crash_between_sending_and_recording_never_places_two_calls(backend: Backend) {
+    let (mut app, fakes) = app_with_fakes(&backend, "interested", |_| {}).await;
+    // The answer is held long enough to kill the workers while the request is in flight.
+    fakes.faults.answer_delay_ms.store(4000, Ordering::SeqCst);
+    fakes.faults.call_ms.store(1500, Ordering::SeqCst);
+    let (_, run_id) = app.create_lead_with(&plain_lead()).await;
+    eventually("the call request sent", T, || async {
+        (fakes.call_requests() == 1).then_some(())
+    })
+    .await;
+    app.crash_workers();
+    fakes.faults.answer_delay_ms.store(0, Ordering::SeqCst);
+    app.start_workers();
+    let run = app
+        .wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
+    assert_eq!(run["outcome"], "handed_off", "{run}");
+    assert_eq!(fakes.call_requests(), 1, "one call for the attempt");
+    // The attempt ran again after the crash and found the call recorded: `dialing` (then it
+    // waits for the webhook echoing the call key) or already `placed` by that webhook.
+    let place = attempts(&run, "place_call");
+    assert!(place.len() >= 2, "the lost attempt ran again: {run}");
+    let logs = place
+        .iter()
+        .map(|a| a["log"].to_string())
+        .collect::<String>();
+    assert!(
+        logs.contains("never recorded") || logs.contains("already placed"),
+        "{logs}"
+    );
+}
+
+async fn call_audio_is_stored_only_when_configured(backend: Backend) {
+    let dir = std::env::temp_dir().join(format!("sb-audio-{}", uuid::Uuid::now_v7().simple()));
+    let audio = |id: &str| {
+        json!({"type": "post_call_audio", "event_timestamp": chrono::Utc::now().timestamp(),
+            "data": {"agent_id": "a", "conversation_id": id, "full_audio": "SUQzBAAAAAAA"}})
+    };
+    let now = chrono::Utc::now().timestamp();
+    let plain = spawn_app(&backend).await;
+    let (status, body) = plain
+        .post_webhook(&audio("conv_a"), WEBHOOK_SECRET, now)
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
+    drop(plain);
+
+    let dir_for_app = dir.clone();
+    let app = spawn_app_configured(&backend, TestOptions::default(), move |c| {
+        c.call_audio_dir = Some(dir_for_app);
+    })
+    .await;
+    let (status, body) = app
+        .post_webhook(&audio("conv_b"), WEBHOOK_SECRET, now)
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("stored")));
+    let stored = std::fs::read(dir.join("conv_b.mp3")).expect("audio written");
+    assert_eq!(&stored[..3], b"ID3");
+    // Bad base64, a path-like id and an unsigned body change nothing.
+    let mut bad = audio("conv_c");
+    bad["data"]["full_audio"] = json!("%%%");
+    let (status, body) = app.post_webhook(&bad, WEBHOOK_SECRET, now).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("malformed_webhook"))
+    );
+    let (status, _) = app
+        .post_webhook(&audio("../escape"), WEBHOOK_SECRET, now)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app.post_webhook(&audio("conv_d"), "wrong", now).await;
+    assert_eq!(status, 401);
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn inbound_callers_are_personalised_known_or_new(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 20}))
+        .await;
+    app.wait_for_status(&run_id, "succeeded", T).await;
+    let url = format!("{}/api/v1/webhooks/elevenlabs/personalize", app.address);
+    let ask = |caller: &str, secret: Option<&str>| {
+        let mut req = app.client.post(&url).json(&json!({
+            "caller_id": caller, "agent_id": "agent_demo_realty",
+            "called_number": "+18885550100", "call_sid": "CA123"}));
+        if let Some(secret) = secret {
+            req = req.header("X-Switchboard-Secret", secret);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, known) = ask("+14155552671", Some(PERSONALIZATION_SECRET)).await;
+    assert_eq!(status, 200, "{known}");
+    assert_eq!(known["type"], "conversation_initiation_client_data");
+    assert_eq!(known["dynamic_variables"]["lead_id"], lead_id.as_str());
+    let agent = &known["conversation_config_override"]["agent"];
+    assert!(
+        agent["first_message"].as_str().unwrap().contains("Ada"),
+        "{known}"
+    );
+    assert!(
+        agent["prompt"]["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("known"),
+        "{known}"
+    );
+    assert_eq!(agent["language"], "en");
+
+    let (status, new) = ask("+442071838750", Some(PERSONALIZATION_SECRET)).await;
+    assert_eq!(status, 200, "{new}");
+    assert!(new["dynamic_variables"].get("lead_id").is_none());
+    let first = new["conversation_config_override"]["agent"]["first_message"]
+        .as_str()
+        .unwrap();
+    assert!(first.contains("Who do I have"), "{first}");
+
+    for secret in [None, Some("wrong")] {
+        let (status, err) = ask("+14155552671", secret).await;
+        assert_eq!(status, 401, "{err}");
+        assert_eq!(err["error"]["code"], "unauthorized");
+    }
+    let resp = app
+        .client
+        .post(&url)
+        .header("X-Switchboard-Secret", PERSONALIZATION_SECRET)
+        .json(&json!({"caller_id": "+14155552671", "agent_id": "agent_nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = app
+        .client
+        .post(&url)
+        .header("X-Switchboard-Secret", PERSONALIZATION_SECRET)
+        .header("content-type", "application/json")
+        .body("{\"caller_id\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

@@ -1,0 +1,451 @@
+//! What every provider client goes through: a circuit breaker per provider, and a few quick
+//! retries with exponential backoff and jitter that honour the provider's requested wait.
+//!
+//! Waits longer than [`RetryPolicy::max_inline_wait`] are not slept here: the error goes back to
+//! the step, which defers the run (holding no worker) for that long instead.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::error::ProviderError;
+
+/// How a request is retried inside one step attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first try (the official SDKs use 2).
+    pub max_retries: u32,
+    /// First backoff; doubled on each retry.
+    pub base: Duration,
+    /// Longest backoff before jitter.
+    pub max_backoff: Duration,
+    /// A longer wait (requested by the provider or computed) is left to the step.
+    pub max_inline_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            max_inline_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0 = the first retry): `base · 2^retry`, capped, minus
+    /// up to 25% jitter so that many clients do not retry in step.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_backoff);
+        exp.mul_f64(1.0 - 0.25 * rand::random::<f64>())
+    }
+}
+
+/// When the breaker opens and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive outage failures (5xx, unreachable, transport) that open the circuit.
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before one probe request is let through.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The breaker's state, for logs, metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Requests flow.
+    Closed,
+    /// Requests fail at once until the cool-down ends.
+    Open,
+    /// One probe request is under way; its result closes or reopens the circuit.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant, cause: String },
+    HalfOpen { probe_started: Instant },
+}
+
+/// A circuit breaker for one provider: after `failure_threshold` consecutive outage failures
+/// requests fail fast with [`ProviderError::CircuitOpen`] for `open_for`; then one probe is let
+/// through, and its outcome closes the circuit or opens it again.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    provider: &'static str,
+    settings: BreakerSettings,
+    state: Mutex<State>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker for `provider`.
+    pub fn new(provider: &'static str, settings: BreakerSettings) -> Self {
+        CircuitBreaker {
+            provider,
+            settings,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is a few plain fields: a panic elsewhere cannot leave it half-written.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current state.
+    pub fn current(&self) -> BreakerState {
+        match *self.state() {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { until, .. } if Instant::now() >= until => BreakerState::HalfOpen,
+            State::Open { .. } => BreakerState::Open,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    /// May a request go out now? Open: no. Open past its cool-down: yes, as the probe. While a
+    /// probe is under way, others wait (a probe that never reported is replaced after `open_for`).
+    pub fn admit(&self) -> Result<(), ProviderError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let refuse = |retry_in: Duration, cause: &str| ProviderError::CircuitOpen {
+            provider: self.provider,
+            retry_in,
+            cause: cause.to_owned(),
+        };
+        match &*state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until, cause } if now < *until => Err(refuse(*until - now, cause)),
+            State::HalfOpen { probe_started } if now < *probe_started + self.settings.open_for => {
+                Err(refuse(
+                    Duration::from_secs(1),
+                    "a probe request is under way",
+                ))
+            }
+            State::Open { .. } | State::HalfOpen { .. } => {
+                *state = State::HalfOpen { probe_started: now };
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a request's outcome: an outage failure counts towards opening; anything else
+    /// (a success, or an answer such as 4xx that proves the provider is up) closes. Returns true
+    /// when this outcome opened the circuit.
+    pub fn record<T>(&self, result: &Result<T, ProviderError>) -> bool {
+        let mut state = self.state();
+        let outage = match result {
+            Err(e) if e.is_outage() => Some(e),
+            _ => None,
+        };
+        let failures = match *state {
+            State::Closed { failures } => failures,
+            State::HalfOpen { .. } => self.settings.failure_threshold.saturating_sub(1),
+            // A request admitted before the circuit opened: its outcome changes nothing.
+            State::Open { .. } => return false,
+        };
+        let (next, opened) = match outage {
+            None => (State::Closed { failures: 0 }, false),
+            Some(e) if failures + 1 >= self.settings.failure_threshold => {
+                tracing::warn!(provider = self.provider, open_for = ?self.settings.open_for, error = %e, "circuit opened");
+                let open = State::Open {
+                    until: Instant::now() + self.settings.open_for,
+                    cause: e.to_string(),
+                };
+                (open, true)
+            }
+            Some(_) => (
+                State::Closed {
+                    failures: failures + 1,
+                },
+                false,
+            ),
+        };
+        *state = next;
+        opened
+    }
+}
+
+/// May the request be sent again after an error?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads and requests the provider deduplicates: any retryable error may be retried.
+    Safe,
+    /// Requests with effects in the world (placing a call): retried only when the error proves
+    /// the provider did not act on it (it answered an error status, or was never reached).
+    OnlyIfNotSent,
+}
+
+/// A provider's breaker and retry policy, shared by every request to it.
+#[derive(Debug)]
+pub struct Resilience {
+    /// Quick retries inside one step attempt.
+    pub retry: RetryPolicy,
+    /// The provider's circuit breaker.
+    pub breaker: CircuitBreaker,
+}
+
+impl Resilience {
+    /// Defaults for `provider`.
+    pub fn new(provider: &'static str, retry: RetryPolicy, breaker: BreakerSettings) -> Self {
+        Resilience {
+            retry,
+            breaker: CircuitBreaker::new(provider, breaker),
+        }
+    }
+
+    /// Runs `request` through the breaker, retrying as `idempotency` allows.
+    pub async fn run<T, F, Fut>(
+        &self,
+        idempotency: Idempotency,
+        mut request: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut retry = 0;
+        loop {
+            self.breaker.admit()?;
+            let result = request().await;
+            if self.breaker.record(&result) {
+                // This failure opened the circuit: report it as such, so the caller waits for
+                // the provider instead of spending an attempt.
+                self.breaker.admit()?;
+            }
+            let Err(error) = &result else { return result };
+            let may_retry = error.is_retryable()
+                && retry < self.retry.max_retries
+                && (idempotency == Idempotency::Safe || !error.may_have_been_acted_on());
+            if !may_retry {
+                return result;
+            }
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| self.retry.backoff(retry));
+            if wait > self.retry.max_inline_wait {
+                return result;
+            }
+            tracing::debug!(%error, ?wait, retry, "retrying a provider request");
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn status(code: u16, retry_after: Option<Duration>) -> ProviderError {
+        ProviderError::Status {
+            provider: "test",
+            status: code,
+            code: None,
+            message: "m".into(),
+            retry_after,
+        }
+    }
+
+    fn transport() -> ProviderError {
+        ProviderError::Transport {
+            provider: "test",
+            message: "timed out".into(),
+        }
+    }
+
+    fn resilience(threshold: u32) -> Resilience {
+        Resilience::new(
+            "test",
+            RetryPolicy::default(),
+            BreakerSettings {
+                failure_threshold: threshold,
+                open_for: Duration::from_secs(30),
+            },
+        )
+    }
+
+    /// Runs a request that fails with the errors in `script` (in order), then succeeds; returns
+    /// the result and how many times it was sent.
+    async fn run_script(
+        r: &Resilience,
+        idempotency: Idempotency,
+        script: Vec<ProviderError>,
+    ) -> (Result<u32, ProviderError>, u32) {
+        let sent = AtomicU32::new(0);
+        let result = r
+            .run(idempotency, || {
+                let n = sent.fetch_add(1, Ordering::SeqCst) as usize;
+                let outcome = script.get(n).cloned().map_or(Ok(n as u32), Err);
+                async move { outcome }
+            })
+            .await;
+        (result, sent.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let p = RetryPolicy::default();
+        for retry in 0..10 {
+            let exp = (p.base * 2u32.pow(retry)).min(p.max_backoff);
+            let got = p.backoff(retry);
+            assert!(got <= exp && got >= exp.mul_f64(0.75), "{retry}: {got:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_twice_then_gives_up() {
+        let r = resilience(100);
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![status(500, None); 5]).await;
+        assert_eq!(result.unwrap_err().status(), Some(500));
+        assert_eq!(sent, 3);
+        let (result, sent) =
+            run_script(&r, Idempotency::Safe, vec![status(503, None), transport()]).await;
+        assert_eq!((result.unwrap(), sent), (2, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_leaves_long_waits_to_the_step() {
+        let r = resilience(100);
+        let start = Instant::now();
+        let wait = Duration::from_millis(1500);
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![status(429, Some(wait))]).await;
+        assert_eq!((result.unwrap(), sent), (1, 2));
+        assert_eq!(start.elapsed(), wait);
+        let long = Some(Duration::from_secs(45));
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![status(429, long)]).await;
+        assert_eq!(result.unwrap_err().retry_after(), long);
+        assert_eq!(sent, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_retries_what_cannot_succeed_or_may_have_been_acted_on() {
+        let r = resilience(100);
+        for e in [status(422, None), status(401, None)] {
+            let (result, sent) = run_script(&r, Idempotency::Safe, vec![e]).await;
+            assert!(result.is_err());
+            assert_eq!(sent, 1);
+        }
+        let quota = ProviderError::Status {
+            provider: "test",
+            status: 429,
+            code: Some("insufficient_quota".into()),
+            message: "m".into(),
+            retry_after: None,
+        };
+        let (_, sent) = run_script(&r, Idempotency::Safe, vec![quota]).await;
+        assert_eq!(sent, 1);
+        // A call request that timed out may have placed the call: never sent again blindly.
+        let (result, sent) = run_script(&r, Idempotency::OnlyIfNotSent, vec![transport()]).await;
+        assert!(result.unwrap_err().may_have_been_acted_on());
+        assert_eq!(sent, 1);
+        // An error status or an unreachable provider proves it did not act: retried.
+        let unreachable = ProviderError::Unreachable {
+            provider: "test",
+            message: "connection refused".into(),
+        };
+        let (result, sent) = run_script(
+            &r,
+            Idempotency::OnlyIfNotSent,
+            vec![status(503, None), unreachable],
+        )
+        .await;
+        assert_eq!((result.unwrap(), sent), (2, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_circuit_opens_fails_fast_probes_and_closes() {
+        let b = CircuitBreaker::new(
+            "test",
+            BreakerSettings {
+                failure_threshold: 3,
+                open_for: Duration::from_secs(30),
+            },
+        );
+        let outage: Result<(), _> = Err(status(502, None));
+        for _ in 0..2 {
+            b.admit().unwrap();
+            b.record(&outage);
+        }
+        assert_eq!(b.current(), BreakerState::Closed);
+        // A 4xx proves the provider is up: the count starts again.
+        b.record::<()>(&Err(status(422, None)));
+        for _ in 0..3 {
+            b.admit().unwrap();
+            b.record(&outage);
+        }
+        assert_eq!(b.current(), BreakerState::Open);
+        match b.admit() {
+            Err(ProviderError::CircuitOpen { retry_in, .. }) => {
+                assert_eq!(retry_in, Duration::from_secs(30))
+            }
+            other => panic!("expected an open circuit, got {other:?}"),
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(b.current(), BreakerState::HalfOpen);
+        b.admit().unwrap(); // the probe
+        assert!(b.admit().is_err(), "one probe at a time");
+        b.record(&outage);
+        assert_eq!(b.current(), BreakerState::Open, "a failed probe reopens");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        b.admit().unwrap();
+        b.record(&Ok(()));
+        assert_eq!(b.current(), BreakerState::Closed);
+        b.admit().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_never_reports_is_replaced() {
+        let b = CircuitBreaker::new(
+            "test",
+            BreakerSettings {
+                failure_threshold: 1,
+                open_for: Duration::from_secs(10),
+            },
+        );
+        b.admit().unwrap();
+        b.record::<()>(&Err(transport()));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        b.admit().unwrap(); // a probe whose future is then dropped
+        assert!(b.admit().is_err());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        b.admit().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_circuit_stops_requests_before_they_are_sent() {
+        let r = resilience(2);
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![status(500, None); 9]).await;
+        assert_eq!(
+            sent, 2,
+            "opened after the second failure, the third try was refused"
+        );
+        match result {
+            Err(ProviderError::CircuitOpen { cause, .. }) => {
+                assert!(cause.contains("500"), "{cause}")
+            }
+            other => panic!("the failure that opened the circuit says so: {other:?}"),
+        }
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![]).await;
+        assert!(matches!(result, Err(ProviderError::CircuitOpen { .. })));
+        assert_eq!(sent, 0);
+    }
+}

@@ -1,0 +1,188 @@
+//! The voice provider as the pipeline sees it: place a call, look a call up, verify and read the
+//! provider's webhooks. Provider-neutral: the steps and the webhook endpoint only use these
+//! types; [`ElevenLabs`](super::elevenlabs::ElevenLabs) implements them (Retell, Vapi or Bland
+//! would too — their shapes are in docs/providers.md).
+
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::ProviderError;
+use crate::business::Line;
+use crate::policy::NoConnect;
+
+/// Dynamic variable every call carries with Switchboard's key for it (`<run id>:<attempt>`);
+/// providers echo it back, which ties a webhook to its call even when the provider's call id
+/// was never recorded (a crash between sending and recording).
+pub const VAR_CALL_KEY: &str = "call_key";
+
+/// One outbound call to place (recorded before it is sent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallRequest {
+    /// Switchboard's key for this call attempt (also sent as [`VAR_CALL_KEY`]).
+    pub call_key: String,
+    /// The lead called (sent as the provider's user id).
+    pub lead_id: String,
+    /// The provider's agent id.
+    pub agent_id: String,
+    /// The provider's id of the number that calls.
+    pub phone_number_id: String,
+    /// How that number is connected.
+    pub line: Line,
+    /// The number to call, E.164.
+    pub to_number: String,
+    /// Values for the agent's `{{placeholders}}`.
+    pub variables: Map<String, Value>,
+    /// The system prompt for this call.
+    pub prompt: String,
+    /// The agent's first sentence.
+    pub first_message: String,
+    /// Spoken language, e.g. `en`.
+    pub language: String,
+    /// Voice override.
+    pub voice_id: Option<String>,
+    /// How long the phone rings before the provider gives up, in seconds.
+    pub ringing_timeout_secs: u32,
+}
+
+/// The provider accepted a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedCall {
+    /// The provider's id for the call (ElevenLabs' conversation id); webhooks carry it.
+    pub call_id: String,
+}
+
+/// A finished, connected call.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallReport {
+    /// The provider's call id.
+    pub call_id: String,
+    /// Switchboard's call key, when the provider echoed it.
+    pub call_key: Option<String>,
+    /// The conversation, one `role: text` line per turn.
+    pub transcript: String,
+    /// How long the call lasted.
+    pub duration_secs: Option<f64>,
+}
+
+/// What a provider webhook (or a call lookup) says about a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallEvent {
+    /// The call connected and ended: analyse it.
+    Ended(CallReport),
+    /// The call did not reach the person (busy, no answer, voicemail, failed).
+    NotConnected {
+        /// The provider's call id.
+        call_id: String,
+        /// Switchboard's call key, when the provider echoed it.
+        call_key: Option<String>,
+        /// Why.
+        reason: NoConnect,
+    },
+    /// The call's recording (base64-decoded audio bytes, e.g. mp3).
+    Audio {
+        /// The provider's call id.
+        call_id: String,
+        /// The audio.
+        audio: Vec<u8>,
+    },
+    /// Anything else the provider sends; acknowledged and ignored.
+    Ignored {
+        /// The provider's event type.
+        kind: String,
+    },
+}
+
+impl CallEvent {
+    /// The provider's call id, if the event is about a call.
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            CallEvent::Ended(r) => Some(&r.call_id),
+            CallEvent::NotConnected { call_id, .. } | CallEvent::Audio { call_id, .. } => {
+                Some(call_id)
+            }
+            CallEvent::Ignored { .. } => None,
+        }
+    }
+
+    /// Switchboard's call key, when the provider echoed it.
+    pub fn call_key(&self) -> Option<&str> {
+        match self {
+            CallEvent::Ended(r) => r.call_key.as_deref(),
+            CallEvent::NotConnected { call_key, .. } => call_key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the event ends the call (a run waiting on it resumes).
+    pub fn is_final(&self) -> bool {
+        matches!(self, CallEvent::Ended(_) | CallEvent::NotConnected { .. })
+    }
+
+    /// A short name for logs and answers: `ended`, `not_connected`, `audio` or the provider's type.
+    pub fn kind(&self) -> &str {
+        match self {
+            CallEvent::Ended(_) => "ended",
+            CallEvent::NotConnected { .. } => "not_connected",
+            CallEvent::Audio { .. } => "audio",
+            CallEvent::Ignored { kind } => kind,
+        }
+    }
+}
+
+/// What a lookup says about a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallStatus {
+    /// Still ringing, talking or being processed (the provider's state name).
+    Pending(String),
+    /// Over: [`CallEvent::Ended`] or [`CallEvent::NotConnected`].
+    Finished(CallEvent),
+}
+
+/// Why a webhook signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No signature header (or an empty one).
+    #[error("missing {0} header")]
+    Missing(&'static str),
+    /// The header does not have the documented shape.
+    #[error("malformed signature header: {0}")]
+    Malformed(&'static str),
+    /// The signed timestamp is too far from now.
+    #[error("stale signature: timestamp {timestamp} is too far from now ({now})")]
+    Stale {
+        /// The signed timestamp.
+        timestamp: i64,
+        /// Our clock.
+        now: i64,
+    },
+    /// The signature does not match the body and secret.
+    #[error("signature does not match")]
+    Mismatch,
+}
+
+/// A voice-AI provider that places outbound calls and reports on them by webhook.
+#[async_trait]
+pub trait VoiceProvider: Send + Sync + 'static {
+    /// The provider's name (`elevenlabs`).
+    fn name(&self) -> &'static str;
+
+    /// Places a call. An error for which [`ProviderError::may_have_been_acted_on`] holds does not
+    /// prove that no call was placed: reconcile before placing another.
+    async fn place_call(&self, request: &CallRequest) -> Result<PlacedCall, ProviderError>;
+
+    /// Looks a call up by the provider's id (a 404 status means the provider has no such call).
+    async fn get_call(&self, call_id: &str) -> Result<CallStatus, ProviderError>;
+
+    /// Checks a webhook's signature over the raw body, at `now_unix`.
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), SignatureError>;
+
+    /// Reads a verified webhook body.
+    fn parse_webhook(&self, body: &[u8]) -> Result<CallEvent, serde_json::Error>;
+}

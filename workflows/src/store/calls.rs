@@ -1,0 +1,258 @@
+//! SQL for `calls`: one row per call attempt, written before the provider is asked to dial, so a
+//! crash can never lead to a second call placed blindly; the concurrent-call caps count its rows.
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use switchboard_engine::EngineError;
+use switchboard_engine::ids::now_ms;
+use switchboard_engine::store::{Db, Q};
+
+use crate::scripting::host_api::HistoryEntry;
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// A call dialing or placed longer ago than this no longer holds a line (its run was cancelled
+/// or its end was never learnt); no real call lasts this long.
+pub const LINE_HELD_AT_MOST_MS: i64 = 2 * 3600 * 1000;
+
+/// The state of one call attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct CallRecord {
+    /// The call key sent to the provider: `<run id>:<attempt>`.
+    pub id: String,
+    pub run_id: String,
+    pub lead_id: String,
+    pub business_id: Option<String>,
+    pub attempt: i64,
+    /// `dialing` (request about to be sent, or sent without a recorded answer), `placed`,
+    /// `rejected` (did not start), `unknown` (never learnt whether it started).
+    pub status: String,
+    pub conversation_id: Option<String>,
+    pub request: String,
+    pub error: Option<String>,
+    /// When the call's end was learnt.
+    pub ended_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, run_id, lead_id, business_id, attempt, status, conversation_id, request, error, ended_at";
+
+/// Reads the record of one call attempt.
+pub async fn call(db: &Db, id: &str) -> Result<Option<CallRecord>> {
+    db.fetch_optional(Q::new(format!("SELECT {COLUMNS} FROM calls WHERE id = $1")).bind(id))
+        .await
+}
+
+/// The call the provider knows as `conversation_id`.
+pub async fn by_conversation(db: &Db, conversation_id: &str) -> Result<Option<CallRecord>> {
+    db.fetch_optional(
+        Q::new(format!(
+            "SELECT {COLUMNS} FROM calls WHERE conversation_id = $1"
+        ))
+        .bind(conversation_id),
+    )
+    .await
+}
+
+/// How many calls may be in flight at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// Across every business (the provider plan's limit).
+    pub global: u32,
+    /// For the call's business.
+    pub business: u32,
+}
+
+/// The answer to a line claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The call holds a line and is recorded as `dialing`: send it.
+    Claimed,
+    /// Every line is busy (`scope` is `global` or `business`): try again later.
+    Busy {
+        /// Which cap is reached.
+        scope: &'static str,
+        /// The cap.
+        cap: u32,
+    },
+}
+
+#[derive(FromRow)]
+struct InFlight {
+    total: i64,
+    business: i64,
+}
+
+/// Calls in flight (dialing or placed, end not learnt, within [`LINE_HELD_AT_MOST_MS`]):
+/// (all businesses, `business_id`).
+pub async fn in_flight(db: &Db, business_id: &str) -> Result<(i64, i64)> {
+    let row: InFlight = db.fetch_one(in_flight_query(business_id, now_ms())).await?;
+    Ok((row.total, row.business))
+}
+
+fn in_flight_query(business_id: &str, now: i64) -> Q {
+    Q::new(
+        "SELECT count(*) AS total, \
+         COALESCE(sum(CASE WHEN business_id = $1 THEN 1 ELSE 0 END), 0) AS business \
+         FROM calls WHERE status IN ('dialing', 'placed') AND ended_at IS NULL AND updated_at > $2",
+    )
+    .bind(business_id)
+    .bind(now - LINE_HELD_AT_MOST_MS)
+}
+
+/// Claims a line for `call` under `caps` and, if one is free, records the call as `dialing`
+/// (before the request is sent) in the same transaction. Claims are serialised across processes,
+/// so the caps hold however many workers dial at once.
+pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim> {
+    let business_id = call.business_id.as_deref().unwrap_or_default();
+    let mut tx = db.begin().await?;
+    tx.lock_key("calls:lines").await?;
+    let now = now_ms();
+    let row: InFlight = tx.fetch_one(in_flight_query(business_id, now)).await?;
+    let busy = if row.total >= i64::from(caps.global) {
+        Some(("global", caps.global))
+    } else if row.business >= i64::from(caps.business) {
+        Some(("business", caps.business))
+    } else {
+        None
+    };
+    if let Some((scope, cap)) = busy {
+        tx.rollback().await?;
+        return Ok(Claim::Busy { scope, cap });
+    }
+    tx.execute(
+        Q::new(
+            "INSERT INTO calls (id, run_id, lead_id, business_id, attempt, status, conversation_id, \
+             request, error, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,'dialing',NULL,$6,NULL,$7,$7) \
+             ON CONFLICT (id) DO UPDATE SET status = 'dialing', request = excluded.request, \
+             error = NULL, ended_at = NULL, updated_at = $7",
+        )
+        .bind(&call.id)
+        .bind(&call.run_id)
+        .bind(&call.lead_id)
+        .bind(business_id)
+        .bind(call.attempt)
+        .bind(&call.request)
+        .bind(now),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Claim::Claimed)
+}
+
+/// Records the provider's answer to a call request (`placed` with its id, `rejected`, or
+/// `unknown`). A call that did not start frees its line at once.
+pub async fn record_result(
+    db: &Db,
+    id: &str,
+    status: &str,
+    conversation_id: Option<&str>,
+    error: Option<String>,
+) -> Result<()> {
+    db.execute(
+        Q::new(
+            "UPDATE calls SET status = $1, conversation_id = COALESCE($2, conversation_id), \
+             error = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(status)
+        .bind(conversation_id)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A webhook named `id` (echoed call key) and its conversation: if the call is still `dialing`
+/// (its answer was never recorded), record it as placed. True if it was.
+pub async fn adopt_conversation(db: &Db, id: &str, conversation_id: &str) -> Result<bool> {
+    let changed = db
+        .execute(
+            Q::new(
+                "UPDATE calls SET status = 'placed', conversation_id = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'dialing' AND conversation_id IS NULL",
+            )
+            .bind(conversation_id)
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(changed > 0)
+}
+
+/// The call's end was learnt: it no longer holds a line.
+pub async fn end(db: &Db, id: &str) -> Result<()> {
+    let now = now_ms();
+    db.execute(
+        Q::new(
+            "UPDATE calls SET ended_at = $1, updated_at = $1 WHERE id = $2 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records how a call ended (and its score, when it was scored), for the lead's history.
+pub async fn record_outcome(
+    db: &Db,
+    id: &str,
+    outcome: &str,
+    score: Option<i64>,
+    tag: Option<&str>,
+) -> Result<()> {
+    let now = now_ms();
+    db.execute(
+        Q::new(
+            "UPDATE calls SET outcome = $1, score = $2, tag = $3, ended_at = COALESCE(ended_at, $4), \
+             updated_at = $4 WHERE id = $5",
+        )
+        .bind(outcome)
+        .bind(score)
+        .bind(tag)
+        .bind(now)
+        .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct HistoryRow {
+    run_id: String,
+    attempt: i64,
+    created_at: i64,
+    outcome: Option<String>,
+    score: Option<i64>,
+    tag: Option<String>,
+}
+
+/// The calls placed to a lead, oldest first (the last 50).
+pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
+    let rows: Vec<HistoryRow> = db
+        .fetch_all(
+            Q::new(
+                "SELECT run_id, attempt, created_at, outcome, score, tag FROM calls \
+                 WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT 50",
+            )
+            .bind(lead_id),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(|r| HistoryEntry {
+            run_id: r.run_id,
+            attempt: r.attempt,
+            at: chrono::DateTime::from_timestamp_millis(r.created_at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            outcome: r.outcome,
+            score: r.score,
+            tag: r.tag,
+        })
+        .collect())
+}
