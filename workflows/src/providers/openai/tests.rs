@@ -2,6 +2,10 @@
 
 use super::*;
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::post};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, &'static str)>, String);
 
 fn sample() -> CallAnalysis {
     let dim = |level, score| Dimension {
@@ -274,4 +278,97 @@ async fn client_sends_structured_request() {
         (Some(401), Some("invalid_api_key"))
     );
     assert!(!format!("{bad:?}").contains("sk-wrong"));
+}
+
+/// Serves `answers` (status, headers, body) in order to chat-completion requests, then a valid
+/// analysis; returns the base URL and the request count.
+async fn scripted(answers: Vec<Answer>) -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let answers = Arc::new(answers);
+    let content = serde_json::to_string(&sample()).expect("serialises");
+    let app = Router::new().route(
+        CHAT_COMPLETIONS_PATH,
+        post(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let answers = answers.clone();
+            let content = content.clone();
+            async move {
+                let Some((status, headers, body)) = answers.get(n).cloned() else {
+                    return axum::Json(json!({"id": "c", "object": "chat.completion",
+                        "created": 1, "model": "m", "choices": [{"index": 0, "message":
+                        {"role": "assistant", "content": content}, "finish_reason": "stop"}]}))
+                    .into_response();
+                };
+                let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+                for (name, value) in headers {
+                    response.headers_mut().insert(name, value.parse().unwrap());
+                }
+                response
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    (base, count)
+}
+
+fn error_body(code: &str) -> String {
+    json!({"error": {"message": code, "type": "requests", "param": null, "code": code}}).to_string()
+}
+
+#[tokio::test]
+async fn rate_limits_and_outages_are_retried_quota_and_validation_are_not() {
+    let (base, count) = scripted(vec![
+        (429, vec![("x-ratelimit-reset-requests", "120ms")], error_body("rate_limit_exceeded")),
+        (500, vec![], "upstream exploded".into()),
+    ])
+    .await;
+    let client = OpenAiClient::new(base, "k", "m", Duration::from_secs(5));
+    let got = client.analyze("s", "t").await.expect("third request answers");
+    assert_eq!(got, AnalysisOutcome::Parsed(sample()));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    for (status, code) in [(429, "insufficient_quota"), (400, "invalid_request_error")] {
+        let (base, count) = scripted(vec![(status, vec![], error_body(code))]).await;
+        let client = OpenAiClient::new(base, "k", "m", Duration::from_secs(5));
+        let err = client.analyze("s", "t").await.expect_err("not retried");
+        assert_eq!((err.status(), err.code()), (Some(status), Some(code)));
+        assert!(!err.is_retryable() && !err.is_unavailable());
+        assert_eq!(count.load(Ordering::SeqCst), 1, "{code} is sent once");
+    }
+
+    let (base, _) = scripted(vec![(200, vec![], "{\"choices\": 7}".into())]).await;
+    let client = OpenAiClient::new(base, "k", "m", Duration::from_secs(5));
+    let err = client.analyze("s", "t").await.expect_err("malformed");
+    assert!(matches!(err, ProviderError::Decode { .. }) && !err.is_retryable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_model_times_out_and_is_retried() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = Router::new().route(
+        CHAT_COMPLETIONS_PATH,
+        post(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<String>()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    let client = OpenAiClient::new(base, "k", "m", Duration::from_millis(150));
+    let err = client.analyze("s", "t").await.expect_err("timeout");
+    assert!(
+        matches!(&err, ProviderError::Transport { message, .. } if message.contains("timed out")),
+        "{err:?}"
+    );
+    // An analysis has no effect in the world: a timed-out request is safe to send again.
+    assert_eq!(count.load(Ordering::SeqCst), 3);
 }
