@@ -212,7 +212,8 @@ impl Step for PlaceCall {
             max_attempts: 4,
             backoff: Duration::from_secs(1),
             backoff_factor: 3,
-            timeout: Duration::from_secs(45),
+            // Room for the request and its quick retries (each bounded by the provider timeout).
+            timeout: Duration::from_secs(120),
             ..StepPolicy::default()
         }
     }
@@ -439,7 +440,7 @@ impl Step for AwaitCall {
     fn policy(&self) -> StepPolicy {
         StepPolicy {
             // Room for the provider lookup at the deadline (with its quick retries).
-            timeout: Duration::from_secs(90),
+            timeout: Duration::from_secs(120),
             ..StepPolicy::default()
         }
     }
@@ -481,7 +482,7 @@ impl Step for Analyze {
         StepPolicy {
             max_attempts: 3,
             backoff: Duration::from_secs(2),
-            timeout: Duration::from_secs(90),
+            timeout: Duration::from_secs(120),
             ..StepPolicy::default()
         }
     }

@@ -323,12 +323,19 @@ fn error_body(code: &str) -> String {
 #[tokio::test]
 async fn rate_limits_and_outages_are_retried_quota_and_validation_are_not() {
     let (base, count) = scripted(vec![
-        (429, vec![("x-ratelimit-reset-requests", "120ms")], error_body("rate_limit_exceeded")),
+        (
+            429,
+            vec![("x-ratelimit-reset-requests", "120ms")],
+            error_body("rate_limit_exceeded"),
+        ),
         (500, vec![], "upstream exploded".into()),
     ])
     .await;
     let client = OpenAiClient::new(base, "k", "m", Duration::from_secs(5));
-    let got = client.analyze("s", "t").await.expect("third request answers");
+    let got = client
+        .analyze("s", "t")
+        .await
+        .expect("third request answers");
     assert_eq!(got, AnalysisOutcome::Parsed(sample()));
     assert_eq!(count.load(Ordering::SeqCst), 3);
 
@@ -344,7 +351,10 @@ async fn rate_limits_and_outages_are_retried_quota_and_validation_are_not() {
     let (base, _) = scripted(vec![(200, vec![], "{\"choices\": 7}".into())]).await;
     let client = OpenAiClient::new(base, "k", "m", Duration::from_secs(5));
     let err = client.analyze("s", "t").await.expect_err("malformed");
-    assert!(matches!(err, ProviderError::Decode { .. }) && !err.is_retryable(), "{err:?}");
+    assert!(
+        matches!(err, ProviderError::Decode { .. }) && !err.is_retryable(),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
