@@ -47,6 +47,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if wanted("script_decision") {
         figures.extend(script_decision(if opts.quick { 5_000 } else { 50_000 }).await?);
     }
+    if wanted("personalize") {
+        figures.extend(personalize(if opts.quick { 500 } else { 5_000 }).await?);
+    }
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>10}",
         "scenario", "iterations", "mean µs", "p50 µs", "p99 µs"
@@ -151,4 +154,87 @@ async fn script_decision(iterations: usize) -> anyhow::Result<Vec<Figure>> {
             via_step,
         ),
     ])
+}
+
+/// Inbound personalisation latency as ElevenLabs sees it: `POST /api/v1/webhooks/elevenlabs/
+/// personalize` over loopback HTTP on a SQLite file holding one lead, for that lead and for a
+/// new caller.
+async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        config: crate::config::Config,
+    }
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("personalize.db");
+    let secret = "bench-secret";
+    let settings = Settings::try_parse_from([
+        "bench",
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &format!("sqlite://{}", db.display()),
+        "--elevenlabs-personalization-secret",
+        secret,
+        "--log",
+        "warn",
+    ])?;
+    let overrides = crate::startup::Overrides {
+        no_workers: true,
+        ..Default::default()
+    };
+    let app = crate::startup::Application::build(settings.config, overrides).await?;
+    let base = app.public_url().to_owned();
+    let parts = app.into_parts();
+    let server = tokio::spawn(parts.serve);
+    let client = reqwest::Client::new();
+    let lead = serde_json::json!({"business": "demo", "name": "Ada Lovelace",
+        "phone": "+14155552671"});
+    let created = client
+        .post(format!("{base}/api/v1/leads"))
+        .json(&lead)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status() == 201,
+        "lead not created: {}",
+        created.status()
+    );
+    let mut figures = Vec::new();
+    for (label, caller) in [
+        ("known lead", "+14155552671"),
+        ("new caller", "+442071838750"),
+    ] {
+        let body = serde_json::json!({"caller_id": caller, "agent_id": "agent_demo_realty",
+            "called_number": "+18885550100", "call_sid": "CA1"});
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations + iterations / 10 {
+            let start = Instant::now();
+            let answer = client
+                .post(format!("{base}/api/v1/webhooks/elevenlabs/personalize"))
+                .header("X-Switchboard-Secret", secret)
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                answer.status() == 200,
+                "personalize answered {}",
+                answer.status()
+            );
+            answer.bytes().await?;
+            if i >= iterations / 10 {
+                samples.push(start.elapsed());
+            }
+        }
+        figures.push(summarise(
+            &format!("personalize ({label})"),
+            "inbound personalisation request over loopback HTTP, SQLite, as the provider waits",
+            samples,
+        ));
+    }
+    server.abort();
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(figures)
 }

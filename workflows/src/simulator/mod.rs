@@ -19,6 +19,9 @@
 //!   ends (and `GET conversations/{id}` shows it) so reconciliation can be exercised.
 //! - `sim_webhook_delay_ms` (default 300): how long the call "lasts" before it ends.
 //!
+//! Like a provider plan, the simulator can cap active calls ([`Simulator::set_concurrency_limit`]):
+//! a call beyond the cap is refused with 429 `concurrent_limit_exceeded` and `retry-after: 1`.
+//!
 //! The simulated LLM derives a [`CallAnalysis`](crate::providers::openai::CallAnalysis) from
 //! keywords in the customer's lines. Markers in the user message force the other outcomes:
 //! `[sim:refuse]`, `[sim:truncate]`, `[sim:error]` (HTTP 500), `[sim:quota]` (HTTP 429
