@@ -1,6 +1,7 @@
 //! Switchboard's lead pipeline on the engine: businesses, leads, the `lead_call` workflow, the
 //! policy seam every business decision goes through, providers and the built-in simulator.
 
+pub mod agents_sync;
 pub mod business;
 pub mod lead;
 pub mod lead_call;

@@ -1,6 +1,7 @@
 //! SQL for the lead pipeline's tables: `businesses`, `leads` and `calls` here, scripts in
-//! [`scripts`].
+//! [`scripts`], provider agents in [`agents`].
 
+pub mod agents;
 pub mod scripts;
 
 use serde::{Deserialize, Serialize};
