@@ -94,7 +94,11 @@ pub async fn run(
     } else {
         write_table(out, &report)?;
     }
-    Ok(if report.has_failures() { EXIT_FAILED } else { 0 })
+    Ok(if report.has_failures() {
+        EXIT_FAILED
+    } else {
+        0
+    })
 }
 
 /// The report as an aligned table, failures' reasons on their own lines, and a summary line.
@@ -213,7 +217,12 @@ mod tests {
         let report = SyncReport {
             agents: vec![
                 entry("riley", SyncAction::Created, Some("agent_1"), None),
-                entry("a_long_agent_key", SyncAction::Failed, None, Some("answered 422")),
+                entry(
+                    "a_long_agent_key",
+                    SyncAction::Failed,
+                    None,
+                    Some("answered 422"),
+                ),
             ],
         };
         let mut out = Vec::new();

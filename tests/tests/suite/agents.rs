@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ use switchboard_api::agents_cli::{self, AgentsCommand, SyncArgs};
 use switchboard_engine::Db;
 use switchboard_tests::*;
 use switchboard_workflows::business;
-use switchboard_workflows::store::agents::provider_agent_id;
+use switchboard_workflows::store::agents::{self as stored_agents, provider_agent_id};
 
 crate::on_both_backends!(
     sync_adopts_the_configured_agents_and_a_second_run_sends_nothing,
@@ -156,7 +156,12 @@ async fn sync_adopts_the_configured_agents_and_a_second_run_sends_nothing(backen
     assert!(lines[0].starts_with("BUSINESS"), "{}", first.stdout);
     for (i, (business, key, id)) in agents.iter().enumerate() {
         let words: Vec<&str> = lines[i + 1].split_whitespace().collect();
-        assert_eq!(words, [business.as_str(), key, "updated", id], "{}", first.stdout);
+        assert_eq!(
+            words,
+            [business.as_str(), key, "updated", id],
+            "{}",
+            first.stdout
+        );
     }
     let n = agents.len();
     assert_eq!(
@@ -178,6 +183,12 @@ async fn sync_adopts_the_configured_agents_and_a_second_run_sends_nothing(backen
         let stored = provider_agent_id(&db, business, key).await.unwrap();
         assert_eq!(stored.as_deref(), Some(id.as_str()), "{business}/{key}");
     }
+    assert_eq!(stored_agents::list(&db, None).await.unwrap().len(), n);
+    let realty = stored_agents::list(&db, Some("realty")).await.unwrap();
+    assert_eq!(
+        realty.iter().map(|a| a.agent.as_str()).collect::<Vec<_>>(),
+        ["buyers", "listings"]
+    );
 
     let second = agents_sync(SyncArgs {
         json: true,
@@ -228,8 +239,10 @@ async fn a_missing_agent_fails_the_command_and_usage_errors_exit_2(backend: Back
     );
     let n = agents.len();
     assert!(
-        out.stdout
-            .contains(&format!("{n} agents: 0 created, {} updated, 0 unchanged, 1 failed", n - 1)),
+        out.stdout.contains(&format!(
+            "{n} agents: 0 created, {} updated, 0 unchanged, 1 failed",
+            n - 1
+        )),
         "{}",
         out.stdout
     );
@@ -245,14 +258,21 @@ async fn a_missing_agent_fails_the_command_and_usage_errors_exit_2(backend: Back
     })
     .await;
     assert_eq!(only.code, 0, "{}{}", only.stdout, only.stderr);
-    assert!(only.stdout.contains("2 agents: 0 created, 0 updated, 2 unchanged, 0 failed"));
+    assert!(
+        only.stdout
+            .contains("2 agents: 0 created, 0 updated, 2 unchanged, 0 failed")
+    );
     let unknown = agents_sync(SyncArgs {
         business: Some("nope".into()),
         ..args(&database.url, &base)
     })
     .await;
     assert_eq!(unknown.code, 2);
-    assert!(unknown.stderr.contains("no business \"nope\""), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no business \"nope\""),
+        "{}",
+        unknown.stderr
+    );
 
     // Without a key nothing is contacted.
     let keyless = agents_sync(SyncArgs {

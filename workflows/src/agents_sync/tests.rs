@@ -189,7 +189,9 @@ fn business(id: &str, agents: &[(&str, &str)]) -> Business {
 }
 
 async fn store(db: &Db, b: &Business) {
-    store::upsert_business(db, b).await.expect("business stored");
+    store::upsert_business(db, b)
+        .await
+        .expect("business stored");
 }
 
 fn actions(report: &SyncReport) -> Vec<(String, SyncAction)> {
@@ -205,7 +207,9 @@ fn pairs(items: &[(&str, SyncAction)]) -> Vec<(String, SyncAction)> {
 }
 
 async fn run(t: &TestDb, fake: &Fake, business: Option<&str>) -> SyncReport {
-    sync(&t.db, &fake.client, business).await.expect("sync runs")
+    sync(&t.db, &fake.client, business)
+        .await
+        .expect("sync runs")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +233,10 @@ async fn first_run_creates_the_agents_and_a_second_run_sends_nothing() {
         let id = a.provider_agent_id.clone().expect("an id");
         let stored = store::agents::provider_agent_id(&t.db, "acme", &a.agent).await;
         assert_eq!(stored.expect("read"), Some(id.clone()));
-        let b = store::business(&t.db, "acme").await.expect("read").expect("b");
+        let b = store::business(&t.db, "acme")
+            .await
+            .expect("read")
+            .expect("b");
         let resolved = agent_id(&t.db, "acme", &a.agent, &b.agents[&a.agent]).await;
         assert_eq!(resolved.expect("read"), Some(id));
     }
@@ -258,10 +265,22 @@ async fn first_run_creates_the_agents_and_a_second_run_sends_nothing() {
     );
     assert_eq!(fake.writes(), writes, "no provider writes the second time");
     assert_eq!(
-        second.agents.iter().map(|a| &a.provider_agent_id).collect::<Vec<_>>(),
-        first.agents.iter().map(|a| &a.provider_agent_id).collect::<Vec<_>>()
+        second
+            .agents
+            .iter()
+            .map(|a| &a.provider_agent_id)
+            .collect::<Vec<_>>(),
+        first
+            .agents
+            .iter()
+            .map(|a| &a.provider_agent_id)
+            .collect::<Vec<_>>()
     );
-    assert_eq!(fake.with(|p| p.listed), 1, "the list is read once, when creating");
+    assert_eq!(
+        fake.with(|p| p.listed),
+        1,
+        "the list is read once, when creating"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +321,10 @@ async fn a_stored_agent_deleted_at_the_provider_is_created_anew() {
     fake.with(|p| p.agents.remove(&old));
 
     // Unchanged configuration: nothing is sent, so the deletion goes unnoticed…
-    assert_eq!(run(&t, &fake, None).await.agents[0].action, SyncAction::Unchanged);
+    assert_eq!(
+        run(&t, &fake, None).await.agents[0].action,
+        SyncAction::Unchanged
+    );
     // …until the configuration changes and the update meets a 404.
     b.agents.get_mut("closer").expect("closer").language = "es".into();
     store(&t.db, &b).await;
@@ -311,7 +333,10 @@ async fn a_stored_agent_deleted_at_the_provider_is_created_anew() {
     assert_eq!(a.action, SyncAction::Created, "{a:?}");
     let new = a.provider_agent_id.clone().expect("new id");
     assert_ne!(new, old);
-    assert_eq!(fake.agent(&new)["conversation_config"]["agent"]["language"], "es");
+    assert_eq!(
+        fake.agent(&new)["conversation_config"]["agent"]["language"],
+        "es"
+    );
     let stored = store::agents::provider_agent_id(&t.db, "acme", "closer").await;
     assert_eq!(stored.expect("read"), Some(new));
 }
@@ -338,10 +363,27 @@ async fn one_failing_agent_is_reported_and_the_others_sync() {
     let failed = &report.agents[1];
     assert_eq!(failed.provider_agent_id, None);
     let error = failed.error.as_deref().unwrap_or("");
-    assert!(error.contains("422") && error.contains("name is not allowed"), "{error}");
-    assert_eq!(store::agents::provider_agent_id(&t.db, "acme", "b").await.expect("read"), None);
-    assert_eq!(store::agents::list(&t.db, None).await.expect("list").len(), 3);
-    assert_eq!(store::agents::list(&t.db, Some("zeta")).await.expect("list").len(), 1);
+    assert!(
+        error.contains("422") && error.contains("name is not allowed"),
+        "{error}"
+    );
+    assert_eq!(
+        store::agents::provider_agent_id(&t.db, "acme", "b")
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(
+        store::agents::list(&t.db, None).await.expect("list").len(),
+        3
+    );
+    assert_eq!(
+        store::agents::list(&t.db, Some("zeta"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 
     // Once the provider accepts it, the next run creates it and leaves the others alone.
     fake.with(|p| p.reject = None);
@@ -363,8 +405,10 @@ async fn one_failing_agent_is_reported_and_the_others_sync() {
 async fn a_configured_agent_id_is_adopted_by_patch() {
     let (t, fake) = (TestDb::new().await, Fake::start().await);
     fake.with(|p| {
-        p.agents
-            .insert("agent_existing".into(), json!({"name": "Made by hand", "tags": []}))
+        p.agents.insert(
+            "agent_existing".into(),
+            json!({"name": "Made by hand", "tags": []}),
+        )
     });
     store(&t.db, &business("acme", &[("closer", "agent_existing")])).await;
 
@@ -379,23 +423,37 @@ async fn a_configured_agent_id_is_adopted_by_patch() {
     let stored = store::agents::provider_agent_id(&t.db, "acme", "closer").await;
     assert_eq!(stored.expect("read").as_deref(), Some("agent_existing"));
 
-    assert_eq!(run(&t, &fake, None).await.agents[0].action, SyncAction::Unchanged);
+    assert_eq!(
+        run(&t, &fake, None).await.agents[0].action,
+        SyncAction::Unchanged
+    );
     assert_eq!(fake.writes(), 1);
 }
 
 #[tokio::test]
 async fn a_configured_agent_id_the_provider_does_not_know_is_an_error_not_a_new_agent() {
     let (t, fake) = (TestDb::new().await, Fake::start().await);
-    store(&t.db, &business("acme", &[("closer", "agent_typo"), ("opener", "")])).await;
+    store(
+        &t.db,
+        &business("acme", &[("closer", "agent_typo"), ("opener", "")]),
+    )
+    .await;
 
     let report = run(&t, &fake, None).await;
     let a = &report.agents[0];
     assert_eq!(a.action, SyncAction::Failed);
     assert_eq!(a.provider_agent_id.as_deref(), Some("agent_typo"));
     let error = a.error.as_deref().unwrap_or("");
-    assert!(error.contains("agent_typo") && error.contains("business.toml"), "{error}");
+    assert!(
+        error.contains("agent_typo") && error.contains("business.toml"),
+        "{error}"
+    );
     assert_eq!(report.agents[1].action, SyncAction::Created);
-    assert_eq!(fake.with(|p| p.created), 1, "only the agent without an id is created");
+    assert_eq!(
+        fake.with(|p| p.created),
+        1,
+        "only the agent without an id is created"
+    );
 }
 
 #[tokio::test]
@@ -403,7 +461,9 @@ async fn a_configured_agent_id_replaces_one_stored_earlier() {
     let (t, fake) = (TestDb::new().await, Fake::start().await);
     let mut b = business("acme", &[("closer", "")]);
     store(&t.db, &b).await;
-    let created = run(&t, &fake, None).await.agents[0].provider_agent_id.clone();
+    let created = run(&t, &fake, None).await.agents[0]
+        .provider_agent_id
+        .clone();
     fake.with(|p| p.agents.insert("agent_chosen".into(), json!({"name": "x"})));
 
     b.agents.get_mut("closer").expect("closer").agent_id = "agent_chosen".into();
@@ -428,11 +488,20 @@ async fn an_agent_created_but_never_stored_is_found_by_name_not_duplicated() {
         for (id, name, tags) in [
             ("agent_a", "Someone else", json!(["x"])),
             ("agent_b", "Other", json!([])),
-            ("agent_c", "acme Inc — closer", json!(["switchboard", "other"])),
-            ("agent_d", "acme Inc — closer", json!(["switchboard", "acme"])),
+            (
+                "agent_c",
+                "acme Inc — closer",
+                json!(["switchboard", "other"]),
+            ),
+            (
+                "agent_d",
+                "acme Inc — closer",
+                json!(["switchboard", "acme"]),
+            ),
             ("agent_e", "Last", json!(null)),
         ] {
-            p.agents.insert(id.into(), json!({"name": name, "tags": tags}));
+            p.agents
+                .insert(id.into(), json!({"name": name, "tags": tags}));
         }
     });
     store(&t.db, &business("acme", &[("closer", "")])).await;
@@ -453,9 +522,19 @@ async fn one_business_only_and_unknown_businesses() {
     store(&t.db, &business("zeta", &[("z", "")])).await;
     let report = run(&t, &fake, Some("zeta")).await;
     assert_eq!(actions(&report), pairs(&[("zeta/z", SyncAction::Created)]));
-    assert_eq!(store::agents::list(&t.db, Some("acme")).await.expect("list"), []);
-    let err = sync(&t.db, &fake.client, Some("nope")).await.expect_err("unknown");
-    assert!(matches!(err, SyncError::UnknownBusiness(ref id) if id == "nope"), "{err}");
+    assert_eq!(
+        store::agents::list(&t.db, Some("acme"))
+            .await
+            .expect("list"),
+        []
+    );
+    let err = sync(&t.db, &fake.client, Some("nope"))
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(err, SyncError::UnknownBusiness(ref id) if id == "nope"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -465,7 +544,10 @@ fn the_hash_follows_the_configuration_and_not_key_order() {
     let spec = desired_spec(&b, "closer", config);
     let hash = config_hash(&spec);
     assert_eq!(hash.len(), 64);
-    assert_eq!(hash, config_hash(&desired_spec(&b, "closer", &config.clone())));
+    assert_eq!(
+        hash,
+        config_hash(&desired_spec(&b, "closer", &config.clone()))
+    );
     // Fields the provider does not get (phone number, line) do not count.
     let mut other = config.clone();
     other.phone_number_id = "phnum_2".into();

@@ -231,12 +231,17 @@ impl ElevenLabsClient {
     pub async fn get_agent(&self, agent_id: &str) -> Result<Agent, ProviderError> {
         let url = self.agent_url(agent_id)?;
         let body = self.send(self.http.get(url)).await?;
-        serde_json::from_slice(&body).map_err(|e| ProviderError::decode(PROVIDER, "agent", &e, &body))
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::decode(PROVIDER, "agent", &e, &body))
     }
 
     /// Updates an agent with the fields `spec` carries (absent fields are left as they are).
     /// The answer's body is not read. A missing agent is a status-404 error.
-    pub async fn update_agent(&self, agent_id: &str, spec: &AgentSpec) -> Result<(), ProviderError> {
+    pub async fn update_agent(
+        &self,
+        agent_id: &str,
+        spec: &AgentSpec,
+    ) -> Result<(), ProviderError> {
         let url = self.agent_url(agent_id)?;
         self.send(self.http.patch(url).json(spec)).await?;
         Ok(())

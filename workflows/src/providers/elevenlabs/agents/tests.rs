@@ -181,11 +181,19 @@ async fn get_reads_leniently_and_escapes_the_id() {
     let req = &seen(&log)[0];
     assert_eq!(
         (req.method.clone(), req.path.as_str(), req.key.as_deref()),
-        (Method::GET, "/v1/convai/agents/agent%201%2Fx", Some("xi_test"))
+        (
+            Method::GET,
+            "/v1/convai/agents/agent%201%2Fx",
+            Some("xi_test")
+        )
     );
     assert_eq!(agent.agent_id, "agent 1/x");
     assert!(agent.spec.tags.is_empty());
-    let settings = agent.spec.conversation_config.agent.expect("agent settings");
+    let settings = agent
+        .spec
+        .conversation_config
+        .agent
+        .expect("agent settings");
     let prompt = settings.prompt.expect("prompt");
     assert_eq!(prompt.llm.as_deref(), Some("gpt-4o-mini"));
     assert_eq!(prompt.temperature, Some(0.2));
@@ -231,7 +239,10 @@ async fn update_patches_and_delete_deletes_the_escaped_path() {
 
     // An empty id would address the collection: refused before anything is sent.
     let err = client.delete_agent("").await.expect_err("empty id");
-    assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err:?}");
+    assert!(
+        matches!(err, ProviderError::InvalidRequest { .. }),
+        "{err:?}"
+    );
     assert_eq!(seen(&log).len(), 2);
 }
 
@@ -264,7 +275,10 @@ async fn list_pages_with_page_size_and_cursor() {
         (Method::GET, "/v1/convai/agents")
     );
     assert_eq!(reqs[0].query, None);
-    assert_eq!(reqs[1].query.as_deref(), Some("page_size=50&cursor=c+2%26x"));
+    assert_eq!(
+        reqs[1].query.as_deref(),
+        Some("page_size=50&cursor=c+2%26x")
+    );
 }
 
 #[tokio::test]
@@ -272,8 +286,10 @@ async fn errors_keep_status_code_detail_and_retry_after() {
     let (client, _log) = fake(|s: &Seen| match s.method {
         Method::GET => (
             StatusCode::NOT_FOUND,
-            axum::Json(json!({"detail": {"type": "not_found", "code": "agent_not_found",
-                "message": "Agent agent_x not found", "status": "error", "request_id": "r1"}})),
+            axum::Json(
+                json!({"detail": {"type": "not_found", "code": "agent_not_found",
+                "message": "Agent agent_x not found", "status": "error", "request_id": "r1"}}),
+            ),
         )
             .into_response(),
         Method::POST => (
@@ -324,5 +340,8 @@ fn spec_round_trips_and_skips_absent_fields() {
     let back: AgentSpec = serde_json::from_value(value).expect("parses");
     assert_eq!(back, spec());
     let bare = serde_json::to_value(AgentSpec::default()).expect("serialises");
-    assert_eq!(bare, json!({"name": "", "tags": [], "conversation_config": {}}));
+    assert_eq!(
+        bare,
+        json!({"name": "", "tags": [], "conversation_config": {}})
+    );
 }
