@@ -1,7 +1,9 @@
 //! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers;
-//! `scripts` checks and tests business scripts from files.
+//! `scripts` checks and tests business scripts from files; `agents sync` creates or updates the
+//! businesses' voice agents at ElevenLabs.
 
 use clap::{Parser, Subcommand};
+use switchboard_api::agents_cli::{self, AgentsCommand};
 use switchboard_api::bench::{self, BenchOptions};
 use switchboard_api::config::Config;
 use switchboard_api::scripts_cli::{self, ScriptsCommand};
@@ -33,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: ScriptsCommand,
     },
+    /// Create or update the businesses' voice agents at ElevenLabs (`agents sync`).
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +50,11 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Bench(opts)) => return bench::run(opts).await,
         Some(Command::Scripts { command }) => {
             std::process::exit(scripts_cli::run(command).await?);
+        }
+        Some(Command::Agents { command }) => {
+            let code =
+                agents_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
+            std::process::exit(code);
         }
         None => cli.serve,
     };

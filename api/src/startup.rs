@@ -276,7 +276,7 @@ pub struct Parts {
 
 /// Stores the businesses shipped in `scripts/`; a business' script is stored only if it has none
 /// yet, so versions edited through the API survive restarts.
-async fn load_shipped(db: &Db) -> anyhow::Result<()> {
+pub(crate) async fn load_shipped(db: &Db) -> anyhow::Result<()> {
     for d in business::shipped() {
         store::upsert_business(db, &d.business).await?;
         if !store::scripts::has_any(db, &d.business.id).await? {

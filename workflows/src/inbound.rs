@@ -52,8 +52,10 @@ pub async fn greet(
     agent_id: &str,
     caller: &str,
 ) -> Result<Option<Greeting>, EngineError> {
-    let businesses = store::businesses(db).await?;
-    let synced: Vec<(String, String)> = Vec::new(); // MERGE: store::agents::owners_of
+    let (businesses, synced) = futures::try_join!(
+        store::businesses(db),
+        store::agents::owners_of(db, agent_id)
+    )?;
     let Some((business, agent)) = agent_of(&businesses, agent_id, &synced) else {
         return Ok(None);
     };

@@ -1,6 +1,8 @@
 //! Switchboard's lead pipeline on the engine: businesses, leads, the `lead_call` workflow, the
-//! policy seam every business decision goes through, providers and the built-in simulator.
+//! policy seam every business decision goes through, providers, the sync of businesses' voice
+//! agents to the provider (`agents_sync`) and the built-in simulator.
 
+pub mod agents_sync;
 pub mod business;
 pub mod inbound;
 pub mod lead;

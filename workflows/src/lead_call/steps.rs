@@ -11,6 +11,7 @@ use tracing::info;
 
 use super::inputs::*;
 use super::{CALL_EVENT, Deps};
+use crate::agents_sync;
 use crate::business::Business;
 use crate::lead::Lead;
 use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
@@ -247,6 +248,15 @@ impl Step for PlaceCall {
         }
 
         let agent = business.agent(&input.route.agent);
+        let agent_id = agents_sync::agent_id(&deps.db, &business.id, &input.route.agent, agent)
+            .await?
+            .ok_or_else(|| {
+                StepError::fatal(format!(
+                    "agent {:?} of {} has no provider id: set its agent_id or run \
+                     `switchboard agents sync`",
+                    input.route.agent, business.id
+                ))
+            })?;
         let mut variables = input.context.dynamic_variables.clone();
         variables.insert("run_id".into(), ctx.run_id.to_string().into());
         variables.insert("call_attempt".into(), input.call_attempt.into());
@@ -256,7 +266,7 @@ impl Step for PlaceCall {
         let request = CallRequest {
             call_key: call_key.clone(),
             lead_id: lead.id.clone(),
-            agent_id: input.route.agent_id.clone(),
+            agent_id,
             phone_number_id: input.route.phone_number_id.clone(),
             line: agent.line,
             to_number: lead.phone.as_str().to_owned(),

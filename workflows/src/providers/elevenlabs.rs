@@ -1,8 +1,9 @@
 //! ElevenLabs Agents: the wire format, the HTTP client, and webhook signatures.
 //!
 //! Every ElevenLabs shape Switchboard reads or writes lives in this file (requests, responses,
-//! the conversation object, webhook envelopes, error bodies), so a provider change is a one-file
-//! change. The built-in simulator builds its answers from these same types.
+//! the conversation object, webhook envelopes, error bodies) or, for the agent object and its
+//! endpoints, in `elevenlabs/agents.rs`, so a provider change stays within the ElevenLabs code.
+//! The built-in simulator builds its answers from these same types.
 //!
 //! Webhook signature: header `ElevenLabs-Signature: t=<unix secs>,v0=<hex>` where the hex is
 //! `HMAC_SHA256(key = secret bytes, message = "<t>.<raw body>")`; see [`sign`] and [`verify`].
@@ -23,6 +24,9 @@ use crate::business::Line;
 
 mod provider;
 pub use provider::ElevenLabs;
+
+mod agents;
+pub use agents::*;
 
 /// Provider name used in [`ProviderError`]s.
 pub const PROVIDER: &str = "elevenlabs";

@@ -1,6 +1,7 @@
 //! SQL for the lead pipeline's tables: `businesses` and `leads` here, `calls` in [`calls`],
-//! scripts in [`scripts`].
+//! scripts in [`scripts`], provider agents in [`agents`].
 
+pub mod agents;
 pub mod calls;
 pub mod scripts;
 
