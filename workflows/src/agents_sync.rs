@@ -30,9 +30,8 @@ use switchboard_engine::{Db, EngineError};
 use crate::business::{AgentConfig, Business};
 use crate::providers::ProviderError;
 use crate::providers::elevenlabs::{
-    AgentOverridePermissions, AgentSettings, AgentSpec, AgentSummary, ConfigOverridePermissions,
-    ConversationConfig, ElevenLabsClient, OverridePermissions, PROVIDER, PlatformSettings,
-    PromptOverridePermissions, PromptSettings, TtsOverridePermissions, TtsSettings,
+    AgentSettings, AgentSpec, AgentSummary, ConversationConfig, ElevenLabsClient,
+    OverridePermissions, PROVIDER, PlatformSettings, PromptSettings, TtsSettings,
 };
 use crate::store;
 use crate::store::agents::ProviderAgent;
@@ -148,18 +147,7 @@ pub fn desired_spec(business: &Business, key: &str, config: &AgentConfig) -> Age
             }),
         },
         platform_settings: Some(PlatformSettings {
-            overrides: Some(OverridePermissions {
-                conversation_config_override: Some(ConfigOverridePermissions {
-                    agent: Some(AgentOverridePermissions {
-                        prompt: Some(PromptOverridePermissions { prompt: Some(true) }),
-                        first_message: Some(true),
-                        language: Some(true),
-                    }),
-                    tts: Some(TtsOverridePermissions {
-                        voice_id: Some(true),
-                    }),
-                }),
-            }),
+            overrides: Some(OverridePermissions::per_call()),
             ..PlatformSettings::default()
         }),
     }

@@ -111,6 +111,24 @@ pub struct OverridePermissions {
     pub conversation_config_override: Option<ConfigOverridePermissions>,
 }
 
+impl OverridePermissions {
+    /// What Switchboard overrides on every call: prompt, first message, language and voice.
+    pub fn per_call() -> Self {
+        OverridePermissions {
+            conversation_config_override: Some(ConfigOverridePermissions {
+                agent: Some(AgentOverridePermissions {
+                    prompt: Some(PromptOverridePermissions { prompt: Some(true) }),
+                    first_message: Some(true),
+                    language: Some(true),
+                }),
+                tts: Some(TtsOverridePermissions {
+                    voice_id: Some(true),
+                }),
+            }),
+        }
+    }
+}
+
 /// `platform_settings.overrides.conversation_config_override`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigOverridePermissions {

@@ -89,18 +89,7 @@ fn spec() -> AgentSpec {
             }),
         },
         platform_settings: Some(PlatformSettings {
-            overrides: Some(OverridePermissions {
-                conversation_config_override: Some(ConfigOverridePermissions {
-                    agent: Some(AgentOverridePermissions {
-                        prompt: Some(PromptOverridePermissions { prompt: Some(true) }),
-                        first_message: Some(true),
-                        language: Some(true),
-                    }),
-                    tts: Some(TtsOverridePermissions {
-                        voice_id: Some(true),
-                    }),
-                }),
-            }),
+            overrides: Some(OverridePermissions::per_call()),
             ..Default::default()
         }),
     }
