@@ -27,7 +27,8 @@ pub enum AgentsCommand {
     /// on every call). An agent with `agent_id` in business.toml is adopted and updated; one
     /// without is created (or found again by name if an earlier sync created it). Agents whose
     /// configuration did not change since the last sync are left alone, so running it again
-    /// sends nothing. Exit code: 0 all synced, 1 some agent failed, 2 usage error.
+    /// sends nothing. Exit code: 0 all synced, 1 some agent failed (or the database failed), 2
+    /// usage error.
     Sync(SyncArgs),
 }
 

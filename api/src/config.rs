@@ -7,6 +7,13 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// Shortest webhook or personalisation secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Longest provider timeout: a provider step's own timeout (120 s) must cover a request and its
+/// two quick retries.
+pub const MAX_PROVIDER_TIMEOUT_SECS: u64 = 35;
+
 /// Settings of `switchboard serve`.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -77,11 +84,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 20)]
     pub max_concurrent_calls: u32,
 
-    /// Seconds before a request to a provider gives up.
+    /// Seconds before a request to a provider gives up (at most 35).
     #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
     pub provider_timeout_secs: u64,
 
-    /// Consecutive provider failures (5xx, unreachable) that open its circuit breaker.
+    /// Consecutive provider failures (5xx, unreachable, timed out) that open its circuit
+    /// breaker.
     #[arg(long, env = "SWITCHBOARD_BREAKER_THRESHOLD", default_value_t = 5)]
     pub breaker_threshold: u32,
 
@@ -151,6 +159,29 @@ impl Config {
         }
         if self.script_threads == 0 {
             return Err("SWITCHBOARD_SCRIPT_THREADS must be at least 1".into());
+        }
+        for (name, secret) in [
+            ("ELEVENLABS_WEBHOOK_SECRET", &self.elevenlabs_webhook_secret),
+            (
+                "ELEVENLABS_PERSONALIZATION_SECRET",
+                &self.elevenlabs_personalization_secret,
+            ),
+        ] {
+            if secret
+                .as_deref()
+                .is_some_and(|s| s.trim().len() < MIN_SECRET_LEN)
+            {
+                return Err(format!(
+                    "{name} must be at least {MIN_SECRET_LEN} characters (an empty secret would \
+                     let anyone in)"
+                ));
+            }
+        }
+        if self.provider_timeout_secs > MAX_PROVIDER_TIMEOUT_SECS {
+            return Err(format!(
+                "SWITCHBOARD_PROVIDER_TIMEOUT_SECS must be at most {MAX_PROVIDER_TIMEOUT_SECS} \
+                 (a step allows a request and two quick retries)"
+            ));
         }
         if self.elevenlabs_api_key.is_some() && self.elevenlabs_webhook_secret.is_none() {
             return Err("ELEVENLABS_WEBHOOK_SECRET is required with ELEVENLABS_API_KEY".into());

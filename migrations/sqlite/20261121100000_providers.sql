@@ -14,3 +14,12 @@ CREATE TABLE provider_agents (
     synced_at         INTEGER NOT NULL,
     PRIMARY KEY (business_id, agent, provider)
 );
+
+-- Calls recorded before this migration that are over hold no line.
+UPDATE calls SET ended_at = updated_at
+WHERE ended_at IS NULL AND (outcome IS NOT NULL OR status IN ('rejected', 'unknown'));
+
+-- The event a run waits on during a call became provider-neutral.
+UPDATE sb_waits SET kind = 'call.ended' WHERE kind = 'elevenlabs.call';
+UPDATE sb_runs SET wait_kind = 'call.ended' WHERE wait_kind = 'elevenlabs.call';
+UPDATE sb_events SET kind = 'call.ended' WHERE kind = 'elevenlabs.call';

@@ -1,6 +1,6 @@
 //! Inbound calls: who is calling (a known lead or a new caller) and what the answering agent
 //! says first. Serves the provider's personalisation webhook, which must answer in milliseconds:
-//! two indexed reads, no script.
+//! a few indexed reads, no script.
 
 use serde_json::{Map, Value};
 use switchboard_engine::EngineError;

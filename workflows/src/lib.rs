@@ -13,3 +13,6 @@ pub mod providers;
 pub mod scripting;
 pub mod simulator;
 pub mod store;
+
+#[cfg(test)]
+mod test_db;

@@ -249,8 +249,8 @@ async fn a_crash_between_sending_and_recording_never_places_two_calls(backend: B
     fakes.faults.answer_delay_ms.store(4000, Ordering::SeqCst);
     fakes.faults.call_ms.store(1500, Ordering::SeqCst);
     let (_, run_id) = app.create_lead_with(&plain_lead()).await;
-    eventually("the call request sent", T, || async {
-        (fakes.call_requests() == 1).then_some(())
+    eventually("the call placed at the provider", T, || async {
+        (fakes.sim.total_calls() == 1).then_some(())
     })
     .await;
     app.crash_workers();

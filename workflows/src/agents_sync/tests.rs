@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::*;
 use crate::business::{Line, shipped};
+use crate::test_db::TestDb;
 
 // ---------------------------------------------------------------------------------------------
 // A fake provider
@@ -136,32 +137,6 @@ async fn patch(
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-/// A fresh, migrated SQLite file, removed on drop.
-struct TestDb {
-    db: Db,
-    path: std::path::PathBuf,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        let name = format!("sb-agents-sync-{}.db", uuid::Uuid::now_v7().simple());
-        let path = std::env::temp_dir().join(name);
-        let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
-            .await
-            .expect("connect");
-        switchboard_engine::migrate(&db).await.expect("migrate");
-        TestDb { db, path }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
-}
 
 /// A business `id` with the given agents `(key, configured agent_id)`.
 fn business(id: &str, agents: &[(&str, &str)]) -> Business {

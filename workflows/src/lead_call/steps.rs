@@ -156,7 +156,13 @@ fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
         // Spread the runs that wait on the same outage.
         StepError::defer(e, after.mul_f64(1.0 + 0.5 * rand::random::<f64>()))
     } else if e.is_retryable() {
-        StepError::retryable(e)
+        match e.retry_after() {
+            Some(after) => StepError::RetryAfter {
+                message: e.to_string(),
+                after,
+            },
+            None => StepError::retryable(e),
+        }
     } else {
         StepError::fatal(e)
     }
@@ -203,6 +209,49 @@ impl PlaceCall {
     }
 }
 
+impl PlaceCall {
+    /// What to do about a call this attempt already recorded: wait for a placed call or one
+    /// whose answer was lost, treat one never learnt as not connected; `None` when there is no
+    /// record, or the provider said the call did not start (dial).
+    async fn recorded(
+        &self,
+        ctx: &StepContext,
+        input: &CallPlan,
+        call_key: &str,
+        business: &Business,
+    ) -> Result<Option<Transition>, StepError> {
+        let Some(previous) = calls::call(&self.0.db, call_key).await? else {
+            return Ok(None);
+        };
+        Ok(match previous.status.as_str() {
+            "rejected" => None,
+            "placed" => {
+                ctx.log("the call was already placed: waiting for its end, not dialing again");
+                Some(self.await_end(input, call_key, previous.conversation_id, business))
+            }
+            "dialing" => {
+                ctx.log(
+                    "the call request was sent but its answer never recorded: waiting for the \
+                     provider's webhook instead of dialing again",
+                );
+                Some(self.await_end(input, call_key, None, business))
+            }
+            other => {
+                ctx.log(format!(
+                    "the call's outcome is {other}: it is not dialed again in this attempt"
+                ));
+                Some(Transition::next::<FollowUp>(CallResult {
+                    lead_id: input.lead_id.clone(),
+                    call_attempt: input.call_attempt,
+                    result: Outcome::NotConnected {
+                        reason: NoConnect::Unknown,
+                    },
+                }))
+            }
+        })
+    }
+}
+
 #[async_trait]
 impl Step for PlaceCall {
     const NAME: &'static str = "place_call";
@@ -225,26 +274,8 @@ impl Step for PlaceCall {
         let call_key = call_key(&ctx.run_id, input.call_attempt);
 
         // Never dial blindly twice: look at what an earlier execution recorded.
-        if let Some(previous) = calls::call(&deps.db, &call_key).await? {
-            match previous.status.as_str() {
-                "placed" => {
-                    ctx.log("the call was already placed: waiting for its end, not dialing again");
-                    return Ok(self.await_end(
-                        &input,
-                        &call_key,
-                        previous.conversation_id,
-                        &business,
-                    ));
-                }
-                "dialing" => {
-                    ctx.log(
-                        "the call request was sent but its answer never recorded: waiting for \
-                         the provider's webhook instead of dialing again",
-                    );
-                    return Ok(self.await_end(&input, &call_key, None, &business));
-                }
-                _ => {} // rejected: the provider said the call did not start; dial again.
-            }
+        if let Some(next) = self.recorded(ctx, &input, &call_key, &business).await? {
+            return Ok(next);
         }
 
         let agent = business.agent(&input.route.agent);
@@ -293,19 +324,26 @@ impl Step for PlaceCall {
             global: deps.max_concurrent_calls,
             business: business.calling.max_concurrent_calls,
         };
-        if let calls::Claim::Busy { scope, cap } =
-            calls::claim_line(&deps.db, &record, caps).await?
-        {
-            let after = LINE_WAIT.mul_f64(1.0 + 0.5 * rand::random::<f64>());
-            return Err(StepError::defer(
-                format!("all {cap} call lines ({scope}) are busy"),
-                after,
-            ));
+        match calls::claim_line(&deps.db, &record, caps).await? {
+            calls::Claim::Claimed => {}
+            calls::Claim::Busy { scope, cap } => {
+                let after = LINE_WAIT.mul_f64(1.0 + 0.5 * rand::random::<f64>());
+                return Err(StepError::defer(
+                    format!("all {cap} call lines ({scope}) are busy"),
+                    after,
+                ));
+            }
+            calls::Claim::AlreadyRecorded => {
+                // Another execution of this attempt recorded the call first.
+                return self
+                    .recorded(ctx, &input, &call_key, &business)
+                    .await?
+                    .ok_or_else(|| StepError::retryable("the call record changed: read it again"));
+            }
         }
         match deps.voice.place_call(&request).await {
             Ok(placed) => {
-                calls::record_result(&deps.db, &call_key, "placed", Some(&placed.call_id), None)
-                    .await?;
+                calls::record_placed(&deps.db, &call_key, &placed.call_id).await?;
                 Ok(self.await_end(&input, &call_key, Some(placed.call_id), &business))
             }
             Err(e) if e.may_have_been_acted_on() => {
@@ -318,8 +356,14 @@ impl Step for PlaceCall {
                 Ok(self.await_end(&input, &call_key, None, &business))
             }
             Err(e) => {
-                calls::record_result(&deps.db, &call_key, "rejected", None, Some(e.to_string()))
-                    .await?;
+                if !calls::record_not_started(&deps.db, &call_key, "rejected", e.to_string())
+                    .await?
+                {
+                    // A webhook for this call arrived meanwhile: it did start after all.
+                    if let Some(next) = self.recorded(ctx, &input, &call_key, &business).await? {
+                        return Ok(next);
+                    }
+                }
                 Err(provider_step_error(deps, e))
             }
         }
@@ -380,19 +424,31 @@ impl AwaitCall {
                 .await?
                 .and_then(|c| c.conversation_id),
         };
+        let known = match known {
+            Some(id) => Some(id),
+            None => {
+                let gave_up = calls::record_not_started(
+                    &deps.db,
+                    call_key,
+                    "unknown",
+                    "no trace of the call at the provider by the deadline".into(),
+                )
+                .await?;
+                if gave_up {
+                    None
+                } else {
+                    // A webhook named the call just now.
+                    calls::call(&deps.db, call_key)
+                        .await?
+                        .and_then(|c| c.conversation_id)
+                }
+            }
+        };
         let Some(conversation_id) = known else {
             ctx.log(
                 "the provider never reported a call for this request by the deadline: treating \
                  it as not connected (it is not dialed again in this attempt)",
             );
-            calls::record_result(
-                &deps.db,
-                call_key,
-                "unknown",
-                None,
-                Some("no trace of the call at the provider".into()),
-            )
-            .await?;
             return Ok(not_connected(&call, NoConnect::Unknown));
         };
         match deps.voice.get_call(&conversation_id).await {
@@ -463,20 +519,21 @@ impl Step for AwaitCall {
         let call = input.carry;
         let call_key = call_key(&ctx.run_id, call.call_attempt);
         let next = match input.outcome {
-            WaitOutcome::Event { payload } => {
-                let event = self
-                    .0
-                    .voice
-                    .parse_webhook(payload.to_string().as_bytes())
-                    .fatal()?;
-                after_call(&call, event)?
-            }
-            WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await?,
+            WaitOutcome::Event { payload } => self
+                .0
+                .voice
+                .parse_webhook(payload.to_string().as_bytes())
+                .fatal()
+                .and_then(|event| after_call(&call, event)),
+            WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await,
         };
-        if !matches!(next, Transition::Wait { .. }) {
-            calls::end(&self.0.db, &call_key).await?; // the line is free again
+        // The call is over (or the run fails): its line is free again.
+        if matches!(&next, Ok(t) if !matches!(t, Transition::Wait { .. }))
+            || matches!(&next, Err(StepError::Fatal(_)))
+        {
+            calls::end(&self.0.db, &call_key).await?;
         }
-        Ok(next)
+        next
     }
 }
 

@@ -42,6 +42,8 @@ pub const OUTBOUND_CALL_PATH: &str = "/v1/convai/twilio/outbound-call";
 pub const SIP_OUTBOUND_CALL_PATH: &str = "/v1/convai/sip-trunk/outbound-call";
 /// Path prefix of the conversation endpoint (`{prefix}/{conversation_id}`).
 pub const CONVERSATIONS_PATH: &str = "/v1/convai/conversations";
+/// The conversation id the circuit breaker's health probe looks up (it never exists).
+pub const HEALTH_PROBE_ID: &str = "switchboard-health-probe";
 /// Webhook type: the conversation ended and was analysed; `data` is a [`Conversation`].
 pub const EVENT_TRANSCRIPTION: &str = "post_call_transcription";
 /// Webhook type: the call never connected; `data` is an [`InitiationFailureData`].
@@ -755,8 +757,9 @@ impl ElevenLabsClient {
         &self.resilience
     }
 
-    /// Places an outbound call through a Twilio line or a SIP trunk. `success:false` or a
-    /// missing `conversation_id` is [`ProviderError::Rejected`]. It is retried only when the
+    /// Places an outbound call through a Twilio line or a SIP trunk. `success:false` is
+    /// [`ProviderError::Rejected`]; a 2xx without a conversation id or that cannot be read is
+    /// [`ProviderError::Ambiguous`] (the call may have started). It is retried only when the
     /// provider answered an error status or was not reached: a [`ProviderError::Transport`]
     /// error does not prove that no call was placed.
     pub async fn outbound_call(
@@ -770,16 +773,28 @@ impl ElevenLabsClient {
         };
         let request = self.http.post(format!("{}{path}", self.base_url)).json(req);
         let body = self.send_with(Idempotency::OnlyIfNotSent, request).await?;
-        let answer: OutboundCallResponse = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::decode(PROVIDER, "outbound-call response", &e, &body))?;
-        if !answer.success || answer.conversation_id.as_deref().is_none_or(str::is_empty) {
+        // A 2xx that does not clearly decline may have started the call.
+        let ambiguous = |message: String| ProviderError::Ambiguous {
+            provider: PROVIDER,
+            message,
+        };
+        let answer: OutboundCallResponse = serde_json::from_slice(&body).map_err(|e| {
+            ambiguous(format!(
+                "outbound-call response: {e} (body: {})",
+                super::error::excerpt(&body)
+            ))
+        })?;
+        if !answer.success {
             let message = answer
                 .message
-                .unwrap_or_else(|| "no conversation id in the answer".to_owned());
+                .unwrap_or_else(|| "the provider declined the call".to_owned());
             return Err(ProviderError::Rejected {
                 provider: PROVIDER,
                 message,
             });
+        }
+        if answer.conversation_id.as_deref().is_none_or(str::is_empty) {
+            return Err(ambiguous("no conversation id in the answer".into()));
         }
         Ok(answer)
     }
@@ -817,17 +832,29 @@ impl ElevenLabsClient {
     ) -> Result<Vec<u8>, ProviderError> {
         let request = request.header(API_KEY_HEADER, &self.api_key);
         self.resilience
-            .run(idempotency, || {
-                let attempt = request.try_clone();
-                async move {
-                    let attempt = attempt.ok_or_else(|| ProviderError::InvalidRequest {
-                        provider: PROVIDER,
-                        message: "request body cannot be sent twice".into(),
-                    })?;
-                    Self::send_once(attempt).await
-                }
-            })
+            .run(
+                idempotency,
+                || self.health(),
+                || {
+                    let attempt = request.try_clone();
+                    async move {
+                        let attempt = attempt.ok_or_else(|| ProviderError::InvalidRequest {
+                            provider: PROVIDER,
+                            message: "request body cannot be sent twice".into(),
+                        })?;
+                        Self::send_once(attempt).await
+                    }
+                },
+            )
             .await
+    }
+
+    /// The breaker's probe: a conversation lookup that changes nothing. Any answer but an outage
+    /// (normally 404) proves the API is up.
+    async fn health(&self) -> Result<(), ProviderError> {
+        let url = format!("{}{CONVERSATIONS_PATH}/{HEALTH_PROBE_ID}", self.base_url);
+        let request = self.http.get(url).header(API_KEY_HEADER, &self.api_key);
+        Self::send_once(request).await.map(drop)
     }
 
     async fn send_once(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ProviderError> {

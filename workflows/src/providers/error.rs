@@ -77,6 +77,15 @@ pub enum ProviderError {
         /// The provider's message.
         message: String,
     },
+    /// The provider answered with a success status, but the answer does not say what it did (no
+    /// call id, or an unreadable body): it may have acted, so the request is not sent again.
+    #[error("{provider} answered without saying what it did: {message}")]
+    Ambiguous {
+        /// Which provider answered.
+        provider: &'static str,
+        /// What was missing or unreadable.
+        message: String,
+    },
     /// The request could not be built (bad base URL or identifier); a configuration error.
     #[error("{provider} request is invalid: {message}")]
     InvalidRequest {
@@ -104,6 +113,7 @@ impl ProviderError {
             | ProviderError::CircuitOpen { .. } => true,
             ProviderError::Decode { .. }
             | ProviderError::Rejected { .. }
+            | ProviderError::Ambiguous { .. }
             | ProviderError::InvalidRequest { .. } => false,
         }
     }
@@ -131,7 +141,10 @@ impl ProviderError {
     /// out or the connection broke after sending). A call request that fails this way must be
     /// reconciled, never sent again blindly.
     pub fn may_have_been_acted_on(&self) -> bool {
-        matches!(self, ProviderError::Transport { .. })
+        matches!(
+            self,
+            ProviderError::Transport { .. } | ProviderError::Ambiguous { .. }
+        )
     }
 
     /// Whether the provider asked us to wait (429 other than `insufficient_quota`) or is known
@@ -154,6 +167,7 @@ impl ProviderError {
             | ProviderError::CircuitOpen { provider, .. }
             | ProviderError::Decode { provider, .. }
             | ProviderError::Rejected { provider, .. }
+            | ProviderError::Ambiguous { provider, .. }
             | ProviderError::InvalidRequest { provider, .. } => provider,
         }
     }

@@ -17,6 +17,8 @@ use super::resilience::{Idempotency, Resilience};
 
 /// Provider name used in [`ProviderError`]s.
 pub const PROVIDER: &str = "openai";
+/// Path of the model list, the circuit breaker's health probe.
+pub const MODELS_PATH: &str = "/v1/models";
 /// Path of the chat-completions endpoint, relative to the base URL.
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
 /// Name of the structured-output schema sent with each request.
@@ -524,8 +526,30 @@ impl OpenAiClient {
     ) -> Result<AnalysisOutcome, ProviderError> {
         let request = self.analysis_request(system, user);
         self.resilience
-            .run(Idempotency::Safe, || self.analyze_once(&request))
+            .run(
+                Idempotency::Safe,
+                || self.health(),
+                || self.analyze_once(&request),
+            )
             .await
+    }
+
+    /// The breaker's probe: `GET /v1/models`. Any answer but an outage proves the API is up.
+    async fn health(&self) -> Result<(), ProviderError> {
+        let response = self
+            .http
+            .get(format!("{}{MODELS_PATH}", self.base_url))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(PROVIDER, &e))?;
+        let status = response.status();
+        if status.is_server_error() {
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(status_error(status.as_u16(), &headers, &body));
+        }
+        Ok(())
     }
 
     async fn analyze_once(

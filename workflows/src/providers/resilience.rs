@@ -1,6 +1,9 @@
 //! What every provider client goes through: a circuit breaker per provider, and a few quick
 //! retries with exponential backoff and jitter that honour the provider's requested wait.
 //!
+//! When an open circuit's cool-down ends, a cheap health request given by the client (not a real
+//! call) probes the provider, so no run pays for a probe that fails during an outage.
+//!
 //! Waits longer than [`RetryPolicy::max_inline_wait`] are not slept here: the error goes back to
 //! the step, which defers the run (holding no worker) for that long instead.
 
@@ -84,6 +87,15 @@ enum State {
     HalfOpen { probe_started: Instant },
 }
 
+/// Whether a request may go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The circuit is closed.
+    Go,
+    /// The cool-down is over: probe the provider first (the caller is the one probe).
+    Probe,
+}
+
 /// A circuit breaker for one provider: after `failure_threshold` consecutive outage failures
 /// requests fail fast with [`ProviderError::CircuitOpen`] for `open_for`; then one probe is let
 /// through, and its outcome closes the circuit or opens it again.
@@ -121,7 +133,7 @@ impl CircuitBreaker {
 
     /// May a request go out now? Open: no. Open past its cool-down: yes, as the probe. While a
     /// probe is under way, others wait (a probe that never reported is replaced after `open_for`).
-    pub fn admit(&self) -> Result<(), ProviderError> {
+    pub fn admit(&self) -> Result<Admission, ProviderError> {
         let now = Instant::now();
         let mut state = self.state();
         let refuse = |retry_in: Duration, cause: &str| ProviderError::CircuitOpen {
@@ -130,7 +142,7 @@ impl CircuitBreaker {
             cause: cause.to_owned(),
         };
         match &*state {
-            State::Closed { .. } => Ok(()),
+            State::Closed { .. } => Ok(Admission::Go),
             State::Open { until, cause } if now < *until => Err(refuse(*until - now, cause)),
             State::HalfOpen { probe_started } if now < *probe_started + self.settings.open_for => {
                 Err(refuse(
@@ -140,15 +152,14 @@ impl CircuitBreaker {
             }
             State::Open { .. } | State::HalfOpen { .. } => {
                 *state = State::HalfOpen { probe_started: now };
-                Ok(())
+                Ok(Admission::Probe)
             }
         }
     }
 
     /// Records a request's outcome: an outage failure counts towards opening; anything else
-    /// (a success, or an answer such as 4xx that proves the provider is up) closes. Returns true
-    /// when this outcome opened the circuit.
-    pub fn record<T>(&self, result: &Result<T, ProviderError>) -> bool {
+    /// (a success, or an answer such as 4xx that proves the provider is up) closes.
+    pub fn record<T>(&self, result: &Result<T, ProviderError>) {
         let mut state = self.state();
         let outage = match result {
             Err(e) if e.is_outage() => Some(e),
@@ -158,27 +169,21 @@ impl CircuitBreaker {
             State::Closed { failures } => failures,
             State::HalfOpen { .. } => self.settings.failure_threshold.saturating_sub(1),
             // A request admitted before the circuit opened: its outcome changes nothing.
-            State::Open { .. } => return false,
+            State::Open { .. } => return,
         };
-        let (next, opened) = match outage {
-            None => (State::Closed { failures: 0 }, false),
+        *state = match outage {
+            None => State::Closed { failures: 0 },
             Some(e) if failures + 1 >= self.settings.failure_threshold => {
                 tracing::warn!(provider = self.provider, open_for = ?self.settings.open_for, error = %e, "circuit opened");
-                let open = State::Open {
+                State::Open {
                     until: Instant::now() + self.settings.open_for,
                     cause: e.to_string(),
-                };
-                (open, true)
+                }
             }
-            Some(_) => (
-                State::Closed {
-                    failures: failures + 1,
-                },
-                false,
-            ),
+            Some(_) => State::Closed {
+                failures: failures + 1,
+            },
         };
-        *state = next;
-        opened
     }
 }
 
@@ -210,25 +215,29 @@ impl Resilience {
         }
     }
 
-    /// Runs `request` through the breaker, retrying as `idempotency` allows.
-    pub async fn run<T, F, Fut>(
+    /// Runs `request` through the breaker, retrying as `idempotency` allows. When the circuit
+    /// is ready for a probe, `health` (a cheap request without effects; any answer but a 5xx
+    /// proves the provider up) goes first, and `request` only if it passed.
+    pub async fn run<T, F, Fut, H, HFut>(
         &self,
         idempotency: Idempotency,
+        health: H,
         mut request: F,
     ) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
+        H: Fn() -> HFut,
+        HFut: Future<Output = Result<(), ProviderError>>,
     {
         let mut retry = 0;
         loop {
-            self.breaker.admit()?;
-            let result = request().await;
-            if self.breaker.record(&result) {
-                // This failure opened the circuit: report it as such, so the caller waits for
-                // the provider instead of spending an attempt.
-                self.breaker.admit()?;
+            if self.breaker.admit()? == Admission::Probe {
+                self.breaker.record(&health().await);
+                self.breaker.admit()?; // still open: the caller waits
             }
+            let result = request().await;
+            self.breaker.record(&result);
             let Err(error) = &result else { return result };
             let may_retry = error.is_retryable()
                 && retry < self.retry.max_retries
@@ -290,13 +299,27 @@ mod tests {
         idempotency: Idempotency,
         script: Vec<ProviderError>,
     ) -> (Result<u32, ProviderError>, u32) {
+        run_with_health(r, idempotency, script, Ok(())).await
+    }
+
+    /// [`run_script`] with a health probe that answers `health`.
+    async fn run_with_health(
+        r: &Resilience,
+        idempotency: Idempotency,
+        script: Vec<ProviderError>,
+        health: Result<(), ProviderError>,
+    ) -> (Result<u32, ProviderError>, u32) {
         let sent = AtomicU32::new(0);
         let result = r
-            .run(idempotency, || {
-                let n = sent.fetch_add(1, Ordering::SeqCst) as usize;
-                let outcome = script.get(n).cloned().map_or(Ok(n as u32), Err);
-                async move { outcome }
-            })
+            .run(
+                idempotency,
+                || std::future::ready(health.clone()),
+                || {
+                    let n = sent.fetch_add(1, Ordering::SeqCst) as usize;
+                    let outcome = script.get(n).cloned().map_or(Ok(n as u32), Err);
+                    async move { outcome }
+                },
+            )
             .await;
         (result, sent.load(Ordering::SeqCst))
     }
@@ -401,7 +424,7 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(b.current(), BreakerState::HalfOpen);
-        b.admit().unwrap(); // the probe
+        assert_eq!(b.admit().unwrap(), Admission::Probe);
         assert!(b.admit().is_err(), "one probe at a time");
         b.record(&outage);
         assert_eq!(b.current(), BreakerState::Open, "a failed probe reopens");
@@ -447,5 +470,39 @@ mod tests {
         let (result, sent) = run_script(&r, Idempotency::Safe, vec![]).await;
         assert!(matches!(result, Err(ProviderError::CircuitOpen { .. })));
         assert_eq!(sent, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_request_probes_so_no_real_request_is_spent_on_an_outage() {
+        let r = resilience(1);
+        let (result, sent) = run_script(&r, Idempotency::Safe, vec![status(502, None)]).await;
+        assert!(result.is_err());
+        assert_eq!((sent, r.breaker.current()), (1, BreakerState::Open));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // Still down: the probe fails, the real request is not sent and waits.
+        let (result, sent) =
+            run_with_health(&r, Idempotency::Safe, vec![], Err(status(503, None))).await;
+        assert!(
+            matches!(result, Err(ProviderError::CircuitOpen { .. })),
+            "{result:?}"
+        );
+        assert_eq!((sent, r.breaker.current()), (0, BreakerState::Open));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // Back: any answer but an outage (here a 404) closes, and the request goes out.
+        let up = Err(status(404, None));
+        let (result, sent) = run_with_health(&r, Idempotency::Safe, vec![], up).await;
+        assert_eq!((result.unwrap(), sent), (0, 1));
+        assert_eq!(r.breaker.current(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_request_that_timed_out_keeps_its_error_when_it_opens_the_circuit() {
+        // Threshold 1: the timeout itself opens the circuit, but the caller must still learn
+        // that the call may have been placed.
+        let r = resilience(1);
+        let (result, sent) = run_script(&r, Idempotency::OnlyIfNotSent, vec![transport()]).await;
+        assert_eq!(sent, 1);
+        assert!(result.unwrap_err().may_have_been_acted_on());
+        assert_eq!(r.breaker.current(), BreakerState::Open);
     }
 }

@@ -68,6 +68,9 @@ pub struct Caps {
 pub enum Claim {
     /// The call holds a line and is recorded as `dialing`: send it.
     Claimed,
+    /// The call is already recorded in a state other than `rejected` (another execution got
+    /// there first): read it again, do not send.
+    AlreadyRecorded,
     /// Every line is busy (`scope` is `global` or `business`): try again later.
     Busy {
         /// Which cap is reached.
@@ -91,10 +94,13 @@ pub async fn in_flight(db: &Db, business_id: &str) -> Result<(i64, i64)> {
 }
 
 fn in_flight_query(business_id: &str, now: i64) -> Q {
+    // A call whose run has finished (failed, cancelled) holds no line, whatever its row says.
     Q::new(
         "SELECT count(*) AS total, \
          COALESCE(sum(CASE WHEN business_id = $1 THEN 1 ELSE 0 END), 0) AS business \
-         FROM calls WHERE status IN ('dialing', 'placed') AND ended_at IS NULL AND updated_at > $2",
+         FROM calls WHERE status IN ('dialing', 'placed') AND ended_at IS NULL AND updated_at > $2 \
+         AND EXISTS (SELECT 1 FROM sb_runs r WHERE r.id = calls.run_id \
+         AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))",
     )
     .bind(business_id)
     .bind(now - LINE_HELD_AT_MOST_MS)
@@ -120,13 +126,15 @@ pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim>
         tx.rollback().await?;
         return Ok(Claim::Busy { scope, cap });
     }
-    tx.execute(
+    // Only a call the provider said did not start may be dialled again.
+    let written = tx
+        .execute(
         Q::new(
             "INSERT INTO calls (id, run_id, lead_id, business_id, attempt, status, conversation_id, \
              request, error, created_at, updated_at) \
              VALUES ($1,$2,$3,$4,$5,'dialing',NULL,$6,NULL,$7,$7) \
              ON CONFLICT (id) DO UPDATE SET status = 'dialing', request = excluded.request, \
-             error = NULL, ended_at = NULL, updated_at = $7",
+             error = NULL, ended_at = NULL, updated_at = $7 WHERE calls.status = 'rejected'",
         )
         .bind(&call.id)
         .bind(&call.run_id)
@@ -137,32 +145,46 @@ pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim>
         .bind(now),
     )
     .await?;
+    if written == 0 {
+        tx.rollback().await?;
+        return Ok(Claim::AlreadyRecorded);
+    }
     tx.commit().await?;
     Ok(Claim::Claimed)
 }
 
-/// Records the provider's answer to a call request (`placed` with its id, `rejected`, or
-/// `unknown`). A call that did not start frees its line at once.
-pub async fn record_result(
-    db: &Db,
-    id: &str,
-    status: &str,
-    conversation_id: Option<&str>,
-    error: Option<String>,
-) -> Result<()> {
+/// Records that the provider placed the call under `conversation_id`.
+pub async fn record_placed(db: &Db, id: &str, conversation_id: &str) -> Result<()> {
     db.execute(
         Q::new(
-            "UPDATE calls SET status = $1, conversation_id = COALESCE($2, conversation_id), \
-             error = $3, updated_at = $4 WHERE id = $5",
+            "UPDATE calls SET status = 'placed', conversation_id = $1, error = NULL, \
+             updated_at = $2 WHERE id = $3",
         )
-        .bind(status)
         .bind(conversation_id)
-        .bind(error)
         .bind(now_ms())
         .bind(id),
     )
     .await?;
     Ok(())
+}
+
+/// Records that a `dialing` call did not start (`rejected`: the provider said so) or that we
+/// never learnt whether it did (`unknown`), freeing its line. False when the call is no longer
+/// `dialing` without an id: a webhook has told us its id in the meantime (read it again).
+pub async fn record_not_started(db: &Db, id: &str, status: &str, error: String) -> Result<bool> {
+    let changed = db
+        .execute(
+            Q::new(
+                "UPDATE calls SET status = $1, error = $2, updated_at = $3 \
+                 WHERE id = $4 AND status = 'dialing' AND conversation_id IS NULL",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(changed > 0)
 }
 
 /// A webhook named `id` (echoed call key) and its conversation: if the call is still `dialing`
@@ -255,4 +277,153 @@ pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
             tag: r.tag,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    /// A run row in `status` (the caps only count calls of unfinished runs).
+    async fn run(db: &Db, id: &str, status: &str) {
+        db.execute(
+            Q::new(
+                "INSERT INTO sb_runs (id, workflow, business_id, subject_id, status, seq, \
+                 created_at, updated_at) VALUES ($1, 'lead_call', 'b', 'l', $2, 0, 0, 0)",
+            )
+            .bind(id)
+            .bind(status),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn call(id: &str, run_id: &str, business: &str) -> CallRecord {
+        CallRecord {
+            id: id.into(),
+            run_id: run_id.into(),
+            lead_id: "lead".into(),
+            business_id: Some(business.into()),
+            attempt: 1,
+            status: "dialing".into(),
+            conversation_id: None,
+            request: "{}".into(),
+            error: None,
+            ended_at: None,
+        }
+    }
+
+    const CAPS: Caps = Caps {
+        global: 3,
+        business: 2,
+    };
+
+    #[tokio::test]
+    async fn lines_are_capped_globally_and_per_business_and_freed() {
+        let t = TestDb::new().await;
+        let db = &t.db;
+        for r in ["r1", "r2", "r3", "r4", "r5"] {
+            run(db, r, "waiting").await;
+        }
+        assert_eq!(
+            claim_line(db, &call("r1:1", "r1", "a"), CAPS)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            claim_line(db, &call("r2:1", "r2", "a"), CAPS)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+        let busy = claim_line(db, &call("r3:1", "r3", "a"), CAPS)
+            .await
+            .unwrap();
+        assert_eq!(
+            busy,
+            Claim::Busy {
+                scope: "business",
+                cap: 2
+            }
+        );
+        assert_eq!(
+            claim_line(db, &call("r3:1", "r3", "b"), CAPS)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+        let busy = claim_line(db, &call("r4:1", "r4", "c"), CAPS)
+            .await
+            .unwrap();
+        assert_eq!(
+            busy,
+            Claim::Busy {
+                scope: "global",
+                cap: 3
+            }
+        );
+        assert_eq!(in_flight(db, "a").await.unwrap(), (3, 2));
+        // A call whose end was learnt, and one whose run finished, hold no line.
+        end(db, "r1:1").await.unwrap();
+        db.execute(Q::new(
+            "UPDATE sb_runs SET status = 'cancelled' WHERE id = 'r2'",
+        ))
+        .await
+        .unwrap();
+        assert_eq!(in_flight(db, "a").await.unwrap(), (1, 0));
+        assert_eq!(
+            claim_line(db, &call("r4:1", "r4", "a"), CAPS)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recorded_call_is_never_claimed_again_unless_it_was_rejected() {
+        let t = TestDb::new().await;
+        let db = &t.db;
+        run(db, "r1", "running").await;
+        let c = call("r1:1", "r1", "a");
+        assert_eq!(claim_line(db, &c, CAPS).await.unwrap(), Claim::Claimed);
+        // Dialing (answer not recorded): another execution must not dial.
+        assert_eq!(
+            claim_line(db, &c, CAPS).await.unwrap(),
+            Claim::AlreadyRecorded
+        );
+        // The provider said it did not start: dialing again is allowed.
+        assert!(
+            record_not_started(db, &c.id, "rejected", "503".into())
+                .await
+                .unwrap()
+        );
+        assert_eq!(claim_line(db, &c, CAPS).await.unwrap(), Claim::Claimed);
+        // A webhook names the call before its answer is recorded: it is adopted, and a late
+        // error answer can no longer mark it rejected.
+        assert!(adopt_conversation(db, &c.id, "conv_1").await.unwrap());
+        assert!(!adopt_conversation(db, &c.id, "conv_1").await.unwrap());
+        assert!(
+            !record_not_started(db, &c.id, "rejected", "502".into())
+                .await
+                .unwrap()
+        );
+        let stored = call_row(db, &c.id).await;
+        assert_eq!(
+            (stored.status.as_str(), stored.conversation_id.as_deref()),
+            ("placed", Some("conv_1"))
+        );
+        assert_eq!(
+            claim_line(db, &c, CAPS).await.unwrap(),
+            Claim::AlreadyRecorded
+        );
+        assert_eq!(
+            by_conversation(db, "conv_1").await.unwrap().map(|c| c.id),
+            Some(c.id.clone())
+        );
+    }
+
+    async fn call_row(db: &Db, id: &str) -> CallRecord {
+        super::call(db, id).await.unwrap().expect("recorded")
+    }
 }

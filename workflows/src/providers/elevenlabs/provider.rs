@@ -18,11 +18,20 @@ use crate::providers::voice::{
 };
 
 /// ElevenLabs Agents: the client plus the secret its webhooks are signed with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ElevenLabs {
     /// The API client (also used directly for agents).
     pub client: ElevenLabsClient,
     webhook_secret: String,
+}
+
+impl std::fmt::Debug for ElevenLabs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElevenLabs")
+            .field("client", &self.client)
+            .field("webhook_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl ElevenLabs {
