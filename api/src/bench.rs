@@ -169,7 +169,7 @@ async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>> {
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("personalize.db");
-    let secret = "bench-secret";
+    let secret = "bench-personalization-secret";
     let settings = Settings::try_parse_from([
         "bench",
         "--addr",

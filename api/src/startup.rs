@@ -207,7 +207,7 @@ impl Application {
             ..WorkerOptions::default()
         };
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
-        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, "switchboard ready");
+        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, "switchboard ready");
         Ok(Application {
             listener,
             router,
