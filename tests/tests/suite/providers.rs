@@ -390,3 +390,27 @@ async fn inbound_callers_are_personalised_known_or_new(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+/// The personalisation benchmark still runs end to end (its figures live in BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_personalisation_benchmark_runs() {
+    let out = std::env::temp_dir().join(format!("sb-bench-{}.json", uuid::Uuid::now_v7()));
+    let opts = switchboard_api::bench::BenchOptions {
+        quick: true,
+        only: Some("personalize".into()),
+        out: out.clone(),
+    };
+    switchboard_api::bench::run(opts).await.expect("bench runs");
+    let figures: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let names: Vec<&str> = figures["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["personalize (known lead)", "personalize (new caller)"]
+    );
+    std::fs::remove_file(out).ok();
+}
