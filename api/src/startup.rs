@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use switchboard_engine::{Db, Engine, Registry, WorkerOptions, Workers};
+use switchboard_engine::{ChangeFeed, Db, Engine, Registry, WorkerOptions, Workers};
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
 use switchboard_workflows::policy::Policy;
@@ -32,6 +32,8 @@ use crate::routes;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// Run changes, live, for server-sent events.
+    pub feed: ChangeFeed,
     /// The voice provider (verifies and reads its webhooks).
     pub voice: Arc<dyn VoiceProvider>,
     /// Where call recordings are written, if anywhere.
@@ -47,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/leads", post(routes::leads::create))
         .route("/api/v1/runs", get(routes::runs::list))
+        .route("/api/v1/events", get(routes::events::stream))
         .route("/api/v1/runs/{id}", get(routes::runs::show))
         .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))
         .route("/api/v1/businesses", get(routes::businesses::list))
@@ -190,8 +193,10 @@ impl Application {
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
         let engine = Engine::new(db, registry);
+        let feed = ChangeFeed::start(engine.db().clone()).await?;
         let state = AppState {
             engine: engine.clone(),
+            feed,
             voice,
             call_audio_dir: config.call_audio_dir.clone(),
             personalization_secret: config

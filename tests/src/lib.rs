@@ -46,8 +46,13 @@ pub struct TestDatabase {
 }
 
 enum Cleanup {
+    /// Another test app owns the database.
+    None,
     File(std::path::PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -90,6 +95,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::None => {}
             Cleanup::File(path) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -195,7 +201,14 @@ pub async fn spawn_app_configured(
     opts: TestOptions,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let database = TestDatabase::create(backend).await;
+    spawn_on(TestDatabase::create(backend).await, opts, configure).await
+}
+
+async fn spawn_on(
+    database: TestDatabase,
+    opts: TestOptions,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
@@ -226,6 +239,42 @@ pub async fn spawn_app_configured(
 }
 
 impl TestApp {
+    /// A second server process on the same database (its own workers unless `opts` says not),
+    /// as another machine of a scaled-out deployment would be.
+    pub async fn another_process(&self, opts: TestOptions) -> TestApp {
+        let database = TestDatabase {
+            url: self.database.url.clone(),
+            cleanup: Cleanup::None,
+        };
+        spawn_on(database, opts, |_| {}).await
+    }
+
+    /// Opens `GET /api/v1/events?{query}` (resuming after `last_event_id`) and waits until it
+    /// is live.
+    pub async fn events(&self, query: &str, last_event_id: Option<i64>) -> EventStream {
+        let mut req = self
+            .client
+            .get(format!("{}/api/v1/events?{query}", self.address));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "events stream refused");
+        let mut stream = EventStream {
+            resp,
+            buf: String::new(),
+        };
+        let first = stream
+            .next(Duration::from_secs(10))
+            .await
+            .expect("ready event");
+        assert!(
+            first.event == "ready" || first.event == "reset",
+            "{first:?}"
+        );
+        stream
+    }
+
     /// The built-in simulator (panics when the app was configured with provider keys).
     pub fn sim(&self) -> &Simulator {
         self.simulator
@@ -239,6 +288,79 @@ impl Drop for TestApp {
         self.server.abort();
         if let Some(w) = self.workers.take() {
             w.abort();
+        }
+    }
+}
+
+/// One server-sent event.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    /// `event:` (`message` when absent).
+    pub event: String,
+    /// `id:`, if any.
+    pub id: Option<i64>,
+    /// `data:` as JSON (`null` when it is not JSON).
+    pub data: Value,
+}
+
+/// A server-sent events response, read event by event.
+pub struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` when `within` passes first (keep-alive comments are skipped).
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = ("message".to_owned(), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() && id.is_none() && event == "message" {
+                    continue; // a keep-alive comment
+                }
+                let data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                return Some(SseEvent { event, id, data });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .ok()?;
+            let bytes = chunk.ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    /// Run events until one for `run_id` has `status`; returns every event for that run seen.
+    pub async fn until_run_status(
+        &mut self,
+        run_id: &str,
+        status: &str,
+        within: Duration,
+    ) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(e) = self.next(left).await else {
+                panic!("no {status} event for run {run_id} within {within:?}; saw {seen:?}");
+            };
+            if e.event == "run" && e.data["run_id"] == run_id {
+                let done = e.data["status"] == status;
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub mod businesses;
+pub mod events;
 pub mod leads;
 pub mod personalize;
 pub mod runs;

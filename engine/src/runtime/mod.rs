@@ -3,8 +3,10 @@
 mod act;
 mod decide;
 mod executor;
+mod feed;
 mod workers;
 
+pub use feed::ChangeFeed;
 pub use workers::{WorkerOptions, Workers};
 
 use std::sync::Arc;

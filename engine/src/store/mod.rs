@@ -1,5 +1,6 @@
 //! Persistence: the only home of SQL. One module per table, written once for SQLite and PostgreSQL.
 
+pub mod changes;
 mod db;
 pub mod events;
 pub mod runs;

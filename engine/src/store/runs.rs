@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Q, Tx};
+use super::{Db, Q, Tx, changes};
 use crate::error::Result;
 use crate::ids::{RunId, now_ms};
 
@@ -55,7 +55,7 @@ pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
         .bind(r.updated_at),
     )
     .await?;
-    Ok(())
+    changes::record(tx, &RunId(r.id.clone())).await
 }
 
 fn by_id(id: &RunId) -> Q {
@@ -86,6 +86,14 @@ pub async fn claim(tx: &mut Tx, id: &RunId, seq: i64) -> Result<bool> {
             .bind(seq),
         )
         .await?;
+    recorded(tx, id, n).await
+}
+
+/// Records the change when `n` rows changed; true if one did.
+async fn recorded(tx: &mut Tx, id: &RunId, n: u64) -> Result<bool> {
+    if n == 1 {
+        changes::record(tx, id).await?;
+    }
     Ok(n == 1)
 }
 
@@ -125,7 +133,7 @@ pub async fn advance(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<b
             .bind(seq),
         )
         .await?;
-    Ok(n == 1)
+    recorded(tx, id, n).await
 }
 
 /// Cancels a run that is not finished; returns whether it did.
@@ -141,7 +149,7 @@ pub async fn cancel(tx: &mut Tx, id: &RunId) -> Result<bool> {
             .bind(id),
         )
         .await?;
-    Ok(n == 1)
+    recorded(tx, id, n).await
 }
 
 /// Filters for [`list`].

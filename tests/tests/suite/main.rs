@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod crash;
 mod engine;
+mod events;
 mod pipeline;
 mod providers;
 mod scripts;

@@ -1,0 +1,147 @@
+//! `GET /api/v1/events`: server-sent events of run changes (`event: run`, the event id is the
+//! change's position), optionally for one business or one run. Every process serves every change,
+//! whichever process's worker made it. A client that reconnects with `Last-Event-ID` (or
+//! `?last_event_id=`) gets the changes it missed first; if they are older than the feed keeps, it
+//! gets `event: reset` and should reload. The first event, `ready`, says the stream is live.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_engine::ChangeFeed;
+use switchboard_engine::store::changes::{self, Change};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
+use crate::startup::AppState;
+
+/// Filters of the stream.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only this business' runs.
+    pub business: Option<String>,
+    /// Only this run.
+    pub run: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header wins).
+    pub last_event_id: Option<i64>,
+}
+
+impl EventsQuery {
+    fn wants(&self, c: &Change) -> bool {
+        self.business.as_ref().is_none_or(|b| *b == c.business_id)
+            && self.run.as_ref().is_none_or(|r| *r == c.run_id)
+    }
+}
+
+/// Streams run changes.
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let header = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::BadRequest {
+                    code: "invalid_last_event_id",
+                    message: "Last-Event-ID must be an event id (an integer)".into(),
+                })
+        })
+        .transpose()?;
+    let resume = header.or(query.last_event_id);
+    let feed = state.feed.clone();
+    // Subscribe before reading the position: nothing falls between replay and live.
+    let live = feed.subscribe();
+    let (tx, mut rx) = mpsc::channel::<Event>(256);
+    tokio::spawn(async move {
+        if let Err(e) = pump(feed, live, query, resume, tx).await {
+            tracing::debug!(error = %e, "event stream ended");
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn run_event(c: &Change) -> Event {
+    Event::default()
+        .event("run")
+        .id(c.id.to_string())
+        .json_data(c)
+        .unwrap_or_default()
+}
+
+/// Sends the missed changes, then live ones, until the client goes away.
+async fn pump(
+    feed: ChangeFeed,
+    mut live: broadcast::Receiver<Change>,
+    query: EventsQuery,
+    resume: Option<i64>,
+    tx: mpsc::Sender<Event>,
+) -> anyhow::Result<()> {
+    let mut sent = match resume {
+        Some(id) => {
+            let (first, _) = changes::bounds(feed.db()).await?;
+            if first.is_some_and(|f| f > id + 1) {
+                let reset = json!({"reason": "the changes after that id are no longer kept"});
+                tx.send(Event::default().event("reset").data(reset.to_string()))
+                    .await?;
+                feed.position()
+            } else {
+                id
+            }
+        }
+        None => feed.position(),
+    };
+    let ready = json!({ "position": sent });
+    tx.send(Event::default().event("ready").data(ready.to_string()))
+        .await?;
+    sent = replay(&feed, &query, sent, &tx).await?;
+    loop {
+        match live.recv().await {
+            Ok(change) if change.id > sent => {
+                sent = change.id;
+                if query.wants(&change) {
+                    tx.send(run_event(&change)).await?;
+                }
+            }
+            Ok(_) => {}
+            // Too slow a client: catch up from the table.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                sent = replay(&feed, &query, sent, &tx).await?;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
+/// Sends the changes after `from` up to the feed's position; returns the last id covered.
+async fn replay(
+    feed: &ChangeFeed,
+    query: &EventsQuery,
+    mut from: i64,
+    tx: &mpsc::Sender<Event>,
+) -> anyhow::Result<i64> {
+    let until = feed.position();
+    while from < until {
+        let batch = changes::after(feed.db(), from, 500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for change in batch.into_iter().take_while(|c| c.id <= until) {
+            from = change.id;
+            if query.wants(&change) {
+                tx.send(run_event(&change)).await?;
+            }
+        }
+    }
+    Ok(until.max(from))
+}

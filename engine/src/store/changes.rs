@@ -1,0 +1,73 @@
+//! SQL for `sb_changes`: one row per change of a run's state, written in the transaction that
+//! makes it; the feed of live events reads it in id order.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Db, Q, Tx};
+use crate::error::Result;
+use crate::ids::RunId;
+
+/// A run's state after a change.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow, Serialize)]
+pub struct Change {
+    /// Position in the feed (the SSE event id).
+    pub id: i64,
+    pub run_id: String,
+    pub business_id: String,
+    pub status: String,
+    pub current_step: Option<String>,
+    pub outcome: Option<String>,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+const COLUMNS: &str = "id, run_id, business_id, status, current_step, outcome, at";
+
+/// Records the run's state as it is now in `tx` (call after changing it).
+pub async fn record(tx: &mut Tx, run_id: &RunId) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "INSERT INTO sb_changes (run_id, business_id, status, current_step, outcome, at) \
+             SELECT id, business_id, status, current_step, outcome, updated_at FROM sb_runs \
+             WHERE id = $1",
+        )
+        .bind(run_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Changes after `id`, oldest first, at most `limit`.
+pub async fn after(db: &Db, id: i64, limit: i64) -> Result<Vec<Change>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {COLUMNS} FROM sb_changes WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(id)
+        .bind(limit),
+    )
+    .await
+}
+
+#[derive(FromRow)]
+struct Bounds {
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+/// The oldest and newest change ids kept (`None` when there are none).
+pub async fn bounds(db: &Db) -> Result<(Option<i64>, Option<i64>)> {
+    let b: Bounds = db
+        .fetch_one(Q::new(
+            "SELECT min(id) AS first, max(id) AS last FROM sb_changes",
+        ))
+        .await?;
+    Ok((b.first, b.last))
+}
+
+/// Deletes changes older than `before` (unix ms); returns how many.
+pub async fn prune(db: &Db, before: i64) -> Result<u64> {
+    db.execute(Q::new("DELETE FROM sb_changes WHERE at < $1").bind(before))
+        .await
+}

@@ -1,0 +1,12 @@
+-- Every change of a run's state, in commit order: the feed behind GET /api/v1/events (server-sent
+-- events), read by every process, so a change made by any worker reaches every client.
+CREATE TABLE sb_changes (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- the event id clients resume from
+    run_id       TEXT NOT NULL,
+    business_id  TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    current_step TEXT,
+    outcome      TEXT,
+    at           INTEGER NOT NULL                    -- unix ms
+);
+CREATE INDEX sb_changes_at ON sb_changes (at);

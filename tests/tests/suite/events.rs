@@ -1,0 +1,114 @@
+//! `GET /api/v1/events`: run changes streamed live, filtered, resumed after a reconnect, and
+//! delivered across processes sharing one database.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_tests::*;
+
+const T: Duration = Duration::from_secs(30);
+
+crate::on_both_backends!(
+    run_changes_stream_live_and_resume_after_a_reconnect,
+    events_are_filtered_by_business_and_run,
+    a_change_made_by_another_process_reaches_this_ones_clients,
+    a_malformed_last_event_id_is_refused,
+);
+
+async fn run_changes_stream_live_and_resume_after_a_reconnect(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let mut events = app.events("business=demo", None).await;
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50}))
+        .await;
+    let seen = events.until_run_status(&run_id, "succeeded", T).await;
+    let statuses: Vec<&str> = seen
+        .iter()
+        .map(|e| e.data["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"queued"), "{statuses:?}");
+    for s in ["running", "waiting"] {
+        assert!(statuses.contains(&s), "{statuses:?}");
+    }
+    let steps: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| e.data["current_step"].as_str())
+        .collect();
+    for step in LEAD_CALL_STEPS {
+        assert!(steps.contains(&step), "{step} missing from {steps:?}");
+    }
+    let ids: Vec<i64> = seen.iter().map(|e| e.id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    assert_eq!(seen.last().unwrap().data["outcome"], "handed_off");
+
+    // A client that dropped after the third event gets exactly the rest on reconnecting.
+    drop(events);
+    let mut resumed = app.events("business=demo", Some(ids[2])).await;
+    let replayed = resumed.until_run_status(&run_id, "succeeded", T).await;
+    let replayed_ids: Vec<i64> = replayed.iter().map(|e| e.id.unwrap()).collect();
+    assert_eq!(replayed_ids, ids[3..]);
+}
+
+async fn events_are_filtered_by_business_and_run(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, first) = app
+        .create_lead(json!({"outcome": "not_interested", "webhook_delay_ms": 20}))
+        .await;
+    app.wait_for_status(&first, "succeeded", T).await;
+    let mut by_run = app.events(&format!("run={first}"), Some(0)).await;
+    let mut other_business = app.events("business=realty", Some(0)).await;
+    let (_, second) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 20}))
+        .await;
+    // The run filter replays the first run's history and nothing of the second.
+    let seen = by_run.until_run_status(&first, "succeeded", T).await;
+    assert!(seen.iter().all(|e| e.data["run_id"] == first.as_str()));
+    app.wait_for_status(&second, "succeeded", T).await;
+    while let Some(e) = by_run.next(Duration::from_millis(500)).await {
+        assert_ne!(e.data["run_id"], second.as_str(), "{e:?}");
+    }
+    // No realty run exists: that stream stays quiet.
+    let quiet = other_business.next(Duration::from_millis(500)).await;
+    assert!(quiet.is_none(), "{quiet:?}");
+}
+
+async fn a_change_made_by_another_process_reaches_this_ones_clients(backend: Backend) {
+    if matches!(backend, Backend::Sqlite) {
+        // One SQLite file is one process' database; scale-out is PostgreSQL's.
+        return;
+    }
+    let a = spawn_app(&backend).await;
+    let b = a
+        .another_process(TestOptions {
+            no_workers: true,
+            ..Default::default()
+        })
+        .await;
+    let mut on_b = b.events("business=demo", None).await;
+    // The lead comes in through B, which has no workers: A's workers run it, B's client sees it.
+    let (_, run_id) = b
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50}))
+        .await;
+    let seen = on_b.until_run_status(&run_id, "succeeded", T).await;
+    assert!(seen.iter().any(|e| e.data["status"] == "waiting"));
+    assert_eq!(b.run(&run_id).await["status"], "succeeded");
+}
+
+async fn a_malformed_last_event_id_is_refused(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/events", app.address))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_last_event_id");
+    let (status, body) = app.get("/api/v1/events?nope=1").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_query"))
+    );
+}
