@@ -48,10 +48,13 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/leads", post(routes::leads::create))
+        .route("/api/v1/leads/{id}", get(routes::leads::show))
         .route("/api/v1/runs", get(routes::runs::list))
         .route("/api/v1/events", get(routes::events::stream))
         .route("/api/v1/runs/{id}", get(routes::runs::show))
         .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))
+        .route("/api/v1/runs/{id}/retry", post(routes::runs::retry))
+        .route("/api/v1/runs/{id}/resume", post(routes::runs::resume))
         .route("/api/v1/businesses", get(routes::businesses::list))
         .route("/api/v1/businesses/{id}", get(routes::businesses::show))
         .route(

@@ -27,6 +27,8 @@ pub const OPENAI_KEY: &str = "sk-test-key";
 pub struct Faults {
     /// Every request is answered 500.
     pub outage: AtomicBool,
+    /// Outbound calls are refused with 422 (a validation error: not retried).
+    pub reject_calls: AtomicBool,
     /// An accepted call's answer is held this long (ms) after the call was placed, so a client
     /// with a shorter timeout never learns the call's id.
     pub answer_delay_ms: AtomicU64,
@@ -139,6 +141,11 @@ async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
     }
     let is_call = path.ends_with("outbound-call");
+    if is_call && faults.reject_calls.load(Ordering::SeqCst) {
+        let body = json!({"detail": [{"loc": ["body", "agent_phone_number_id"],
+            "msg": "phone number is not verified", "type": "value_error"}]});
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
+    }
     let outcome = *faults.outcome.lock().unwrap();
     let request = match (is_call, outcome) {
         (true, Some(outcome)) => {

@@ -1,10 +1,11 @@
 //! `POST /api/v1/leads`: validate a lead, store it and start its `lead_call` run, exactly once per
-//! idempotency key.
+//! idempotency key; `GET /api/v1/leads/{id}`: the lead with its runs and calls.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use switchboard_engine::store::runs::RunFilter;
 use switchboard_engine::{BusinessId, NewRun};
 use switchboard_workflows::lead::{Lead, NewLead};
 use switchboard_workflows::lead_call::{Intake, LeadRef, WORKFLOW};
@@ -13,7 +14,7 @@ use switchboard_workflows::store;
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
@@ -183,4 +184,31 @@ pub async fn create(
     tx.commit().await?;
     engine.notify_changed();
     Ok(created(&lead, "queued", false))
+}
+
+/// `GET /api/v1/leads/{id}` → `{"lead", "runs":[…newest first], "calls":[…oldest first]}`.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let db = state.engine.db();
+    let lead = store::lead(db, &id)
+        .await?
+        .filter(|l| caller.can_access(&l.business_id))
+        .ok_or_else(|| ApiError::NotFound(format!("lead {id} not found")))?;
+    let filter = RunFilter {
+        subject_id: Some(lead.id.clone()),
+        limit: 100,
+        ..RunFilter::default()
+    };
+    let (runs, calls) = futures::try_join!(
+        switchboard_engine::store::runs::list(db, &filter),
+        store::lead_history(db, &lead.id)
+    )?;
+    Ok(axum::Json(json!({
+        "lead": lead_json(&lead),
+        "runs": runs.iter().map(super::runs::run_json).collect::<Vec<_>>(),
+        "calls": calls,
+    })))
 }

@@ -23,7 +23,7 @@ const STATUSES: [&str; 6] = [
     "cancelled",
 ];
 
-fn run_json(r: &RunRow) -> Value {
+pub(crate) fn run_json(r: &RunRow) -> Value {
     let mut v = json!({
         "id": r.id,
         "business": r.business_id,
@@ -158,5 +158,29 @@ pub async fn cancel(
 ) -> ApiResult<JsonResponse<Value>> {
     find(&state, &caller, &id).await?;
     let run = state.engine.cancel(&RunId(id)).await?;
+    Ok(JsonResponse(run_json(&run)))
+}
+
+/// `POST /api/v1/runs/{id}/retry`: runs a failed run again from the step that failed (`409` if
+/// the run is not failed).
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let run = state.engine.retry(&RunId(id)).await?;
+    Ok(JsonResponse(run_json(&run)))
+}
+
+/// `POST /api/v1/runs/{id}/resume`: resumes a waiting run now — a webhook wait ends as if its
+/// deadline passed, a timer fires (`409` if the run is not waiting).
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    find(&state, &caller, &id).await?;
+    let run = state.engine.resume(&RunId(id)).await?;
     Ok(JsonResponse(run_json(&run)))
 }

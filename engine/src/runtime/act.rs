@@ -18,7 +18,7 @@ pub(crate) fn wait_lock(kind: &str, key: &str) -> String {
     format!("wait:{kind}:{key}")
 }
 
-fn new_row(
+pub(crate) fn new_row(
     run: &RunRow,
     name: &str,
     attempt: i64,
@@ -47,7 +47,7 @@ fn new_row(
 
 /// Moves `run` from its seq to the next with `advance` and queues `kind` for that seq after
 /// `delay`. False (and no task) if the run moved on first.
-async fn advance_and_queue(
+pub(crate) async fn advance_and_queue(
     tx: &mut Tx,
     run: &RunRow,
     advance: &Advance,

@@ -4,6 +4,7 @@ mod act;
 mod decide;
 mod executor;
 mod feed;
+mod operator;
 mod workers;
 
 pub use feed::ChangeFeed;
@@ -13,12 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tracing::info;
 
 use crate::error::{EngineError, Result};
 use crate::ids::{BusinessId, RunId, new_id, now_ms};
 use crate::store::events::{self, EventRow};
-use crate::store::runs::{self, RunRow, TERMINAL};
+use crate::store::runs::{self, RunRow};
 use crate::store::steps::{self, StepRow};
 use crate::store::tasks::{self, StepTask, TaskKind};
 use crate::store::{Db, Tx, waits};
@@ -189,31 +189,6 @@ impl Engine {
         )
         .await?;
         Ok(run_id)
-    }
-
-    /// Cancels a run that has not finished: open attempts and waits are cancelled, a step still
-    /// executing has its result discarded, and a late event changes nothing.
-    pub async fn cancel(&self, id: &RunId) -> Result<RunRow> {
-        let mut tx = self.db().begin().await?;
-        let run = runs::get(&mut tx, id)
-            .await?
-            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
-        if TERMINAL.contains(&run.status.as_str()) {
-            return Err(EngineError::InvalidState {
-                status: run.status,
-                action: "cancel",
-            });
-        }
-        runs::cancel(&mut tx, id).await?;
-        steps::cancel_open(&mut tx, id).await?;
-        waits::cancel_for_run(&mut tx, id).await?;
-        let run = runs::get(&mut tx, id)
-            .await?
-            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
-        tx.commit().await?;
-        info!(run_id = %id, "run cancelled");
-        self.notify_changed();
-        Ok(run)
     }
 
     /// Records an external event exactly once and resumes the run waiting on its key, if any.

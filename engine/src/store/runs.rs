@@ -136,6 +136,27 @@ pub async fn advance(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<b
     recorded(tx, id, n).await
 }
 
+/// Moves a failed run from `seq` on with `a` (an operator's retry); false if it is no longer
+/// failed at `seq`.
+pub async fn reopen(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_runs SET status = $1, current_step = $2, current_row = $3, outcome = NULL, \
+                 error = NULL, wait_kind = NULL, wait_key = NULL, wait_until = NULL, \
+                 seq = seq + 1, updated_at = $4 WHERE id = $5 AND seq = $6 AND status = 'failed'",
+            )
+            .bind(a.status)
+            .bind(a.current_step.clone())
+            .bind(a.current_row.clone())
+            .bind(now_ms())
+            .bind(id)
+            .bind(seq),
+        )
+        .await?;
+    recorded(tx, id, n).await
+}
+
 /// Cancels a run that is not finished; returns whether it did.
 pub async fn cancel(tx: &mut Tx, id: &RunId) -> Result<bool> {
     let n = tx

@@ -77,6 +77,20 @@ pub async fn start(tx: &mut Tx, id: &StepId, worker: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// Makes a scheduled attempt due now (an operator resumed its run); false if it is not scheduled.
+pub async fn due_now(tx: &mut Tx, id: &StepId) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_steps SET run_at = $1 WHERE id = $2 AND status IN ('queued', 'waiting')",
+            )
+            .bind(now_ms())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Records how a running attempt ended; false if it is no longer running (cancelled, superseded).
 pub async fn finish(
     tx: &mut Tx,

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     idempotency_key_returns_the_same_lead_and_run,
     runs_list_pages_by_cursor,
     malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored,
+    a_lead_reads_with_its_runs_and_calls,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -516,5 +517,28 @@ async fn malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored(ba
         app.run(&run_id).await,
         before,
         "a rejected or ignored webhook changed the run"
+    );
+}
+
+async fn a_lead_reads_with_its_runs_and_calls(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead_id, run_id) = app
+        .create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 20}))
+        .await;
+    app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
+    let (status, body) = app.get(&format!("/api/v1/leads/{lead_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lead"]["id"], lead_id.as_str());
+    assert_eq!(body["lead"]["phone"], "+14155552671");
+    assert_eq!(body["runs"][0]["id"], run_id.as_str());
+    assert_eq!(body["runs"][0]["outcome"], "unreachable");
+    let calls = body["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{body}");
+    assert!(calls.iter().all(|c| c["outcome"] == "no_answer"), "{body}");
+    let (status, err) = app.get("/api/v1/leads/nope").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("not_found"))
     );
 }

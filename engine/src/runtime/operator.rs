@@ -1,0 +1,164 @@
+//! What an operator can do to a run by hand: cancel it, retry it from the step that failed, or
+//! resume a waiting run now (an event wait ends as if its deadline passed; a timer fires).
+
+use std::time::Duration;
+
+use tracing::info;
+
+use super::Engine;
+use super::act::{self, advance_and_queue, new_row};
+use crate::error::{EngineError, Result};
+use crate::ids::{RunId, StepId};
+use crate::store::runs::{self, Advance, RunRow, TERMINAL};
+use crate::store::steps;
+use crate::store::tasks::{self, StepTask, TaskKind};
+use crate::store::waits;
+use crate::workflow::WaitOutcome;
+
+impl Engine {
+    /// Cancels a run that has not finished: open attempts and waits are cancelled, a step still
+    /// executing has its result discarded, and a late event changes nothing.
+    pub async fn cancel(&self, id: &RunId) -> Result<RunRow> {
+        let mut tx = self.db().begin().await?;
+        let run = runs::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
+        if TERMINAL.contains(&run.status.as_str()) {
+            return Err(EngineError::InvalidState {
+                status: run.status,
+                action: "cancel",
+            });
+        }
+        runs::cancel(&mut tx, id).await?;
+        steps::cancel_open(&mut tx, id).await?;
+        waits::cancel_for_run(&mut tx, id).await?;
+        let run = runs::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
+        tx.commit().await?;
+        info!(run_id = %id, "run cancelled");
+        self.notify_changed();
+        Ok(run)
+    }
+
+    /// Runs a failed run again from the step that failed, with that attempt's input and a
+    /// fresh budget of attempts.
+    pub async fn retry(&self, id: &RunId) -> Result<RunRow> {
+        let mut tx = self.db().begin().await?;
+        let run = self.run_in(&mut tx, id, "failed", "retry").await?;
+        let failed = match run.current_row.clone() {
+            Some(row) => steps::get(&mut tx, &StepId(row)).await?,
+            None => None,
+        }
+        .ok_or_else(|| EngineError::InvalidState {
+            status: run.status.clone(),
+            action: "retry (no failed step)",
+        })?;
+        let row = new_row(
+            &run,
+            &failed.name,
+            1,
+            "queued",
+            failed.input,
+            Duration::ZERO,
+        );
+        steps::insert(&mut tx, &row).await?;
+        let advance = Advance {
+            status: "queued",
+            current_step: Some(failed.name.clone()),
+            current_row: Some(row.id.clone()),
+            ..Advance::default()
+        };
+        if !runs::reopen(&mut tx, id, run.seq, &advance).await? {
+            return Err(EngineError::InvalidState {
+                status: run.status,
+                action: "retry",
+            });
+        }
+        let task = StepTask {
+            run_id: id.clone(),
+            seq: run.seq + 1,
+            kind: TaskKind::Step,
+        };
+        tasks::push(&mut tx, &task, Duration::ZERO).await?;
+        let run = self.reread(&mut tx, id).await?;
+        tx.commit().await?;
+        info!(run_id = %id, step = %failed.name, "run retried by hand");
+        self.notify_changed();
+        Ok(run)
+    }
+
+    /// Resumes a waiting run now: an event wait ends as if its deadline had passed (the step
+    /// takes its timeout path, e.g. asks the provider about the call); a timer or backoff fires.
+    pub async fn resume(&self, id: &RunId) -> Result<RunRow> {
+        let mut tx = self.db().begin().await?;
+        let run = self.run_in(&mut tx, id, "waiting", "resume").await?;
+        let resumed = match (&run.wait_kind, &run.wait_key) {
+            (Some(kind), Some(key)) => {
+                tx.lock_key(&act::wait_lock(kind, key)).await?;
+                match waits::find_waiting(&mut tx, kind, key).await? {
+                    Some(wait) if wait.run_id == run.id => {
+                        act::resume(&mut tx, &run, &wait, WaitOutcome::TimedOut, None).await?
+                    }
+                    _ => false,
+                }
+            }
+            _ => {
+                let due = match &run.current_row {
+                    Some(row) => steps::due_now(&mut tx, &StepId(row.clone())).await?,
+                    None => false,
+                };
+                if !due {
+                    return Err(EngineError::InvalidState {
+                        status: run.status,
+                        action: "resume (no scheduled step)",
+                    });
+                }
+                let advance = Advance {
+                    status: "queued",
+                    current_step: run.current_step.clone(),
+                    current_row: run.current_row.clone(),
+                    ..Advance::default()
+                };
+                advance_and_queue(&mut tx, &run, &advance, TaskKind::Step, Duration::ZERO).await?
+            }
+        };
+        if !resumed {
+            return Err(EngineError::InvalidState {
+                status: run.status,
+                action: "resume (the wait ended meanwhile)",
+            });
+        }
+        let run = self.reread(&mut tx, id).await?;
+        tx.commit().await?;
+        info!(run_id = %id, "run resumed by hand");
+        self.notify_changed();
+        Ok(run)
+    }
+
+    /// The run, which must be in `status` for `action`.
+    async fn run_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        id: &RunId,
+        status: &str,
+        action: &'static str,
+    ) -> Result<RunRow> {
+        let run = runs::get(tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
+        if run.status != status {
+            return Err(EngineError::InvalidState {
+                status: run.status,
+                action,
+            });
+        }
+        Ok(run)
+    }
+
+    async fn reread(&self, tx: &mut crate::store::Tx, id: &RunId) -> Result<RunRow> {
+        runs::get(tx, id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))
+    }
+}
