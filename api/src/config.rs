@@ -112,6 +112,16 @@ pub struct Config {
     )]
     pub elevenlabs_personalization_secret: Option<String>,
 
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://app.example.com`; `*` allows any origin. Empty: none (same-origin only).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Address the built-in simulator listens on when it is used (port 0: any free port).
     #[arg(
         long,
@@ -147,6 +157,19 @@ impl Config {
         }
         if self.worker_concurrency == 0 {
             return Err("SWITCHBOARD_WORKER_CONCURRENCY must be at least 1".into());
+        }
+        for origin in self
+            .cors_origins
+            .iter()
+            .filter(|o| !o.is_empty() && *o != "*")
+        {
+            if axum::http::HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                return Err(format!(
+                    "SWITCHBOARD_CORS_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+                ));
+            }
         }
         if self.max_concurrent_calls == 0 {
             return Err("SWITCHBOARD_MAX_CONCURRENT_CALLS must be at least 1".into());

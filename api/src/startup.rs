@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
 use switchboard_engine::{ChangeFeed, Db, Engine, Registry, WorkerOptions, Workers};
 use switchboard_workflows::business;
@@ -21,6 +22,7 @@ use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
 use switchboard_workflows::store;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::info;
 
 use crate::config::Config;
@@ -38,10 +40,33 @@ pub struct AppState {
     pub voice: Arc<dyn VoiceProvider>,
     /// Where call recordings are written, if anywhere.
     pub call_audio_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser.
+    pub cors_origins: Arc<[String]>,
     /// Secret of inbound personalisation requests; the endpoint is off without it.
     pub personalization_secret: Option<Arc<str>>,
     /// Business decisions and the script host (validation, dry runs).
     pub policy: Arc<Policy>,
+}
+
+/// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<_> = origins.iter().filter(|o| !o.is_empty()).collect();
+    let allow = if origins.iter().any(|o| o.as_str() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([HeaderName::from_static("idempotent-replayed")])
+        .max_age(Duration::from_secs(600))
 }
 
 /// The router: API, webhooks, health and dashboard.
@@ -94,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(routes::health))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(cors(&state.cors_origins))
         .with_state(state);
     api.merge(switchboard_dashboard::router())
 }
@@ -202,6 +228,7 @@ impl Application {
             feed,
             voice,
             call_audio_dir: config.call_audio_dir.clone(),
+            cors_origins: config.cors_origins.clone().into(),
             personalization_secret: config
                 .elevenlabs_personalization_secret
                 .as_deref()

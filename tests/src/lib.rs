@@ -185,6 +185,7 @@ pub fn test_config(database_url: &str) -> Config {
         call_audio_dir: None,
         elevenlabs_personalization_secret: Some(PERSONALIZATION_SECRET.into()),
         simulator_addr: "127.0.0.1:0".parse().unwrap(),
+        cors_origins: vec!["https://app.example.com".into()],
         log: "warn".into(),
     }
 }

@@ -22,6 +22,7 @@ crate::on_both_backends!(
     runs_list_pages_by_cursor,
     malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored,
     a_lead_reads_with_its_runs_and_calls,
+    browsers_on_configured_origins_may_call_the_api,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -540,5 +541,45 @@ async fn a_lead_reads_with_its_runs_and_calls(backend: Backend) {
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (404, Some("not_found"))
+    );
+}
+
+async fn browsers_on_configured_origins_may_call_the_api(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/leads", app.address),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A simple request from the frontend gets the header and the replay header exposed.
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/runs", app.address))
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example.com"
     );
 }
