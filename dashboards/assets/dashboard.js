@@ -327,6 +327,25 @@
     };
   }
 
+  /**
+   * Server-sent run changes (`GET /api/v1/events?query`): each change asks
+   * `poll` to refresh now (coalesced), so pages follow runs as they move
+   * instead of waiting for the next poll. EventSource reconnects by itself,
+   * resuming after the last event id; polling stays as the fallback.
+   */
+  function followEvents(query, poll) {
+    if (typeof EventSource !== 'function') return null;
+    const source = new EventSource(API + '/events' + (query ? '?' + query : ''));
+    let pending = null;
+    const nudge = () => {
+      if (pending) return;
+      pending = setTimeout(() => { pending = null; poll.run(); }, 150);
+    };
+    source.addEventListener('run', nudge);
+    source.addEventListener('reset', nudge);
+    return source;
+  }
+
   // ---------------------------------------------------------------- runs list
 
   function runHref(id) {
@@ -557,6 +576,7 @@
 
     render();
     poll.run();
+    followEvents('', poll);
   }
 
   // ------------------------------------------------------------------ one run
@@ -567,6 +587,8 @@
     setText($('#run-id'), id);
 
     const cancelButton = $('#cancel-button');
+    const retryButton = $('#retry-button');
+    const resumeButton = $('#resume-button');
     const timeline = $('#timeline');
     const pipeline = $('#pipeline');
     const stepRefs = new WeakMap();
@@ -613,6 +635,8 @@
       setText($('#run-error-text'), hasError ? pretty(run.error) : '');
 
       setHidden(cancelButton, TERMINAL.has(run.status));
+      setHidden(retryButton, run.status !== 'failed');
+      setHidden(resumeButton, run.status !== 'waiting');
 
       const wait = run.wait && typeof run.wait === 'object' ? run.wait : null;
       setHidden($('#wait-box'), !wait);
@@ -738,25 +762,33 @@
       setHidden(r.details, parts.length === 0);
     }
 
-    cancelButton.addEventListener('click', async () => {
-      if (cancelButton.disabled) return;
-      cancelButton.disabled = true;
-      setText(cancelButton, 'Cancelling…');
-      try {
-        await api(path + '/cancel', {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: '{}',
-        });
-        clearError('action');
-      } catch (err) {
-        setError('action', err);
-      } finally {
-        cancelButton.disabled = false;
-        setText(cancelButton, 'Cancel run');
-      }
-      poll.start();
-    });
+    // Cancel, retry and resume: POST the action, then follow the run again.
+    function action(button, name, busyLabel) {
+      const label = button.textContent;
+      button.addEventListener('click', async () => {
+        if (button.disabled) return;
+        button.disabled = true;
+        setText(button, busyLabel);
+        try {
+          await api(path + '/' + name, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: '{}',
+          });
+          clearError('action');
+        } catch (err) {
+          setError('action', err);
+        } finally {
+          button.disabled = false;
+          setText(button, label);
+        }
+        poll.start();
+      });
+    }
+    action(cancelButton, 'cancel', 'Cancelling…');
+    action(retryButton, 'retry', 'Retrying…');
+    action(resumeButton, 'resume', 'Resuming…');
+    followEvents('run=' + encodeURIComponent(id), poll);
 
     // Countdowns and "so far" durations tick even while a refresh is slow.
     setInterval(() => { if (current && !document.hidden) tickLive(); }, 1000);
