@@ -634,6 +634,7 @@
       setHidden($('#run-error'), !hasError);
       setText($('#run-error-text'), hasError ? pretty(run.error) : '');
 
+      renderCall(Array.isArray(run.steps) ? run.steps : []);
       setHidden(cancelButton, TERMINAL.has(run.status));
       setHidden(retryButton, run.status !== 'failed');
       setHidden(resumeButton, run.status !== 'waiting');
@@ -666,6 +667,43 @@
       syncChildren(timeline, keyed, (k) => k.key, (k) => createStep(k.step), (node, k) => updateStep(node, k.step));
       setHidden($('#timeline-empty'), steps.length > 0);
       tickLive();
+    }
+
+    // The call as people read it: the transcript as a conversation, the score with its reasons.
+    function renderCall(steps) {
+      const lastWith = (name, pick) => {
+        for (let i = steps.length - 1; i >= 0; i--) {
+          if (steps[i].name !== name) continue;
+          const v = pick(steps[i]);
+          if (v != null) return v;
+        }
+        return null;
+      };
+      const transcript = lastWith('analyze', (s) =>
+        s.input && typeof s.input.transcript === 'string' ? s.input.transcript : null);
+      const score = lastWith('score', (s) =>
+        s.output && s.output.result && s.output.result.score ? s.output.result.score : null);
+      setHidden($('#call-box'), transcript == null && score == null);
+      setHidden($('#score-box'), score == null);
+      if (score) {
+        setText($('#score-value'), display(score.value) + ' / 100');
+        setText($('#score-tag'), display(score.tag));
+        const reasons = (Array.isArray(score.reasons) ? score.reasons : [])
+          .map((text, i) => ({ key: i + ':' + text, text: String(text) }));
+        syncChildren($('#score-reasons'), reasons, (r) => r.key,
+          () => el('li'), (li, r) => setText(li, r.text));
+      }
+      const lines = (transcript || '').split('\n').filter((l) => l.trim() !== '')
+        .map((text, i) => ({ key: i + ':' + text, text }));
+      syncChildren($('#transcript'), lines, (l) => l.key,
+        () => el('li', {}, el('span', { class: 'speaker' }), el('span', { class: 'said' })),
+        (li, { text: line }) => {
+          const cut = line.indexOf(':');
+          const who = cut > 0 ? line.slice(0, cut).trim() : '';
+          setAttr(li, 'data-speaker', who || 'unknown');
+          setText(li.firstChild, who === 'agent' ? 'Agent' : who === 'user' ? 'Lead' : who);
+          setText(li.lastChild, cut > 0 ? line.slice(cut + 1).trim() : line);
+        });
     }
 
     function renderPipeline(run, steps) {

@@ -1,6 +1,7 @@
 //! Test helpers: `spawn_app()` starts the whole application on port 0 with a fresh database, and
 //! `TestApp` drives it over HTTP. Waiting is always for a condition with a deadline.
 
+pub mod browser;
 pub mod fakes;
 
 use std::future::Future;

@@ -1,4 +1,7 @@
-//! The dashboard in headless Chromium: a finished run shows in the runs list and its timeline.
+//! The dashboard in headless Chromium, driven over WebDriver: a lead created through the API
+//! appears and advances to `succeeded` without a reload; its run page shows the transcript and
+//! the score; a waiting run is cancelled from its page; pages fit a phone's width. Screenshots of
+//! the main pages are saved (see `Browser::screenshot`).
 //!
 //! Skipped when Chromium is not installed, unless `SWITCHBOARD_BROWSER_TESTS=required` (as in
 //! `.ci/run`, which installs it).
@@ -6,78 +9,123 @@
 use std::time::Duration;
 
 use serde_json::json;
+use switchboard_tests::browser::Browser;
 use switchboard_tests::*;
 
-/// Renders `url` in headless Chromium (scripts run) and returns the resulting DOM.
-async fn render(url: String) -> Option<String> {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        std::process::Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(chromium) = chromium else {
-        let required = std::env::var("SWITCHBOARD_BROWSER_TESTS").is_ok_and(|v| v == "required");
-        assert!(!required, "Chromium is required but not installed");
-        eprintln!("skipped: chromium is not installed");
-        return None;
-    };
-    let profile =
-        std::env::temp_dir().join(format!("sb-chromium-{}", uuid::Uuid::now_v7().simple()));
-    let output = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=8000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("chromium finished")
-        .unwrap();
-    let _ = std::fs::remove_dir_all(profile);
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-}
+const T: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_shows_runs_and_the_step_timeline() {
+async fn the_dashboard_follows_runs_live_and_acts_on_them() {
     let app = spawn_app(&Backend::Sqlite).await;
-    let (_, run_id) = app
-        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 50}))
-        .await;
-    app.wait_for_status(&run_id, "succeeded", Duration::from_secs(30))
-        .await;
-
-    let Some(list) = render(format!("{}/", app.address)).await else {
+    let Some(browser) = Browser::start(1280, 900).await else {
         return;
     };
-    assert!(
-        list.contains(&format!("data-run-id=\"{run_id}\"")),
-        "run missing from the runs page:\n{list}"
-    );
+    browser.open(&format!("{}/", app.address)).await;
+    browser
+        .wait_for(
+            "the runs page",
+            "return document.querySelector('#runs-view:not([hidden])') !== null;",
+            T,
+        )
+        .await;
 
-    let page = render(format!("{}/runs/{run_id}", app.address))
-        .await
-        .unwrap();
-    assert!(page.contains("id=\"run-status\""), "{page}");
-    for step in LEAD_CALL_STEPS {
-        assert!(
-            page.contains(&format!("data-step=\"{step}\"")),
-            "step {step} missing from the timeline:\n{page}"
-        );
-    }
-    assert!(page.contains("data-status=\"succeeded\""), "{page}");
+    // A lead arrives through the API while the page is open: its row appears and advances.
+    let (_, run_id) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 300}))
+        .await;
+    let row = format!("tr[data-run-id=\"{run_id}\"]");
+    browser
+        .wait_for(
+            "the new run's row",
+            &format!("return document.querySelector('{row}') !== null;"),
+            T,
+        )
+        .await;
+    browser
+        .wait_for(
+            "the row to show succeeded",
+            &format!("const r = document.querySelector('{row}'); return r && r.getAttribute('data-status') === 'succeeded';"),
+            T,
+        )
+        .await;
+    browser.screenshot("runs").await;
+
+    // The run page: the transcript as a conversation and the score with its reasons.
+    browser
+        .open(&format!("{}/runs/{run_id}", app.address))
+        .await;
+    let transcript = browser
+        .wait_for(
+            "the transcript",
+            "const t = document.querySelectorAll('#transcript li'); return t.length > 1 ? document.querySelector('#transcript').innerText : null;",
+            T,
+        )
+        .await;
+    let transcript = transcript.as_str().unwrap();
+    assert!(
+        transcript.contains("Agent") && transcript.contains("Lead"),
+        "{transcript}"
+    );
+    let score = browser
+        .wait_for(
+            "the score",
+            "return document.querySelector('#score-value').textContent;",
+            T,
+        )
+        .await;
+    assert!(score.as_str().unwrap().ends_with("/ 100"), "{score}");
+    let reasons = browser
+        .eval("return document.querySelectorAll('#score-reasons li').length;")
+        .await;
+    assert!(reasons.as_u64().unwrap() >= 1, "score reasons shown");
+    browser.screenshot("run").await;
+
+    // A run waiting on its call's webhook is cancelled from its page.
+    let (_, waiting_id) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
+    app.wait_for_call_wait(&waiting_id).await;
+    browser
+        .open(&format!("{}/runs/{waiting_id}", app.address))
+        .await;
+    browser
+        .wait_for(
+            "the cancel button",
+            "const b = document.querySelector('#cancel-button'); return b && !b.hidden && document.querySelector('#run-status').getAttribute('data-status') === 'waiting';",
+            T,
+        )
+        .await;
+    browser.screenshot("run-waiting").await;
+    browser.click("#cancel-button").await;
+    browser
+        .wait_for(
+            "the page to show cancelled",
+            "return document.querySelector('#run-status').getAttribute('data-status') === 'cancelled';",
+            T,
+        )
+        .await;
+    assert_eq!(app.run(&waiting_id).await["status"], "cancelled");
+
+    // Phone width: the runs page fits without sideways scrolling.
+    browser.close().await;
+    let Some(phone) = Browser::start(390, 844).await else {
+        return;
+    };
+    phone.open(&format!("{}/", app.address)).await;
+    phone
+        .wait_for(
+            "rows on a phone",
+            &format!("return document.querySelector('{row}') !== null;"),
+            T,
+        )
+        .await;
+    let overflow = phone
+        .eval("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 1,
+        "sideways overflow of {overflow}px"
+    );
+    phone.screenshot("runs-phone").await;
+    phone.close().await;
 }
