@@ -50,6 +50,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if wanted("personalize") {
         figures.extend(personalize(if opts.quick { 500 } else { 5_000 }).await?);
     }
+    if wanted("runs_list") {
+        let (runs, iterations) = if opts.quick {
+            (10_000, 50)
+        } else {
+            (100_000, 300)
+        };
+        figures.extend(runs_list(runs, iterations).await?);
+    }
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>10}",
         "scenario", "iterations", "mean µs", "p50 µs", "p99 µs"
@@ -156,31 +164,37 @@ async fn script_decision(iterations: usize) -> anyhow::Result<Vec<Figure>> {
     ])
 }
 
-/// Inbound personalisation latency as ElevenLabs sees it: `POST /api/v1/webhooks/elevenlabs/
-/// personalize` over loopback HTTP on a SQLite file holding one lead, for that lead and for a
-/// new caller.
-async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>> {
+/// A server on a fresh SQLite file in a temp dir, without workers: its base URL, its engine, the
+/// serving task and the dir to remove.
+async fn bench_server(
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<(
+    String,
+    switchboard_engine::Engine,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    PathBuf,
+)> {
     use clap::Parser;
     #[derive(Parser)]
     struct Settings {
         #[command(flatten)]
         config: crate::config::Config,
     }
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let db = dir.join("personalize.db");
-    let secret = "bench-personalization-secret";
-    let settings = Settings::try_parse_from([
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let mut args = vec![
         "bench",
         "--addr",
         "127.0.0.1:0",
         "--database-url",
-        &format!("sqlite://{}", db.display()),
-        "--elevenlabs-personalization-secret",
-        secret,
+        &url,
         "--log",
         "warn",
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    let settings = Settings::try_parse_from(args)?;
     let overrides = crate::startup::Overrides {
         no_workers: true,
         ..Default::default()
@@ -189,6 +203,103 @@ async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>> {
     let base = app.public_url().to_owned();
     let parts = app.into_parts();
     let server = tokio::spawn(parts.serve);
+    Ok((base, parts.engine, server, dir))
+}
+
+/// `GET /api/v1/runs` with `runs` runs stored (SQLite file, over loopback HTTP): the first page,
+/// filtered by business, by status, both, and a page deep in the list by cursor.
+async fn runs_list(runs: usize, iterations: usize) -> anyhow::Result<Vec<Figure>> {
+    use switchboard_engine::store::runs::{RunRow, insert};
+    let (base, engine, server, dir) = bench_server("runs", &[]).await?;
+    let businesses = ["demo", "realty", "dental", "saas"];
+    let statuses = [
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "failed",
+        "waiting",
+        "cancelled",
+    ];
+    let mut middle = None;
+    for chunk in 0..runs.div_ceil(1_000) {
+        let mut tx = engine.db().begin().await?;
+        for i in chunk * 1_000..((chunk + 1) * 1_000).min(runs) {
+            let now = switchboard_engine::ids::now_ms();
+            let row = RunRow {
+                id: switchboard_engine::ids::new_id(),
+                workflow: "lead_call".into(),
+                business_id: businesses[i % businesses.len()].into(),
+                subject_id: switchboard_engine::ids::new_id(),
+                status: statuses[i % statuses.len()].into(),
+                current_step: Some("follow_up".into()),
+                current_row: None,
+                seq: 8,
+                outcome: Some("handed_off".into()),
+                error: None,
+                wait_kind: None,
+                wait_key: None,
+                wait_until: None,
+                created_at: now,
+                updated_at: now,
+            };
+            if i == runs / 2 {
+                middle = Some(row.id.clone());
+            }
+            insert(&mut tx, &row).await?;
+        }
+        tx.commit().await?;
+    }
+    let middle = middle.unwrap_or_default();
+    let client = reqwest::Client::new();
+    let mut figures = Vec::new();
+    let cases = [
+        ("first page", "limit=50".to_owned()),
+        ("one business", "business=realty&limit=50".to_owned()),
+        ("one status", "status=failed&limit=50".to_owned()),
+        (
+            "business and status",
+            "business=dental&status=waiting&limit=50".to_owned(),
+        ),
+        ("a page halfway down", format!("limit=50&cursor={middle}")),
+    ];
+    for (label, query) in cases {
+        let url = format!("{base}/api/v1/runs?{query}");
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations + iterations / 10 {
+            let start = Instant::now();
+            let answer = client.get(&url).send().await?;
+            anyhow::ensure!(
+                answer.status() == 200,
+                "runs list answered {}",
+                answer.status()
+            );
+            let body: serde_json::Value = answer.json().await?;
+            anyhow::ensure!(body["runs"].as_array().is_some_and(|r| r.len() == 50));
+            if i >= iterations / 10 {
+                samples.push(start.elapsed());
+            }
+        }
+        figures.push(summarise(
+            &format!("runs_list ({label})"),
+            &format!("GET /api/v1/runs?{query} with {runs} runs stored, SQLite, loopback HTTP"),
+            samples,
+        ));
+    }
+    server.abort();
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(figures)
+}
+
+/// Inbound personalisation latency as ElevenLabs sees it: `POST /api/v1/webhooks/elevenlabs/
+/// personalize` over loopback HTTP on a SQLite file holding one lead, for that lead and for a
+/// new caller.
+async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>> {
+    let secret = "bench-personalization-secret";
+    let (base, _engine, server, dir) = bench_server(
+        "personalize",
+        &["--elevenlabs-personalization-secret", secret],
+    )
+    .await?;
     let client = reqwest::Client::new();
     let lead = serde_json::json!({"business": "demo", "name": "Ada Lovelace",
         "phone": "+14155552671"});

@@ -406,7 +406,38 @@
     // rows already shown below the first page are kept (as last loaded) so
     // the list never shrinks or jumps under the operator; the cursor stays
     // the one from the last "Load more".
+    // Runs per status for the business filter; a chip filters the list by its status.
+    async function refreshCounts() {
+      const f = filters();
+      const q = f.business ? '?business=' + encodeURIComponent(f.business) : '';
+      let data;
+      try {
+        data = await api('/runs/counts' + q);
+      } catch (_) {
+        return; // the list's own refresh reports connection problems
+      }
+      const counts = data && data.counts && typeof data.counts === 'object' ? data.counts : {};
+      const items = Object.keys(counts).map((status) => ({ status, n: counts[status] }));
+      syncChildren($('#status-counts'), items, (i) => i.status,
+        (i) => {
+          const button = el('button', { type: 'button', class: 'count-chip' },
+            el('span', { class: 'status-badge' }), el('span', { class: 'count' }));
+          button.addEventListener('click', () => {
+            statusSelect.value = statusSelect.value === i.status ? '' : i.status;
+            statusSelect.dispatchEvent(new Event('change', { bubbles: true }));
+          });
+          return el('li', {}, button);
+        },
+        (li, i) => {
+          const button = li.firstChild;
+          setBadge(button.firstChild, i.status);
+          setText(button.lastChild, String(i.n));
+          setAttr(button, 'aria-pressed', statusSelect.value === i.status ? 'true' : 'false');
+        });
+    }
+
     async function refresh() {
+      refreshCounts();
       const generation = state.generation;
       let data;
       try {

@@ -48,6 +48,33 @@ fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
+/// Query of `GET /api/v1/runs/counts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsQuery {
+    business: Option<String>,
+}
+
+/// `GET /api/v1/runs/counts?business=` → `{"counts":{"queued":n,…every status},"total":n}`.
+pub async fn counts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<CountsQuery>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = caller.scope(q.business);
+    let rows = runs::count_by_status(state.engine.db(), business.as_deref()).await?;
+    let mut counts = serde_json::Map::new();
+    for status in STATUSES {
+        counts.insert(status.to_owned(), json!(0));
+    }
+    let mut total = 0;
+    for (status, n) in rows {
+        total += n;
+        counts.insert(status, json!(n));
+    }
+    Ok(JsonResponse(json!({ "counts": counts, "total": total })))
+}
+
 /// Query of `GET /api/v1/runs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -209,3 +209,23 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
     let q = args.into_iter().fold(Q::new(sql), Q::bind);
     db.fetch_all(q).await
 }
+
+#[derive(FromRow)]
+struct StatusCount {
+    status: String,
+    n: i64,
+}
+
+/// How many runs are in each status (of one business, or all).
+pub async fn count_by_status(db: &Db, business_id: Option<&str>) -> Result<Vec<(String, i64)>> {
+    let rows: Vec<StatusCount> = db
+        .fetch_all(
+            Q::new(
+                "SELECT status, count(*) AS n FROM sb_runs \
+                 WHERE ($1 IS NULL OR business_id = $1) GROUP BY status ORDER BY status",
+            )
+            .bind(business_id.map(str::to_owned)),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
+}

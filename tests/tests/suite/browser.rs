@@ -48,6 +48,14 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
             T,
         )
         .await;
+    let chips = browser
+        .wait_for(
+            "runs counted per status",
+            "const c = document.querySelectorAll('#status-counts li'); return c.length === 6 ? document.querySelector('#status-counts').innerText : null;",
+            T,
+        )
+        .await;
+    assert!(chips.as_str().unwrap().contains("succeeded"), "{chips}");
     browser.screenshot("runs").await;
 
     // The run page: the transcript as a conversation and the score with its reasons.

@@ -23,6 +23,7 @@ crate::on_both_backends!(
     malformed_or_oversized_webhooks_are_rejected_and_other_types_ignored,
     a_lead_reads_with_its_runs_and_calls,
     browsers_on_configured_origins_may_call_the_api,
+    runs_are_counted_per_status,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -581,5 +582,30 @@ async fn browsers_on_configured_origins_may_call_the_api(backend: Backend) {
     assert_eq!(
         resp.headers()["access-control-allow-origin"],
         "https://app.example.com"
+    );
+}
+
+async fn runs_are_counted_per_status(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, done) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 20}))
+        .await;
+    app.wait_for_status(&done, "succeeded", T).await;
+    let (_, waiting) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
+    app.wait_for_call_wait(&waiting).await;
+    let (status, body) = app.get("/api/v1/runs/counts").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counts"]["succeeded"], 1);
+    assert_eq!(body["counts"]["waiting"], 1);
+    assert_eq!(body["counts"]["failed"], 0);
+    assert_eq!(body["total"], 2);
+    let (_, other) = app.get("/api/v1/runs/counts?business=realty").await;
+    assert_eq!(other["total"], 0);
+    let (status, err) = app.get("/api/v1/runs/counts?state=1").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("invalid_query"))
     );
 }
