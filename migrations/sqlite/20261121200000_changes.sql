@@ -10,3 +10,6 @@ CREATE TABLE sb_changes (
     at           INTEGER NOT NULL                    -- unix ms
 );
 CREATE INDEX sb_changes_at ON sb_changes (at);
+
+-- Runs per status of one business (the runs page's counts) straight from an index.
+CREATE INDEX sb_runs_business_status ON sb_runs (business_id, status);
