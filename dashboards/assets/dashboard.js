@@ -358,13 +358,29 @@
 
     const businessInput = $('#filter-business');
     const statusSelect = $('#filter-status');
+    // Every filter: its query parameter and its control. Text fields apply as you type, the
+    // others on change; all of them live in the page's URL so a view can be shared.
+    const FILTERS = [
+      { param: 'business', node: businessInput, typed: true },
+      { param: 'status', node: statusSelect },
+      { param: 'step', node: $('#filter-step') },
+      { param: 'outcome', node: $('#filter-outcome'), typed: true },
+      { param: 'q', node: $('#filter-q'), typed: true },
+      { param: 'from', node: $('#filter-from') },
+      { param: 'to', node: $('#filter-to') },
+    ];
     const loadMoreButton = $('#load-more');
     const tbody = $('#runs-table tbody');
 
     const params = new URLSearchParams(location.search);
-    businessInput.value = params.get('business') || '';
-    const initialStatus = params.get('status') || '';
-    statusSelect.value = Array.from(statusSelect.options).some((o) => o.value === initialStatus) ? initialStatus : '';
+    for (const f of FILTERS) {
+      const value = params.get(f.param) || '';
+      if (f.node.tagName === 'SELECT') {
+        f.node.value = Array.from(f.node.options).some((o) => o.value === value) ? value : '';
+      } else {
+        f.node.value = value;
+      }
+    }
 
     const state = {
       generation: 0, // bumped on every filter change; stale answers are dropped
@@ -376,14 +392,33 @@
     };
 
     function filters() {
-      return { business: businessInput.value.trim(), status: statusSelect.value };
+      const out = {};
+      for (const f of FILTERS) {
+        const value = f.node.value.trim();
+        if (value) out[f.param] = value;
+      }
+      return out;
+    }
+
+    // A day picked in the page is local: from its midnight, to the next day's midnight.
+    function dayBound(day, plusDays) {
+      const t = new Date(day + 'T00:00:00');
+      if (isNaN(t.getTime())) return null;
+      t.setDate(t.getDate() + plusDays);
+      return t.toISOString();
     }
 
     function query(cursor) {
       const f = filters();
       const q = new URLSearchParams();
-      if (f.business) q.set('business', f.business);
-      if (f.status) q.set('status', f.status);
+      for (const [param, value] of Object.entries(f)) {
+        if (param === 'from' || param === 'to') {
+          const bound = dayBound(value, param === 'to' ? 1 : 0);
+          if (bound) q.set(param, bound);
+        } else {
+          q.set(param, value);
+        }
+      }
       q.set('limit', String(RUNS_PAGE_SIZE));
       if (cursor) q.set('cursor', cursor);
       return '/runs?' + q.toString();
@@ -564,32 +599,33 @@
       clearError('poll');
       clearError('action');
       render();
-      const f = filters();
-      const q = new URLSearchParams();
-      if (f.business) q.set('business', f.business);
-      if (f.status) q.set('status', f.status);
-      const search = q.toString();
+      const search = new URLSearchParams(filters()).toString();
       history.replaceState(null, '', location.pathname + (search ? '?' + search : ''));
       poll.run();
     }
 
     let debounce = null;
-    let lastBusiness = businessInput.value.trim();
-    businessInput.addEventListener('input', () => {
+    let applied = JSON.stringify(filters());
+    function applyIfChanged() {
       clearTimeout(debounce);
-      debounce = setTimeout(() => {
-        const value = businessInput.value.trim();
-        if (value === lastBusiness) return;
-        lastBusiness = value;
-        applyFilters();
-      }, 300);
-    });
-    statusSelect.addEventListener('change', applyFilters);
+      const now = JSON.stringify(filters());
+      if (now === applied) return;
+      applied = now;
+      applyFilters();
+    }
+    for (const f of FILTERS) {
+      if (f.typed) {
+        f.node.addEventListener('input', () => {
+          clearTimeout(debounce);
+          debounce = setTimeout(applyIfChanged, 300);
+        });
+      } else {
+        f.node.addEventListener('change', applyIfChanged);
+      }
+    }
     $('#filters').addEventListener('submit', (event) => {
       event.preventDefault();
-      clearTimeout(debounce);
-      lastBusiness = businessInput.value.trim();
-      applyFilters();
+      applyIfChanged();
     });
     loadMoreButton.addEventListener('click', loadMore);
 

@@ -83,3 +83,14 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// The smallest run id (UUIDv7, lowercase text) created at or after `ms` (unix milliseconds):
+/// ids are time-ordered, so a time range over runs is an id range over an index.
+pub fn id_floor_at(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u64;
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
+}

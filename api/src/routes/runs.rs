@@ -82,11 +82,41 @@ pub struct ListQuery {
     business: Option<String>,
     status: Option<String>,
     lead_id: Option<String>,
+    /// The step the run is at (or ended at).
+    step: Option<String>,
+    outcome: Option<String>,
+    /// Created at or after (RFC 3339).
+    from: Option<String>,
+    /// Created before (RFC 3339).
+    to: Option<String>,
+    /// Part of the lead's name or phone number.
+    q: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/runs?business=&status=&limit=&cursor=` → `{"runs":[…],"next_cursor"}`, newest first.
+/// Leads a search may match at most (their runs are then listed).
+const SEARCH_LEADS: i64 = 500;
+
+fn time_bound(field: &str, value: &Option<String>) -> ApiResult<Option<i64>> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "invalid_time",
+                        field,
+                        format!("{field} must be an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/runs?business=&status=&step=&outcome=&from=&to=&q=&lead_id=&limit=&cursor=` →
+/// `{"runs":[…],"next_cursor"}`, newest first.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,11 +149,35 @@ pub async fn list(
             "cursor must be a next_cursor from a previous page",
         ));
     }
+    let (from, to) = (time_bound("from", &q.from)?, time_bound("to", &q.to)?);
+    let business_id = caller.scope(q.business);
+    let subject_ids = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => Some(
+            switchboard_workflows::store::lead_ids_matching(
+                state.engine.db(),
+                business_id.as_deref(),
+                text,
+                SEARCH_LEADS,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // A time range is an id range: run ids are time-ordered.
+    let upper = to.map(switchboard_engine::ids::id_floor_at);
+    let before = match (q.cursor, upper) {
+        (Some(c), Some(u)) => Some(c.min(u)),
+        (c, u) => c.or(u),
+    };
     let filter = RunFilter {
-        business_id: caller.scope(q.business),
+        business_id,
         status: q.status,
         subject_id: q.lead_id,
-        before: q.cursor,
+        current_step: q.step,
+        outcome: q.outcome,
+        subject_ids,
+        since: from.map(switchboard_engine::ids::id_floor_at),
+        before,
         limit,
     };
     let rows = runs::list(state.engine.db(), &filter).await?;

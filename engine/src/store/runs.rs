@@ -179,6 +179,12 @@ pub struct RunFilter {
     pub business_id: Option<String>,
     pub status: Option<String>,
     pub subject_id: Option<String>,
+    pub current_step: Option<String>,
+    pub outcome: Option<String>,
+    /// Only runs about one of these subjects (a search resolved to leads); empty: none.
+    pub subject_ids: Option<Vec<String>>,
+    /// Only runs with an id at or above this (created at or after a time: [`crate::ids::id_floor_at`]).
+    pub since: Option<String>,
     /// Only runs with an id below this (keyset paging, newest first).
     pub before: Option<String>,
     pub limit: i64,
@@ -192,11 +198,26 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
         ("business_id", &f.business_id),
         ("status", &f.status),
         ("subject_id", &f.subject_id),
+        ("current_step", &f.current_step),
+        ("outcome", &f.outcome),
     ] {
         if let Some(v) = val {
             args.push(v.clone());
             sql.push_str(&format!(" AND {col} = ${}", args.len()));
         }
+    }
+    if let Some(ids) = &f.subject_ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = args.len() + 1;
+        args.extend(ids.iter().cloned());
+        let marks: Vec<String> = (first..=args.len()).map(|i| format!("${i}")).collect();
+        sql.push_str(&format!(" AND subject_id IN ({})", marks.join(", ")));
+    }
+    if let Some(since) = &f.since {
+        args.push(since.clone());
+        sql.push_str(&format!(" AND id >= ${}", args.len()));
     }
     if let Some(b) = &f.before {
         args.push(b.clone());

@@ -58,6 +58,33 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
     assert!(chips.as_str().unwrap().contains("succeeded"), "{chips}");
     browser.screenshot("runs").await;
 
+    // Searching by the lead's name filters the rows (and the URL keeps the filter).
+    let search = |text: &str| {
+        format!(
+            "const i = document.querySelector('#filter-q'); i.value = {}; \
+             i.dispatchEvent(new Event('input', {{ bubbles: true }})); return true;",
+            json!(text)
+        )
+    };
+    browser.eval(&search("nobody-like-this")).await;
+    browser
+        .wait_for(
+            "no rows for an unknown lead",
+            &format!(
+                "return document.querySelector('{row}') === null && location.search.includes('q=');"
+            ),
+            T,
+        )
+        .await;
+    browser.eval(&search("ada")).await;
+    browser
+        .wait_for(
+            "the row back",
+            &format!("return document.querySelector('{row}') !== null;"),
+            T,
+        )
+        .await;
+
     // The run page: the transcript as a conversation and the score with its reasons.
     browser
         .open(&format!("{}/runs/{run_id}", app.address))

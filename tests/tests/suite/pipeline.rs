@@ -24,6 +24,7 @@ crate::on_both_backends!(
     a_lead_reads_with_its_runs_and_calls,
     browsers_on_configured_origins_may_call_the_api,
     runs_are_counted_per_status,
+    runs_are_filtered_by_step_outcome_time_and_searched_by_lead,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -607,5 +608,62 @@ async fn runs_are_counted_per_status(backend: Backend) {
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (422, Some("invalid_query"))
+    );
+}
+
+async fn runs_are_filtered_by_step_outcome_time_and_searched_by_lead(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let (_, ada) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 20}))
+        .await;
+    let grace = json!({"business": "demo", "name": "Grace Hopper", "phone": "+442071838750",
+        "sim": {"outcome": "not_interested", "webhook_delay_ms": 20}});
+    let (_, grace) = app.create_lead_with(&grace).await;
+    app.wait_for_status(&ada, "succeeded", T).await;
+    app.wait_for_status(&grace, "succeeded", T).await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |query: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get(&format!("/api/v1/runs?{query}")).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body
+        }
+    };
+    let both = vec![grace.clone(), ada.clone()];
+    assert_eq!(ids(&list("outcome=handed_off".into()).await), [ada.as_str()]);
+    assert_eq!(ids(&list("step=follow_up".into()).await), both);
+    assert!(ids(&list("step=analyze".into()).await).is_empty());
+    assert_eq!(ids(&list("q=grace".into()).await), [grace.as_str()]);
+    assert_eq!(ids(&list("q=HOPPER".into()).await), [grace.as_str()]);
+    assert_eq!(ids(&list("q=5552671".into()).await), [ada.as_str()]);
+    assert!(
+        ids(&list("q=%25".into()).await).is_empty(),
+        "% is matched literally"
+    );
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .replace('+', "%2B")
+    };
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(ids(&list(format!("from={}", at(started))).await), both);
+    assert!(ids(&list(format!("from={}", at(later))).await).is_empty());
+    assert!(ids(&list(format!("to={}", at(started))).await).is_empty());
+    assert_eq!(
+        ids(&list(format!("to={}&limit=1", at(later))).await),
+        [grace.as_str()]
+    );
+    let (status, err) = app.get("/api/v1/runs?from=yesterday").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("invalid_time"))
     );
 }

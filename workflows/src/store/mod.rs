@@ -157,3 +157,41 @@ pub async fn lead_by_phone(db: &Db, business_id: &str, phone: &str) -> Result<Op
         .await?;
     row.map(Lead::try_from).transpose()
 }
+
+#[derive(FromRow)]
+struct IdRow {
+    id: String,
+}
+
+/// Ids of the leads (of one business, or all) whose name or phone contains `text`, case
+/// insensitively; newest first, at most `limit`.
+pub async fn lead_ids_matching(
+    db: &Db,
+    business_id: Option<&str>,
+    text: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let (filter, business) = match business_id {
+        Some(b) => ("business_id = $1 AND", b.to_owned()),
+        None => ("$1 = $1 AND", String::new()),
+    };
+    let rows: Vec<IdRow> = db
+        .fetch_all(
+            Q::new(format!(
+                "SELECT id FROM leads WHERE {filter} \
+                 (lower(name) LIKE $2 ESCAPE '\\' OR phone LIKE $2 ESCAPE '\\') \
+                 ORDER BY created_at DESC LIMIT $3"
+            ))
+            .bind(business)
+            .bind(pattern)
+            .bind(limit),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
