@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;

@@ -119,6 +119,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
         )
         .route("/healthz", get(routes::health))
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(cors(&state.cors_origins))
         .with_state(state);

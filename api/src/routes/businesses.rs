@@ -8,6 +8,7 @@ use switchboard_workflows::store;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
@@ -21,6 +22,10 @@ pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResu
 }
 
 /// `GET /api/v1/businesses` → the businesses the caller may reach.
+#[utoipa::path(
+    get, path = "/api/v1/businesses", tag = "businesses", operation_id = "list_businesses",
+    responses((status = 200, description = "`{businesses}`", body = Object))
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<JsonResponse<Value>> {
     let all = store::businesses(state.engine.db()).await?;
     let items: Vec<Value> = all
@@ -39,6 +44,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 }
 
 /// `GET /api/v1/businesses/{id}` → its configuration and active script version.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}", tag = "businesses", operation_id = "get_business",
+    params(("id" = String, Path, description = "Business id")),
+    responses((status = 200, description = "The business' configuration and active script version", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,

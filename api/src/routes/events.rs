@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 /// Filters of the stream.
@@ -40,6 +41,11 @@ impl EventsQuery {
 }
 
 /// Streams run changes.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "runs", operation_id = "run_events",
+    params(("business" = Option<String>, Query, description = "Business id"), ("run" = Option<String>, Query, description = "Run id"), ("last_event_id" = Option<i64>, Query, description = "Resume after this event id"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over the query)")),
+    responses((status = 200, description = "Server-sent events: `ready`, then `run` for every change (`reset` when the missed changes are no longer kept)", content_type = "text/event-stream", body = String), (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -15,6 +15,7 @@ use switchboard_workflows::store;
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
@@ -121,6 +122,12 @@ async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
 }
 
 /// `POST /api/v1/leads` → `201 {"lead":{…},"run":{"id","status"}}`.
+#[utoipa::path(
+    post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key again returns the same lead and run (answered with `Idempotent-Replayed: true`)")),
+    request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, sim?}`", content_type = "application/json"),
+    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`)", body = ErrorBody))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,6 +194,11 @@ pub async fn create(
 }
 
 /// `GET /api/v1/leads/{id}` → `{"lead", "runs":[…newest first], "calls":[…oldest first]}`.
+#[utoipa::path(
+    get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "get_lead",
+    params(("id" = String, Path, description = "Lead id")),
+    responses((status = 200, description = "`{lead, runs, calls}`", body = Object), (status = 404, description = "No such lead", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,

@@ -12,6 +12,10 @@ use axum::Json;
 use serde_json::{Value, json};
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get, path = "/healthz", tag = "health", operation_id = "health",
+    responses((status = 200, description = "`{status: ok}`", body = Object))
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }

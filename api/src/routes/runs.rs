@@ -11,6 +11,7 @@ use switchboard_engine::store::steps;
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
@@ -56,6 +57,11 @@ pub struct CountsQuery {
 }
 
 /// `GET /api/v1/runs/counts?business=` → `{"counts":{"queued":n,…every status},"total":n}`.
+#[utoipa::path(
+    get, path = "/api/v1/runs/counts", tag = "runs", operation_id = "count_runs",
+    params(("business" = Option<String>, Query, description = "Business id")),
+    responses((status = 200, description = "`{counts: {status: n}, total}`", body = Object))
+)]
 pub async fn counts(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,6 +123,11 @@ fn time_bound(field: &str, value: &Option<String>) -> ApiResult<Option<i64>> {
 
 /// `GET /api/v1/runs?business=&status=&step=&outcome=&from=&to=&q=&lead_id=&limit=&cursor=` →
 /// `{"runs":[…],"next_cursor"}`, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/runs", tag = "runs", operation_id = "list_runs",
+    params(("business" = Option<String>, Query, description = "Business id"), ("status" = Option<String>, Query, description = "queued, running, waiting, succeeded, failed or cancelled"), ("step" = Option<String>, Query, description = "Current (or last) step"), ("outcome" = Option<String>, Query, description = "Outcome"), ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"), ("to" = Option<String>, Query, description = "Created before (RFC 3339)"), ("q" = Option<String>, Query, description = "Part of the lead's name or phone"), ("lead_id" = Option<String>, Query, description = "One lead's runs"), ("limit" = Option<i64>, Query, description = "1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "`{runs, next_cursor}`, newest first", body = Object), (status = 422, description = "Invalid filter", body = ErrorBody))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -198,6 +209,11 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> 
 }
 
 /// `GET /api/v1/runs/{id}` → the run with every step attempt.
+#[utoipa::path(
+    get, path = "/api/v1/runs/{id}", tag = "runs", operation_id = "get_run",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "The run with every step attempt", body = Object), (status = 404, description = "No such run", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,6 +248,11 @@ pub async fn show(
 }
 
 /// `POST /api/v1/runs/{id}/cancel` → the cancelled run; 409 if it already finished.
+#[utoipa::path(
+    post, path = "/api/v1/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "The cancelled run", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run has finished", body = ErrorBody))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,6 +265,11 @@ pub async fn cancel(
 
 /// `POST /api/v1/runs/{id}/retry`: runs a failed run again from the step that failed (`409` if
 /// the run is not failed).
+#[utoipa::path(
+    post, path = "/api/v1/runs/{id}/retry", tag = "runs", operation_id = "retry_run",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "The run, queued again at the step that failed", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not failed", body = ErrorBody))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -256,6 +282,11 @@ pub async fn retry(
 
 /// `POST /api/v1/runs/{id}/resume`: resumes a waiting run now — a webhook wait ends as if its
 /// deadline passed, a timer fires (`409` if the run is not waiting).
+#[utoipa::path(
+    post, path = "/api/v1/runs/{id}/resume", tag = "runs", operation_id = "resume_run",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "The run, queued now", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not waiting", body = ErrorBody))
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,

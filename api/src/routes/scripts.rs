@@ -17,6 +17,7 @@ use super::businesses::find;
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
@@ -44,6 +45,11 @@ fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError
 }
 
 /// `GET /api/v1/businesses/{id}/script` → the active version and its source.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}/script", tag = "scripts", operation_id = "get_script",
+    params(("id" = String, Path, description = "Business id")),
+    responses((status = 200, description = "`{version, hash, source, created_at}`", body = Object), (status = 404, description = "No such business or no script", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +75,12 @@ fn version_json(v: &store::scripts::ScriptVersion) -> Value {
 
 /// `PUT /api/v1/businesses/{id}/script` → validates, stores a new version and activates it.
 /// Runs in flight keep the version they started with. 422 `invalid_script` if not valid.
+#[utoipa::path(
+    put, path = "/api/v1/businesses/{id}/script", tag = "scripts", operation_id = "put_script",
+    params(("id" = String, Path, description = "Business id")),
+    request_body(content = Object, description = "`{source}`", content_type = "application/json"),
+    responses((status = 200, description = "The stored, active version", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "`invalid_script`: errors and failed tests with line and column", body = ErrorBody))
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +108,12 @@ pub async fn put(
 }
 
 /// `POST /api/v1/businesses/{id}/script/validate` → the validation report; changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{id}/script/validate", tag = "scripts", operation_id = "validate_script",
+    params(("id" = String, Path, description = "Business id")),
+    request_body(content = Object, description = "`{source}`", content_type = "application/json"),
+    responses((status = 200, description = "`{valid, hash, errors, hooks, tests}`", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+)]
 pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,6 +163,12 @@ fn decided<T: serde::Serialize>(d: Decided<T>) -> Value {
 
 /// `POST /api/v1/businesses/{id}/script/dry-run` → every hook's decision (or the default and
 /// the script error), with what the script logged. Changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{id}/script/dry-run", tag = "scripts", operation_id = "dry_run_script",
+    params(("id" = String, Path, description = "Business id")),
+    request_body(content = Object, description = "`{source?, lead?, analysis?, history?}`", content_type = "application/json"),
+    responses((status = 200, description = "Every hook's `{decision, log, error}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub async fn dry_run(
     State(state): State<AppState>,
     caller: Caller,
@@ -212,6 +236,11 @@ fn dry_run_lead(state: &AppState, business: &Business, given: DryRunLead) -> Api
 }
 
 /// `GET /api/v1/businesses/{id}/script/versions` → every version, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}/script/versions", tag = "scripts", operation_id = "list_script_versions",
+    params(("id" = String, Path, description = "Business id")),
+    responses((status = 200, description = "Versions, newest first", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+)]
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,6 +263,11 @@ pub async fn versions(
 }
 
 /// `GET /api/v1/businesses/{id}/script/versions/{version}` → that version's source.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}/script/versions/{version}", tag = "scripts", operation_id = "get_script_version",
+    params(("id" = String, Path, description = "Business id"), ("version" = i64, Path, description = "Version number")),
+    responses((status = 200, description = "The version with its source", body = Object), (status = 404, description = "No such business or version", body = ErrorBody))
+)]
 pub async fn version(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,6 +284,10 @@ pub async fn version(
 
 /// `GET /api/v1/scripts/reference` → the entry points and the host functions, generated from
 /// the registered functions.
+#[utoipa::path(
+    get, path = "/api/v1/scripts/reference", tag = "scripts", operation_id = "script_reference",
+    responses((status = 200, description = "Entry points and host functions (JSON and Markdown)", body = Object))
+)]
 pub async fn reference(State(state): State<AppState>) -> JsonResponse<Value> {
     let engine = state.policy.host().engine();
     JsonResponse(json!({

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 /// Webhook bodies may carry a call's audio (base64 mp3, about 12 minutes fit); larger ones are
@@ -29,6 +30,12 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Handles an ElevenLabs post-call webhook.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook",
+    params(("ElevenLabs-Signature" = String, Header, description = "`t=<unix secs>,v0=<hex HMAC-SHA256>`")),
+    request_body(content = Object, description = "`{type, event_timestamp, data}`: post_call_transcription, call_initiation_failure, post_call_audio or any other type", content_type = "application/json"),
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody))
+)]
 pub async fn elevenlabs(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -25,6 +25,7 @@ crate::on_both_backends!(
     browsers_on_configured_origins_may_call_the_api,
     runs_are_counted_per_status,
     runs_are_filtered_by_step_outcome_time_and_searched_by_lead,
+    the_openapi_document_is_served,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -639,7 +640,10 @@ async fn runs_are_filtered_by_step_outcome_time_and_searched_by_lead(backend: Ba
         }
     };
     let both = vec![grace.clone(), ada.clone()];
-    assert_eq!(ids(&list("outcome=handed_off".into()).await), [ada.as_str()]);
+    assert_eq!(
+        ids(&list("outcome=handed_off".into()).await),
+        [ada.as_str()]
+    );
     assert_eq!(ids(&list("step=follow_up".into()).await), both);
     assert!(ids(&list("step=analyze".into()).await).is_empty());
     assert_eq!(ids(&list("q=grace".into()).await), [grace.as_str()]);
@@ -666,4 +670,15 @@ async fn runs_are_filtered_by_step_outcome_time_and_searched_by_lead(backend: Ba
         (status, err["error"]["code"].as_str()),
         (422, Some("invalid_time"))
     );
+}
+
+async fn the_openapi_document_is_served(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (status, doc) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for path in ["/api/v1/leads", "/api/v1/runs/{id}/retry", "/api/v1/events"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }

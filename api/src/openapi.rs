@@ -1,0 +1,161 @@
+//! The OpenAPI document of the API, generated from the handlers' `#[utoipa::path]` annotations
+//! and served at `GET /api/v1/openapi.json`. A test compares it with the router, so a route
+//! without documentation fails the suite.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::routes;
+
+/// The one error shape of every 4xx and 5xx answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// See [`ErrorBody`].
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `invalid_phone`, `not_found`, `conflict`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// More, e.g. `{"field": "phone"}`; `null` when there is nothing more.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard",
+        description = "Durable workflow engine for AI outbound-calling pipelines: leads, runs and \
+                       their live events, business scripts, provider webhooks."
+    ),
+    paths(
+        routes::leads::create,
+        routes::leads::show,
+        routes::runs::list,
+        routes::runs::counts,
+        routes::runs::show,
+        routes::runs::cancel,
+        routes::runs::retry,
+        routes::runs::resume,
+        routes::events::stream,
+        routes::businesses::list,
+        routes::businesses::show,
+        routes::scripts::show,
+        routes::scripts::put,
+        routes::scripts::validate,
+        routes::scripts::dry_run,
+        routes::scripts::versions,
+        routes::scripts::version,
+        routes::scripts::reference,
+        routes::personalize::personalize,
+        routes::webhooks::elevenlabs,
+        routes::health,
+        document,
+    ),
+    components(schemas(ErrorBody, ErrorDetail))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "health", operation_id = "openapi",
+    responses((status = 200, description = "This document", body = Object))
+)]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every `(method, path)` the router in startup.rs serves, read from its source.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("startup.rs");
+        let mut out = BTreeSet::new();
+        let mut rest = source;
+        while let Some(at) = rest.find(".route(") {
+            let call = &rest[at + ".route(".len()..];
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find_map(|(i, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    (depth == 0).then_some(i)
+                })
+                .expect("balanced route call");
+            let call = &call[..end];
+            let path = call.split('"').nth(1).expect("a path literal").to_owned();
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let starts = [format!("{method}(routes::"), format!("{method}(crate::")];
+                if starts.iter().any(|s| call.contains(s.as_str())) {
+                    out.insert((method.to_owned(), path.clone()));
+                }
+            }
+            rest = &rest[at + 1..];
+        }
+        out
+    }
+
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                out.insert((method.clone(), path.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_route_exists() {
+        let routed = routed();
+        let documented = documented();
+        assert!(
+            routed.len() >= 20,
+            "the route scan found too little: {routed:?}"
+        );
+        let missing: Vec<_> = routed.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "routes missing from the OpenAPI document: {missing:?}"
+        );
+        let stale: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            stale.is_empty(),
+            "documented routes that do not exist: {stale:?}"
+        );
+    }
+
+    #[test]
+    fn operations_have_unique_ids_and_errors_use_the_one_shape() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut ids = BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "duplicate operationId {id}");
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(schema, "#/components/schemas/ErrorBody", "{id} {status}");
+                    }
+                }
+            }
+        }
+    }
+}
