@@ -900,6 +900,166 @@
     poll.run();
   }
 
+  // ------------------------------------------------------------- businesses
+
+  function businessHref(id) {
+    return '/businesses/' + encodeURIComponent(String(id));
+  }
+
+  async function initBusinessesView() {
+    setHidden($('#businesses-view'), false);
+    document.title = 'Businesses · Switchboard';
+    try {
+      const data = await api('/businesses');
+      const items = Array.isArray(data && data.businesses) ? data.businesses : [];
+      syncChildren($('#business-list'), items, (b) => String(b.id),
+        () => el('li', { class: 'card' }, el('a', {}), el('span', { class: 'muted' })),
+        (li, b) => {
+          setAttr(li.firstChild, 'href', businessHref(b.id));
+          setText(li.firstChild, display(b.name) + ' (' + display(b.id) + ')');
+          setText(li.lastChild, ' ' + display(b.industry) + ' · ' + display(b.timezone));
+        });
+      clearError('poll');
+      setLive('done', 'Loaded');
+    } catch (err) {
+      setError('poll', err);
+    }
+  }
+
+  // A small Rhai highlighter: comments, strings, numbers, keywords and function names get a
+  // class each; everything is escaped text nodes, never HTML.
+  const RHAI_KEYWORDS = new Set(['fn', 'let', 'const', 'if', 'else', 'return', 'for', 'in',
+    'while', 'loop', 'break', 'continue', 'true', 'false', 'switch', 'throw', 'try', 'catch',
+    'this', 'private', 'global']);
+  const RHAI_TOKEN = /(\/\/[^\n]*)|("(?:[^"\\\n]|\\.)*"|`[^`]*`|'(?:[^'\\]|\\.)')|(\b\d[\d_]*(?:\.\d+)?\b)|([A-Za-z_][A-Za-z0-9_]*)(\s*\()?/g;
+
+  function highlightLine(line) {
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    RHAI_TOKEN.lastIndex = 0;
+    let m;
+    while ((m = RHAI_TOKEN.exec(line)) !== null) {
+      if (m.index > last) frag.append(line.slice(last, m.index));
+      let cls = null;
+      let text = m[0];
+      if (m[1]) cls = 'tok-comment';
+      else if (m[2]) cls = 'tok-string';
+      else if (m[3]) cls = 'tok-number';
+      else if (m[4] && RHAI_KEYWORDS.has(m[4])) { cls = 'tok-keyword'; text = m[4]; }
+      else if (m[4] && m[5]) { cls = 'tok-call'; text = m[4]; }
+      else text = m[4] || m[0];
+      frag.append(cls ? el('span', { class: cls }, text) : text);
+      last = m.index + text.length;
+      RHAI_TOKEN.lastIndex = last;
+    }
+    if (last < line.length) frag.append(line.slice(last));
+    return frag;
+  }
+
+  /** Renders `source` into `pre` as numbered, highlighted lines; `marks` maps line → message. */
+  function renderCode(pre, source, marks) {
+    pre.replaceChildren();
+    String(source || '').split('\n').forEach((line, i) => {
+      const n = i + 1;
+      const row = el('span', { class: 'code-line', 'data-line': String(n) },
+        el('span', { class: 'line-no', 'aria-hidden': 'true' }, String(n)),
+        highlightLine(line));
+      if (marks && marks.has(n)) {
+        row.classList.add('has-error');
+        row.append(el('span', { class: 'line-error' }, '  \u2190 ' + marks.get(n)));
+      }
+      pre.append(row, '\n');
+    });
+  }
+
+  async function initBusinessView(id) {
+    setHidden($('#business-view'), false);
+    document.title = 'Business ' + id + ' · Switchboard';
+    const base = '/businesses/' + encodeURIComponent(id);
+    let business, script, versions;
+    try {
+      [business, script, versions] = await Promise.all([
+        api(base), api(base + '/script').catch(() => null), api(base + '/script/versions'),
+      ]);
+      clearError('poll');
+    } catch (err) {
+      setError('poll', err);
+      return;
+    }
+    setText($('#business-name'), display(business.name));
+    setText($('#business-id'), id);
+    setText($('#business-industry'), display(business.industry));
+    setText($('#business-timezone'), display(business.timezone));
+    setText($('#business-agent'), display(business.default_agent));
+    setText($('#business-script'), business.script
+      ? 'version ' + business.script.version + ' (' + String(business.script.hash).slice(0, 10) + ')'
+      : 'none (defaults)');
+    const terms = Object.entries(business.terminology || {});
+    syncChildren($('#business-terms'), terms, ([k]) => k,
+      () => el('div', {}, el('dt'), el('dd')),
+      (div, [k, v]) => { setText(div.firstChild, k); setText(div.lastChild, String(v)); });
+    syncChildren($('#business-objectives'), business.objectives || [], (o) => String(o.name),
+      () => el('li', {}, el('strong'), el('span')),
+      (li, o) => { setText(li.firstChild, o.name); setText(li.lastChild, o.description ? ' — ' + o.description : ''); });
+    syncChildren($('#business-campaigns'), business.campaigns || [], (c) => String(c.name),
+      () => el('li'),
+      (li, c) => setText(li, c.name + ': source ' + c.source + ' → agent ' + c.agent + (c.objective ? ', ' + c.objective : '')));
+    const items = Array.isArray(versions && versions.versions) ? versions.versions : [];
+    syncChildren($('#script-versions'), items, (v) => String(v.version),
+      () => el('li'),
+      (li, v) => setText(li, 'v' + v.version + (v.active ? ' (active)' : '') + ' · ' + String(v.hash).slice(0, 10) + ' · ' + absolute(v.created_at)));
+    const source = script ? script.source : '';
+    renderCode($('#script-source'), source, null);
+    const editor = $('#script-editor');
+    editor.value = source;
+
+    async function post(path) {
+      return api(base + path, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ source: editor.value }),
+      });
+    }
+
+    $('#script-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      setHidden($('#dry-run-result'), true);
+      let report;
+      try {
+        report = await post('/script/validate');
+        clearError('action');
+      } catch (err) {
+        setError('action', err);
+        return;
+      }
+      const errors = Array.isArray(report.errors) ? report.errors : [];
+      const failed = (Array.isArray(report.tests) ? report.tests : []).filter((t) => t && t.passed === false);
+      setText($('#validate-summary'), report.valid
+        ? 'Valid: compiles, entry points fit, every test passes.'
+        : 'Not valid: ' + errors.length + ' error(s), ' + failed.length + ' failed test(s).');
+      const problems = errors.map((e, i) => ({ key: 'e' + i, line: e.line, text:
+        (e.line ? 'line ' + e.line + (e.column ? ':' + e.column : '') + ': ' : '') + display(e.message) }))
+        .concat(failed.map((t, i) => ({ key: 't' + i, line: null, text: 'test ' + display(t.name) + ': ' + display(t.error) })));
+      syncChildren($('#validate-errors'), problems, (p) => p.key, () => el('li'), (li, p) => setText(li, p.text));
+      const marks = new Map();
+      for (const e of errors) if (e.line) marks.set(Number(e.line), display(e.message));
+      renderCode($('#validate-lines'), editor.value, marks);
+      setHidden($('#validate-lines'), marks.size === 0);
+    });
+
+    $('#dry-run-button').addEventListener('click', async () => {
+      try {
+        const result = await post('/script/dry-run');
+        clearError('action');
+        setText($('#dry-run-result'), pretty(result));
+        setHidden($('#dry-run-result'), false);
+      } catch (err) {
+        setError('action', err);
+      }
+    });
+    setLive('done', 'Loaded');
+  }
+
   // ------------------------------------------------------------------ startup
 
   function start() {
@@ -908,6 +1068,17 @@
       renderErrors();
     });
 
+    const business = /^\/businesses\/([^/]+)\/?$/.exec(location.pathname);
+    if (business) {
+      let id;
+      try { id = decodeURIComponent(business[1]); } catch (_) { id = business[1]; }
+      initBusinessView(id);
+      return;
+    }
+    if (/^\/businesses\/?$/.test(location.pathname)) {
+      initBusinessesView();
+      return;
+    }
     const match = /^\/runs\/([^/]+)\/?$/.exec(location.pathname);
     if (match) {
       let id;

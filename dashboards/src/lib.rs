@@ -9,6 +9,8 @@
 //! - `GET /` — the runs list (filters, load more, refreshes every 2 s).
 //! - `GET /runs/{id}` — one run's timeline (same HTML shell; the script reads
 //!   the id from `location.pathname`, the server never looks at it).
+//! - `GET /businesses`, `GET /businesses/{id}` — the businesses, one business'
+//!   configuration and script (highlighted), its versions, validate and dry-run.
 //! - `GET /assets/dashboard.js`, `GET /assets/dashboard.css` — the assets.
 //!
 //! Every response carries `cache-control: no-cache`, so a redeployed binary is
@@ -25,7 +27,7 @@ use axum::{
     routing::get,
 };
 
-/// The HTML shell served for `/` and `/runs/{id}`.
+/// The HTML shell served for every page.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 /// The dashboard script (vanilla JS, no dependencies).
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
@@ -43,12 +45,14 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 
 /// The dashboard routes, ready to be merged into the API router.
 ///
-/// Routes: `GET /` (runs list), `GET /runs/{id}` (one run's timeline),
+/// Routes: `GET /` (runs list), `GET /runs/{id}` (one run's timeline), `GET /businesses[/{id}]`,
 /// `GET /assets/dashboard.js`, `GET /assets/dashboard.css`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/runs/{id}", get(index))
+        .route("/businesses", get(index))
+        .route("/businesses/{id}", get(index))
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(stylesheet))
 }

@@ -141,6 +141,52 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .await;
     assert_eq!(app.run(&waiting_id).await["status"], "cancelled");
 
+    // Businesses: the list, then one business' highlighted script; a broken change is
+    // validated and its error is shown at its line.
+    browser.open(&format!("{}/businesses", app.address)).await;
+    let listed = browser
+        .wait_for(
+            "the businesses",
+            "const l = document.querySelectorAll('#business-list li'); return l.length >= 4 ? l.length : null;",
+            T,
+        )
+        .await;
+    assert!(listed.as_u64().unwrap() >= 4);
+    browser
+        .open(&format!("{}/businesses/dental", app.address))
+        .await;
+    browser
+        .wait_for(
+            "the highlighted script",
+            "return document.querySelectorAll('#script-source .tok-keyword').length > 3;",
+            T,
+        )
+        .await;
+    let terms = browser
+        .eval("return document.querySelector('#business-terms').innerText;")
+        .await;
+    assert!(terms.as_str().unwrap().contains("patient"), "{terms}");
+    browser
+        .eval(
+            "const e = document.querySelector('#script-editor'); \
+             e.value = 'fn route(lead) {\\n    let x = ;\\n}'; return true;",
+        )
+        .await;
+    browser.click("#validate-button").await;
+    let marked = browser
+        .wait_for(
+            "the error at its line",
+            "const l = document.querySelector('#validate-lines .code-line.has-error'); return l ? l.getAttribute('data-line') : null;",
+            T,
+        )
+        .await;
+    assert_eq!(marked, "2", "the error is on line 2");
+    let errors = browser
+        .eval("return document.querySelector('#validate-errors').innerText;")
+        .await;
+    assert!(errors.as_str().unwrap().contains("line 2"), "{errors}");
+    browser.screenshot("business").await;
+
     // Phone width: the runs page fits without sideways scrolling.
     browser.close().await;
     let Some(phone) = Browser::start(390, 844).await else {
