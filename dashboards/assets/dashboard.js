@@ -750,6 +750,16 @@
         s.input && typeof s.input.transcript === 'string' ? s.input.transcript : null);
       const score = lastWith('score', (s) =>
         s.output && s.output.result && s.output.result.score ? s.output.result.score : null);
+      const analysis = lastWith('score', (s) =>
+        s.input && s.input.analysis && typeof s.input.analysis === 'object' ? s.input.analysis : null);
+      setHidden($('#analysis-box'), analysis == null);
+      if (analysis) {
+        setText($('#analysis-summary'), display(analysis.summary));
+        setText($('#analysis-sentiment'), display(analysis.sentiment));
+        const objections = Array.isArray(analysis.objections) ? analysis.objections : [];
+        setText($('#analysis-objections'), objections.length ? objections.join('; ') : 'none');
+        setText($('#analysis-next'), display(analysis.next_action));
+      }
       setHidden($('#call-box'), transcript == null && score == null);
       setHidden($('#score-box'), score == null);
       if (score) {

@@ -113,6 +113,13 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .eval("return document.querySelectorAll('#score-reasons li').length;")
         .await;
     assert!(reasons.as_u64().unwrap() >= 1, "score reasons shown");
+    let summary = browser
+        .eval("return document.querySelector('#analysis-summary').textContent;")
+        .await;
+    assert!(
+        summary.as_str().is_some_and(|s| s.len() > 10),
+        "analysis summary: {summary}"
+    );
     browser.screenshot("run").await;
 
     // A run waiting on its call's webhook is cancelled from its page.
