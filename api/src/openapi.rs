@@ -40,6 +40,7 @@ pub struct ErrorDetail {
         routes::leads::show,
         routes::runs::list,
         routes::runs::counts,
+        routes::overview::overview,
         routes::runs::show,
         routes::runs::cancel,
         routes::runs::retry,

@@ -3,6 +3,7 @@
 pub mod businesses;
 pub mod events;
 pub mod leads;
+pub mod overview;
 pub mod personalize;
 pub mod runs;
 pub mod scripts;

@@ -251,3 +251,47 @@ pub async fn count_by_status(db: &Db, business_id: Option<&str>) -> Result<Vec<(
     let rows: Vec<StatusCount> = db.fetch_all(q).await?;
     Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }
+
+#[derive(FromRow)]
+struct GroupCount {
+    business_id: String,
+    label: Option<String>,
+    n: i64,
+}
+
+/// Runs created in `[since, before)` (id bounds, see [`crate::ids::id_floor_at`]) counted per
+/// business and per `status`, `outcome` or waiting kind (`column`).
+pub async fn tally(
+    db: &Db,
+    column: Tally,
+    since: &str,
+    before: &str,
+) -> Result<Vec<(String, Option<String>, i64)>> {
+    let col = match column {
+        Tally::Status => "status",
+        Tally::Outcome => "outcome",
+        Tally::WaitKind => "wait_kind",
+    };
+    let rows: Vec<GroupCount> = db
+        .fetch_all(
+            Q::new(format!(
+                "SELECT business_id, {col} AS label, count(*) AS n FROM sb_runs \
+                 WHERE id >= $1 AND id < $2 GROUP BY business_id, {col} ORDER BY business_id, {col}"
+            ))
+            .bind(since)
+            .bind(before),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.business_id, r.label, r.n))
+        .collect())
+}
+
+/// What [`tally`] groups by.
+#[derive(Clone, Copy, Debug)]
+pub enum Tally {
+    Status,
+    Outcome,
+    WaitKind,
+}

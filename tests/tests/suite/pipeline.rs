@@ -26,6 +26,7 @@ crate::on_both_backends!(
     runs_are_counted_per_status,
     runs_are_filtered_by_step_outcome_time_and_searched_by_lead,
     the_openapi_document_is_served,
+    the_overview_counts_leads_calls_outcomes_and_scores,
 );
 
 async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
@@ -681,4 +682,46 @@ async fn the_openapi_document_is_served(backend: Backend) {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+async fn the_overview_counts_leads_calls_outcomes_and_scores(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (_, hot) = app
+        .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 20}))
+        .await;
+    let (_, cold) = app
+        .create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 20}))
+        .await;
+    app.wait_for_status(&hot, "succeeded", T).await;
+    app.wait_for_status(&cold, "succeeded", Duration::from_secs(60))
+        .await;
+    let (status, body) = app.get("/api/v1/overview").await;
+    assert_eq!(status, 200, "{body}");
+    let all = &body["overall"];
+    assert_eq!(all["leads"], 2, "{body}");
+    assert_eq!(all["by_status"]["succeeded"], 2);
+    assert_eq!(all["outcomes"]["handed_off"], 1);
+    assert_eq!(all["outcomes"]["unreachable"], 1);
+    // One connected call (scored), three unanswered ones.
+    assert_eq!(all["calls"], 4, "{body}");
+    assert_eq!(all["calls_placed"], 4);
+    assert_eq!(all["connected"], 1);
+    assert_eq!(all["connect_rate"], 0.25);
+    let scored: i64 = all["score_distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .sum();
+    assert_eq!(scored, 1);
+    assert_eq!(body["businesses"][0]["id"], "demo");
+    let (_, other) = app.get("/api/v1/overview?business=realty").await;
+    assert_eq!(other["overall"]["leads"], 0);
+    let (_, past) = app.get("/api/v1/overview?to=2020-01-01T00:00:00Z").await;
+    assert_eq!(past["overall"]["leads"], 0);
+    let (status, err) = app.get("/api/v1/overview?from=soon").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("invalid_time"))
+    );
 }

@@ -279,6 +279,56 @@ pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
         .collect())
 }
 
+#[derive(FromRow)]
+struct CallTally {
+    business_id: Option<String>,
+    placed: i64,
+    connected: i64,
+    bucket: Option<i64>,
+    n: i64,
+}
+
+/// Calls per business in `[since, before)` (unix ms): placed, connected, and scores in buckets
+/// of ten (`bucket` 0..=9; 100 counts in 9). One row per (business, bucket).
+pub async fn tally(db: &Db, since: i64, before: i64) -> Result<Vec<CallTallyRow>> {
+    let rows: Vec<CallTally> = db
+        .fetch_all(
+            Q::new(
+                "SELECT business_id, \
+                 sum(CASE WHEN status = 'placed' OR conversation_id IS NOT NULL THEN 1 ELSE 0 END) AS placed, \
+                 sum(CASE WHEN outcome = 'connected' THEN 1 ELSE 0 END) AS connected, \
+                 CASE WHEN score IS NULL THEN NULL WHEN score >= 100 THEN 9 ELSE score / 10 END AS bucket, \
+                 count(*) AS n \
+                 FROM calls WHERE created_at >= $1 AND created_at < $2 \
+                 GROUP BY business_id, CASE WHEN score IS NULL THEN NULL WHEN score >= 100 THEN 9 ELSE score / 10 END",
+            )
+            .bind(since)
+            .bind(before),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| CallTallyRow {
+            business_id: r.business_id.unwrap_or_default(),
+            placed: r.placed,
+            connected: r.connected,
+            bucket: r.bucket,
+            calls: r.n,
+        })
+        .collect())
+}
+
+/// See [`tally`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTallyRow {
+    pub business_id: String,
+    pub placed: i64,
+    pub connected: i64,
+    /// Score bucket (`score / 10`), `None` for calls without a score.
+    pub bucket: Option<i64>,
+    pub calls: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,164 @@
+//! `GET /api/v1/overview`: what happened in a time range, per business and overall — leads in,
+//! calls placed and connected, runs by status and outcome, the score distribution, follow-ups
+//! due and failures. The dashboard's overview charts read it.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_engine::ids::{id_floor_at, now_ms};
+use switchboard_engine::store::runs::{self, Tally};
+use switchboard_workflows::store::calls;
+
+use super::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
+use crate::openapi::ErrorBody;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// Query of `GET /api/v1/overview`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    business: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The figures of one business (or of all).
+#[derive(Default)]
+struct Figures {
+    leads: i64,
+    calls: i64,
+    placed: i64,
+    connected: i64,
+    statuses: BTreeMap<String, i64>,
+    outcomes: BTreeMap<String, i64>,
+    scores: [i64; 10],
+    follow_ups_due: i64,
+}
+
+impl Figures {
+    fn json(&self) -> Value {
+        let rate = if self.placed > 0 {
+            self.connected as f64 / self.placed as f64
+        } else {
+            0.0
+        };
+        json!({
+            "leads": self.leads,
+            "calls": self.calls,
+            "calls_placed": self.placed,
+            "connected": self.connected,
+            "connect_rate": (rate * 1000.0).round() / 1000.0,
+            "by_status": self.statuses,
+            "outcomes": self.outcomes,
+            "failures": self.statuses.get("failed").copied().unwrap_or(0),
+            "follow_ups_due": self.follow_ups_due,
+            "score_distribution": self.scores,
+        })
+    }
+}
+
+fn time(field: &str, value: Option<&str>, default: i64) -> ApiResult<i64> {
+    match value {
+        None => Ok(default),
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| {
+                ApiError::invalid(
+                    "invalid_time",
+                    field,
+                    format!("{field} must be an RFC 3339 time"),
+                )
+            }),
+    }
+}
+
+/// `GET /api/v1/overview?business=&from=&to=` (default: the last 7 days).
+#[utoipa::path(
+    get, path = "/api/v1/overview", tag = "runs", operation_id = "overview",
+    params(("business" = Option<String>, Query, description = "Business id"), ("from" = Option<String>, Query, description = "From (RFC 3339; default 7 days ago)"), ("to" = Option<String>, Query, description = "To (RFC 3339; default now)")),
+    responses((status = 200, description = "`{from, to, overall, businesses: [{id, leads, calls_placed, connected, connect_rate, by_status, outcomes, failures, follow_ups_due, score_distribution}]}`", body = Object), (status = 422, description = "Invalid time", body = ErrorBody))
+)]
+pub async fn overview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<OverviewQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let now = now_ms();
+    let to = time("to", q.to.as_deref(), now + 1)?;
+    let from = time("from", q.from.as_deref(), now - 7 * 86_400_000)?;
+    let only = caller.scope(q.business);
+    let db = state.engine.db();
+    let (since, before) = (id_floor_at(from), id_floor_at(to));
+    let (statuses, outcomes, waits, call_rows) = futures::try_join!(
+        runs::tally(db, Tally::Status, &since, &before),
+        runs::tally(db, Tally::Outcome, &since, &before),
+        runs::tally(db, Tally::WaitKind, &since, &before),
+        calls::tally(db, from, to),
+    )?;
+    let mut per: BTreeMap<String, Figures> = BTreeMap::new();
+    let wanted = |b: &str| only.as_deref().is_none_or(|o| o == b);
+    for (business, status, n) in statuses.into_iter().filter(|r| wanted(&r.0)) {
+        let f = per.entry(business).or_default();
+        f.leads += n;
+        *f.statuses.entry(status.unwrap_or_default()).or_default() += n;
+    }
+    for (business, outcome, n) in outcomes.into_iter().filter(|r| wanted(&r.0)) {
+        if let Some(outcome) = outcome {
+            *per.entry(business)
+                .or_default()
+                .outcomes
+                .entry(outcome)
+                .or_default() += n;
+        }
+    }
+    for (business, kind, n) in waits.into_iter().filter(|r| wanted(&r.0)) {
+        if kind.as_deref() == Some("timer") {
+            per.entry(business).or_default().follow_ups_due += n;
+        }
+    }
+    for row in call_rows.into_iter().filter(|r| wanted(&r.business_id)) {
+        let f = per.entry(row.business_id).or_default();
+        f.calls += row.calls;
+        f.placed += row.placed;
+        f.connected += row.connected;
+        if let Some(b) = row.bucket {
+            f.scores[b.clamp(0, 9) as usize] += row.calls;
+        }
+    }
+    let mut overall = Figures::default();
+    for f in per.values() {
+        overall.leads += f.leads;
+        overall.calls += f.calls;
+        overall.placed += f.placed;
+        overall.connected += f.connected;
+        overall.follow_ups_due += f.follow_ups_due;
+        for (k, v) in &f.statuses {
+            *overall.statuses.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &f.outcomes {
+            *overall.outcomes.entry(k.clone()).or_default() += v;
+        }
+        for (i, v) in f.scores.iter().enumerate() {
+            overall.scores[i] += v;
+        }
+    }
+    let businesses: Vec<Value> = per
+        .iter()
+        .map(|(id, f)| {
+            let mut v = f.json();
+            v["id"] = json!(id);
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "overall": overall.json(),
+        "businesses": businesses,
+    })))
+}
