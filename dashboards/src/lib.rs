@@ -9,6 +9,7 @@
 //! - `GET /` — the runs list (filters, load more, refreshes every 2 s).
 //! - `GET /runs/{id}` — one run's timeline (same HTML shell; the script reads
 //!   the id from `location.pathname`, the server never looks at it).
+//! - `GET /overview` — charts of leads, calls, outcomes and scores.
 //! - `GET /businesses`, `GET /businesses/{id}` — the businesses, one business'
 //!   configuration and script (highlighted), its versions, validate and dry-run.
 //! - `GET /assets/dashboard.js`, `GET /assets/dashboard.css` — the assets.
@@ -51,6 +52,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/runs/{id}", get(index))
+        .route("/overview", get(index))
         .route("/businesses", get(index))
         .route("/businesses/{id}", get(index))
         .route("/assets/dashboard.js", get(script))

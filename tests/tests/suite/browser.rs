@@ -148,6 +148,25 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .await;
     assert_eq!(app.run(&waiting_id).await["status"], "cancelled");
 
+    // The overview: funnel, outcomes and score distribution drawn from the runs so far.
+    browser.open(&format!("{}/overview", app.address)).await;
+    let funnel = browser
+        .wait_for(
+            "the funnel chart",
+            "const t = document.querySelector('#chart-funnel'); return t && t.querySelectorAll('rect').length === 3 ? t.textContent : null;",
+            T,
+        )
+        .await;
+    assert!(funnel.as_str().unwrap().contains("connected"), "{funnel}");
+    let outcomes = browser
+        .eval("return document.querySelector('#chart-outcomes').textContent;")
+        .await;
+    assert!(
+        outcomes.as_str().unwrap().contains("handed_off"),
+        "{outcomes}"
+    );
+    browser.screenshot("overview").await;
+
     // Businesses: the list, then one business' highlighted script; a broken change is
     // validated and its error is shown at its line.
     browser.open(&format!("{}/businesses", app.address)).await;
