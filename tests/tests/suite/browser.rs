@@ -226,13 +226,42 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
             T,
         )
         .await;
-    let overflow = phone
-        .eval("return document.documentElement.scrollWidth - window.innerWidth;")
-        .await;
+    let overflow = "return document.documentElement.scrollWidth - window.innerWidth;";
+    let sideways = phone.eval(overflow).await;
     assert!(
-        overflow.as_i64().unwrap() <= 1,
-        "sideways overflow of {overflow}px"
+        sideways.as_i64().unwrap() <= 1,
+        "runs page overflows by {sideways}px"
     );
     phone.screenshot("runs-phone").await;
+    // The other pages fit too (wide code and tables scroll inside their own box).
+    for (page, ready) in [
+        (format!("/runs/{run_id}"), "#transcript li"),
+        ("/overview".to_owned(), "#chart-funnel rect"),
+        (
+            "/businesses/dental".to_owned(),
+            "#script-source .tok-keyword",
+        ),
+    ] {
+        phone.open(&format!("{}{page}", app.address)).await;
+        phone
+            .wait_for(
+                &format!("{page} on a phone"),
+                &format!("return document.querySelector('{ready}') !== null;"),
+                T,
+            )
+            .await;
+        let sideways = phone.eval(overflow).await;
+        let culprits = phone
+            .eval(
+                "return Array.from(document.querySelectorAll('body *')).filter(e => \
+                 e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8) \
+                 .map(e => e.tagName + '#' + e.id + '.' + e.className).join(' ');",
+            )
+            .await;
+        assert!(
+            sideways.as_i64().unwrap() <= 1,
+            "{page} overflows by {sideways}px on a phone: {culprits}"
+        );
+    }
     phone.close().await;
 }
