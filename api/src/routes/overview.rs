@@ -11,8 +11,8 @@ use switchboard_engine::ids::{id_floor_at, now_ms};
 use switchboard_engine::store::runs::{self, Tally};
 use switchboard_workflows::store::calls;
 
-use super::rfc3339;
-use crate::error::{ApiError, ApiResult};
+use super::{parse_time, rfc3339};
+use crate::error::ApiResult;
 use crate::extract::Query;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
@@ -41,6 +41,24 @@ struct Figures {
 }
 
 impl Figures {
+    /// Adds another business' figures (for the overall ones).
+    fn add(&mut self, other: &Figures) {
+        self.leads += other.leads;
+        self.calls += other.calls;
+        self.placed += other.placed;
+        self.connected += other.connected;
+        self.follow_ups_due += other.follow_ups_due;
+        for (k, v) in &other.statuses {
+            *self.statuses.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.outcomes {
+            *self.outcomes.entry(k.clone()).or_default() += v;
+        }
+        for (total, v) in self.scores.iter_mut().zip(other.scores) {
+            *total += v;
+        }
+    }
+
     fn json(&self) -> Value {
         let rate = if self.placed > 0 {
             self.connected as f64 / self.placed as f64
@@ -62,21 +80,6 @@ impl Figures {
     }
 }
 
-fn time(field: &str, value: Option<&str>, default: i64) -> ApiResult<i64> {
-    match value {
-        None => Ok(default),
-        Some(v) => chrono::DateTime::parse_from_rfc3339(v)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| {
-                ApiError::invalid(
-                    "invalid_time",
-                    field,
-                    format!("{field} must be an RFC 3339 time"),
-                )
-            }),
-    }
-}
-
 /// `GET /api/v1/overview?business=&from=&to=` (default: the last 7 days).
 #[utoipa::path(
     get, path = "/api/v1/overview", tag = "runs", operation_id = "overview",
@@ -89,8 +92,8 @@ pub async fn overview(
     Query(q): Query<OverviewQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let now = now_ms();
-    let to = time("to", q.to.as_deref(), now + 1)?;
-    let from = time("from", q.from.as_deref(), now - 7 * 86_400_000)?;
+    let to = parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
+    let from = parse_time("from", q.from.as_deref())?.unwrap_or(now - 7 * 86_400_000);
     let only = caller.scope(q.business);
     let db = state.engine.db();
     let (since, before) = (id_floor_at(from), id_floor_at(to));
@@ -132,20 +135,7 @@ pub async fn overview(
     }
     let mut overall = Figures::default();
     for f in per.values() {
-        overall.leads += f.leads;
-        overall.calls += f.calls;
-        overall.placed += f.placed;
-        overall.connected += f.connected;
-        overall.follow_ups_due += f.follow_ups_due;
-        for (k, v) in &f.statuses {
-            *overall.statuses.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &f.outcomes {
-            *overall.outcomes.entry(k.clone()).or_default() += v;
-        }
-        for (i, v) in f.scores.iter().enumerate() {
-            overall.scores[i] += v;
-        }
+        overall.add(f);
     }
     let businesses: Vec<Value> = per
         .iter()

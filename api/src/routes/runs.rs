@@ -104,23 +104,6 @@ pub struct ListQuery {
 /// Leads a search may match at most (their runs are then listed).
 const SEARCH_LEADS: i64 = 500;
 
-fn time_bound(field: &str, value: &Option<String>) -> ApiResult<Option<i64>> {
-    value
-        .as_deref()
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| t.timestamp_millis())
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "invalid_time",
-                        field,
-                        format!("{field} must be an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
-                    )
-                })
-        })
-        .transpose()
-}
-
 /// `GET /api/v1/runs?business=&status=&step=&outcome=&from=&to=&q=&lead_id=&limit=&cursor=` →
 /// `{"runs":[…],"next_cursor"}`, newest first.
 #[utoipa::path(
@@ -160,7 +143,10 @@ pub async fn list(
             "cursor must be a next_cursor from a previous page",
         ));
     }
-    let (from, to) = (time_bound("from", &q.from)?, time_bound("to", &q.to)?);
+    let (from, to) = (
+        super::parse_time("from", q.from.as_deref())?,
+        super::parse_time("to", q.to.as_deref())?,
+    );
     let business_id = caller.scope(q.business);
     let subject_ids = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) => Some(

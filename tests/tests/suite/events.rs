@@ -11,7 +11,6 @@ const T: Duration = Duration::from_secs(30);
 crate::on_both_backends!(
     run_changes_stream_live_and_resume_after_a_reconnect,
     events_are_filtered_by_business_and_run,
-    a_change_made_by_another_process_reaches_this_ones_clients,
     a_malformed_last_event_id_is_refused,
 );
 
@@ -72,11 +71,21 @@ async fn events_are_filtered_by_business_and_run(backend: Backend) {
     assert!(quiet.is_none(), "{quiet:?}");
 }
 
-async fn a_change_made_by_another_process_reaches_this_ones_clients(backend: Backend) {
-    if matches!(backend, Backend::Sqlite) {
-        // One SQLite file is one process' database; scale-out is PostgreSQL's.
-        return;
+/// Scale-out is PostgreSQL's (one SQLite file is one process' database), so this scenario runs
+/// on PostgreSQL only.
+mod scale_out {
+    mod postgres {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_change_made_by_another_process_reaches_this_ones_clients() {
+            match switchboard_tests::Backend::postgres() {
+                Some(backend) => super::super::across_processes(backend).await,
+                None => eprintln!("skipped: TEST_DATABASE_URL is not set"),
+            }
+        }
     }
+}
+
+async fn across_processes(backend: Backend) {
     let a = spawn_app(&backend).await;
     let b = a
         .another_process(TestOptions {

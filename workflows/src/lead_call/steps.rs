@@ -153,8 +153,7 @@ impl Step for Route {
 fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
     if e.is_unavailable() {
         let after = e.retry_after().unwrap_or(deps.provider_down_wait);
-        // Spread the runs that wait on the same outage.
-        StepError::defer(e, after.mul_f64(1.0 + 0.5 * rand::random::<f64>()))
+        StepError::defer(e, spread(after))
     } else if e.is_retryable() {
         match e.retry_after() {
             Some(after) => StepError::RetryAfter {
@@ -166,6 +165,11 @@ fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
     } else {
         StepError::fatal(e)
     }
+}
+
+/// `wait` plus up to 50%, so runs that wait on the same thing do not all come back at once.
+fn spread(wait: Duration) -> Duration {
+    wait.mul_f64(1.0 + 0.5 * rand::random::<f64>())
 }
 
 /// How long a call waits for a free line before trying again (plus up to 50% jitter).
@@ -327,7 +331,7 @@ impl Step for PlaceCall {
         match calls::claim_line(&deps.db, &record, caps).await? {
             calls::Claim::Claimed => {}
             calls::Claim::Busy { scope, cap } => {
-                let after = LINE_WAIT.mul_f64(1.0 + 0.5 * rand::random::<f64>());
+                let after = spread(LINE_WAIT);
                 return Err(StepError::defer(
                     format!("all {cap} call lines ({scope}) are busy"),
                     after,

@@ -738,11 +738,7 @@ impl ElevenLabsClient {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.into(),
             timeout,
-            resilience: Arc::new(Resilience::new(
-                PROVIDER,
-                Default::default(),
-                Default::default(),
-            )),
+            resilience: Arc::new(Resilience::defaults(PROVIDER)),
         }
     }
 
@@ -750,11 +746,6 @@ impl ElevenLabsClient {
     pub fn with_resilience(mut self, resilience: Arc<Resilience>) -> Self {
         self.resilience = resilience;
         self
-    }
-
-    /// The breaker and retry policy requests go through.
-    pub fn resilience(&self) -> &Resilience {
-        &self.resilience
     }
 
     /// Places an outbound call through a Twilio line or a SIP trunk. `success:false` is

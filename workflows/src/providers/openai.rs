@@ -478,11 +478,7 @@ impl OpenAiClient {
             api_key: api_key.into(),
             model: model.into(),
             timeout,
-            resilience: Arc::new(Resilience::new(
-                PROVIDER,
-                Default::default(),
-                Default::default(),
-            )),
+            resilience: Arc::new(Resilience::defaults(PROVIDER)),
         }
     }
 

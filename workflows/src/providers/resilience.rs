@@ -207,7 +207,12 @@ pub struct Resilience {
 }
 
 impl Resilience {
-    /// Defaults for `provider`.
+    /// The default retry policy and breaker settings for `provider`.
+    pub fn defaults(provider: &'static str) -> Self {
+        Self::new(provider, RetryPolicy::default(), BreakerSettings::default())
+    }
+
+    /// `retry` and `breaker` for `provider`.
     pub fn new(provider: &'static str, retry: RetryPolicy, breaker: BreakerSettings) -> Self {
         Resilience {
             retry,

@@ -115,11 +115,6 @@ impl CallEvent {
         }
     }
 
-    /// Whether the event ends the call (a run waiting on it resumes).
-    pub fn is_final(&self) -> bool {
-        matches!(self, CallEvent::Ended(_) | CallEvent::NotConnected { .. })
-    }
-
     /// A short name for logs and answers: `ended`, `not_connected`, `audio` or the provider's type.
     pub fn kind(&self) -> &str {
         match self {
