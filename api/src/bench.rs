@@ -188,6 +188,8 @@ async fn bench_server(
         "bench",
         "--addr",
         "127.0.0.1:0",
+        "--queue-board-addr",
+        "127.0.0.1:0",
         "--database-url",
         &url,
         "--log",

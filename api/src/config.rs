@@ -130,6 +130,15 @@ pub struct Config {
     )]
     pub simulator_addr: SocketAddr,
 
+    /// Address of the apalis queue view (apalis-board) for operators; `/queue` on the main server
+    /// redirects there. It has no authentication: keep it on a loopback or private address.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_QUEUE_BOARD_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub queue_board_addr: SocketAddr,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,

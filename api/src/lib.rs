@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod queue_board;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;

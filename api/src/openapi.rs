@@ -58,6 +58,7 @@ pub struct ErrorDetail {
         routes::personalize::personalize,
         routes::webhooks::elevenlabs,
         routes::health,
+        routes::queue_board,
         document,
     ),
     components(schemas(ErrorBody, ErrorDetail))

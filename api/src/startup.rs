@@ -46,6 +46,8 @@ pub struct AppState {
     pub personalization_secret: Option<Arc<str>>,
     /// Business decisions and the script host (validation, dry runs).
     pub policy: Arc<Policy>,
+    /// Where the apalis queue view (apalis-board) is served; `/queue` redirects there.
+    pub queue_board_url: Arc<str>,
 }
 
 /// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
@@ -120,6 +122,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
         )
         .route("/healthz", get(routes::health))
+        .route("/queue", get(routes::queue_board))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(cors(&state.cors_origins))
@@ -131,6 +134,7 @@ pub fn app(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    queue_board: (TcpListener, Router),
     /// The engine (tests stop and start workers through it).
     pub engine: Engine,
     /// The simulator, when no provider keys are set (it serves on its own port).
@@ -165,6 +169,7 @@ impl Application {
         load_shipped(&db).await?;
         let listener = TcpListener::bind(config.addr).await?;
         let port = listener.local_addr()?.port();
+        let board_listener = TcpListener::bind(config.queue_board_addr).await?;
         let public_url = config
             .public_url
             .clone()
@@ -228,7 +233,7 @@ impl Application {
         let feed = ChangeFeed::start(engine.db().clone()).await?;
         let state = AppState {
             engine: engine.clone(),
-            feed,
+            feed: feed.clone(),
             voice,
             call_audio_dir: config.call_audio_dir.clone(),
             cors_origins: config.cors_origins.clone().into(),
@@ -237,18 +242,22 @@ impl Application {
                 .as_deref()
                 .map(Arc::from),
             policy,
+            queue_board_url: queue_board_url(&board_listener, &public_url)?.into(),
         };
+        let board_url = state.queue_board_url.clone();
         let router = app(state);
+        let queue_board = (board_listener, crate::queue_board::router(feed.clone()));
         let worker_options = WorkerOptions {
             concurrency: config.worker_concurrency,
             poll_interval: config.poll_interval(),
             ..WorkerOptions::default()
         };
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
-        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, "switchboard ready");
+        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, queue_board = %board_url, "switchboard ready");
         Ok(Application {
             listener,
             router,
+            queue_board,
             engine,
             simulator,
             voice_resilience,
@@ -274,9 +283,12 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (board_listener, board) = self.queue_board;
+        let board = tokio::spawn(axum::serve(board_listener, board).into_future());
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        board.abort();
         if let Some(workers) = self.workers {
             workers.stop().await;
         }
@@ -286,7 +298,7 @@ impl Application {
     /// Splits off the serving part, keeping the engine and workers for the caller (tests).
     pub fn into_parts(self) -> Parts {
         Parts {
-            serve: Box::pin(axum::serve(self.listener, self.router).into_future()),
+            serve: Box::pin(serve_both((self.listener, self.router), self.queue_board)),
             engine: self.engine,
             simulator: self.simulator,
             voice_resilience: self.voice_resilience,
@@ -310,6 +322,38 @@ pub struct Parts {
     pub workers: Option<Workers>,
     /// Settings to start workers again.
     pub worker_options: WorkerOptions,
+}
+
+/// Serves the API and the queue view until either fails (or the future is dropped).
+async fn serve_both(
+    (listener, router): (TcpListener, Router),
+    (board_listener, board): (TcpListener, Router),
+) -> std::io::Result<()> {
+    tokio::try_join!(
+        axum::serve(listener, router).into_future(),
+        axum::serve(board_listener, board).into_future(),
+    )?;
+    Ok(())
+}
+
+/// The queue view's URL: its own address, or the public URL's host when it listens on every
+/// interface.
+fn queue_board_url(listener: &TcpListener, public_url: &str) -> anyhow::Result<String> {
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        reqwest::Url::parse(public_url)?
+            .host_str()
+            .unwrap_or("127.0.0.1")
+            .to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("http://{host}:{}/", addr.port()))
 }
 
 /// Stores the businesses shipped in `scripts/`; a business' script is stored only if it has none

@@ -186,6 +186,7 @@ pub fn test_config(database_url: &str) -> Config {
         call_audio_dir: None,
         elevenlabs_personalization_secret: Some(PERSONALIZATION_SECRET.into()),
         simulator_addr: "127.0.0.1:0".parse().unwrap(),
+        queue_board_addr: "127.0.0.1:0".parse().unwrap(),
         cors_origins: vec!["https://app.example.com".into()],
         log: "warn".into(),
     }
@@ -518,6 +519,21 @@ impl TestApp {
             body["lead"]["id"].as_str().unwrap().to_owned(),
             body["run"]["id"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Where `/queue` redirects: the apalis queue view's base URL.
+    pub async fn queue_board_url(&self) -> String {
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = no_redirects
+            .get(format!("{}/queue", self.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 307, "/queue redirects to the queue view");
+        resp.headers()["location"].to_str().unwrap().to_owned()
     }
 
     /// `GET /api/v1/runs/{id}`.

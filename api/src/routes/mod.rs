@@ -21,6 +21,18 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /queue`: the apalis queue view (apalis-board) on its own listener.
+#[utoipa::path(
+    get, path = "/queue", tag = "health", operation_id = "queue_board",
+    responses((status = 307, description = "Redirect to the apalis queue view (apalis-board), \
+        served read-only on `SWITCHBOARD_QUEUE_BOARD_ADDR`"))
+)]
+pub async fn queue_board(
+    axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
+) -> axum::response::Redirect {
+    axum::response::Redirect::temporary(&state.queue_board_url)
+}
+
 /// An RFC 3339 time parameter as unix milliseconds; `422 invalid_time` naming `field` otherwise.
 pub(crate) fn parse_time(field: &str, value: Option<&str>) -> crate::error::ApiResult<Option<i64>> {
     value

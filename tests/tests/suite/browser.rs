@@ -213,6 +213,34 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
     assert!(errors.as_str().unwrap().contains("line 2"), "{errors}");
     browser.screenshot("business").await;
 
+    // The apalis queue view, one click away, lists the engine's step queue.
+    browser.click("#nav-queue").await;
+    browser
+        .wait_for(
+            "the queue view",
+            "return document.title.includes('Apalis Board') && document.body.innerText.length > 0;",
+            T,
+        )
+        .await;
+    let board = app.queue_board_url().await;
+    browser.open(&format!("{board}queues")).await;
+    browser
+        .wait_for(
+            "the step queue in the queue view",
+            "return document.body.innerText.includes('switchboard.steps');",
+            T,
+        )
+        .await;
+    // Its status light follows our log stream.
+    browser
+        .wait_for(
+            "the queue view's status",
+            "return document.body.innerText.includes('All systems are operational');",
+            T,
+        )
+        .await;
+    browser.screenshot("queue").await;
+
     // Phone width: the runs page fits without sideways scrolling.
     browser.close().await;
     let Some(phone) = Browser::start(390, 844).await else {

@@ -15,7 +15,89 @@ crate::on_both_backends!(
     a_run_waiting_on_a_webhook_is_resumed_by_hand,
     a_run_waiting_on_a_timer_is_resumed_by_hand,
     actions_on_runs_in_the_wrong_state_are_refused_and_change_nothing,
+    the_queue_view_shows_the_step_queue_read_only,
 );
+
+const DONE_TASKS: &str = "api/v1/queues/switchboard.steps/tasks?status=Done&page=1&page_size=50";
+const PENDING_TASKS: &str = "api/v1/queues/switchboard.steps/tasks?status=Pending&page=1";
+
+async fn the_queue_view_shows_the_step_queue_read_only(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let board = app.queue_board_url().await;
+    // Its log stream (and the UI's health signal) carries run changes.
+    let mut log = app
+        .client
+        .get(format!("{board}api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested"})).await;
+    let mut seen = String::new();
+    let logged = tokio::time::timeout(T, async {
+        while let Some(chunk) = log.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(&format!("demo run {run_id}: succeeded")) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        logged.is_ok(),
+        "the run's changes in the log stream: {seen}"
+    );
+    assert!(seen.contains(r#""task_id":""#), "{seen}");
+    app.wait_for_status(&run_id, "succeeded", T).await;
+    assert!(
+        board.starts_with("http://127.0.0.1:") && board.ends_with('/'),
+        "{board}"
+    );
+    let get = |path: &str| {
+        let url = format!("{board}{path}");
+        let client = app.client.clone();
+        async move {
+            let resp = client.get(&url).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    // The prebuilt UI, for any page of it.
+    for page in ["", "queues/switchboard.steps"] {
+        let (status, html) = get(page).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(html.contains("Apalis Board"), "{page}: {html}");
+    }
+    // Its API sees the engine's queue and the tasks the run went through.
+    let (status, queues) = get("api/v1/queues").await;
+    assert_eq!(status, 200, "{queues}");
+    assert!(queues.contains("switchboard.steps"), "{queues}");
+    let (status, tasks) = get(DONE_TASKS).await;
+    assert_eq!(status, 200, "{tasks}");
+    let tasks: Vec<Value> = serde_json::from_str(&tasks).unwrap();
+    assert!(
+        tasks.iter().any(|t| t.to_string().contains(&run_id)),
+        "the run's step tasks are listed: {tasks:?}"
+    );
+    let (status, workers) = get("api/v1/workers").await;
+    assert_eq!(status, 200, "{workers}");
+    assert!(
+        workers.contains("switchboard-"),
+        "this process' worker: {workers}"
+    );
+    // Pushing a raw task would bypass the engine's run state: refused.
+    let before = get(PENDING_TASKS).await.1;
+    let resp = app
+        .client
+        .put(format!("{board}api/v1/queues/switchboard.steps/tasks"))
+        .json(&json!({"run_id": run_id, "seq": 1, "kind": "step"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert_eq!(get(PENDING_TASKS).await.1, before, "nothing was queued");
+}
 
 async fn a_failed_run_is_retried_from_the_step_that_failed(backend: Backend) {
     let fakes = FakeProviders::start().await;
