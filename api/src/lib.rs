@@ -2,6 +2,7 @@
 
 pub mod agents_cli;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;

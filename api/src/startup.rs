@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
+use switchboard_engine::store::settings;
 use switchboard_engine::{ChangeFeed, Db, Engine, Registry, WorkerOptions, Workers};
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
@@ -130,6 +131,9 @@ pub fn app(state: AppState) -> Router {
     api.merge(switchboard_dashboard::router())
 }
 
+/// How long requests in flight get to end after a shutdown signal.
+pub const SERVER_GRACE: Duration = Duration::from_secs(5);
+
 /// A built, bound application, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -149,48 +153,61 @@ pub struct Application {
     public_url: String,
 }
 
-/// Test knobs that are not settings.
+/// Choices that are not settings: the API-only role, and test knobs.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
-    /// Replaces every business' webhook deadline.
+    /// Replaces every business' webhook deadline (tests).
     pub await_call_timeout: Option<Duration>,
-    /// Do not start workers.
+    /// Serve the API and dashboard without workers (`serve --no-workers`).
     pub no_workers: bool,
     /// Fixes the clock business scripts and default routing see.
     pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl Application {
-    /// Connects, migrates, loads the shipped businesses, binds `config.addr` and starts workers.
-    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Application> {
+/// What every role of a process needs: the database, the providers (or the simulator), the
+/// business policy and the engine.
+struct Core {
+    engine: Engine,
+    simulator: Option<Simulator>,
+    voice: Arc<dyn VoiceProvider>,
+    voice_resilience: Arc<Resilience>,
+    policy: Arc<Policy>,
+}
+
+impl Core {
+    /// Connects, migrates, loads the shipped businesses and builds the engine; the simulator's
+    /// webhooks go to `public_url`.
+    async fn build(
+        config: &Config,
+        overrides: &Overrides,
+        public_url: &str,
+    ) -> anyhow::Result<Core> {
         config.validate().map_err(anyhow::Error::msg)?;
         let db = Db::connect(&config.database_url, config.db_connections).await?;
         switchboard_engine::migrate(&db).await?;
         load_shipped(&db).await?;
-        let listener = TcpListener::bind(config.addr).await?;
-        let port = listener.local_addr()?.port();
-        let board_listener = TcpListener::bind(config.queue_board_addr).await?;
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
-        let webhook_secret: Arc<str> = match &config.elevenlabs_webhook_secret {
-            Some(s) => s.as_str().into(),
-            None => hex::encode(rand::random::<[u8; 32]>()).into(),
+        // Unconfigured (simulator only): one secret per database, so every process verifies the
+        // webhooks any process' simulator signs.
+        let webhook_secret = match &config.elevenlabs_webhook_secret {
+            Some(s) => s.clone(),
+            None => {
+                let fresh = hex::encode(rand::random::<[u8; 32]>());
+                settings::get_or_insert(&db, "simulator.webhook_secret", &fresh).await?
+            }
         };
         let simulated_voice = config.elevenlabs_api_key.is_none();
         let simulated_llm = config.openai_api_key.is_none();
         let simulator = (simulated_voice || simulated_llm).then(|| {
             Simulator::new(
                 format!("{public_url}/api/v1/webhooks/elevenlabs"),
-                webhook_secret.to_string(),
+                webhook_secret.clone(),
             )
         });
         let sim_url = match &simulator {
             Some(sim) => sim.serve(config.simulator_addr).await?,
             None => String::new(),
         };
-        let (voice_resilience, llm_resilience) = resilience(&config);
+        let (voice_resilience, llm_resilience) = resilience(config);
         let timeout = config.provider_timeout();
         let voice_client = match &config.elevenlabs_api_key {
             Some(key) => {
@@ -199,8 +216,7 @@ impl Application {
             None => ElevenLabsClient::new(format!("{sim_url}/elevenlabs"), "simulated", timeout),
         }
         .with_resilience(voice_resilience.clone());
-        let voice: Arc<dyn VoiceProvider> =
-            Arc::new(ElevenLabs::new(voice_client, webhook_secret.to_string()));
+        let voice: Arc<dyn VoiceProvider> = Arc::new(ElevenLabs::new(voice_client, webhook_secret));
         let llm = match &config.openai_api_key {
             Some(key) => OpenAiClient::new(
                 config.openai_base_url.clone(),
@@ -229,38 +245,85 @@ impl Application {
             provider_down_wait: Duration::from_secs(config.breaker_open_secs.max(1)),
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
-        let engine = Engine::new(db, registry);
+        info!(database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, "engine ready");
+        Ok(Core {
+            engine: Engine::new(db, registry),
+            simulator,
+            voice,
+            voice_resilience,
+            policy,
+        })
+    }
+}
+
+/// The worker settings of `config`.
+fn worker_options(config: &Config) -> WorkerOptions {
+    WorkerOptions {
+        concurrency: config.worker_concurrency,
+        poll_interval: config.poll_interval(),
+        ..WorkerOptions::default()
+    }
+}
+
+/// `switchboard worker`: runs steps until `shutdown` resolves, then lets the steps in flight
+/// finish (those still running after the shutdown timeout go back to the queue). Serves no HTTP;
+/// the simulator's webhooks, when it is used, go to `SWITCHBOARD_PUBLIC_URL` (an API process).
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.addr));
+    let core = Core::build(&config, &Overrides::default(), &public_url).await?;
+    let workers = core.engine.start_workers(worker_options(&config));
+    info!(worker = %workers.name(), %public_url, "worker running");
+    shutdown.await;
+    workers.stop().await;
+    Ok(())
+}
+
+impl Application {
+    /// Connects, migrates, loads the shipped businesses, binds `config.addr` and the queue view's
+    /// address, and starts workers unless told not to.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let port = listener.local_addr()?.port();
+        let board_listener = TcpListener::bind(config.queue_board_addr).await?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
+        let core = Core::build(&config, &overrides, &public_url).await?;
+        let engine = core.engine;
         let feed = ChangeFeed::start(engine.db().clone()).await?;
         let state = AppState {
             engine: engine.clone(),
             feed: feed.clone(),
-            voice,
+            voice: core.voice,
             call_audio_dir: config.call_audio_dir.clone(),
             cors_origins: config.cors_origins.clone().into(),
             personalization_secret: config
                 .elevenlabs_personalization_secret
                 .as_deref()
                 .map(Arc::from),
-            policy,
+            policy: core.policy,
             queue_board_url: queue_board_url(&board_listener, &public_url)?.into(),
         };
         let board_url = state.queue_board_url.clone();
         let router = app(state);
-        let queue_board = (board_listener, crate::queue_board::router(feed.clone()));
-        let worker_options = WorkerOptions {
-            concurrency: config.worker_concurrency,
-            poll_interval: config.poll_interval(),
-            ..WorkerOptions::default()
-        };
+        let queue_board = (board_listener, crate::queue_board::router(feed));
+        let worker_options = worker_options(&config);
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
-        info!(%public_url, database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, queue_board = %board_url, "switchboard ready");
+        info!(%public_url, queue_board = %board_url, workers = workers.is_some(), "switchboard ready");
         Ok(Application {
             listener,
             router,
             queue_board,
             engine,
-            simulator,
-            voice_resilience,
+            simulator: core.simulator,
+            voice_resilience: core.voice_resilience,
             workers,
             worker_options,
             port,
@@ -278,20 +341,38 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until `shutdown` resolves, then stops the workers gracefully.
+    /// Serves until `shutdown` resolves; then stops accepting requests, lets the workers finish
+    /// the steps in flight (see [`WorkerOptions::shutdown_timeout`]) while requests in flight end,
+    /// and returns. Live event streams never end by themselves: they are cut after
+    /// [`SERVER_GRACE`].
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (board_listener, board) = self.queue_board;
         let board = tokio::spawn(axum::serve(board_listener, board).into_future());
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        board.abort();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .into_future(),
+        );
+        shutdown.await;
+        let _ = stop_tx.send(());
         if let Some(workers) = self.workers {
             workers.stop().await;
         }
+        let abort = server.abort_handle();
+        match tokio::time::timeout(SERVER_GRACE, server).await {
+            Ok(served) => served??,
+            Err(_) => {
+                info!("closing the connections still open (event streams)");
+                abort.abort();
+            }
+        }
+        board.abort();
         Ok(())
     }
 

@@ -4,6 +4,7 @@ pub mod changes;
 mod db;
 pub mod events;
 pub mod runs;
+pub mod settings;
 pub mod steps;
 pub mod tasks;
 pub mod waits;

@@ -1,0 +1,113 @@
+//! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers
+//! (`--no-workers`: API and dashboard only); `worker` runs workers only; `bench` measures;
+//! `scripts` checks and tests business scripts from files; `agents sync` creates or updates the
+//! businesses' voice agents at ElevenLabs.
+
+use crate::agents_cli::{self, AgentsCommand};
+use crate::bench::{self, BenchOptions};
+use crate::config::Config;
+use crate::scripts_cli::{self, ScriptsCommand};
+use crate::startup::{Application, Overrides, run_worker};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Durable workflow engine for AI outbound-calling pipelines.
+///
+/// Without provider keys, calls and analyses go to a built-in simulator that speaks the real
+/// wire formats and posts signed webhooks back, so the whole pipeline runs locally.
+#[derive(Parser, Debug)]
+#[command(name = "switchboard", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API, the dashboard and the workers (the default).
+    Serve {
+        /// Serve the API and dashboard only; `switchboard worker` processes on the same database
+        /// run the steps.
+        #[arg(long, env = "SWITCHBOARD_NO_WORKERS")]
+        no_workers: bool,
+        #[command(flatten)]
+        config: Box<Config>,
+    },
+    /// Run workers only (no HTTP), on the database an API process uses: any number of these and
+    /// of `serve` processes may share one PostgreSQL. SIGTERM lets the steps in flight finish.
+    Worker(Box<Config>),
+    /// Measure this machine: print a table of figures and write them as JSON (use a release
+    /// build).
+    Bench(BenchOptions),
+    /// Check and test business scripts from files (`scripts/<business>/`).
+    Scripts {
+        #[command(subcommand)]
+        command: ScriptsCommand,
+    },
+    /// Create or update the businesses' voice agents at ElevenLabs (`agents sync`).
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+}
+
+/// Parses the command line and runs the command (the `switchboard` binary's `main`).
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (config, no_workers) = match cli.command {
+        Some(Command::Serve { no_workers, config }) => (*config, no_workers),
+        Some(Command::Worker(config)) => {
+            init_logs(&config)?;
+            return run_worker(*config, shutdown_signal()).await;
+        }
+        Some(Command::Bench(opts)) => return bench::run(opts).await,
+        Some(Command::Scripts { command }) => {
+            std::process::exit(scripts_cli::run(command).await?);
+        }
+        Some(Command::Agents { command }) => {
+            let code =
+                agents_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
+            std::process::exit(code);
+        }
+        None => (cli.serve, false),
+    };
+    init_logs(&config)?;
+    let overrides = Overrides {
+        no_workers,
+        ..Overrides::default()
+    };
+    let app = Application::build(config, overrides).await?;
+    println!(
+        "Switchboard is serving the API and dashboard on {}{}",
+        app.public_url(),
+        if no_workers { " (no workers)" } else { "" }
+    );
+    app.run_until(shutdown_signal()).await
+}
+
+fn init_logs(config: &Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log)?)
+        .init();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing steps in flight");
+}
