@@ -62,7 +62,14 @@ pub async fn main() -> anyhow::Result<()> {
             init_logs(&config)?;
             return run_worker(*config, shutdown_signal()).await;
         }
-        Some(Command::Bench(opts)) => return bench::run(opts).await,
+        Some(Command::Bench(opts)) => {
+            // Warnings only (RUST_LOG may ask for more): a figure taken amid errors is suspect.
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,sqlx=error".into());
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_new(filter)?)
+                .init();
+            return bench::run(opts).await;
+        }
         Some(Command::Scripts { command }) => {
             std::process::exit(scripts_cli::run(command).await?);
         }

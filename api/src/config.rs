@@ -14,6 +14,13 @@ pub const MIN_SECRET_LEN: usize = 16;
 /// two quick retries.
 pub const MAX_PROVIDER_TIMEOUT_SECS: u64 = 35;
 
+/// Pool connections beyond one per step in flight, by default.
+pub const DB_CONNECTIONS_BESIDES_STEPS: u32 = 16;
+
+/// The fewest pool connections beyond one per step in flight that work (apalis' fetch,
+/// heartbeat and acknowledgements, the change feed, an API request or two).
+pub const MIN_DB_CONNECTIONS_BESIDES_STEPS: u32 = 6;
+
 /// Settings of `switchboard serve`.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -42,9 +49,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_SCRIPT_THREADS", default_value_t = 2)]
     pub script_threads: usize,
 
-    /// Database connections in the pool.
-    #[arg(long, env = "SWITCHBOARD_DB_CONNECTIONS", default_value_t = 16)]
-    pub db_connections: u32,
+    /// Database connections in the pool [default: worker concurrency + 16]. Every step in
+    /// flight holds one while it commits; the queue, the API and the change feed need the rest.
+    #[arg(long, env = "SWITCHBOARD_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
 
     /// ElevenLabs API key; without it calls go to the built-in simulator.
     #[arg(long, env = "ELEVENLABS_API_KEY", hide_env_values = true)]
@@ -58,7 +66,8 @@ pub struct Config {
     )]
     pub elevenlabs_base_url: String,
 
-    /// Secret that signs ElevenLabs webhooks [default: random per start, shared with the simulator].
+    /// Secret that signs ElevenLabs webhooks [default, simulator only: a random one stored once in
+    /// the database, shared by every process].
     #[arg(long, env = "ELEVENLABS_WEBHOOK_SECRET", hide_env_values = true)]
     pub elevenlabs_webhook_secret: Option<String>,
 
@@ -150,6 +159,12 @@ impl Config {
         Duration::from_secs(self.provider_timeout_secs)
     }
 
+    /// Connections in the database pool.
+    pub fn db_connections(&self) -> u32 {
+        self.db_connections
+            .unwrap_or(self.worker_concurrency as u32 + DB_CONNECTIONS_BESIDES_STEPS)
+    }
+
     /// The worker poll interval.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(50))
@@ -179,6 +194,16 @@ impl Config {
                     "SWITCHBOARD_CORS_ORIGINS: {origin:?} is not an origin like https://app.example.com"
                 ));
             }
+        }
+        if let Some(n) = self.db_connections
+            && n < self.worker_concurrency as u32 + MIN_DB_CONNECTIONS_BESIDES_STEPS
+        {
+            return Err(format!(
+                "SWITCHBOARD_DB_CONNECTIONS ({n}) must be at least the worker concurrency ({}) + \
+                 {MIN_DB_CONNECTIONS_BESIDES_STEPS}: every step in flight holds a connection, and \
+                 with none left for the queue and the API the workers stall",
+                self.worker_concurrency
+            ));
         }
         if self.max_concurrent_calls == 0 {
             return Err("SWITCHBOARD_MAX_CONCURRENT_CALLS must be at least 1".into());
@@ -219,5 +244,37 @@ impl Config {
             return Err("ELEVENLABS_WEBHOOK_SECRET is required with ELEVENLABS_API_KEY".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        let all = std::iter::once("switchboard").chain(args.iter().copied());
+        Settings::try_parse_from(all).expect("parses").config
+    }
+
+    #[test]
+    fn the_pool_grows_with_the_worker_concurrency() {
+        assert_eq!(parse(&[]).db_connections(), 16 + 16);
+        assert_eq!(parse(&["--worker-concurrency", "40"]).db_connections(), 56);
+        assert_eq!(parse(&["--db-connections", "22"]).db_connections(), 22);
+    }
+
+    #[test]
+    fn a_pool_too_small_for_the_workers_is_refused_with_the_setting_named() {
+        let error = parse(&["--db-connections", "16"]).validate().unwrap_err();
+        assert!(error.contains("SWITCHBOARD_DB_CONNECTIONS (16)"), "{error}");
+        assert!(parse(&["--db-connections", "22"]).validate().is_ok());
     }
 }

@@ -183,7 +183,7 @@ impl Core {
         public_url: &str,
     ) -> anyhow::Result<Core> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let db = Db::connect(&config.database_url, config.db_connections).await?;
+        let db = Db::connect(&config.database_url, config.db_connections()).await?;
         switchboard_engine::migrate(&db).await?;
         load_shipped(&db).await?;
         // Unconfigured (simulator only): one secret per database, so every process verifies the

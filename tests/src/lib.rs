@@ -171,7 +171,7 @@ pub fn test_config(database_url: &str) -> Config {
         public_url: None,
         worker_concurrency: 8,
         poll_interval_ms: 200,
-        db_connections: 8,
+        db_connections: None,
         script_threads: 2,
         elevenlabs_api_key: None,
         elevenlabs_base_url: "http://127.0.0.1:9".into(),

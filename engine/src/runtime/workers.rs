@@ -91,6 +91,13 @@ async fn handle(
         })
 }
 
+/// On PostgreSQL: woken by NOTIFY of a task pushed to our queue, or by `wake`.
+fn woken(pool: &sqlx::PgPool, wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
+    let notified = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.to_owned())
+        .filter_map(|id| futures::future::ready(id.ok().map(|_| ())));
+    futures::stream::select(notified, wake_stream(wake)).boxed()
+}
+
 /// The heartbeat actually used on this backend.
 fn heartbeat(db: &Db, opts: &WorkerOptions) -> Duration {
     match db {
@@ -152,10 +159,13 @@ async fn run_monitor(
                 .batch_size(concurrency)
                 .heartbeat_interval(beat)
                 .missed_heartbeats(opts.missed_heartbeats);
+            // Woken by NOTIFY for tasks other processes push, and at once by this process' own
+            // commits (NOTIFY's round trip alone cost tens of milliseconds per step).
+            let wake = engine.wake();
             monitor!(
                 apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
                     .with_config(config.clone())
-                    .with_pubsub()
+                    .poll_with_stream(woken(&pool, wake.clone()))
             )
         }
     };

@@ -38,6 +38,26 @@ pub async fn record(tx: &mut Tx, run_id: &RunId) -> Result<()> {
     Ok(())
 }
 
+/// Records the state of every run in `ids` as it is now in `tx` (after a bulk insert).
+pub async fn record_many<'a>(tx: &mut Tx, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+    let ids: Vec<&str> = ids.collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO sb_changes (run_id, business_id, status, current_step, outcome, at) \
+         SELECT id, business_id, status, current_step, outcome, updated_at FROM sb_runs \
+         WHERE id IN ({}) ORDER BY id",
+        params.join(",")
+    ));
+    for id in ids {
+        q = q.bind(id);
+    }
+    tx.execute(q).await?;
+    Ok(())
+}
+
 /// Changes after `id`, oldest first, at most `limit`.
 pub async fn after(db: &Db, id: i64, limit: i64) -> Result<Vec<Change>> {
     db.fetch_all(

@@ -288,6 +288,14 @@ impl Db {
         }
     }
 
+    /// Closes every connection of the pool; later queries fail.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {

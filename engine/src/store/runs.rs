@@ -35,10 +35,47 @@ pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
 /// Inserts a new run.
 pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
     tx.execute(
-        Q::new(format!(
-            "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
-        ))
-        .bind(&r.id)
+        bind_row(
+            Q::new(format!(
+                "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+            )),
+            r,
+        ),
+    )
+    .await?;
+    changes::record(tx, &RunId(r.id.clone())).await
+}
+
+/// Inserts many new runs in one statement (bulk seeding), recording their changes as
+/// [`insert`] does. At most [`INSERT_MANY_MAX`] rows.
+pub async fn insert_many(tx: &mut Tx, rows: &[RunRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    assert!(
+        rows.len() <= INSERT_MANY_MAX,
+        "insert_many takes at most {INSERT_MANY_MAX} rows"
+    );
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=15).map(|c| format!("${}", i * 15 + c)).collect();
+            format!("({})", p.join(","))
+        })
+        .collect();
+    let mut q = Q::new(format!(
+        "INSERT INTO sb_runs ({COLUMNS}) VALUES {}",
+        values.join(",")
+    ));
+    for r in rows {
+        q = bind_row(q, r);
+    }
+    tx.execute(q).await?;
+    changes::record_many(tx, rows.iter().map(|r| r.id.as_str())).await
+}
+
+/// Binds a run's columns in [`COLUMNS`] order.
+fn bind_row(q: Q, r: &RunRow) -> Q {
+    q.bind(&r.id)
         .bind(&r.workflow)
         .bind(&r.business_id)
         .bind(&r.subject_id)
@@ -52,11 +89,11 @@ pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
         .bind(r.wait_key.clone())
         .bind(r.wait_until)
         .bind(r.created_at)
-        .bind(r.updated_at),
-    )
-    .await?;
-    changes::record(tx, &RunId(r.id.clone())).await
+        .bind(r.updated_at)
 }
+
+/// The most rows [`insert_many`] takes (15 parameters each stay under SQLite's 32,766).
+pub const INSERT_MANY_MAX: usize = 2_000;
 
 fn by_id(id: &RunId) -> Q {
     Q::new(format!("SELECT {COLUMNS} FROM sb_runs WHERE id = $1")).bind(id)

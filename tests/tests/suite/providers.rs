@@ -399,6 +399,8 @@ async fn the_personalisation_benchmark_runs() {
         quick: true,
         only: Some("personalize".into()),
         out: out.clone(),
+        postgres: None,
+        keep: false,
     };
     switchboard_api::bench::run(opts).await.expect("bench runs");
     let figures: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
