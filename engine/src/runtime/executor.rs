@@ -40,6 +40,8 @@ struct Claimed {
     row: StepRow,
     /// The step's implementation, if this process registers it.
     step: Option<Arc<dyn ErasedStep>>,
+    /// Marks the attempt as executing here (from before the claim commits) until dropped.
+    executing: super::Executing,
 }
 
 /// What an attempt records when the worker executing it died.
@@ -72,7 +74,7 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
         .cloned();
 
     if row.status == "running" {
-        if claimant_alive(engine, &mut tx, row.claimed_by.as_deref(), worker).await? {
+        if claimant_alive(engine, &mut tx, &row, worker).await? {
             // Delivered twice while the attempt runs. Its claimant will commit the transition;
             // but never drop the task (were the claimant dead after all, the run would hang):
             // look again once the claimant would count as dead.
@@ -123,12 +125,24 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
     {
         return Ok(None);
     }
+    let executing = engine.executing(&row.id);
     tx.commit().await?;
-    Ok(Some(Claimed { run, row, step }))
+    Ok(Some(Claimed {
+        run,
+        row,
+        step,
+        executing,
+    }))
 }
 
 async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> {
-    let Some(Claimed { run, row, step }) = claim(engine, task, worker).await? else {
+    let Some(Claimed {
+        run,
+        row,
+        step,
+        executing: _executing,
+    }) = claim(engine, task, worker).await?
+    else {
         return Ok(());
     };
     engine.notify_changed();
@@ -219,14 +233,16 @@ async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<(
 async fn claimant_alive(
     engine: &Engine,
     tx: &mut crate::store::Tx,
-    claimant: Option<&str>,
+    row: &StepRow,
     me: &str,
 ) -> Result<bool> {
-    let Some(claimant) = claimant else {
+    let Some(claimant) = row.claimed_by.as_deref() else {
         return Ok(false);
     };
     if claimant == me {
-        return Ok(true);
+        // Ours: alive while we execute it. One we claimed but no longer execute failed to
+        // record its end (the database failed at that moment), and is lost like a dead worker's.
+        return Ok(engine.is_executing(&row.id));
     }
     let age = workers::heartbeat_age_of(tx, claimant).await?;
     Ok(age.is_some_and(|secs| secs * 1000 < engine.dead_after().as_millis() as i64))

@@ -37,6 +37,20 @@ struct Inner {
     wake: Arc<Notify>,
     /// A worker whose heartbeat is older than this (ms) is dead, as apalis judges orphans.
     dead_after_ms: std::sync::atomic::AtomicU64,
+    /// Step attempts (row ids) this process is executing right now.
+    executing: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// An attempt marked as executing in this process (see [`Engine::executing`]).
+pub(crate) struct Executing {
+    engine: Engine,
+    row_id: String,
+}
+
+impl Drop for Executing {
+    fn drop(&mut self) {
+        self.engine.executing_set().remove(&self.row_id);
+    }
 }
 
 /// A request to start a run.
@@ -83,6 +97,7 @@ impl Engine {
                 registry,
                 wake: Arc::new(Notify::new()),
                 dead_after_ms: std::sync::atomic::AtomicU64::new(5_000),
+                executing: Default::default(),
             }),
         }
     }
@@ -116,6 +131,28 @@ impl Engine {
         self.inner
             .dead_after_ms
             .store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks attempt `row_id` as executing here until the returned guard is dropped.
+    pub(crate) fn executing(&self, row_id: &str) -> Executing {
+        self.executing_set().insert(row_id.to_owned());
+        Executing {
+            engine: self.clone(),
+            row_id: row_id.to_owned(),
+        }
+    }
+
+    /// Whether this process is executing attempt `row_id` right now.
+    pub(crate) fn is_executing(&self, row_id: &str) -> bool {
+        self.executing_set().contains(row_id)
+    }
+
+    fn executing_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // A panic while holding this lock leaves a set that is still right.
+        self.inner
+            .executing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn wake(&self) -> Arc<Notify> {

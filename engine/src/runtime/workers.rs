@@ -46,6 +46,8 @@ impl Default for WorkerOptions {
 pub struct Workers {
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
+    /// The running monitor's task (it runs apart from the supervisor in `done`).
+    monitor: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
     name: String,
 }
 
@@ -67,6 +69,14 @@ impl Workers {
     /// tasks stay claimed until another worker sees this one's heartbeat stop.
     pub fn abort(self) {
         self.done.abort();
+        if let Some(monitor) = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            monitor.abort();
+        }
     }
 }
 
@@ -200,6 +210,8 @@ impl Engine {
         let stale_after = (beat * (opts.missed_heartbeats as u32 + 5)).max(Duration::from_secs(10));
         // As apalis judges orphans: silent for heartbeat × missed heartbeats.
         self.set_dead_after(beat * opts.missed_heartbeats as u32);
+        let monitor = Arc::new(std::sync::Mutex::new(None));
+        let running = monitor.clone();
         let done = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             for generation in 0u32.. {
@@ -209,16 +221,23 @@ impl Engine {
                     format!("{base}-g{generation}")
                 };
                 let (monitor_stop, monitor_stop_rx) = oneshot::channel::<()>();
-                let monitor =
-                    run_monitor(engine.clone(), name.clone(), opts.clone(), monitor_stop_rx);
-                tokio::pin!(monitor);
+                // A task of its own: the monitor runs every step in flight, and must keep running
+                // while this loop awaits the database (a heartbeat check that waited on the pool
+                // used to freeze every step of the process, and with them their connections).
+                let mut monitor = tokio::spawn(run_monitor(
+                    engine.clone(),
+                    name.clone(),
+                    opts.clone(),
+                    monitor_stop_rx,
+                ));
+                *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor.abort_handle());
                 info!(worker = %name, "workers started");
                 let started = tokio::time::Instant::now();
                 loop {
                     tokio::select! {
                         _ = &mut stop_rx => {
                             let _ = monitor_stop.send(());
-                            monitor.await;
+                            let _ = monitor.await;
                             info!(worker = %name, "workers stopped");
                             return;
                         }
@@ -250,11 +269,14 @@ impl Engine {
                         }
                     }
                 }
+                // Replaced: the stale worker's steps stop here, as a crash would stop them.
+                monitor.abort();
             }
         });
         Workers {
             stop: Some(stop_tx),
             done,
+            monitor,
             name,
         }
     }

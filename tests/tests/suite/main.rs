@@ -8,6 +8,7 @@ mod engine;
 mod events;
 mod operator;
 mod pipeline;
+mod processes;
 mod providers;
 mod scripts;
 
