@@ -298,28 +298,36 @@ pub(super) async fn step_overhead(backend: &Backend, repeat: usize) -> anyhow::R
 
 /// Resident memory of a `switchboard serve` process (API, dashboard, workers) on a database with
 /// no runs, then with `waiting` runs parked on a webhook wait: a waiting run must cost nothing.
-pub(super) async fn memory(backend: &Backend, waiting: usize) -> anyhow::Result<Vec<Figure>> {
+pub(super) async fn memory(
+    backend: &Backend,
+    waiting: usize,
+    settle: Duration,
+) -> anyhow::Result<Vec<Figure>> {
     let bench = BenchDb::create(backend, "memory").await?;
     let db = Db::connect(&bench.url, 4).await?;
     switchboard_engine::migrate(&db).await?;
     let b = backend.name();
     let mut figures = Vec::new();
-    let empty = serve_rss(&bench).await?;
+    let empty = serve_rss(&bench, settle).await?;
     figures.push(single(
         "memory (no runs)",
         b,
-        "resident memory of `switchboard serve` (API, dashboard, workers) 5 s after start, empty database",
+        &format!(
+            "resident memory of `switchboard serve` (API, dashboard, workers) {} s after start, empty database",
+            settle.as_secs()
+        ),
         0,
         "MiB",
         empty,
     ));
     park(&db, waiting).await?;
-    let full = serve_rss(&bench).await?;
+    let full = serve_rss(&bench, settle).await?;
     figures.push(single(
         &format!("memory ({waiting} runs waiting)"),
         b,
         &format!(
-            "resident memory of `switchboard serve` 5 s after start with {waiting} runs waiting on a webhook"
+            "resident memory of `switchboard serve` {} s after start with {waiting} runs waiting on a webhook",
+            settle.as_secs()
         ),
         waiting,
         "MiB",
@@ -404,9 +412,9 @@ async fn park(db: &Db, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `switchboard serve` on the database, waits until it answers, lets it run 5 s (heartbeats,
-/// timer polls) and reads its resident memory.
-async fn serve_rss(bench: &BenchDb) -> anyhow::Result<f64> {
+/// Starts `switchboard serve` on the database, waits until it answers, lets it run `settle`
+/// (heartbeats, timer polls) and reads its resident memory.
+async fn serve_rss(bench: &BenchDb, settle: Duration) -> anyhow::Result<f64> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -429,7 +437,7 @@ async fn serve_rss(bench: &BenchDb) -> anyhow::Result<f64> {
         },
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(settle).await;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()

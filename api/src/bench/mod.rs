@@ -144,8 +144,8 @@ async fn measure(
             figures.extend(engine::step_overhead(b, if quick { 1 } else { 3 }).await?);
         }
         if wanted("webhook_resume") {
-            let samples = if quick { 100 } else { 300 };
-            figures.push(pipeline::webhook_resume(b, 1_000, samples).await?);
+            let (waiting, samples) = if quick { (300, 50) } else { (1_000, 300) };
+            figures.push(pipeline::webhook_resume(b, waiting, samples).await?);
         }
         if wanted("intake") {
             let secs = if quick { 3 } else { 10 };
@@ -153,15 +153,15 @@ async fn measure(
         }
         if wanted("runs_list") {
             let (runs, iterations) = if quick {
-                (100_000, 100)
+                (20_000, 100)
             } else {
                 (1_000_000, 300)
             };
             figures.extend(http_api::runs_list(b, runs, iterations).await?);
         }
         if wanted("memory") {
-            let waiting = if quick { 10_000 } else { 100_000 };
-            figures.extend(engine::memory(b, waiting).await?);
+            let (waiting, settle) = if quick { (10_000, 2) } else { (100_000, 5) };
+            figures.extend(engine::memory(b, waiting, Duration::from_secs(settle)).await?);
         }
     }
     Ok(())
