@@ -24,10 +24,12 @@ use crate::startup::{Application, Overrides, Parts};
 /// What to measure.
 #[derive(Args, Debug)]
 pub struct BenchOptions {
-    /// Fewer iterations and smaller data sets: every figure in under two minutes.
+    /// Fewer iterations and smaller data sets: every figure in about two minutes.
     #[arg(long)]
     pub quick: bool,
-    /// Run only the scenarios whose name contains this.
+    /// Run only the scenarios whose name contains this: script_decision, personalize,
+    /// raw_apalis, pipeline (runs raw_apalis too, for the ratio), step_overhead, webhook_resume,
+    /// intake, runs_list, memory.
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write the figures as JSON.
