@@ -265,6 +265,20 @@ fn worker_options(config: &Config) -> WorkerOptions {
     }
 }
 
+/// How long a stopping process waits for the calls its simulator placed to end and post their
+/// webhooks (a simulated call lasts 300 ms unless the lead asks for longer).
+const SIMULATED_CALLS_GRACE: Duration = Duration::from_secs(12);
+
+/// Lets the simulator's calls in flight end and post their webhooks, as a real provider's would
+/// after this process is gone.
+async fn finish_simulated_calls(simulator: Option<&Simulator>) {
+    if let Some(sim) = simulator
+        && !sim.finish_calls(SIMULATED_CALLS_GRACE).await
+    {
+        tracing::warn!("stopping with simulated calls whose webhooks were not delivered");
+    }
+}
+
 /// `switchboard worker`: runs steps until `shutdown` resolves, then lets the steps in flight
 /// finish (those still running after the shutdown timeout go back to the queue). Serves no HTTP;
 /// the simulator's webhooks, when it is used, go to `SWITCHBOARD_PUBLIC_URL` (an API process).
@@ -281,6 +295,7 @@ pub async fn run_worker(
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
     workers.stop().await;
+    finish_simulated_calls(core.simulator.as_ref()).await;
     Ok(())
 }
 
@@ -341,10 +356,10 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting requests, lets the workers finish
-    /// the steps in flight (see [`WorkerOptions::shutdown_timeout`]) while requests in flight end,
-    /// and returns. Live event streams never end by themselves: they are cut after
-    /// [`SERVER_GRACE`].
+    /// Serves until `shutdown` resolves; then lets the workers finish the steps in flight (see
+    /// [`WorkerOptions::shutdown_timeout`]) and the simulator's calls post their webhooks, stops
+    /// accepting requests, lets those in flight end and returns. Live event streams never end by
+    /// themselves: they are cut after [`SERVER_GRACE`].
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -360,10 +375,12 @@ impl Application {
                 .into_future(),
         );
         shutdown.await;
-        let _ = stop_tx.send(());
+        // Requests are still served meanwhile: webhooks for calls in flight resume their runs.
         if let Some(workers) = self.workers {
             workers.stop().await;
         }
+        finish_simulated_calls(self.simulator.as_ref()).await;
+        let _ = stop_tx.send(());
         let abort = server.abort_handle();
         match tokio::time::timeout(SERVER_GRACE, server).await {
             Ok(served) => served??,

@@ -160,6 +160,8 @@ struct Inner {
 struct SimState {
     /// Calls accepted and not yet ended.
     active: usize,
+    /// Calls whose end (and webhook) is not yet done, delivery included.
+    unfinished: usize,
     /// The most calls ever active at once.
     max_active: usize,
     /// Like a provider plan: more active calls than this are refused with 429
@@ -282,6 +284,29 @@ impl Simulator {
         state.active += 1;
         state.max_active = state.max_active.max(state.active);
         true
+    }
+
+    /// Waits until every call placed so far has ended and its webhook was delivered (or given
+    /// up), for at most `within`; false if some had not. A stopping process calls it so that the
+    /// calls it placed are not left without their webhook, as a real provider's would not be.
+    pub async fn finish_calls(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.state().unfinished > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    fn call_unfinished(&self) {
+        self.state().unfinished += 1;
+    }
+
+    fn call_finished(&self) {
+        let mut state = self.state();
+        state.unfinished = state.unfinished.saturating_sub(1);
     }
 
     fn end_call(&self) {

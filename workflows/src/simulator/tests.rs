@@ -441,3 +441,22 @@ fn steering_values_are_lenient() {
     );
     assert_eq!(SimOutcome::parse(" No-Answer"), Some(SimOutcome::NoAnswer));
 }
+
+#[tokio::test]
+async fn a_stopping_process_waits_for_its_calls_to_post_their_webhooks() {
+    let mut app = spawn_app(0).await;
+    assert!(
+        app.sim.finish_calls(Duration::ZERO).await,
+        "nothing in flight"
+    );
+    let vars = json!({"sim_outcome": "interested", "sim_webhook_delay_ms": "300"});
+    let id = app.place("lead-1", vars).await;
+    assert!(
+        !app.sim.finish_calls(Duration::ZERO).await,
+        "the call is still under way"
+    );
+    assert!(app.sim.finish_calls(WAIT).await, "the call ended in time");
+    // Its webhook was delivered before finish_calls returned.
+    let delivered = app.webhooks.try_recv().expect("the webhook arrived first");
+    assert_eq!(delivered.conversation_id(), Some(id.as_str()));
+}

@@ -163,6 +163,7 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
         sip_call_id: None,
     };
     let task_sim = sim.clone();
+    sim.call_unfinished();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let (conversation, body) = call.finish();
@@ -175,6 +176,7 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
             }
             Err(e) => tracing::error!(error = %e, "simulated webhook could not be serialised"),
         }
+        task_sim.call_finished();
     });
     Json(answer).into_response()
 }
