@@ -88,38 +88,17 @@ fn wake_stream(wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
     .boxed()
 }
 
-/// Runs the step in a task of its own. Run inside the worker's task, every database reply the
-/// step awaited re-polled the apalis worker, which started a fetch each time; a fetch begun
-/// before the step committed the next task came back empty and parked the worker, swallowing
-/// the wake-up that followed the commit, so the next step waited for the next heartbeat (tens
-/// to hundreds of milliseconds per step on PostgreSQL).
 async fn handle(
     task: StepTask,
     engine: Data<Engine>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    let engine: Engine = (*engine).clone();
-    let name = worker.name().to_owned();
-    let mut step = AbortOnDrop(tokio::spawn(async move {
-        executor::handle(&engine, task, &name).await
-    }));
-    match (&mut step.0).await {
-        Ok(done) => done.map_err(|e| {
+    executor::handle(&engine, task, worker.name())
+        .await
+        .map_err(|e| {
             error!(error = %e, "task failed; apalis will retry it");
             Box::new(e) as BoxDynError
-        }),
-        Err(e) => Err(Box::new(e) as BoxDynError),
-    }
-}
-
-/// Aborts the task when dropped: a worker that is killed or stops waiting stops its steps too,
-/// as it did when they ran inside it.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+        })
 }
 
 /// On PostgreSQL: woken by NOTIFY of a task pushed to our queue, or by `wake`.
