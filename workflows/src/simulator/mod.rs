@@ -154,6 +154,8 @@ struct Inner {
     secret: String,
     http: reqwest::Client,
     state: Mutex<SimState>,
+    /// Notified whenever a call finishes (see [`Simulator::finish_calls`]).
+    call_finished: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -190,6 +192,7 @@ impl Simulator {
                 secret,
                 http,
                 state,
+                call_finished: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -291,13 +294,18 @@ impl Simulator {
     /// calls it placed are not left without their webhook, as a real provider's would not be.
     pub async fn finish_calls(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
-        while self.state().unfinished > 0 {
-            if tokio::time::Instant::now() >= deadline {
+        loop {
+            // Registered before the check, so a call finishing in between still wakes us.
+            let finished = self.inner.call_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.state().unfinished == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        true
     }
 
     fn call_unfinished(&self) {
@@ -305,8 +313,11 @@ impl Simulator {
     }
 
     fn call_finished(&self) {
-        let mut state = self.state();
-        state.unfinished = state.unfinished.saturating_sub(1);
+        {
+            let mut state = self.state();
+            state.unfinished = state.unfinished.saturating_sub(1);
+        }
+        self.inner.call_finished.notify_waiters();
     }
 
     fn end_call(&self) {
