@@ -88,6 +88,38 @@ fn wake_stream(wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
     .boxed()
 }
 
+/// After each wake-up, wake the worker again a few times shortly after.
+///
+/// apalis 1.0 drops a wake-up that arrives while a fetch is in flight: the wake only re-polls
+/// that fetch, and a fetch whose query ran before the commit returns empty and parks the worker
+/// until the next heartbeat. An echo a little later starts a fresh fetch that sees the commit;
+/// one that lands on a fetch still in flight costs a re-poll, one on an idle worker a fetch.
+fn with_echoes(
+    wakes: futures::stream::BoxStream<'static, ()>,
+) -> futures::stream::BoxStream<'static, ()> {
+    futures::stream::unfold((wakes, ECHOES.len()), |(mut wakes, echo)| async move {
+        let next = match ECHOES.get(echo) {
+            Some(&after) => tokio::select! {
+                woke = wakes.next() => woke.map(|()| 0),
+                () = tokio::time::sleep(after) => Some(echo + 1),
+            },
+            None => wakes.next().await.map(|()| 0),
+        };
+        next.map(|echo| ((), (wakes, echo)))
+    })
+    .boxed()
+}
+
+/// When the echoes of a wake-up come, after the wake-up itself (each after the one before).
+const ECHOES: [Duration; 6] = [
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(4),
+    Duration::from_millis(8),
+    Duration::from_millis(16),
+    Duration::from_millis(32),
+];
+
 async fn handle(
     task: StepTask,
     engine: Data<Engine>,
@@ -160,7 +192,7 @@ async fn run_monitor(
             monitor!(
                 apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
                     .with_config(config.clone())
-                    .poll_with_stream(wake_stream(wake.clone()))
+                    .poll_with_stream(with_echoes(wake_stream(wake.clone())))
             )
         }
         Db::Postgres(pool) => {
@@ -175,7 +207,7 @@ async fn run_monitor(
             monitor!(
                 apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
                     .with_config(config.clone())
-                    .poll_with_stream(woken(&pool, wake.clone()))
+                    .poll_with_stream(with_echoes(woken(&pool, wake.clone())))
             )
         }
     };

@@ -45,7 +45,7 @@ pub async fn record_many<'a>(tx: &mut Tx, ids: impl Iterator<Item = &'a str>) ->
         return Ok(());
     }
     let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let mut q = Q::new(format!(
+    let mut q = Q::bulk(format!(
         "INSERT INTO sb_changes (run_id, business_id, status, current_step, outcome, at) \
          SELECT id, business_id, status, current_step, outcome, updated_at FROM sb_runs \
          WHERE id IN ({}) ORDER BY id",

@@ -83,6 +83,8 @@ impl From<Option<&str>> for Arg {
 pub struct Q {
     sql: String,
     args: Vec<Arg>,
+    /// The placeholders are `$1`…`$n`, each once and in order (see [`Q::bulk`]).
+    in_order: bool,
 }
 
 impl Q {
@@ -91,6 +93,18 @@ impl Q {
         Q {
             sql: sql.into(),
             args: Vec::new(),
+            in_order: false,
+        }
+    }
+
+    /// Starts a query with thousands of arguments whose placeholders are `$1`…`$n`, each once
+    /// and in order. SQLite gets them as anonymous `?`: it looks a numbered parameter's name up
+    /// in a list for every argument bound, which made a 30,000-argument insert take a second
+    /// and a half of CPU instead of milliseconds.
+    pub fn bulk(sql: impl Into<String>) -> Self {
+        Q {
+            in_order: true,
+            ..Q::new(sql)
         }
     }
     /// Binds the next `$n` argument.
@@ -100,8 +114,13 @@ impl Q {
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+        let sql = if self.in_order {
+            anonymous_placeholders(&self.sql)
+        } else {
+            self.sql.clone()
+        };
         // SQL text is assembled only from constants in the store modules; values are bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for a in &self.args {
             q = match a {
                 Arg::Int(v) => q.bind(*v),
@@ -122,6 +141,23 @@ impl Q {
         }
         q
     }
+}
+
+/// `$1`, `$2`, … as `?` (for [`Q::bulk`], whose placeholders come once each and in order).
+fn anonymous_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A row type readable from both backends (derive `sqlx::FromRow`).
@@ -302,5 +338,18 @@ impl Db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anonymous_placeholders;
+
+    #[test]
+    fn bulk_placeholders_become_anonymous_and_the_rest_stays() {
+        assert_eq!(
+            anonymous_placeholders("INSERT INTO t (a, b) VALUES ($1,$2),($3,$10) -- $x"),
+            "INSERT INTO t (a, b) VALUES (?,?),(?,?) -- $x"
+        );
     }
 }

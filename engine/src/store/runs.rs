@@ -62,7 +62,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[RunRow]) -> Result<()> {
             format!("({})", p.join(","))
         })
         .collect();
-    let mut q = Q::new(format!(
+    let mut q = Q::bulk(format!(
         "INSERT INTO sb_runs ({COLUMNS}) VALUES {}",
         values.join(",")
     ));
