@@ -35,6 +35,9 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 503: not ready to serve (`/readyz`); `details` says which check failed.
+    #[error("{message}")]
+    Unavailable { message: String, details: Value },
     /// 500: our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -59,6 +62,11 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", Value::Null),
+            ApiError::Unavailable { details, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                details.clone(),
+            ),
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod prometheus;
 pub mod queue_board;
 pub mod routes;
 pub mod scripts_cli;

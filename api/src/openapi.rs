@@ -58,6 +58,8 @@ pub struct ErrorDetail {
         routes::personalize::personalize,
         routes::webhooks::elevenlabs,
         routes::health,
+        routes::ready,
+        crate::prometheus::metrics,
         routes::queue_board,
         document,
     ),

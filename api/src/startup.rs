@@ -49,6 +49,9 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// Where the apalis queue view (apalis-board) is served; `/queue` redirects there.
     pub queue_board_url: Arc<str>,
+    /// The name this process' workers run under (`/readyz` checks their heartbeat); `None`
+    /// when it runs none.
+    pub worker_name: Option<Arc<str>>,
 }
 
 /// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
@@ -123,9 +126,12 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
         )
         .route("/healthz", get(routes::health))
+        .route("/readyz", get(routes::ready))
+        .route("/metrics", get(crate::prometheus::metrics))
         .route("/queue", get(routes::queue_board))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(crate::prometheus::track))
         .layer(cors(&state.cors_origins))
         .with_state(state);
     api.merge(switchboard_dashboard::router())
@@ -183,6 +189,7 @@ impl Core {
         public_url: &str,
     ) -> anyhow::Result<Core> {
         config.validate().map_err(anyhow::Error::msg)?;
+        crate::prometheus::handle(); // record from the first step on
         let db = Db::connect(&config.database_url, config.db_connections()).await?;
         switchboard_engine::migrate(&db).await?;
         load_shipped(&db).await?;
@@ -313,7 +320,10 @@ impl Application {
         let core = Core::build(&config, &overrides, &public_url).await?;
         let engine = core.engine;
         let feed = ChangeFeed::start(engine.db().clone()).await?;
+        let worker_options = worker_options(&config);
+        let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         let state = AppState {
+            worker_name: workers.as_ref().map(|w| Arc::from(w.name())),
             engine: engine.clone(),
             feed: feed.clone(),
             voice: core.voice,
@@ -329,8 +339,6 @@ impl Application {
         let board_url = state.queue_board_url.clone();
         let router = app(state);
         let queue_board = (board_listener, crate::queue_board::router(feed));
-        let worker_options = worker_options(&config);
-        let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         info!(%public_url, queue_board = %board_url, workers = workers.is_some(), "switchboard ready");
         Ok(Application {
             listener,

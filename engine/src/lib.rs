@@ -19,7 +19,7 @@ pub mod workflow;
 pub use error::{EngineError, ResultExt, StepError};
 pub use ids::{BusinessId, RunId, StepId, WaitId};
 pub use runtime::{ChangeFeed, Delivery, Engine, ExternalEvent, NewRun, WorkerOptions, Workers};
-pub use store::{Db, migrate};
+pub use store::{Db, migrate, pending_migrations};
 pub use workflow::{
     Registry, Resumed, Step, StepContext, StepPolicy, Transition, WaitFor, WaitOutcome, Workflow,
 };

@@ -448,14 +448,18 @@ impl TestApp {
         self.create_lead_with(&lead(sim)).await
     }
 
-    /// `GET` a path, returning status and JSON body.
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
+    /// `GET` a path, returning the response as it came.
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{path}", self.address))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `GET` a path, returning status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.get_response(path).await;
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

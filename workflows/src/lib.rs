@@ -13,6 +13,7 @@ pub mod providers;
 pub mod scripting;
 pub mod simulator;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(test)]
 mod test_db;

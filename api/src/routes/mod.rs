@@ -12,13 +12,52 @@ pub mod webhooks;
 use axum::Json;
 use serde_json::{Value, json};
 
-/// `GET /healthz`.
+/// `GET /healthz`: the process is alive (it answers; nothing else is checked).
 #[utoipa::path(
     get, path = "/healthz", tag = "health", operation_id = "health",
     responses((status = 200, description = "`{status: ok}`", body = Object))
 )]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: whether this process can do its work: the database answers, every migration
+/// of this build is applied, and its workers heartbeat (when it runs any).
+#[utoipa::path(
+    get, path = "/readyz", tag = "health", operation_id = "ready",
+    responses(
+        (status = 200, description = "`{status: ready, checks: {database, migrations, workers}}`", body = Object),
+        (status = 503, description = "A check failed; `details` holds every check", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn ready(
+    axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
+) -> crate::error::ApiResult<Json<Value>> {
+    let db = state.engine.db();
+    let (database, migrations) = match switchboard_engine::pending_migrations(db).await {
+        Ok(0) => ("ok".to_owned(), "ok".to_owned()),
+        Ok(n) => ("ok".to_owned(), format!("{n} not applied")),
+        Err(e) => (format!("unreachable: {e}"), "unknown".to_owned()),
+    };
+    let workers = match state.worker_name.as_deref() {
+        None => "not run by this process".to_owned(),
+        Some(name) => match state.engine.workers_alive(name).await {
+            Ok(true) => "ok".to_owned(),
+            Ok(false) => "not heartbeating".to_owned(),
+            Err(e) => format!("unknown: {e}"),
+        },
+    };
+    let ready =
+        database == "ok" && migrations == "ok" && (workers == "ok" || state.worker_name.is_none());
+    let checks = json!({ "database": database, "migrations": migrations, "workers": workers });
+    if ready {
+        Ok(Json(json!({ "status": "ready", "checks": checks })))
+    } else {
+        Err(crate::error::ApiError::Unavailable {
+            message: "not ready".into(),
+            details: checks,
+        })
+    }
 }
 
 /// `GET /queue`: the apalis queue view (apalis-board) on its own listener.

@@ -15,14 +15,7 @@ use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
-const STATUSES: [&str; 6] = [
-    "queued",
-    "running",
-    "waiting",
-    "succeeded",
-    "failed",
-    "cancelled",
-];
+use switchboard_engine::store::runs::STATUSES;
 
 pub(crate) fn run_json(r: &RunRow) -> Value {
     let mut v = json!({

@@ -196,6 +196,16 @@ fn resumed_input(carry_json: &serde_json::Value, outcome: WaitOutcome) -> String
     serde_json::json!({ "carry": carry_json, "outcome": outcome }).to_string()
 }
 
+/// Whether an attempt's input is a wait's resumption by its event (see [`resumed_input`]).
+pub(crate) fn resumed_by_event(input: &serde_json::Value) -> bool {
+    input.get("carry").is_some()
+        && input
+            .get("outcome")
+            .and_then(|o| o.get("type"))
+            .and_then(serde_json::Value::as_str)
+            == Some("event")
+}
+
 /// Ends the open wait `wait` of `run` with `outcome` and queues the step that follows it.
 /// False: the wait or the run moved on first; the caller rolls back.
 pub(crate) async fn resume(

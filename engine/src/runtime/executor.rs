@@ -8,8 +8,9 @@ use futures::FutureExt;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::Engine;
-use super::act::{apply, resume, wait_lock};
+use super::act::{apply, resume, resumed_by_event, wait_lock};
 use super::decide::{Decision, Finish, decide};
+use super::telemetry;
 use crate::error::{Result, StepError};
 use crate::ids::{BusinessId, RunId, StepId, WaitId, now_ms};
 use crate::store::runs::{self, RunRow, TERMINAL};
@@ -147,6 +148,9 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
     };
     engine.notify_changed();
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
+    let started = std::time::Instant::now();
+    let late = Duration::from_millis(now_ms().saturating_sub(row.run_at).max(0) as u64);
+    telemetry::step_started(&run.workflow, &row.name, late, resumed_by_event(&input));
     let journal = crate::workflow::Journal::default();
     let (policy, result) = match step {
         None => (
@@ -186,6 +190,12 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
             (policy, result)
         }
     };
+    telemetry::step_finished(
+        &run.workflow,
+        &row.name,
+        telemetry::outcome(&result),
+        started.elapsed(),
+    );
     if let Err(e) = &result {
         warn!(step = %row.name, attempt = row.attempt, error = %e, "step attempt failed");
     }

@@ -5,6 +5,7 @@ mod decide;
 mod executor;
 mod feed;
 mod operator;
+pub mod telemetry;
 mod workers;
 
 pub use feed::ChangeFeed;

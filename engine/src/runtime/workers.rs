@@ -230,6 +230,14 @@ fn restarted(base: &str, restarts: usize) -> String {
 }
 
 impl Engine {
+    /// Whether the workers started under `name` (or their restarts) heartbeat recently enough
+    /// to count as alive.
+    pub async fn workers_alive(&self, name: &str) -> Result<bool> {
+        let age = workers::heartbeat_age(self.db(), name).await?;
+        Ok(age
+            .is_some_and(|secs| secs.saturating_mul(1000) <= self.dead_after().as_millis() as i64))
+    }
+
     /// Starts this process' workers, supervised: a worker whose heartbeat stops for
     /// `missed_heartbeats + 5` beats (at least 10 s) is replaced by a fresh one under a new name,
     /// and the stale one's tasks go back to the queue as a dead worker's would.

@@ -32,18 +32,38 @@ pub async fn migrate(db: &Db) -> Result<()> {
             let result = apalis_sqlite::SqliteStorage::setup(&setup_pool).await;
             setup_pool.close().await;
             result.map_err(|e| crate::EngineError::Queue(e.to_string()))?;
-            let mut m = sqlx::migrate!("../migrations/sqlite");
-            m.dangerous_set_table_name(MIGRATIONS_TABLE);
-            m.run(pool).await?;
+            migrator(db).run(pool).await?;
         }
         Db::Postgres(pool) => {
             apalis_postgres::PostgresStorage::setup(pool)
                 .await
                 .map_err(|e| crate::EngineError::Queue(e.to_string()))?;
-            let mut m = sqlx::migrate!("../migrations/postgres");
-            m.dangerous_set_table_name(MIGRATIONS_TABLE);
-            m.run(pool).await?;
+            migrator(db).run(pool).await?;
         }
     }
     Ok(())
+}
+
+/// Our migrations for `db`'s backend, recorded in [`MIGRATIONS_TABLE`].
+fn migrator(db: &Db) -> sqlx::migrate::Migrator {
+    let mut m = match db {
+        Db::Sqlite(_) => sqlx::migrate!("../migrations/sqlite"),
+        Db::Postgres(_) => sqlx::migrate!("../migrations/postgres"),
+    };
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+/// How many of this build's migrations the database has not applied (0: up to date).
+pub async fn pending_migrations(db: &Db) -> Result<usize> {
+    let applied: Vec<(i64,)> = db
+        .fetch_all(Q::new(format!(
+            "SELECT version FROM {MIGRATIONS_TABLE} WHERE success"
+        )))
+        .await?;
+    let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+    Ok(migrator(db)
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .count())
 }

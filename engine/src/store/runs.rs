@@ -32,6 +32,16 @@ const COLUMNS: &str = "id, workflow, business_id, subject_id, status, current_st
 /// Statuses after which nothing happens to a run any more.
 pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
 
+/// Every status a run can have.
+pub const STATUSES: [&str; 6] = [
+    "queued",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
 /// Inserts a new run.
 pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
     tx.execute(

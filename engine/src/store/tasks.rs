@@ -8,7 +8,7 @@ use std::time::Duration;
 use apalis::prelude::TaskBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::Tx;
+use super::{Db, Q, Tx};
 use crate::error::{EngineError, Result};
 use crate::ids::RunId;
 
@@ -66,4 +66,36 @@ pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration) -> Result<()> {
                 .map_err(|e| queue_err(&e))
         }
     }
+}
+
+/// Step tasks due now that no worker has taken yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many.
+    pub due: i64,
+    /// How long the oldest has been due, in seconds (0 when none is).
+    pub oldest_secs: i64,
+}
+
+/// The queue's backlog: tasks due and not yet fetched (a growing one means workers lag).
+pub async fn backlog(db: &Db) -> Result<Backlog> {
+    // apalis' own tables, whose shape differs per backend (run_at in seconds on SQLite).
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "SELECT COUNT(*) AS due, \
+                    COALESCE(CAST(strftime('%s', 'now') AS INTEGER) - MIN(run_at), 0) AS oldest \
+             FROM Jobs WHERE job_type = $1 AND status = 'Pending' \
+               AND run_at <= CAST(strftime('%s', 'now') AS INTEGER)"
+        }
+        Db::Postgres(_) => {
+            "SELECT COUNT(*)::BIGINT AS due, \
+                    COALESCE(EXTRACT(EPOCH FROM now() - MIN(run_at))::BIGINT, 0) AS oldest \
+             FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' AND run_at <= now()"
+        }
+    };
+    let (due, oldest): (i64, i64) = db.fetch_one(Q::new(sql).bind(QUEUE)).await?;
+    Ok(Backlog {
+        due,
+        oldest_secs: oldest.max(0),
+    })
 }

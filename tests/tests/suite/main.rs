@@ -6,6 +6,7 @@ mod browser;
 mod crash;
 mod engine;
 mod events;
+mod observability;
 mod operator;
 mod pipeline;
 mod processes;

@@ -55,12 +55,7 @@ async fn happy_path_runs_the_eight_steps_in_order(backend: Backend) {
     let (_, list) = app.get("/api/v1/runs?business=demo").await;
     assert_eq!(list["runs"][0]["id"], run_id.as_str());
     for page in ["/".to_owned(), format!("/runs/{run_id}")] {
-        let resp = app
-            .client
-            .get(format!("{}{page}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get_response(&page).await;
         assert_eq!(resp.status(), 200);
         assert!(
             resp.headers()["content-type"]

@@ -278,7 +278,10 @@ impl Decider {
         let (value, error) = match outcome {
             Ok(Some(value)) => (value, self.preamble.error.clone()),
             Ok(None) => (default(), self.preamble.error.clone()),
-            Err(e) => (default(), Some(e)),
+            Err(e) => {
+                crate::telemetry::script_error(&self.business.id, hook);
+                (default(), Some(e))
+            }
         };
         Decided { value, log, error }
     }

@@ -97,6 +97,22 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The kind of failure, as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Status { status: 429, .. } => "http_429",
+            ProviderError::Status { status, .. } if *status >= 500 => "http_5xx",
+            ProviderError::Status { .. } => "http_4xx",
+            ProviderError::Transport { .. } => "transport",
+            ProviderError::Unreachable { .. } => "unreachable",
+            ProviderError::CircuitOpen { .. } => "circuit_open",
+            ProviderError::Decode { .. } => "decode",
+            ProviderError::Rejected { .. } => "rejected",
+            ProviderError::Ambiguous { .. } => "ambiguous",
+            ProviderError::InvalidRequest { .. } => "invalid_request",
+        }
+    }
+
     /// Whether another attempt of the same request can succeed: 408, 409, 429 (except
     /// `insufficient_quota`), 5xx and transport failures are retryable; other 4xx, decode errors,
     /// rejections and invalid requests are not.

@@ -152,6 +152,7 @@ impl CircuitBreaker {
             }
             State::Open { .. } | State::HalfOpen { .. } => {
                 *state = State::HalfOpen { probe_started: now };
+                crate::telemetry::breaker_state(self.provider, BreakerState::HalfOpen);
                 Ok(Admission::Probe)
             }
         }
@@ -184,6 +185,11 @@ impl CircuitBreaker {
                 failures: failures + 1,
             },
         };
+        let now = match *state {
+            State::Open { .. } => BreakerState::Open,
+            _ => BreakerState::Closed,
+        };
+        crate::telemetry::breaker_state(self.provider, now);
     }
 }
 
@@ -242,6 +248,7 @@ impl Resilience {
                 self.breaker.admit()?; // still open: the caller waits
             }
             let result = request().await;
+            crate::telemetry::provider_request(self.breaker.provider, &result);
             self.breaker.record(&result);
             let Err(error) = &result else { return result };
             let may_retry = error.is_retryable()
