@@ -5,7 +5,8 @@
 
 use crate::agents_cli::{self, AgentsCommand};
 use crate::bench::{self, BenchOptions};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
+use crate::redact::Masked;
 use crate::scripts_cli::{self, ScriptsCommand};
 use crate::startup::{Application, Overrides, run_worker};
 use clap::{Parser, Subcommand};
@@ -59,7 +60,7 @@ pub async fn main() -> anyhow::Result<()> {
     let (config, no_workers) = match cli.command {
         Some(Command::Serve { no_workers, config }) => (*config, no_workers),
         Some(Command::Worker(config)) => {
-            init_logs(&config)?;
+            let _sentry = init_logs(&config)?;
             return run_worker(*config, shutdown_signal()).await;
         }
         Some(Command::Bench(opts)) => {
@@ -80,7 +81,7 @@ pub async fn main() -> anyhow::Result<()> {
         }
         None => (cli.serve, false),
     };
-    init_logs(&config)?;
+    let _sentry = init_logs(&config)?;
     let overrides = Overrides {
         no_workers,
         ..Overrides::default()
@@ -94,11 +95,38 @@ pub async fn main() -> anyhow::Result<()> {
     app.run_until(shutdown_signal()).await
 }
 
-fn init_logs(config: &Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log)?)
-        .init();
-    Ok(())
+/// Installs the log subscriber (text or JSON lines) and, with `SENTRY_DSN`, the Sentry client:
+/// errors logged anywhere (a failed run, a 5xx, a panic) become Sentry events carrying their
+/// fields and spans (run, business, step, attempt), tagged with this release. Keep the returned
+/// guard alive: dropping it flushes what Sentry has not sent yet.
+fn init_logs(config: &Config) -> anyhow::Result<Option<sentry::ClientInitGuard>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let sentry = match &config.sentry_dsn {
+        Some(dsn) => Some(sentry::init(sentry::ClientOptions {
+            dsn: Some(
+                dsn.parse()
+                    .map_err(|e| anyhow::anyhow!("SENTRY_DSN: {e}"))?,
+            ),
+            release: sentry::release_name!(),
+            environment: config.sentry_environment.clone().map(Into::into),
+            before_send: Some(std::sync::Arc::new(crate::redact::sentry_event)),
+            ..Default::default()
+        })),
+        None => None,
+    };
+    let sentry_layer = sentry
+        .as_ref()
+        .map(|_| sentry::integrations::tracing::layer());
+    let logs = tracing_subscriber::registry()
+        .with(EnvFilter::try_new(&config.log)?)
+        .with(sentry_layer);
+    let lines = tracing_subscriber::fmt::layer().with_writer(Masked(std::io::stdout));
+    match config.log_format {
+        LogFormat::Text => logs.with(lines).init(),
+        LogFormat::Json => logs.with(lines.json().flatten_event(true)).init(),
+    }
+    Ok(sentry)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

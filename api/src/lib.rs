@@ -9,6 +9,7 @@ pub mod extract;
 pub mod openapi;
 pub mod prometheus;
 pub mod queue_board;
+pub mod redact;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;

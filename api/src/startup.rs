@@ -24,6 +24,7 @@ use switchboard_workflows::simulator::Simulator;
 use switchboard_workflows::store;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
 use tracing::info;
 
 use crate::config::Config;
@@ -132,9 +133,25 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn(crate::prometheus::track))
+        // A span per request (by route pattern: paths and queries can hold a lead's phone);
+        // 5xx are logged once, by the error type.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(()),
+        )
         .layer(cors(&state.cors_origins))
         .with_state(state);
     api.merge(switchboard_dashboard::router())
+}
+
+/// The span a request's logs (and Sentry events) carry.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!("request", method = %request.method(), route)
 }
 
 /// How long requests in flight get to end after a shutdown signal.

@@ -189,6 +189,9 @@ pub fn test_config(database_url: &str) -> Config {
         queue_board_addr: "127.0.0.1:0".parse().unwrap(),
         cors_origins: vec!["https://app.example.com".into()],
         log: "warn".into(),
+        log_format: Default::default(),
+        sentry_dsn: None,
+        sentry_environment: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use super::Engine;
 use super::act::{apply, resume, resumed_by_event, wait_lock};
@@ -207,12 +207,21 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
         result,
         journal.entries(),
     );
+    let run_failed = match &decision {
+        Decision::Fail { error, .. } => Some(error.clone()),
+        _ => None,
+    };
     // Claiming kept the run's seq; this transition moves it on, unless a cancel got there first.
     let mut tx = engine.db().begin().await?;
     let committed = apply(&mut tx, &run, &StepId(row.id.clone()), decision).await?;
     if committed {
         tx.commit().await?;
         engine.notify_changed();
+        if let Some(error) = run_failed {
+            // An error, so that an operator hears of it (Sentry, when configured).
+            error!(run_id = %run.id, business = %run.business_id, workflow = %run.workflow,
+                step = %row.name, attempt = row.attempt, %error, "run failed");
+        }
     } else {
         tx.rollback().await?;
         debug!(step = %row.name, "result discarded: the run moved on (cancelled?)");

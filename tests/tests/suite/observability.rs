@@ -1,8 +1,15 @@
-//! What an operator watches: `/healthz`, `/readyz` and the Prometheus metrics at `/metrics`.
+//! What an operator watches: `/healthz`, `/readyz`, the Prometheus metrics at `/metrics`, and
+//! errors reported to Sentry.
 
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::HeaderMap;
 use serde_json::json;
+use switchboard_tests::fakes::{ELEVENLABS_KEY, FakeProviders, OPENAI_KEY};
 use switchboard_tests::*;
 
 const T: Duration = Duration::from_secs(30);
@@ -105,4 +112,107 @@ async fn metrics_show_runs_steps_webhooks_providers_and_requests(backend: Backen
         .is_some_and(|v| (0.0..=2.0).contains(&v)),
         "{text}"
     );
+}
+
+/// What a fake Sentry received: each envelope's headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A local stand-in for Sentry's envelope endpoint; returns its DSN.
+async fn fake_sentry(received: Received) -> String {
+    let app = axum::Router::new().route(
+        "/api/1/envelope/",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let received = received.clone();
+            async move {
+                received.lock().unwrap().push((headers, body));
+                axum::Json(json!({"id": "0"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://public-key@{addr}/1")
+}
+
+/// A free local port (bound, then released for the child process to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
+    let received: Received = Default::default();
+    let dsn = fake_sentry(received.clone()).await;
+    // The provider refuses the call (422): the run fails at place_call.
+    let fakes = FakeProviders::start().await;
+    fakes.faults.reject_calls.store(true, Ordering::SeqCst);
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let port = free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-process"))
+        .arg("serve")
+        .env("DATABASE_URL", &database.url)
+        .env("SWITCHBOARD_ADDR", format!("127.0.0.1:{port}"))
+        .env("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0")
+        .env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
+        .env(
+            "ELEVENLABS_BASE_URL",
+            format!("{}/elevenlabs", fakes.base_url),
+        )
+        .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .env("OPENAI_BASE_URL", format!("{}/openai", fakes.base_url))
+        .env("SENTRY_DSN", &dsn)
+        .env("SENTRY_ENVIRONMENT", "ci")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start switchboard-process serve");
+    let client = reqwest::Client::new();
+    let lead = json!({"business": "demo", "name": "Ada Lovelace", "phone": "+14155552671"});
+    let created: serde_json::Value = eventually("the process answers", T, || async {
+        let resp = client
+            .post(format!("{address}/api/v1/leads"))
+            .json(&lead)
+            .send()
+            .await
+            .ok()?;
+        (resp.status() == 201).then_some(())?;
+        resp.json().await.ok()
+    })
+    .await;
+    let run_id = created["run"]["id"].as_str().unwrap().to_owned();
+
+    let envelope = eventually("Sentry receives the failed run", T, || async {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
+            .find(|body| body.contains(&run_id))
+    })
+    .await;
+    for expected in [
+        r#""message":"run failed""#,
+        r#""step":"place_call""#,
+        r#""business":"demo""#,
+        r#""attempt":1"#,
+        "answered 422",
+        r#""release":"switchboard@"#,
+        r#""environment":"ci""#,
+    ] {
+        assert!(envelope.contains(expected), "{expected} in {envelope}");
+    }
+    // The lead's phone number stays out of what Sentry receives.
+    assert!(!envelope.contains("4155552671"), "{envelope}");
+    child.kill().await.ok();
 }
