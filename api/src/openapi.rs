@@ -38,6 +38,7 @@ pub struct ErrorDetail {
     paths(
         routes::leads::create,
         routes::leads::show,
+        routes::leads::erase,
         routes::runs::list,
         routes::runs::counts,
         routes::overview::overview,

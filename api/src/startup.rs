@@ -65,7 +65,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
@@ -80,7 +80,10 @@ fn cors(origins: &[String]) -> CorsLayer {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/leads", post(routes::leads::create))
-        .route("/api/v1/leads/{id}", get(routes::leads::show))
+        .route(
+            "/api/v1/leads/{id}",
+            get(routes::leads::show).delete(routes::leads::erase),
+        )
         .route("/api/v1/runs", get(routes::runs::list))
         .route("/api/v1/runs/counts", get(routes::runs::counts))
         .route("/api/v1/overview", get(routes::overview::overview))

@@ -480,6 +480,18 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `DELETE` a path, returning status and JSON body (`null` when empty).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .delete(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// Posts a correctly signed, current transcription webhook for `conversation_id` (interested
     /// or declining), as the provider would when the call ends.
     pub async fn answer_call(&self, conversation_id: &str, interested: bool) -> (u16, Value) {

@@ -1,5 +1,6 @@
 //! `POST /api/v1/leads`: validate a lead, store it and start its `lead_call` run, exactly once per
-//! idempotency key; `GET /api/v1/leads/{id}`: the lead with its runs and calls.
+//! idempotency key; `GET /api/v1/leads/{id}`: the lead with its runs and calls; `DELETE` erases
+//! it with everything derived from it.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -223,4 +224,32 @@ pub async fn show(
         "runs": runs.iter().map(super::runs::run_json).collect::<Vec<_>>(),
         "calls": calls,
     })))
+}
+
+/// `DELETE /api/v1/leads/{id}`: erases the lead and everything derived from it (right to
+/// erasure): its runs with their attempts, waits, events and changes, its calls with their
+/// transcripts, analyses and scores. `409` while one of its runs has not finished.
+#[utoipa::path(
+    delete, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "erase_lead",
+    params(("id" = String, Path, description = "Lead id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 404, description = "No such lead", body = ErrorBody),
+        (status = 409, description = "A run of the lead has not finished: cancel it first", body = ErrorBody),
+    )
+)]
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let engine = &state.engine;
+    store::lead(engine.db(), &id)
+        .await?
+        .filter(|l| caller.can_access(&l.business_id))
+        .ok_or_else(|| ApiError::NotFound(format!("lead {id} not found")))?;
+    if !store::erase_lead(engine, &id).await? {
+        return Err(ApiError::NotFound(format!("lead {id} not found")));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

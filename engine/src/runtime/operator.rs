@@ -16,6 +16,34 @@ use crate::store::waits;
 use crate::workflow::WaitOutcome;
 
 impl Engine {
+    /// Erases every run of `subject_id` (a lead) inside `tx`: runs, attempts, waits, their
+    /// events (and those received under `event_keys`) and changes. Refused while one has not
+    /// finished: cancel it first. Returns how many runs were erased.
+    pub async fn erase_subject(
+        &self,
+        tx: &mut crate::store::Tx,
+        subject_id: &str,
+        event_keys: &[String],
+    ) -> Result<u64> {
+        let statuses = runs::statuses_of_subject(tx, subject_id).await?;
+        if let Some(open) = statuses
+            .into_iter()
+            .find(|s| !TERMINAL.contains(&s.as_str()))
+        {
+            return Err(EngineError::InvalidState {
+                status: open,
+                action: "erase",
+            });
+        }
+        steps::delete_of_subject(tx, subject_id).await?;
+        waits::delete_of_subject(tx, subject_id).await?;
+        crate::store::events::delete_of_subject(tx, subject_id, event_keys).await?;
+        crate::store::changes::delete_of_subject(tx, subject_id).await?;
+        let erased = runs::delete_of_subject(tx, subject_id).await?;
+        info!(subject_id, runs = erased, "runs erased");
+        Ok(erased)
+    }
+
     /// Cancels a run that has not finished: open attempts and waits are cancelled, a step still
     /// executing has its result discarded, and a late event changes nothing.
     pub async fn cancel(&self, id: &RunId) -> Result<RunRow> {

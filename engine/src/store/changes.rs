@@ -91,3 +91,14 @@ pub async fn prune(db: &Db, before: i64) -> Result<u64> {
     db.execute(Q::new("DELETE FROM sb_changes WHERE at < $1").bind(before))
         .await
 }
+
+/// Deletes the rows of every run of `subject_id` (erasure; the runs go last).
+pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
+    tx.execute(
+        Q::new(
+            "DELETE FROM sb_changes WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)",
+        )
+        .bind(subject_id),
+    )
+    .await
+}

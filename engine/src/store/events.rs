@@ -66,3 +66,17 @@ pub async fn consume(tx: &mut Tx, id: &str, run_id: &str) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Deletes the events consumed by a run of `subject_id`, and those received under any of `keys`
+/// (erasure: a late webhook for one of its calls is the subject's too).
+pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str, keys: &[String]) -> Result<u64> {
+    let mut n = tx
+        .execute(Q::new("DELETE FROM sb_events WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)").bind(subject_id))
+        .await?;
+    for key in keys {
+        n += tx
+            .execute(Q::new("DELETE FROM sb_events WHERE key = $1").bind(key.as_str()))
+            .await?;
+    }
+    Ok(n)
+}

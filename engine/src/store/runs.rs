@@ -342,3 +342,17 @@ pub enum Tally {
     Outcome,
     WaitKind,
 }
+
+/// Statuses of every run of `subject_id`.
+pub async fn statuses_of_subject(tx: &mut Tx, subject_id: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = tx
+        .fetch_all(Q::new("SELECT status FROM sb_runs WHERE subject_id = $1").bind(subject_id))
+        .await?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
+}
+
+/// Deletes every run of `subject_id` (erasure; their steps, waits, events and changes first).
+pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
+    tx.execute(Q::new("DELETE FROM sb_runs WHERE subject_id = $1").bind(subject_id))
+        .await
+}

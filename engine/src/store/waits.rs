@@ -98,3 +98,14 @@ pub async fn cancel_for_run(tx: &mut Tx, run_id: &RunId) -> Result<u64> {
     )
     .await
 }
+
+/// Deletes the rows of every run of `subject_id` (erasure; the runs go last).
+pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
+    tx.execute(
+        Q::new(
+            "DELETE FROM sb_waits WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)",
+        )
+        .bind(subject_id),
+    )
+    .await
+}

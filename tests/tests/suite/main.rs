@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod crash;
 mod engine;
+mod erasure;
 mod events;
 mod observability;
 mod operator;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
 use switchboard_engine::ids::now_ms;
-use switchboard_engine::store::{Db, Q};
+use switchboard_engine::store::{Db, Q, Tx};
 
 use crate::scripting::host_api::HistoryEntry;
 
@@ -311,6 +311,23 @@ pub struct CallTallyRow {
     /// Score bucket (`score / 10`), `None` for calls without a score.
     pub bucket: Option<i64>,
     pub calls: i64,
+}
+
+/// The keys a lead's call events arrive under: each call's key and its conversation id.
+pub async fn event_keys_of_lead(tx: &mut Tx, lead_id: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String, Option<String>)> = tx
+        .fetch_all(Q::new("SELECT id, conversation_id FROM calls WHERE lead_id = $1").bind(lead_id))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(id, conversation)| std::iter::once(id).chain(conversation))
+        .collect())
+}
+
+/// Deletes a lead's calls (erasure).
+pub async fn delete_of_lead(tx: &mut Tx, lead_id: &str) -> Result<u64> {
+    tx.execute(Q::new("DELETE FROM calls WHERE lead_id = $1").bind(lead_id))
+        .await
 }
 
 #[cfg(test)]

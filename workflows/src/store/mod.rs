@@ -143,6 +143,24 @@ pub async fn lead(db: &Db, id: &str) -> Result<Option<Lead>> {
     row.map(Lead::try_from).transpose()
 }
 
+/// Erases a lead and everything derived from it, in one transaction: its runs (with their
+/// attempts, waits, events and changes), their script pins, its calls (transcripts, analyses,
+/// scores) and the lead itself. Refused while one of its runs has not finished. Returns whether
+/// the lead existed.
+pub async fn erase_lead(engine: &switchboard_engine::Engine, lead_id: &str) -> Result<bool> {
+    let mut tx = engine.db().begin().await?;
+    let keys = calls::event_keys_of_lead(&mut tx, lead_id).await?;
+    scripts::unpin_runs_of_subject(&mut tx, lead_id).await?;
+    engine.erase_subject(&mut tx, lead_id, &keys).await?;
+    calls::delete_of_lead(&mut tx, lead_id).await?;
+    let existed = tx
+        .execute(Q::new("DELETE FROM leads WHERE id = $1").bind(lead_id))
+        .await?
+        == 1;
+    tx.commit().await?;
+    Ok(existed)
+}
+
 /// The business' most recent lead with this phone number (E.164).
 pub async fn lead_by_phone(db: &Db, business_id: &str, phone: &str) -> Result<Option<Lead>> {
     let row: Option<LeadRow> = db

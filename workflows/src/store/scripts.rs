@@ -161,3 +161,12 @@ pub async fn pinned(db: &Db, run_id: &str) -> Result<Option<(i64, String)>> {
     )
     .await
 }
+
+/// Deletes the script pins of every run of `subject_id` (erasure, before the runs go).
+pub async fn unpin_runs_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
+    tx.execute(
+        Q::new("DELETE FROM run_scripts WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)")
+            .bind(subject_id),
+    )
+    .await
+}

@@ -1,0 +1,135 @@
+//! Right to erasure: `DELETE /api/v1/leads/{id}` removes the lead and everything derived from it.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_engine::store::Q;
+use switchboard_tests::*;
+
+const T: Duration = Duration::from_secs(30);
+
+crate::on_both_backends!(
+    erasing_a_lead_removes_everything_derived_from_it_and_nothing_else,
+    a_lead_with_a_run_in_flight_is_not_erased_until_it_ends,
+);
+
+/// Rows in each table that belong to the lead `lead_id` (whose run is `run_id`).
+async fn rows_of(app: &TestApp, lead_id: &str, run_id: &str) -> Vec<(&'static str, i64)> {
+    let by_lead = [
+        ("leads", "id"),
+        ("calls", "lead_id"),
+        ("sb_runs", "subject_id"),
+    ];
+    let by_run = [
+        "sb_steps",
+        "sb_waits",
+        "sb_changes",
+        "sb_events",
+        "run_scripts",
+    ];
+    let mut counts = Vec::new();
+    for (table, column) in by_lead {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+        let (n,): (i64,) = app
+            .engine
+            .db()
+            .fetch_one(Q::new(sql).bind(lead_id))
+            .await
+            .unwrap();
+        counts.push((table, n));
+    }
+    for table in by_run {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE run_id = $1");
+        let (n,): (i64,) = app
+            .engine
+            .db()
+            .fetch_one(Q::new(sql).bind(run_id))
+            .await
+            .unwrap();
+        counts.push((table, n));
+    }
+    counts
+}
+
+async fn erasing_a_lead_removes_everything_derived_from_it_and_nothing_else(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead, run) = app.create_lead(json!({"outcome": "interested"})).await;
+    let (other_lead, other_run) = app.create_lead(json!({"outcome": "interested"})).await;
+    app.wait_for_status(&run, "succeeded", T).await;
+    app.wait_for_status(&other_run, "succeeded", T).await;
+    let before = rows_of(&app, &lead, &run).await;
+    for table in [
+        "leads",
+        "calls",
+        "sb_runs",
+        "sb_steps",
+        "sb_changes",
+        "sb_events",
+        "run_scripts",
+    ] {
+        let n = before.iter().find(|(t, _)| *t == table).unwrap().1;
+        assert!(n > 0, "{table} holds the lead's rows before: {before:?}");
+    }
+    let others_before = rows_of(&app, &other_lead, &other_run).await;
+
+    assert_eq!(
+        app.delete(&format!("/api/v1/leads/{lead}")).await,
+        (204, serde_json::Value::Null)
+    );
+
+    let after = rows_of(&app, &lead, &run).await;
+    assert!(after.iter().all(|(_, n)| *n == 0), "{after:?}");
+    // The transcript arrived as an event keyed by the conversation: none is left but the other
+    // lead's.
+    let (events,): (i64,) = app
+        .engine
+        .db()
+        .fetch_one(
+            Q::new("SELECT COUNT(*) FROM sb_events WHERE run_id IS NULL OR run_id <> $1")
+                .bind(other_run.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+    assert_eq!(app.get(&format!("/api/v1/leads/{lead}")).await.0, 404);
+    assert_eq!(app.get(&format!("/api/v1/runs/{run}")).await.0, 404);
+    let (_, list) = app.get("/api/v1/runs").await;
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other_run.as_str()]);
+    // The other lead keeps all of its rows.
+    assert_eq!(rows_of(&app, &other_lead, &other_run).await, others_before);
+    // Erasing again, or an unknown lead: 404 in the one error shape.
+    let (status, body) = app.delete(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+async fn a_lead_with_a_run_in_flight_is_not_erased_until_it_ends(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (lead, run) = app
+        .create_lead(json!({"outcome": "interested", "deliver_webhook": false}))
+        .await;
+    app.wait_for_status(&run, "waiting", T).await;
+    let before = rows_of(&app, &lead, &run).await;
+    let (status, body) = app.delete(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(rows_of(&app, &lead, &run).await, before, "nothing changed");
+    assert_eq!(app.get(&format!("/api/v1/leads/{lead}")).await.0, 200);
+
+    assert_eq!(app.post(&format!("/api/v1/runs/{run}/cancel")).await.0, 200);
+    assert_eq!(app.delete(&format!("/api/v1/leads/{lead}")).await.0, 204);
+    assert!(
+        rows_of(&app, &lead, &run)
+            .await
+            .iter()
+            .all(|(_, n)| *n == 0)
+    );
+}
