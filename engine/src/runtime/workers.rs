@@ -216,6 +216,13 @@ async fn run_monitor(
     }
 }
 
+/// Whether a heartbeat `age_secs` old is older than `after`. Signed: a heartbeat stamped by the
+/// database's clock can be a second "in the future" of ours (age -1), which read as unsigned
+/// once counted as stale and replaced a live worker mid-step.
+fn stale(age_secs: i64, after: Duration) -> bool {
+    age_secs > after.as_secs() as i64
+}
+
 /// apalis restarts a dead worker this many times; after that the supervisor starts a new
 /// generation with backoff, so a persistent failure (database down) does not spin.
 const QUICK_RESTARTS: usize = 3;
@@ -299,7 +306,7 @@ impl Engine {
                                 continue;
                             }
                             match workers::heartbeat_age(engine.db(), &name).await {
-                                Ok(Some(age)) if age as u64 > stale_after.as_secs() => {
+                                Ok(Some(age)) if stale(age, stale_after) => {
                                     warn!(worker = %name, age_secs = age, "worker heartbeat stopped; replacing the worker");
                                     break;
                                 }
@@ -319,5 +326,19 @@ impl Engine {
             monitor,
             name,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_from_a_clock_a_little_ahead_is_fresh() {
+        let after = Duration::from_secs(10);
+        assert!(!stale(-1, after));
+        assert!(!stale(0, after));
+        assert!(!stale(10, after));
+        assert!(stale(11, after));
     }
 }

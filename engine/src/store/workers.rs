@@ -17,7 +17,7 @@ fn last_seen(sqlite: bool, condition: &str, arg: String) -> Q {
         format!("SELECT MAX(last_seen) AS last_seen FROM Workers WHERE id {condition}")
     } else {
         format!(
-            "SELECT EXTRACT(EPOCH FROM MAX(last_seen))::BIGINT AS last_seen FROM apalis.workers WHERE id {condition}"
+            "SELECT FLOOR(EXTRACT(EPOCH FROM MAX(last_seen)))::BIGINT AS last_seen FROM apalis.workers WHERE id {condition}"
         )
     };
     Q::new(sql).bind(arg)
