@@ -148,6 +148,11 @@ pub struct Config {
     )]
     pub queue_board_addr: SocketAddr,
 
+    /// Seconds a request may take before it is answered `503 timeout` (the live event stream
+    /// excepted).
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,

@@ -35,6 +35,9 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 503: the request took longer than allowed; it may have taken effect in part.
+    #[error("the request took longer than {0:?}; retry (with the same Idempotency-Key for a lead)")]
+    Timeout(std::time::Duration),
     /// 503: not ready to serve (`/readyz`); `details` says which check failed.
     #[error("{message}")]
     Unavailable { message: String, details: Value },
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", Value::Null),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", Value::Null),
             ApiError::Unavailable { details, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",

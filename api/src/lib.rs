@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod prometheus;
 pub mod queue_board;

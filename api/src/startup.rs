@@ -53,6 +53,8 @@ pub struct AppState {
     /// The name this process' workers run under (`/readyz` checks their heartbeat); `None`
     /// when it runs none.
     pub worker_name: Option<Arc<str>>,
+    /// How long a request may take.
+    pub request_timeout: Duration,
 }
 
 /// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
@@ -135,6 +137,10 @@ pub fn app(state: AppState) -> Router {
         .route("/queue", get(routes::queue_board))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            crate::limits::time_limit,
+        ))
         .layer(axum::middleware::from_fn(crate::prometheus::track))
         // A span per request (by route pattern: paths and queries can hold a lead's phone);
         // 5xx are logged once, by the error type.
@@ -344,6 +350,7 @@ impl Application {
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         let state = AppState {
             worker_name: workers.as_ref().map(|w| Arc::from(w.name())),
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
             engine: engine.clone(),
             feed: feed.clone(),
             voice: core.voice,

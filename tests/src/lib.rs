@@ -190,6 +190,7 @@ pub fn test_config(database_url: &str) -> Config {
         cors_origins: vec!["https://app.example.com".into()],
         log: "warn".into(),
         log_format: Default::default(),
+        request_timeout_secs: 30,
         sentry_dsn: None,
         sentry_environment: None,
     }
