@@ -33,29 +33,38 @@ pub async fn health() -> Json<Value> {
 pub async fn ready(
     axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
 ) -> crate::error::ApiResult<Json<Value>> {
-    let db = state.engine.db();
-    let (database, migrations) = match switchboard_engine::pending_migrations(db).await {
-        Ok(0) => ("ok".to_owned(), "ok".to_owned()),
-        Ok(n) => ("ok".to_owned(), format!("{n} not applied")),
-        Err(e) => (format!("unreachable: {e}"), "unknown".to_owned()),
-    };
+    // Each check passes (`Ok`) or fails (`Err`) with the text an operator reads.
+    let ok = || Ok::<String, String>("ok".into());
+    let (database, migrations) =
+        match switchboard_engine::pending_migrations(state.engine.db()).await {
+            Ok(0) => (ok(), ok()),
+            Ok(n) => (ok(), Err(format!("{n} not applied"))),
+            Err(e) => (Err(format!("unreachable: {e}")), Err("unknown".into())),
+        };
     let workers = match state.worker_name.as_deref() {
-        None => "not run by this process".to_owned(),
+        None => Ok("not run by this process".into()),
         Some(name) => match state.engine.workers_alive(name).await {
-            Ok(true) => "ok".to_owned(),
-            Ok(false) => "not heartbeating".to_owned(),
-            Err(e) => format!("unknown: {e}"),
+            Ok(true) => ok(),
+            Ok(false) => Err("not heartbeating".into()),
+            Err(e) => Err(format!("unknown: {e}")),
         },
     };
-    let ready =
-        database == "ok" && migrations == "ok" && (workers == "ok" || state.worker_name.is_none());
-    let checks = json!({ "database": database, "migrations": migrations, "workers": workers });
+    let checks = [
+        ("database", database),
+        ("migrations", migrations),
+        ("workers", workers),
+    ];
+    let ready = checks.iter().all(|(_, check)| check.is_ok());
+    let checks: serde_json::Map<String, Value> = checks
+        .into_iter()
+        .map(|(name, check)| (name.to_owned(), Value::String(check.unwrap_or_else(|e| e))))
+        .collect();
     if ready {
         Ok(Json(json!({ "status": "ready", "checks": checks })))
     } else {
         Err(crate::error::ApiError::Unavailable {
             message: "not ready".into(),
-            details: checks,
+            details: checks.into(),
         })
     }
 }

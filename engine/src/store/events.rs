@@ -70,13 +70,20 @@ pub async fn consume(tx: &mut Tx, id: &str, run_id: &str) -> Result<()> {
 /// Deletes the events consumed by a run of `subject_id`, and those received under any of `keys`
 /// (erasure: a late webhook for one of its calls is the subject's too).
 pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str, keys: &[String]) -> Result<u64> {
-    let mut n = tx
-        .execute(Q::new("DELETE FROM sb_events WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)").bind(subject_id))
-        .await?;
+    // `$2`… one per key; `key IN ()` would not parse, so no keys means no key condition.
+    let by_key = if keys.is_empty() {
+        String::new()
+    } else {
+        let params: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+        format!(" OR key IN ({})", params.join(","))
+    };
+    let mut q = Q::new(format!(
+        "DELETE FROM sb_events \
+         WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1){by_key}"
+    ))
+    .bind(subject_id);
     for key in keys {
-        n += tx
-            .execute(Q::new("DELETE FROM sb_events WHERE key = $1").bind(key.as_str()))
-            .await?;
+        q = q.bind(key.as_str());
     }
-    Ok(n)
+    tx.execute(q).await
 }

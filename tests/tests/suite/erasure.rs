@@ -15,35 +15,23 @@ crate::on_both_backends!(
 
 /// Rows in each table that belong to the lead `lead_id` (whose run is `run_id`).
 async fn rows_of(app: &TestApp, lead_id: &str, run_id: &str) -> Vec<(&'static str, i64)> {
-    let by_lead = [
-        ("leads", "id"),
-        ("calls", "lead_id"),
-        ("sb_runs", "subject_id"),
-    ];
-    let by_run = [
-        "sb_steps",
-        "sb_waits",
-        "sb_changes",
-        "sb_events",
-        "run_scripts",
+    let owned = [
+        ("leads", "id", lead_id),
+        ("calls", "lead_id", lead_id),
+        ("sb_runs", "subject_id", lead_id),
+        ("sb_steps", "run_id", run_id),
+        ("sb_waits", "run_id", run_id),
+        ("sb_changes", "run_id", run_id),
+        ("sb_events", "run_id", run_id),
+        ("run_scripts", "run_id", run_id),
     ];
     let mut counts = Vec::new();
-    for (table, column) in by_lead {
+    for (table, column, id) in owned {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
         let (n,): (i64,) = app
             .engine
             .db()
-            .fetch_one(Q::new(sql).bind(lead_id))
-            .await
-            .unwrap();
-        counts.push((table, n));
-    }
-    for table in by_run {
-        let sql = format!("SELECT COUNT(*) FROM {table} WHERE run_id = $1");
-        let (n,): (i64,) = app
-            .engine
-            .db()
-            .fetch_one(Q::new(sql).bind(run_id))
+            .fetch_one(Q::new(sql).bind(id))
             .await
             .unwrap();
         counts.push((table, n));
