@@ -354,31 +354,44 @@ async fn three_worker_processes(backend: Backend) {
         });
     }
 
-    // Mid-load, while it executes steps, the first worker is told to stop: it finishes the
-    // steps it is executing and exits cleanly; whatever it had not started goes to the other two.
-    let victim = 0;
+    // Mid-load, a worker that is executing steps is told to stop: it finishes the steps it is
+    // executing and exits cleanly; whatever it had not started goes to the other two. (Whichever
+    // worker is busy at that moment: a fixed one may have no step of its own before the others
+    // drain the queue.)
     eventually(
         "a third of the runs to succeed",
         ALL_DONE_DEADLINE,
         || async { (succeeded_runs(&pool).await >= SIGTERM_AFTER).then_some(()) },
     )
     .await;
-    let victim_like = format!("{}%", names[victim]);
-    let running = || async {
-        sqlx::query_as::<_, (String, String, String)>(
-            "SELECT id, run_id, name FROM sb_steps WHERE status = 'running' AND claimed_by LIKE $1",
-        )
-        .bind(&victim_like)
-        .fetch_all(&pool)
-        .await
-        .unwrap()
+    let running_of = |claimant: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT id, run_id, name FROM sb_steps WHERE status = 'running' AND claimed_by LIKE $1",
+            )
+            .bind(format!("{claimant}%"))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
     };
-    let in_flight = eventually(
-        "the first worker to be executing a step",
+    let (victim, in_flight) = eventually(
+        "a worker to be executing a step",
         Duration::from_secs(30),
-        || async { Some(running().await).filter(|r| !r.is_empty()) },
+        || async {
+            for (i, name) in names.iter().enumerate() {
+                let steps = running_of(name.clone()).await;
+                if !steps.is_empty() {
+                    return Some((i, steps));
+                }
+            }
+            None
+        },
     )
     .await;
+    let victim_like = format!("{}%", names[victim]);
+    let running = || running_of(names[victim].clone());
     let open_at_sigterm = count(
         &pool,
         "SELECT count(*) FROM sb_runs WHERE status <> 'succeeded'",
