@@ -153,6 +153,22 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// An operator key (at least 16 characters) for automation: stored (hashed) at start-up and
+    /// usable as `Authorization: Bearer <key>`. Unset, the first start on an empty database
+    /// creates an operator key and prints it once.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<String>,
+
+    /// Requests a second each API key may make (per API process); more get `429` with
+    /// `Retry-After`.
+    #[arg(long, env = "SWITCHBOARD_KEY_RATE_LIMIT", default_value_t = 50)]
+    pub key_rate_limit: u32,
+
+    /// Requests a second each client address may make to the unauthenticated routes (webhooks,
+    /// dashboard sign-in), per API process.
+    #[arg(long, env = "SWITCHBOARD_ADDRESS_RATE_LIMIT", default_value_t = 200)]
+    pub address_rate_limit: u32,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,
@@ -250,7 +266,14 @@ impl Config {
         if self.script_threads == 0 {
             return Err("SWITCHBOARD_SCRIPT_THREADS must be at least 1".into());
         }
+        if self.key_rate_limit == 0 || self.address_rate_limit == 0 {
+            return Err(
+                "SWITCHBOARD_KEY_RATE_LIMIT and SWITCHBOARD_ADDRESS_RATE_LIMIT must be at least 1"
+                    .into(),
+            );
+        }
         for (name, secret) in [
+            ("SWITCHBOARD_OPERATOR_KEY", &self.operator_key),
             ("ELEVENLABS_WEBHOOK_SECRET", &self.elevenlabs_webhook_secret),
             (
                 "ELEVENLABS_PERSONALIZATION_SECRET",

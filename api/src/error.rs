@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_engine::EngineError;
@@ -13,9 +13,15 @@ pub enum ApiError {
     /// 400: the body is not JSON, or a parameter is malformed.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    /// 401: a webhook signature is missing, wrong or stale.
+    /// 401: no valid API key or session; a webhook signature missing, wrong or stale.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: authenticated, but not allowed (an operator-only route, a missing CSRF token).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 429: over the caller's rate limit; retry after the given time (`Retry-After`).
+    #[error("too many requests: retry in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     /// 404: no such thing (or not this caller's).
     #[error("{0}")]
     NotFound(String),
@@ -63,6 +69,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code, Value::Null),
+            ApiError::RateLimited(after) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                json!({ "retry_after_secs": after.as_secs().max(1) }),
+            ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", Value::Null),
             ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", Value::Null),
@@ -97,7 +109,13 @@ impl IntoResponse for ApiError {
         }
         let body =
             json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(after) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
+        response
     }
 }
 

@@ -1,5 +1,6 @@
 //! Switchboard's HTTP API and process start-up: the `switchboard` binary's library.
 
+pub mod access;
 pub mod agents_cli;
 pub mod bench;
 pub mod cli;

@@ -1,11 +1,20 @@
 //! Limits every request lives under: a time limit (the live event stream, which never ends by
-//! itself, excepted). Body size limits sit on the routes (see `startup::app`).
+//! itself, excepted), and rate limits per API key and, for the unauthenticated routes (webhooks,
+//! sign-in), per client address. Body size limits sit on the routes (see `startup::app`).
+//!
+//! Rate limits are kept in each process: with N API processes behind a balancer a key gets up
+//! to N times its limit.
 
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 
@@ -22,6 +31,73 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
         Ok(response) => response,
         Err(_) => ApiError::Timeout(limit).into_response(),
     }
+}
+
+/// Token buckets: one per API key, one per client address. Each holds a second's worth of
+/// requests and refills at its rate.
+pub struct RateLimits {
+    keys: DefaultKeyedRateLimiter<String>,
+    addresses: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+}
+
+/// Buckets kept before idle ones are dropped (a flood from many addresses stays bounded).
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimits {
+    /// `per_key` requests a second for each API key, `per_address` for each client address on
+    /// the unauthenticated routes.
+    pub fn new(per_key: NonZeroU32, per_address: NonZeroU32) -> RateLimits {
+        RateLimits {
+            keys: RateLimiter::keyed(Quota::per_second(per_key)),
+            addresses: RateLimiter::keyed(Quota::per_second(per_address)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `429` with the time to wait if key `key_id` is over its limit.
+    pub fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
+        let verdict = self.keys.check_key(&key_id.to_owned());
+        if self.keys.len() > MAX_BUCKETS {
+            self.keys.retain_recent();
+        }
+        verdict
+            .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
+    }
+
+    /// `429` with the time to wait if `address` is over its limit.
+    pub fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
+        let verdict = self.addresses.check_key(&address);
+        if self.addresses.len() > MAX_BUCKETS {
+            self.addresses.retain_recent();
+        }
+        verdict
+            .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
+    }
+}
+
+/// Whole seconds, at least one (what `Retry-After` can say).
+fn round_up(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(Duration::from_secs(1))
+}
+
+/// Rate-limits an unauthenticated route by the client's address (the peer of the connection;
+/// behind a proxy, every client shares the proxy's).
+pub async fn limit_by_address(
+    State(limits): State<Arc<RateLimits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer
+        && let Err(e) = limits.check_address(ip)
+    {
+        return e.into_response();
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -67,5 +143,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
+    }
+
+    #[test]
+    fn a_key_over_its_rate_gets_429_with_the_seconds_to_wait() {
+        let limits = RateLimits::new(NonZeroU32::new(2).unwrap(), NonZeroU32::new(1).unwrap());
+        assert!(limits.check_key("key_a").is_ok());
+        assert!(limits.check_key("key_a").is_ok());
+        let Err(ApiError::RateLimited(after)) = limits.check_key("key_a") else {
+            panic!("the third request in a second is over the limit");
+        };
+        assert_eq!(after, Duration::from_secs(1));
+        assert!(
+            limits.check_key("key_b").is_ok(),
+            "each key has its own bucket"
+        );
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(limits.check_address(ip).is_ok());
+        assert!(limits.check_address(ip).is_err());
+    }
+
+    #[test]
+    fn waits_are_whole_seconds_rounded_up() {
+        assert_eq!(round_up(Duration::from_millis(1)), Duration::from_secs(1));
+        assert_eq!(
+            round_up(Duration::from_millis(1001)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(round_up(Duration::ZERO), Duration::from_secs(1));
     }
 }

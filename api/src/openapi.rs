@@ -62,15 +62,90 @@ pub struct ErrorDetail {
         routes::ready,
         crate::prometheus::metrics,
         routes::queue_board,
+        routes::sessions::sign_in,
+        routes::sessions::current,
+        routes::sessions::sign_out,
+        routes::keys::create,
+        routes::keys::list,
+        routes::keys::revoke,
+        routes::audit::list,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail))
+    components(schemas(ErrorBody, ErrorDetail, routes::keys::NewKey, routes::sessions::SignIn)),
+    modifiers(&Authentication)
 )]
 pub struct ApiDoc;
 
+/// Declares the two ways to authenticate, and on every operation that is not marked public
+/// (`security(())`) requires one and documents its `401` and `429` answers.
+struct Authentication;
+
+impl utoipa::Modify for Authentication {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key, `sbk_…`: an operator's or a business'"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::access::SESSION_COOKIE,
+                "A dashboard session (POST /api/v1/sessions); actions also need the \
+                 X-CSRF-Token header",
+            ))),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                if op.security.is_some() {
+                    continue; // public: marked `security(())`
+                }
+                op.security = Some(vec![
+                    SecurityRequirement::new("api_key", Vec::<String>::new()),
+                    SecurityRequirement::new("session", Vec::<String>::new()),
+                ]);
+                let responses = &mut op.responses.responses;
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("No valid API key or session").into());
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| error("Over the key's rate limit; see Retry-After").into());
+            }
+        }
+    }
+}
+
 /// `GET /api/v1/openapi.json`.
 #[utoipa::path(
-    get, path = "/api/v1/openapi.json", tag = "health", operation_id = "openapi",
+    get, path = "/api/v1/openapi.json", tag = "health", operation_id = "openapi", security(()),
     responses((status = 200, description = "This document", body = Object))
 )]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {

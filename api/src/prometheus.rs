@@ -70,7 +70,11 @@ pub fn handle() -> PrometheusHandle {
         (status = 500, description = "The database could not be read", body = crate::openapi::ErrorBody),
     )
 )]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: crate::tenant::Caller,
+) -> ApiResult<Response> {
+    caller.require_operator()?;
     let handle = handle();
     let db = state.engine.db();
     let counts = runs::count_by_status(db, None).await?;

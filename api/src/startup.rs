@@ -27,8 +27,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
+use crate::access::{self, Bootstrap};
 use crate::config::Config;
 use crate::error::{ApiError, JSON_BODY_LIMIT};
+use crate::limits::RateLimits;
 use crate::routes;
 
 /// What every handler can reach.
@@ -55,6 +57,10 @@ pub struct AppState {
     pub worker_name: Option<Arc<str>>,
     /// How long a request may take.
     pub request_timeout: Duration,
+    /// Rate limits per API key and per client address.
+    pub limits: Arc<RateLimits>,
+    /// Whether the session cookie is marked `Secure` (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 /// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
@@ -73,14 +79,17 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static(crate::access::CSRF_HEADER),
         ])
         .expose_headers([HeaderName::from_static("idempotent-replayed")])
         .max_age(Duration::from_secs(600))
 }
 
-/// The router: API, webhooks, health and dashboard.
+/// The router: API, webhooks, health and dashboard. Every route needs an API key or a
+/// dashboard session except health, the OpenAPI document, the signed webhooks and sign-in (rate
+/// limited per client address instead), and the dashboard's static pages.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+    let authenticated = Router::new()
         .route("/api/v1/leads", post(routes::leads::create))
         .route(
             "/api/v1/leads/{id}",
@@ -105,6 +114,19 @@ pub fn app(state: AppState) -> Router {
             get(routes::scripts::version),
         )
         .route("/api/v1/scripts/reference", get(routes::scripts::reference))
+        .route(
+            "/api/v1/keys",
+            get(routes::keys::list).post(routes::keys::create),
+        )
+        .route(
+            "/api/v1/keys/{id}",
+            axum::routing::delete(routes::keys::revoke),
+        )
+        .route(
+            "/api/v1/sessions/current",
+            get(routes::sessions::current).delete(routes::sessions::sign_out),
+        )
+        .route("/api/v1/audit", get(routes::audit::list))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route(
             "/api/v1/businesses/{id}/script",
@@ -122,20 +144,35 @@ pub fn app(state: AppState) -> Router {
             post(routes::scripts::dry_run)
                 .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
         )
+        .route("/metrics", get(crate::prometheus::metrics))
+        .route("/queue", get(routes::queue_board))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::authenticate,
+        ));
+    let public = Router::new()
+        .route(
+            "/api/v1/sessions",
+            post(routes::sessions::sign_in).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        )
         .route(
             "/api/v1/webhooks/elevenlabs/personalize",
-            post(routes::personalize::personalize),
+            post(routes::personalize::personalize).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
         )
         .route(
             "/api/v1/webhooks/elevenlabs",
             post(routes::webhooks::elevenlabs)
                 .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            crate::limits::limit_by_address,
+        ))
         .route("/healthz", get(routes::health))
         .route("/readyz", get(routes::ready))
-        .route("/metrics", get(crate::prometheus::metrics))
-        .route("/queue", get(routes::queue_board))
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .route("/api/v1/openapi.json", get(crate::openapi::document));
+    let api = public
+        .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,
@@ -345,6 +382,18 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
         let core = Core::build(&config, &overrides, &public_url).await?;
         let engine = core.engine;
+        match access::bootstrap(engine.db(), config.operator_key.as_deref()).await? {
+            Bootstrap::Created(key) => {
+                // Shown this once; only its hash is stored.
+                println!(
+                    "\nCreated the first operator key (shown only now; store it safely):\n\n    \
+                     {key}\n\nSign in to the dashboard with it, or send it as \
+                     `Authorization: Bearer <key>`.\n"
+                );
+                info!("created the first operator key (printed once on standard output)");
+            }
+            Bootstrap::FromSetting | Bootstrap::Existing => {}
+        }
         let feed = ChangeFeed::start(engine.db().clone()).await?;
         let worker_options = worker_options(&config);
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
@@ -362,6 +411,11 @@ impl Application {
                 .map(Arc::from),
             policy: core.policy,
             queue_board_url: queue_board_url(&board_listener, &public_url)?.into(),
+            limits: Arc::new(RateLimits::new(
+                per_second(config.key_rate_limit),
+                per_second(config.address_rate_limit),
+            )),
+            secure_cookies: public_url.starts_with("https://"),
         };
         let board_url = state.queue_board_url.clone();
         let router = app(state);
@@ -403,7 +457,7 @@ impl Application {
         let board = tokio::spawn(axum::serve(board_listener, board).into_future());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
-            axum::serve(self.listener, self.router)
+            axum::serve(self.listener, with_peers(self.router))
                 .with_graceful_shutdown(async {
                     let _ = stop_rx.await;
                 })
@@ -457,13 +511,25 @@ pub struct Parts {
     pub worker_options: WorkerOptions,
 }
 
+/// The router as a service that knows each connection's peer (rate limits by client address).
+fn with_peers(
+    router: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr> {
+    router.into_make_service_with_connect_info::<std::net::SocketAddr>()
+}
+
+/// A validated rate (`Config::validate` refuses 0).
+fn per_second(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
 /// Serves the API and the queue view until either fails (or the future is dropped).
 async fn serve_both(
     (listener, router): (TcpListener, Router),
     (board_listener, board): (TcpListener, Router),
 ) -> std::io::Result<()> {
     tokio::try_join!(
-        axum::serve(listener, router).into_future(),
+        axum::serve(listener, with_peers(router)).into_future(),
         axum::serve(board_listener, board).into_future(),
     )?;
     Ok(())

@@ -207,9 +207,16 @@
   }
 
   /** fetch + JSON; non-2xx answers become ApiError from the API's error shape. */
+  // The signed-in session: who it is and the CSRF token actions carry (see startSession).
+  const session = { csrfToken: null, csrfHeader: 'X-CSRF-Token' };
+
   async function api(path, options) {
     const opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, options || {});
     opts.headers = Object.assign({ Accept: 'application/json' }, (options && options.headers) || {});
+    const method = (opts.method || 'GET').toUpperCase();
+    if (method !== 'GET' && method !== 'HEAD' && session.csrfToken) {
+      opts.headers[session.csrfHeader] = session.csrfToken;
+    }
     let response;
     try {
       response = await fetch(API + path, opts);
@@ -223,6 +230,7 @@
     if (text) {
       try { body = JSON.parse(text); parsed = true; } catch (_) { parsed = false; }
     }
+    if (response.status === 401 && path !== '/sessions') showSignIn();
     if (!response.ok) {
       const e = parsed && body && typeof body === 'object' ? body.error : null;
       if (e && typeof e === 'object') {
@@ -1167,9 +1175,70 @@
     setLive('done', 'Loaded');
   }
 
+  // ------------------------------------------------------------------ sign-in
+
+  // Every page needs a session: a key is traded for an HttpOnly cookie (POST /sessions), and
+  // GET /sessions/current gives the CSRF token that actions send back.
+  let signInShown = false;
+
+  function showSignIn() {
+    if (signInShown) return;
+    signInShown = true;
+    for (const view of document.querySelectorAll('.view')) setHidden(view, true);
+    setHidden($('#session'), true);
+    setHidden($('#sign-in-view'), false);
+    $('#sign-in-key').focus();
+  }
+
+  function initSignIn() {
+    $('#sign-in-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const key = $('#sign-in-key').value.trim();
+      if (!key) return;
+      try {
+        await api('/sessions', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ key: key }),
+        });
+        location.reload();
+      } catch (err) {
+        setText($('#sign-in-error'), err.status === 401 ? 'That key is unknown or revoked.' : err.message);
+        setHidden($('#sign-in-error'), false);
+      }
+    });
+    $('#sign-out').addEventListener('click', async () => {
+      try {
+        await api('/sessions/current', { method: 'DELETE' });
+      } catch (err) {
+        setError('action', err);
+        return;
+      }
+      location.reload();
+    });
+  }
+
+  /** Resolves with the caller when signed in; shows the sign-in form and resolves null if not. */
+  async function startSession() {
+    let who;
+    try {
+      who = await api('/sessions/current');
+    } catch (err) {
+      if (err.status !== 401) setError('session', err);
+      return null;
+    }
+    session.csrfToken = who.csrf_token || null;
+    if (who.csrf_header) session.csrfHeader = who.csrf_header;
+    setText($('#session-who'), who.operator ? 'Operator' : 'Business ' + who.business);
+    setHidden($('#session'), false);
+    return who;
+  }
+
   // ------------------------------------------------------------------ startup
 
-  function start() {
+  async function start() {
+    initSignIn();
+    if (!(await startSession())) return;
     $('#error-dismiss').addEventListener('click', () => {
       errors.clear();
       renderErrors();

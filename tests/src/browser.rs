@@ -135,6 +135,22 @@ impl Browser {
         .await
     }
 
+    /// Signs in with `key` on the open page's sign-in form (which it waits for), then waits
+    /// until the page shows the session.
+    pub async fn sign_in(&self, key: &str) {
+        let within = Duration::from_secs(30);
+        let form = "return document.querySelector('#sign-in-view:not([hidden])') !== null;";
+        self.wait_for("the sign-in form", form, within).await;
+        self.eval(&format!(
+            "document.querySelector('#sign-in-key').value = {}; \
+             document.querySelector('#sign-in-submit').click(); return true;",
+            json!(key)
+        ))
+        .await;
+        let signed_in = "return document.querySelector('#session:not([hidden])') !== null;";
+        self.wait_for("the signed-in page", signed_in, within).await;
+    }
+
     /// Clicks the first element matching `selector`.
     pub async fn click(&self, selector: &str) {
         let script = format!(

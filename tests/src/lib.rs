@@ -19,6 +19,20 @@ use switchboard_workflows::simulator::Simulator;
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 /// The secret inbound personalisation requests carry.
 pub const PERSONALIZATION_SECRET: &str = "test-personalization-secret";
+/// The operator key every test app starts with (`SWITCHBOARD_OPERATOR_KEY`); [`TestApp::client`]
+/// sends it.
+pub const OPERATOR_KEY: &str = "sbk_test-operator-key-0123456789";
+
+/// An HTTP client that sends `key` as `Authorization: Bearer` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}").parse().expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
 
 /// Which database a test runs on.
 #[derive(Clone, Debug)]
@@ -191,6 +205,9 @@ pub fn test_config(database_url: &str) -> Config {
         log: "warn".into(),
         log_format: Default::default(),
         request_timeout_secs: 30,
+        operator_key: Some(OPERATOR_KEY.into()),
+        key_rate_limit: 10_000,
+        address_rate_limit: 10_000,
         sentry_dsn: None,
         sentry_environment: None,
     }
@@ -234,7 +251,7 @@ async fn spawn_on(
     });
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: client_with_key(OPERATOR_KEY),
         engine: parts.engine,
         simulator: parts.simulator,
         voice_resilience: parts.voice_resilience,
@@ -513,16 +530,37 @@ impl TestApp {
 
     /// Sends `body` as JSON with `method` to `path`, returning status and JSON body.
     pub async fn send(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = self
-            .client
-            .request(method, format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        self.send_with(&self.client, method, path, Some(body)).await
+    }
+
+    /// Sends `body` (if any) as JSON with `method` to `path` through `client` (say, one with
+    /// another key, or none), returning status and JSON body (`null` when empty).
+    pub async fn send_with(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = client.request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an API key for `business` as the operator; returns `(key id, key)`.
+    pub async fn create_key(&self, business: &str) -> (String, String) {
+        let body = json!({ "name": format!("{business} test key"), "business": business });
+        let (status, key) = self.send("POST", "/api/v1/keys", &body).await;
+        assert_eq!(status, 201, "{key}");
+        (
+            key["id"].as_str().unwrap().to_owned(),
+            key["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// `PUT /api/v1/businesses/{business}/script`.
@@ -559,6 +597,7 @@ impl TestApp {
             .unwrap();
         let resp = no_redirects
             .get(format!("{}/queue", self.address))
+            .bearer_auth(OPERATOR_KEY)
             .send()
             .await
             .unwrap();

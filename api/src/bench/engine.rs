@@ -421,7 +421,7 @@ async fn serve_rss(bench: &BenchDb, settle: Duration) -> anyhow::Result<f64> {
     let addr = format!("127.0.0.1:{port}");
     let child = spawn_process(bench, "serve", &["--addr", &addr])?;
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("serve exited"))?;
-    let client = reqwest::Client::new();
+    let client = super::client();
     until(
         "serve to answer",
         Duration::from_secs(60),

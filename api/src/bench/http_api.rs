@@ -19,7 +19,7 @@ pub(super) async fn personalize(iterations: usize) -> anyhow::Result<Vec<Figure>
     let db = BenchDb::create(&Backend::Sqlite, "personalize").await?;
     let (base, parts, task) =
         server(&db, &["--elevenlabs-personalization-secret", secret], false).await?;
-    let client = reqwest::Client::new();
+    let client = super::client();
     let lead = serde_json::json!({"business": "demo", "name": "Ada Lovelace",
         "phone": "+14155552671"});
     let created = client
@@ -90,7 +90,7 @@ pub(super) async fn intake(
 ) -> anyhow::Result<Vec<Figure>> {
     let db = BenchDb::create(backend, "intake").await?;
     let (base, parts, task) = server(&db, &[], false).await?;
-    let client = reqwest::Client::new();
+    let client = super::client();
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -215,7 +215,7 @@ pub(super) async fn runs_list(
     let seeding = Instant::now();
     let middle = seed_runs(parts.engine.db(), runs).await?;
     let seeded = seeding.elapsed();
-    let client = reqwest::Client::new();
+    let client = super::client();
     let b = backend.name();
     let mut figures = vec![single(
         "runs_list (seeding)",
@@ -278,7 +278,7 @@ pub(super) async fn create_leads(
     business: &str,
     sim: serde_json::Value,
 ) -> anyhow::Result<Vec<String>> {
-    let client = reqwest::Client::new();
+    let client = super::client();
     let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..n)
         .map(|i| {
             let client = client.clone();

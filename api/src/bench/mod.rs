@@ -318,6 +318,13 @@ fn common_args(db: &BenchDb) -> Vec<String> {
         "1000000",
         "--elevenlabs-webhook-secret",
         WEBHOOK_SECRET,
+        "--operator-key",
+        OPERATOR_KEY,
+        // The bench measures the service, not its abuse limits.
+        "--key-rate-limit",
+        "1000000",
+        "--address-rate-limit",
+        "1000000",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -326,6 +333,22 @@ fn common_args(db: &BenchDb) -> Vec<String> {
 
 /// The webhook secret of every bench server and worker.
 pub(crate) const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+
+/// The operator key of every bench server.
+pub(crate) const OPERATOR_KEY: &str = "sbk_bench-operator-key-0123456789";
+
+/// An HTTP client that authenticates as the bench's operator.
+pub(crate) fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {OPERATOR_KEY}")
+        .parse()
+        .expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
 
 /// A server in this process: its base URL, its parts and its serving task; [`shut`] stops it.
 pub(crate) async fn server(

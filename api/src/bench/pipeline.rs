@@ -190,7 +190,7 @@ pub(super) async fn webhook_resume(
                 .bind(samples as i64),
         )
         .await?;
-    let client = reqwest::Client::new();
+    let client = super::client();
     let mut latencies = Vec::with_capacity(sampled.len());
     for w in &sampled {
         let body = serde_json::to_vec(&transcription(&w.key))?;

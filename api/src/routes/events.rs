@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::tenant::Caller;
 
 /// Filters of the stream.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -48,9 +49,11 @@ impl EventsQuery {
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
+    Query(mut query): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    query.business = caller.scope(query.business)?;
     let header = headers
         .get("last-event-id")
         .map(|v| {

@@ -244,12 +244,14 @@ pub async fn erase(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let engine = &state.engine;
-    store::lead(engine.db(), &id)
+    let lead = store::lead(engine.db(), &id)
         .await?
         .filter(|l| caller.can_access(&l.business_id))
         .ok_or_else(|| ApiError::NotFound(format!("lead {id} not found")))?;
     if !store::erase_lead(engine, &id).await? {
         return Err(ApiError::NotFound(format!("lead {id} not found")));
     }
+    let business = Some(lead.business_id.as_str());
+    crate::access::audit(&state, &caller, business, "lead.erased", &id, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,15 @@
 //! HTTP handlers, one module per resource.
 
+pub mod audit;
 pub mod businesses;
 pub mod events;
+pub mod keys;
 pub mod leads;
 pub mod overview;
 pub mod personalize;
 pub mod runs;
 pub mod scripts;
+pub mod sessions;
 pub mod webhooks;
 
 use axum::Json;
@@ -14,7 +17,7 @@ use serde_json::{Value, json};
 
 /// `GET /healthz`: the process is alive (it answers; nothing else is checked).
 #[utoipa::path(
-    get, path = "/healthz", tag = "health", operation_id = "health",
+    get, path = "/healthz", tag = "health", operation_id = "health", security(()),
     responses((status = 200, description = "`{status: ok}`", body = Object))
 )]
 pub async fn health() -> Json<Value> {
@@ -24,7 +27,7 @@ pub async fn health() -> Json<Value> {
 /// `GET /readyz`: whether this process can do its work: the database answers, every migration
 /// of this build is applied, and its workers heartbeat (when it runs any).
 #[utoipa::path(
-    get, path = "/readyz", tag = "health", operation_id = "ready",
+    get, path = "/readyz", tag = "health", operation_id = "ready", security(()),
     responses(
         (status = 200, description = "`{status: ready, checks: {database, migrations, workers}}`", body = Object),
         (status = 503, description = "A check failed; `details` holds every check", body = crate::openapi::ErrorBody),
@@ -77,8 +80,10 @@ pub async fn ready(
 )]
 pub async fn queue_board(
     axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
-) -> axum::response::Redirect {
-    axum::response::Redirect::temporary(&state.queue_board_url)
+    caller: crate::tenant::Caller,
+) -> crate::error::ApiResult<axum::response::Redirect> {
+    caller.require_operator()?;
+    Ok(axum::response::Redirect::temporary(&state.queue_board_url))
 }
 
 /// An RFC 3339 time parameter as unix milliseconds; `422 invalid_time` naming `field` otherwise.

@@ -94,7 +94,7 @@ pub async fn overview(
     let now = now_ms();
     let to = parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
     let from = parse_time("from", q.from.as_deref())?.unwrap_or(now - 7 * 86_400_000);
-    let only = caller.scope(q.business);
+    let only = caller.scope(q.business)?;
     let db = state.engine.db();
     let (since, before) = (id_floor_at(from), id_floor_at(to));
     let (statuses, outcomes, waits, call_rows) = futures::try_join!(

@@ -60,7 +60,7 @@ pub async fn counts(
     caller: Caller,
     Query(q): Query<CountsQuery>,
 ) -> ApiResult<JsonResponse<Value>> {
-    let business = caller.scope(q.business);
+    let business = caller.scope(q.business)?;
     let rows = runs::count_by_status(state.engine.db(), business.as_deref()).await?;
     let mut counts = serde_json::Map::new();
     for status in STATUSES {
@@ -140,7 +140,7 @@ pub async fn list(
         super::parse_time("from", q.from.as_deref())?,
         super::parse_time("to", q.to.as_deref())?,
     );
-    let business_id = caller.scope(q.business);
+    let business_id = caller.scope(q.business)?;
     let subject_ids = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) => Some(
             switchboard_workflows::store::lead_ids_matching(
@@ -226,6 +226,33 @@ pub async fn show(
     Ok(JsonResponse(v))
 }
 
+/// What an operator can do to a run by hand (each is recorded in the audit log).
+#[derive(Clone, Copy)]
+enum Operation {
+    Cancel,
+    Retry,
+    Resume,
+}
+
+/// Does `op` to run `id`, if the caller may reach it, and records it.
+async fn operate(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    op: Operation,
+) -> ApiResult<JsonResponse<Value>> {
+    find(state, caller, &id).await?;
+    let engine = &state.engine;
+    let (run, action) = match op {
+        Operation::Cancel => (engine.cancel(&RunId(id)).await?, "run.cancelled"),
+        Operation::Retry => (engine.retry(&RunId(id)).await?, "run.retried"),
+        Operation::Resume => (engine.resume(&RunId(id)).await?, "run.resumed"),
+    };
+    let business = Some(run.business_id.as_str());
+    crate::access::audit(state, caller, business, action, &run.id, json!({})).await?;
+    Ok(JsonResponse(run_json(&run)))
+}
+
 /// `POST /api/v1/runs/{id}/cancel` → the cancelled run; 409 if it already finished.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
@@ -237,9 +264,7 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JsonResponse<Value>> {
-    find(&state, &caller, &id).await?;
-    let run = state.engine.cancel(&RunId(id)).await?;
-    Ok(JsonResponse(run_json(&run)))
+    operate(&state, &caller, id, Operation::Cancel).await
 }
 
 /// `POST /api/v1/runs/{id}/retry`: runs a failed run again from the step that failed (`409` if
@@ -254,9 +279,7 @@ pub async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JsonResponse<Value>> {
-    find(&state, &caller, &id).await?;
-    let run = state.engine.retry(&RunId(id)).await?;
-    Ok(JsonResponse(run_json(&run)))
+    operate(&state, &caller, id, Operation::Retry).await
 }
 
 /// `POST /api/v1/runs/{id}/resume`: resumes a waiting run now — a webhook wait ends as if its
@@ -271,7 +294,5 @@ pub async fn resume(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JsonResponse<Value>> {
-    find(&state, &caller, &id).await?;
-    let run = state.engine.resume(&RunId(id)).await?;
-    Ok(JsonResponse(run_json(&run)))
+    operate(&state, &caller, id, Operation::Resume).await
 }

@@ -97,6 +97,10 @@ pub async fn put(
         store::scripts::store_and_activate(&mut tx, &id, &report.hash, &body.source).await?;
     tx.commit().await?;
     tracing::info!(business = %id, version, hash = %report.hash, "script version activated");
+    if changed {
+        let detail = json!({ "version": version, "hash": report.hash });
+        crate::access::audit(&state, &caller, Some(&id), "script.activated", &id, detail).await?;
+    }
     Ok(JsonResponse(json!({
         "business": id,
         "version": version,

@@ -31,10 +31,10 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
 
 /// Handles an ElevenLabs post-call webhook.
 #[utoipa::path(
-    post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook",
+    post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook", security(()),
     params(("ElevenLabs-Signature" = String, Header, description = "`t=<unix secs>,v0=<hex HMAC-SHA256>`")),
     request_body(content = Object, description = "`{type, event_timestamp, data}`: post_call_transcription, call_initiation_failure, post_call_audio or any other type", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody))
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn elevenlabs(
     State(state): State<AppState>,

@@ -21,6 +21,29 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         return;
     };
     browser.open(&format!("{}/", app.address)).await;
+
+    // Not signed in, the dashboard asks for a key; a wrong one is refused, the operator's works.
+    browser
+        .wait_for(
+            "the sign-in form",
+            "return document.querySelector('#sign-in-view:not([hidden])') !== null;",
+            T,
+        )
+        .await;
+    browser
+        .eval(
+            "document.querySelector('#sign-in-key').value = 'sbk_not-a-real-key'; \
+             document.querySelector('#sign-in-submit').click(); return true;",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the wrong key refused",
+            "return document.querySelector('#sign-in-error:not([hidden])') !== null;",
+            T,
+        )
+        .await;
+    browser.sign_in(OPERATOR_KEY).await;
     browser
         .wait_for(
             "the runs page",
@@ -28,6 +51,19 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
             T,
         )
         .await;
+    let who = browser
+        .eval("return document.querySelector('#session-who').innerText;")
+        .await;
+    assert_eq!(who, "Operator");
+    // The session cookie is out of the page's reach (HttpOnly).
+    let cookies = browser.eval("return document.cookie;").await;
+    assert!(
+        !cookies
+            .as_str()
+            .unwrap_or("")
+            .contains("switchboard_session"),
+        "{cookies}"
+    );
 
     // A lead arrives through the API while the page is open: its row appears and advances.
     let (_, run_id) = app
@@ -247,6 +283,7 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         return;
     };
     phone.open(&format!("{}/", app.address)).await;
+    phone.sign_in(OPERATOR_KEY).await;
     phone
         .wait_for(
             "rows on a phone",

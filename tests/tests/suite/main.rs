@@ -1,6 +1,7 @@
 //! The integration suite: one binary. Every scenario runs on SQLite, and on PostgreSQL when
 //! `TEST_DATABASE_URL` is set (otherwise the `postgres::` tests say they were skipped).
 
+mod access;
 mod agents;
 mod browser;
 mod crash;

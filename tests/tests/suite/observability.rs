@@ -170,6 +170,7 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
         .env("OPENAI_BASE_URL", format!("{}/openai", fakes.base_url))
         .env("SENTRY_DSN", &dsn)
         .env("SENTRY_ENVIRONMENT", "ci")
+        .env("SWITCHBOARD_OPERATOR_KEY", OPERATOR_KEY)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -177,7 +178,7 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
         .kill_on_drop(true)
         .spawn()
         .expect("start switchboard-process serve");
-    let client = reqwest::Client::new();
+    let client = client_with_key(OPERATOR_KEY);
     let lead = json!({"business": "demo", "name": "Ada Lovelace", "phone": "+14155552671"});
     let created: serde_json::Value = eventually("the process answers", T, || async {
         let resp = client

@@ -1,0 +1,175 @@
+//! Who may call the API: API keys (`Authorization: Bearer sbk_…`), dashboard sessions (an
+//! HttpOnly cookie plus a CSRF token on actions), the first operator key, and the audit log.
+//!
+//! Every route behind [`authenticate`] gets a resolved [`Caller`] (see `tenant`); the few
+//! public ones (health, the OpenAPI document, signed webhooks, sign-in) are listed in
+//! `startup::app`.
+
+pub mod audit;
+pub mod keys;
+pub mod sessions;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use switchboard_engine::store::settings;
+use switchboard_engine::{Db, EngineError};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// The dashboard session cookie.
+pub const SESSION_COOKIE: &str = "switchboard_session";
+
+/// The header that carries a session's CSRF token on actions.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Resolves the caller from an API key or a dashboard session, applies its rate limit and hands
+/// it to the handler; `401` without valid credentials, `403 csrf_failed` for a session's action
+/// without its CSRF token, `429` over the limit.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match resolve(&state, request.method(), request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = state.limits.check_key(&caller.key_id) {
+        return e.into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+async fn resolve(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let db = state.engine.db();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization must be `Bearer <API key>`".into())
+            })?;
+        let found = keys::find_usable(db, key).await?;
+        return found
+            .map(|k| Caller::of(&k))
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()));
+    }
+    if let Some(token) = session_token(headers) {
+        let session = sessions::find_live(db, &token)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the session has ended: sign in again".into()))?;
+        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !safe && !presented.is_some_and(|t| constant_time_eq(t, &session.csrf_token)) {
+            return Err(ApiError::Forbidden {
+                code: "csrf_failed",
+                message: format!("a signed-in action needs the session's {CSRF_HEADER} header"),
+            });
+        }
+        return Ok(Caller::of(&session.key));
+    }
+    Err(ApiError::Unauthorized(
+        "an API key is required: `Authorization: Bearer <key>` (or sign in to the dashboard)"
+            .into(),
+    ))
+}
+
+/// The session token of the request's cookie, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Records that `caller` did `action` to `target` (of `business`) in the audit log.
+pub async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    business: Option<&str>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    audit::record(
+        state.engine.db(),
+        audit::Entry {
+            actor: &caller.key_id,
+            business_id: business,
+            action,
+            target,
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// What start-up did about operator keys.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// `SWITCHBOARD_OPERATOR_KEY` is a usable operator key.
+    FromSetting,
+    /// The database was empty: this fresh operator key was stored, to be shown once.
+    Created(String),
+    /// Operator keys exist already; nothing to do.
+    Existing,
+}
+
+/// Makes sure an operator can get in: stores `configured` (`SWITCHBOARD_OPERATOR_KEY`) as an
+/// operator key, or on a database with no operator key creates one for the caller to print.
+/// With several processes starting at once on an empty database, exactly one creates it.
+pub async fn bootstrap(db: &Db, configured: Option<&str>) -> Result<Bootstrap, EngineError> {
+    if let Some(secret) = configured {
+        let mut tx = db.begin().await?;
+        keys::insert(
+            &mut tx,
+            &keys::new_id(),
+            None,
+            "SWITCHBOARD_OPERATOR_KEY",
+            secret,
+        )
+        .await?;
+        tx.commit().await?;
+        return match keys::find_by_secret(db, secret).await? {
+            Some(k) if k.business_id.is_none() && k.revoked_at.is_none() => {
+                Ok(Bootstrap::FromSetting)
+            }
+            _ => Err(EngineError::Config(
+                "SWITCHBOARD_OPERATOR_KEY was revoked or is a business' key: set another".into(),
+            )),
+        };
+    }
+    if keys::any_operator_key(db).await? {
+        return Ok(Bootstrap::Existing);
+    }
+    let id = keys::new_id();
+    if settings::get_or_insert(db, "auth.first_operator_key", &id).await? != id {
+        return Ok(Bootstrap::Existing); // another process created it
+    }
+    let secret = keys::generate();
+    let mut tx = db.begin().await?;
+    keys::insert(&mut tx, &id, None, "first operator key", &secret).await?;
+    tx.commit().await?;
+    Ok(Bootstrap::Created(secret))
+}

@@ -1,0 +1,158 @@
+//! API keys: `POST /api/v1/keys` creates one (its secret is in this answer only),
+//! `GET /api/v1/keys` lists them (never their secrets), `DELETE /api/v1/keys/{id}` revokes one.
+//! A business' key manages its own business' keys; operator keys need an operator.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::businesses;
+use crate::access::audit::{self, Entry};
+use crate::access::keys;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::ErrorBody;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// Body of `POST /api/v1/keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// What the key is for (1–100 characters), e.g. `CRM sync`.
+    pub name: String,
+    /// The business the key may reach. Omitted: the caller's own business, or for an operator
+    /// a new operator key.
+    pub business: Option<String>,
+}
+
+/// Query of `GET /api/v1/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    business: Option<String>,
+}
+
+/// Records `action` on key `key` by `caller`.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    key: &keys::ApiKey,
+) -> ApiResult<()> {
+    audit::record(
+        state.engine.db(),
+        Entry {
+            actor: &caller.key_id,
+            business_id: key.business_id.as_deref(),
+            action,
+            target: &key.id,
+            detail: json!({ "name": key.name, "prefix": key.prefix }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates a key; the answer is the only time its secret is shown.
+#[utoipa::path(
+    post, path = "/api/v1/keys", tag = "access", operation_id = "create_key",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "`{key: \"sbk_…\" (shown once), id, business_id, name, prefix, created_at}`", body = Object),
+        (status = 404, description = "No such business (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewKey>,
+) -> ApiResult<(StatusCode, JsonResponse<Value>)> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "invalid_name",
+            "name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    let business = caller.scope(new.business)?;
+    if let Some(b) = &business {
+        businesses::find(&state, &caller, b).await?;
+    }
+    let secret = keys::generate();
+    let id = keys::new_id();
+    let mut tx = state.engine.db().begin().await?;
+    keys::insert(&mut tx, &id, business.as_deref(), name, &secret).await?;
+    tx.commit().await?;
+    let key = keys::find(state.engine.db(), &id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("key {id} vanished")))?;
+    record(&state, &caller, "key.created", &key).await?;
+    let mut body = serde_json::to_value(&key).map_err(|e| ApiError::Internal(e.into()))?;
+    body["key"] = json!(secret);
+    Ok((StatusCode::CREATED, JsonResponse(body)))
+}
+
+/// Lists keys (revoked ones too), newest first.
+#[utoipa::path(
+    get, path = "/api/v1/keys", tag = "access", operation_id = "list_keys",
+    params(("business" = Option<String>, Query, description = "Only this business' keys (a business' key sees only its own)")),
+    responses(
+        (status = 200, description = "`{keys: [{id, business_id, name, prefix, created_at, revoked_at}]}`", body = Object),
+        (status = 404, description = "Not the caller's business", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = caller.scope(q.business)?;
+    let keys = keys::list(state.engine.db(), business.as_deref()).await?;
+    Ok(JsonResponse(json!({ "keys": keys })))
+}
+
+/// Revokes a key: it stops working at once, and its dashboard sessions end.
+#[utoipa::path(
+    delete, path = "/api/v1/keys/{id}", tag = "access", operation_id = "revoke_key",
+    params(("id" = String, Path, description = "Key id (`key_…`)")),
+    responses(
+        (status = 200, description = "The revoked key", body = Object),
+        (status = 404, description = "No such key (or not the caller's)", body = ErrorBody),
+        (status = 409, description = "Already revoked", body = ErrorBody),
+    )
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<JsonResponse<Value>> {
+    let not_found = || ApiError::NotFound(format!("key {id} not found"));
+    let key = keys::find(state.engine.db(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let reachable = match &key.business_id {
+        Some(b) => caller.can_access(b),
+        None => caller.business.is_none(),
+    };
+    if !reachable {
+        return Err(not_found());
+    }
+    let mut tx = state.engine.db().begin().await?;
+    let revoked = keys::revoke(&mut tx, &id).await?;
+    tx.commit().await?;
+    if !revoked {
+        return Err(ApiError::Conflict(format!("key {id} is already revoked")));
+    }
+    record(&state, &caller, "key.revoked", &key).await?;
+    let key = keys::find(state.engine.db(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(JsonResponse(
+        serde_json::to_value(&key).map_err(|e| ApiError::Internal(e.into()))?,
+    ))
+}
