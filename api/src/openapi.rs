@@ -23,7 +23,7 @@ pub struct ErrorDetail {
     /// For people.
     pub message: String,
     /// More, e.g. `{"field": "phone"}`; `null` when there is nothing more.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: serde_json::Value,
 }
 
@@ -72,15 +72,17 @@ pub struct ErrorDetail {
         document,
     ),
     components(schemas(ErrorBody, ErrorDetail, routes::keys::NewKey, routes::sessions::SignIn)),
-    modifiers(&Authentication)
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 
-/// Declares the two ways to authenticate, and on every operation that is not marked public
-/// (`security(())`) requires one and documents its `401` and `429` answers.
-struct Authentication;
+/// What holds for every operation, added here rather than repeated on each: the two ways to
+/// authenticate, required (with their `401` and `429` answers) unless an operation is marked
+/// public (`security(())`); and the answers the extractors give to malformed input (`400` for a
+/// malformed path or JSON, `413`, `415`, `422` for an invalid query or body).
+struct Conventions;
 
-impl utoipa::Modify for Authentication {
+impl utoipa::Modify for Conventions {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{
             ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -124,6 +126,30 @@ impl utoipa::Modify for Authentication {
                 &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
+                use utoipa::openapi::path::ParameterIn;
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has = |place: ParameterIn| params.iter().any(|p| p.parameter_in == place);
+                let mut answers = Vec::new();
+                if has(ParameterIn::Path) {
+                    answers.push(("400", "Malformed path parameter"));
+                }
+                if has(ParameterIn::Query) {
+                    answers.push(("422", "Invalid query parameter"));
+                }
+                if op.request_body.is_some() {
+                    answers.extend([
+                        ("400", "Malformed JSON"),
+                        ("413", "Body too large"),
+                        ("415", "Body is not application/json"),
+                        ("422", "Invalid body"),
+                    ]);
+                }
+                for (status, description) in answers {
+                    op.responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| error(description).into());
+                }
                 if op.security.is_some() {
                     continue; // public: marked `security(())`
                 }

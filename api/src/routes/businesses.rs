@@ -46,7 +46,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 /// `GET /api/v1/businesses/{id}` → its configuration and active script version.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}", tag = "businesses", operation_id = "get_business",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     responses((status = 200, description = "The business' configuration and active script version", body = Object), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn show(

@@ -47,7 +47,7 @@ fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError
 /// `GET /api/v1/businesses/{id}/script` → the active version and its source.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/script", tag = "scripts", operation_id = "get_script",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     responses((status = 200, description = "`{version, hash, source, created_at}`", body = Object), (status = 404, description = "No such business or no script", body = ErrorBody))
 )]
 pub async fn show(
@@ -77,7 +77,7 @@ fn version_json(v: &store::scripts::ScriptVersion) -> Value {
 /// Runs in flight keep the version they started with. 422 `invalid_script` if not valid.
 #[utoipa::path(
     put, path = "/api/v1/businesses/{id}/script", tag = "scripts", operation_id = "put_script",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     request_body(content = Object, description = "`{source}`", content_type = "application/json"),
     responses((status = 200, description = "The stored, active version", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "`invalid_script`: errors and failed tests with line and column", body = ErrorBody))
 )]
@@ -114,7 +114,7 @@ pub async fn put(
 /// `POST /api/v1/businesses/{id}/script/validate` → the validation report; changes nothing.
 #[utoipa::path(
     post, path = "/api/v1/businesses/{id}/script/validate", tag = "scripts", operation_id = "validate_script",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     request_body(content = Object, description = "`{source}`", content_type = "application/json"),
     responses((status = 200, description = "`{valid, hash, errors, hooks, tests}`", body = Object), (status = 404, description = "No such business", body = ErrorBody))
 )]
@@ -169,7 +169,7 @@ fn decided<T: serde::Serialize>(d: Decided<T>) -> Value {
 /// the script error), with what the script logged. Changes nothing.
 #[utoipa::path(
     post, path = "/api/v1/businesses/{id}/script/dry-run", tag = "scripts", operation_id = "dry_run_script",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     request_body(content = Object, description = "`{source?, lead?, analysis?, history?}`", content_type = "application/json"),
     responses((status = 200, description = "Every hook's `{decision, log, error}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -242,7 +242,7 @@ fn dry_run_lead(state: &AppState, business: &Business, given: DryRunLead) -> Api
 /// `GET /api/v1/businesses/{id}/script/versions` → every version, newest first.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/script/versions", tag = "scripts", operation_id = "list_script_versions",
-    params(("id" = String, Path, description = "Business id")),
+    params(("id" = String, Path, description = "Business id", example = "demo")),
     responses((status = 200, description = "Versions, newest first", body = Object), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn versions(
@@ -269,7 +269,7 @@ pub async fn versions(
 /// `GET /api/v1/businesses/{id}/script/versions/{version}` → that version's source.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/script/versions/{version}", tag = "scripts", operation_id = "get_script_version",
-    params(("id" = String, Path, description = "Business id"), ("version" = i64, Path, description = "Version number")),
+    params(("id" = String, Path, description = "Business id", example = "demo"), ("version" = i64, Path, description = "Version number")),
     responses((status = 200, description = "The version with its source", body = Object), (status = 404, description = "No such business or version", body = ErrorBody))
 )]
 pub async fn version(
