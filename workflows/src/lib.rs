@@ -17,3 +17,6 @@ pub mod telemetry;
 
 #[cfg(test)]
 mod test_db;
+
+#[cfg(test)]
+mod properties;
