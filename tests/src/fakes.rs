@@ -40,6 +40,84 @@ pub struct Faults {
     pub call_ms: AtomicU64,
     /// `(path, API key header)` of every request, in order.
     pub requests: Mutex<Vec<(String, String)>>,
+    /// Random faults on every authenticated request, when set.
+    pub chaos: Mutex<Option<Chaos>>,
+    /// The faults `chaos` injected.
+    pub injected: Injected,
+    /// Calls connect with these outcomes in turn (overrides `outcome`), when not empty.
+    pub outcome_cycle: Mutex<Vec<&'static str>>,
+    calls_steered: AtomicUsize,
+}
+
+/// Chances, in per mille, that a provider request gets a fault.
+#[derive(Clone, Copy, Debug)]
+pub struct Chaos {
+    /// Answered 503 without being handled.
+    pub server_error: u32,
+    /// Answered 429 `rate_limit_exceeded` with `retry-after: 1`, without being handled.
+    pub rate_limited: u32,
+    /// Handled (a call is placed), but answered only after `hold_ms`: the client times out.
+    pub timeout: u32,
+    /// How long a timed-out answer is held (longer than the client's timeout).
+    pub hold_ms: u64,
+}
+
+/// Tallies of injected faults.
+#[derive(Default, Debug)]
+pub struct Injected {
+    pub server_errors: AtomicUsize,
+    pub rate_limited: AtomicUsize,
+    pub timeouts: AtomicUsize,
+}
+
+impl Injected {
+    /// All injected faults.
+    pub fn total(&self) -> usize {
+        self.server_errors.load(Ordering::SeqCst)
+            + self.rate_limited.load(Ordering::SeqCst)
+            + self.timeouts.load(Ordering::SeqCst)
+    }
+}
+
+/// What chaos does to one request.
+enum Fault {
+    None,
+    ServerError,
+    RateLimited,
+    Timeout(Duration),
+}
+
+impl Faults {
+    /// Draws this request's fault.
+    fn draw(&self) -> Fault {
+        let Some(chaos) = *self.chaos.lock().unwrap() else {
+            return Fault::None;
+        };
+        let roll = rand::random::<u32>() % 1000;
+        let tally = |counter: &AtomicUsize| counter.fetch_add(1, Ordering::SeqCst);
+        if roll < chaos.server_error {
+            tally(&self.injected.server_errors);
+            Fault::ServerError
+        } else if roll < chaos.server_error + chaos.rate_limited {
+            tally(&self.injected.rate_limited);
+            Fault::RateLimited
+        } else if roll < chaos.server_error + chaos.rate_limited + chaos.timeout {
+            tally(&self.injected.timeouts);
+            Fault::Timeout(Duration::from_millis(chaos.hold_ms))
+        } else {
+            Fault::None
+        }
+    }
+
+    /// The outcome of the next steered call.
+    fn next_outcome(&self) -> Option<&'static str> {
+        let cycle = self.outcome_cycle.lock().unwrap();
+        if cycle.is_empty() {
+            return *self.outcome.lock().unwrap();
+        }
+        let n = self.calls_steered.fetch_add(1, Ordering::SeqCst);
+        Some(cycle[n % cycle.len()])
+    }
 }
 
 /// The fake providers.
@@ -140,13 +218,31 @@ async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         let body = json!({"detail": {"type": "internal_error", "message": "injected outage"}});
         return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
     }
+    let hold = match faults.draw() {
+        Fault::None => None,
+        Fault::ServerError => {
+            let body = json!({"detail": {"status": "service_unavailable",
+                "message": "injected fault"}});
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        }
+        Fault::RateLimited => {
+            let body = json!({"detail": {"status": "rate_limit_exceeded",
+                "message": "injected fault: too many requests"}});
+            let mut answer = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            answer
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            return answer;
+        }
+        Fault::Timeout(hold) => Some(hold),
+    };
     let is_call = path.ends_with("outbound-call");
     if is_call && faults.reject_calls.load(Ordering::SeqCst) {
         let body = json!({"detail": [{"loc": ["body", "agent_phone_number_id"],
             "msg": "phone number is not verified", "type": "value_error"}]});
         return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
     }
-    let outcome = *faults.outcome.lock().unwrap();
+    let outcome = if is_call { faults.next_outcome() } else { None };
     let request = match (is_call, outcome) {
         (true, Some(outcome)) => {
             let call_ms = match faults.call_ms.load(Ordering::SeqCst) {
@@ -161,6 +257,9 @@ async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next)
     let delay = faults.answer_delay_ms.load(Ordering::SeqCst);
     if is_call && delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
     }
     response
 }

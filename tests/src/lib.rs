@@ -2,6 +2,7 @@
 //! `TestApp` drives it over HTTP. Waiting is always for a condition with a deadline.
 
 pub mod browser;
+pub mod children;
 pub mod fakes;
 
 use std::future::Future;

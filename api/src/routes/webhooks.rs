@@ -73,13 +73,19 @@ pub async fn elevenlabs(
     };
     let dedupe = format!("{}:{}:{call_id}", voice.name(), event.kind());
     // A call whose answer was never recorded (a timeout or a crash after sending) is waited on
-    // by its call key, which the provider echoes: record its id and resume that wait too.
-    if let Some(call_key) = event.call_key() {
-        let db = state.engine.db();
-        if calls::adopt_conversation(db, call_key, &call_id).await? {
-            info!(%call_id, call_key, "webhook names a call whose answer was never recorded");
-            deliver(call_key.to_owned(), format!("{dedupe}:by-call-key")).await?;
-        }
+    // by its call key, which the provider echoes (or, for a call that never connected, names by
+    // the number called): record its id and resume that wait too.
+    let db = state.engine.db();
+    let call_key = match (event.call_key(), event.to_number()) {
+        (Some(key), _) => Some(key.to_owned()),
+        (None, Some(to_number)) => calls::unanswered_call_to(db, to_number).await?,
+        (None, None) => None,
+    };
+    if let Some(call_key) = call_key.as_deref()
+        && calls::adopt_conversation(db, call_key, &call_id).await?
+    {
+        info!(%call_id, call_key, "webhook names a call whose answer was never recorded");
+        deliver(call_key.to_owned(), format!("{dedupe}:by-call-key")).await?;
     }
     let delivery = deliver(call_id.clone(), dedupe).await?;
     let status = match &delivery {

@@ -4,6 +4,7 @@
 mod access;
 mod agents;
 mod browser;
+mod chaos;
 mod crash;
 mod engine;
 mod erasure;

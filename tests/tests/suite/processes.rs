@@ -14,15 +14,14 @@
 //! PostgreSQL only: one SQLite file is one process' database.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::PgPool;
+use switchboard_tests::children::{Process, log_dir, registered_worker_name};
 use switchboard_tests::*;
-use tokio::process::{Child, Command};
 
 /// Leads created, each one run.
 const RUNS: usize = 300;
@@ -45,12 +44,10 @@ mod postgres {
     }
 }
 
-/// One `switchboard worker` child process, its output in a log file.
+/// One `switchboard worker` child process and the apalis worker name it registered under.
 struct WorkerProcess {
+    process: Process,
     label: String,
-    child: Child,
-    pid: u32,
-    log: PathBuf,
     /// The apalis worker name it registered under (from its log).
     name: String,
 }
@@ -58,114 +55,45 @@ struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `switchboard worker` on `database_url`; its simulator posts webhooks to `api`.
     fn start(label: &str, database_url: &str, api: &str, logs: &Path) -> WorkerProcess {
-        let log = logs.join(format!("{label}.log"));
-        let out = std::fs::File::create(&log).expect("create the worker's log file");
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard-process"))
-            .arg("worker")
-            // Real provider keys would replace the simulator the run steers.
-            .env_remove("ELEVENLABS_API_KEY")
-            .env_remove("OPENAI_API_KEY")
-            .env("DATABASE_URL", database_url)
-            .env("SWITCHBOARD_PUBLIC_URL", api)
+        let env = [
+            ("DATABASE_URL", database_url.to_owned()),
+            ("SWITCHBOARD_PUBLIC_URL", api.to_owned()),
             // The API process verifies webhooks with the test secret.
-            .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            ("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
             // The smallest pool allowed for 8 steps at once (the defaults are 16 and 32), so the
             // suite's parallel tests stay under PostgreSQL's limit.
-            .env("SWITCHBOARD_WORKER_CONCURRENCY", "8")
-            .env("SWITCHBOARD_DB_CONNECTIONS", "14")
-            .env("SWITCHBOARD_POLL_INTERVAL_MS", "1000")
-            .env("SWITCHBOARD_MAX_CONCURRENT_CALLS", "100")
-            .env("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0")
+            ("SWITCHBOARD_WORKER_CONCURRENCY", "8".to_owned()),
+            ("SWITCHBOARD_DB_CONNECTIONS", "14".to_owned()),
+            ("SWITCHBOARD_POLL_INTERVAL_MS", "1000".to_owned()),
+            ("SWITCHBOARD_MAX_CONCURRENT_CALLS", "100".to_owned()),
+            ("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0".to_owned()),
             // Warnings, and the line that names the worker.
-            .env("RUST_LOG", "warn,switchboard_api::startup=info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start switchboard-process worker");
-        let pid = child.id().expect("the child's pid");
+            ("RUST_LOG", "warn,switchboard_api::startup=info".to_owned()),
+        ];
         WorkerProcess {
+            process: Process::start(label, "worker", &env, logs),
             label: label.to_owned(),
-            child,
-            pid,
-            log,
             name: String::new(),
         }
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// The worker name in its `worker running worker=<name>` line, once written; panics if the
     /// process has exited.
     fn registered_name(&mut self) -> Option<String> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited early with {status}:\n{}",
-                self.label,
-                self.log_text()
-            );
-        }
-        let log = strip_ansi(&self.log_text());
-        let line = log.lines().find(|l| l.contains("worker running"))?;
-        let name = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("worker="))?;
-        Some(name.trim_matches('"').to_owned())
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid);
+        self.process.assert_running();
+        registered_worker_name(&self.log_text())
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns how long it took.
     async fn stop(&mut self) -> Duration {
         let sent = Instant::now();
-        self.terminate();
-        let status = tokio::time::timeout(EXIT_DEADLINE, self.child.wait())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{} did not exit within {EXIT_DEADLINE:?} of SIGTERM:\n{}",
-                    self.label,
-                    self.log_text()
-                )
-            })
-            .expect("wait for the worker");
-        assert!(
-            status.success(),
-            "{} exited with {status} after SIGTERM:\n{}",
-            self.label,
-            self.log_text()
-        );
+        self.process.stop(EXIT_DEADLINE).await;
         sent.elapsed()
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
@@ -286,8 +214,7 @@ async fn three_worker_processes(backend: Backend) {
     let switchboard_engine::Db::Postgres(pool) = app.engine.db().clone() else {
         unreachable!("a PostgreSQL test")
     };
-    let logs = std::env::temp_dir().join(format!("sb_processes_{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&logs).unwrap();
+    let logs = log_dir("processes");
     eprintln!("worker logs in {}", logs.display());
 
     let mut workers: Vec<WorkerProcess> = (1..=PROCESSES)

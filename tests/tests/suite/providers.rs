@@ -19,6 +19,7 @@ crate::on_both_backends!(
     the_providers_concurrency_limit_puts_calls_back_in_line,
     a_call_whose_answer_is_lost_is_never_placed_twice,
     a_crash_between_sending_and_recording_never_places_two_calls,
+    a_call_that_never_connected_and_whose_answer_is_lost_is_linked_by_its_number,
     call_audio_is_stored_only_when_configured,
     inbound_callers_are_personalised_known_or_new,
 );
@@ -240,6 +241,47 @@ async fn a_call_whose_answer_is_lost_is_never_placed_twice(backend: Backend) {
     assert_eq!(
         place[0]["output"]["wait"]["key"],
         format!("{run_id}:1").as_str()
+    );
+}
+
+async fn a_call_that_never_connected_and_whose_answer_is_lost_is_linked_by_its_number(
+    backend: Backend,
+) {
+    // The provider places the call, which is not answered; its answer never reaches us, and the
+    // initiation-failure webhook names no call key, only the number called.
+    let (app, fakes) = app_with_fakes(&backend, "no_answer", |c| {
+        c.provider_timeout_secs = 1;
+    })
+    .await;
+    fakes.faults.answer_delay_ms.store(3000, Ordering::SeqCst);
+    let (_, run_id) = app.create_lead_with(&plain_lead()).await;
+    // Unlinked, the run would wait for its deadline (the demo business': 120 s) before asking
+    // the provider; linked, it follows up at once.
+    let run = eventually("the unanswered call to be followed up", T, || async {
+        let run = app.run(&run_id).await;
+        (!attempts(&run, "follow_up").is_empty()).then_some(run)
+    })
+    .await;
+    assert_eq!(
+        attempts(&run, "await_call")[0]["status"],
+        "succeeded",
+        "{run}"
+    );
+    let (status, conversation): (String, Option<String>) = app
+        .engine
+        .db()
+        .fetch_one(
+            switchboard_engine::store::Q::new(
+                "SELECT status, conversation_id FROM calls WHERE run_id = $1 AND attempt = 1",
+            )
+            .bind(run_id.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, "placed");
+    assert!(
+        conversation.is_some(),
+        "the webhook's conversation was adopted"
     );
 }
 

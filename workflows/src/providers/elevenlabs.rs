@@ -321,6 +321,9 @@ pub enum WebhookEvent {
         agent_id: Option<String>,
         /// Why the call did not connect.
         reason: FailureReason,
+        /// The number called, from the telephony details (Twilio's `To`, a SIP trunk's
+        /// `to_number`), when given.
+        to_number: Option<String>,
     },
     /// `post_call_audio`.
     Audio {
@@ -437,6 +440,16 @@ pub struct FailureMetadata {
     pub body: Value,
 }
 
+impl FailureMetadata {
+    /// The number called, if the telephony details name it.
+    pub fn to_number(&self) -> Option<String> {
+        ["To", "to_number", "to"]
+            .iter()
+            .find_map(|field| self.body.get(field)?.as_str())
+            .map(str::to_owned)
+    }
+}
+
 /// A webhook envelope as sent: `{"type", "event_timestamp", "data"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookEnvelope<T> {
@@ -492,6 +505,11 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
         EVENT_INITIATION_FAILURE => {
             let env: EnvelopeData<InitiationFailureData> = serde_json::from_slice(body)?;
             WebhookEvent::InitiationFailure {
+                to_number: env
+                    .data
+                    .metadata
+                    .as_ref()
+                    .and_then(FailureMetadata::to_number),
                 conversation_id: env.data.conversation_id,
                 agent_id: env.data.agent_id,
                 reason: env.data.failure_reason,

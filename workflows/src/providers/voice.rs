@@ -77,6 +77,9 @@ pub enum CallEvent {
         call_id: String,
         /// Switchboard's call key, when the provider echoed it.
         call_key: Option<String>,
+        /// The number called, when the provider names it (an initiation failure does, and no
+        /// call key): it links a call whose answer was never recorded.
+        to_number: Option<String>,
         /// Why.
         reason: NoConnect,
     },
@@ -111,6 +114,14 @@ impl CallEvent {
         match self {
             CallEvent::Ended(r) => r.call_key.as_deref(),
             CallEvent::NotConnected { call_key, .. } => call_key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The number called, when the event names it but no call key.
+    pub fn to_number(&self) -> Option<&str> {
+        match self {
+            CallEvent::NotConnected { to_number, .. } => to_number.as_deref(),
             _ => None,
         }
     }

@@ -61,8 +61,11 @@ pub const VAR_CUSTOMER_NAME: &str = "customer_name";
 
 const DEFAULT_DELAY_MS: u64 = 300;
 const MAX_DELAY_MS: u64 = 10 * 60 * 1000;
-const WEBHOOK_ATTEMPTS: u32 = 5;
+/// Webhook deliveries are tried this often, 200 ms apart at first, doubling up to 2 s: about 13 s
+/// in all, so a server restarting in that time still gets them.
+const WEBHOOK_ATTEMPTS: u32 = 10;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(200);
+const WEBHOOK_BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_STORED_CONVERSATIONS: usize = 10_000;
 
 /// How a simulated call goes.
@@ -172,6 +175,10 @@ struct SimState {
     total: usize,
     per_lead: HashMap<String, usize>,
     per_attempt: HashMap<(String, String), usize>,
+    /// Calls accepted (conversations started) per (lead, call attempt).
+    placed: HashMap<(String, String), usize>,
+    /// Conversations whose webhook the server acknowledged with a 2xx.
+    delivered: Vec<String>,
     conversations: HashMap<String, Conversation>,
     order: VecDeque<String>,
 }
@@ -331,6 +338,26 @@ impl Simulator {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Calls accepted (each a conversation started) per `(lead id, call attempt)`: more than one
+    /// for an attempt means it dialled the person twice.
+    pub fn calls_placed_per_attempt(&self) -> HashMap<(String, String), usize> {
+        self.state().placed.clone()
+    }
+
+    /// Conversations whose end-of-call webhook the server acknowledged (2xx), in order.
+    pub fn delivered_webhooks(&self) -> Vec<String> {
+        self.state().delivered.clone()
+    }
+
+    fn placed(&self, user_id: Option<&str>, attempt: &str) {
+        let key = (user_id.unwrap_or_default().to_owned(), attempt.to_owned());
+        *self.state().placed.entry(key).or_default() += 1;
+    }
+
+    fn delivered(&self, conversation_id: &str) {
+        self.state().delivered.push(conversation_id.to_owned());
     }
 
     /// Counts a request; returns how many requests this (lead, attempt) has had, this one included.

@@ -232,10 +232,15 @@ async fn steering_outcomes_and_counts() {
     ] {
         let id = app.place("lead-c", json!({"sim_outcome": outcome, "sim_deliver_webhook": true, "sim_webhook_delay_ms": "5"})).await;
         let event = app.next_webhook().await;
+        let WebhookEvent::InitiationFailure { to_number, .. } = &event else {
+            panic!("an initiation failure: {event:?}");
+        };
+        assert!(to_number.is_some(), "the number called is named");
         let expected = WebhookEvent::InitiationFailure {
             conversation_id: id.clone(),
             agent_id: Some("agent_sim".into()),
             reason,
+            to_number: to_number.clone(),
         };
         assert_eq!(event, expected);
         let stored = app.voice.get_conversation(&id).await.expect("stored");

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{
     DEFAULT_DELAY_MS, MAX_DELAY_MS, MAX_STORED_CONVERSATIONS, SimOutcome, Simulator,
     VAR_CALL_ATTEMPT, VAR_CUSTOMER_NAME, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS,
-    WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF,
+    WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF, WEBHOOK_BACKOFF_MAX,
 };
 use crate::providers::elevenlabs::{
     self as el, ApiErrorBody, ApiErrorDetail, Conversation, ConversationAnalysis,
@@ -41,7 +41,7 @@ impl Simulator {
         }
     }
 
-    /// POSTs a signed webhook, retrying unreachable or 5xx answers a few times.
+    /// POSTs a signed webhook, retrying unreachable, 5xx, 408 and 429 answers for about 13 s.
     async fn deliver(&self, body: Vec<u8>, conversation_id: &str) {
         let url = &self.webhook_url();
         for attempt in 1..=WEBHOOK_ATTEMPTS {
@@ -57,6 +57,7 @@ impl Simulator {
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => {
+                    self.delivered(conversation_id);
                     if r.status() != reqwest::StatusCode::OK {
                         let status = r.status();
                         tracing::warn!(%url, %status, "webhook got {status}; ElevenLabs counts only 200");
@@ -79,7 +80,8 @@ impl Simulator {
                 }
             }
             if attempt < WEBHOOK_ATTEMPTS {
-                tokio::time::sleep(WEBHOOK_BACKOFF * 2u32.pow(attempt - 1)).await;
+                let backoff = WEBHOOK_BACKOFF.saturating_mul(2u32.saturating_pow(attempt - 1));
+                tokio::time::sleep(backoff.min(WEBHOOK_BACKOFF_MAX)).await;
             }
         }
         tracing::warn!(%url, conversation_id, "simulator gave up delivering a webhook");
@@ -143,6 +145,7 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
             .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         return answer;
     }
+    sim.placed(user_id.as_deref(), &attempt_key);
     let conversation_id = format!("conv_sim_{}", uuid::Uuid::now_v7().simple());
     let call_sid = format!("CA{:032x}", rand::random::<u128>());
     let call = SimCall {

@@ -171,6 +171,31 @@ pub async fn record_not_started(db: &Db, id: &str, status: &str, error: String) 
     Ok(changed > 0)
 }
 
+/// The call to `to_number` whose request was sent but whose answer was never recorded (`dialing`
+/// without an id, recent enough to hold a line), when there is exactly one: a webhook that names
+/// the number called but no call key (an initiation failure) is about it.
+pub async fn unanswered_call_to(db: &Db, to_number: &str) -> Result<Option<String>> {
+    #[derive(FromRow)]
+    struct Key {
+        id: String,
+    }
+    let keys: Vec<Key> = db
+        .fetch_all(
+            Q::new(
+                "SELECT c.id FROM calls c JOIN leads l ON l.id = c.lead_id \
+                 WHERE c.status = 'dialing' AND c.conversation_id IS NULL AND l.phone = $1 \
+                 AND c.updated_at > $2 LIMIT 2",
+            )
+            .bind(to_number)
+            .bind(now_ms() - LINE_HELD_AT_MOST_MS),
+        )
+        .await?;
+    Ok(match keys.as_slice() {
+        [only] => Some(only.id.clone()),
+        _ => None,
+    })
+}
+
 /// A webhook named `id` (echoed call key) and its conversation: if the call is still `dialing`
 /// (its answer was never recorded), record it as placed. True if it was.
 pub async fn adopt_conversation(db: &Db, id: &str, conversation_id: &str) -> Result<bool> {

@@ -94,6 +94,7 @@ pub(crate) fn conversation_event(c: &Conversation) -> CallEvent {
     let not_connected = |reason| CallEvent::NotConnected {
         call_id: c.conversation_id.clone(),
         call_key: call_key(c),
+        to_number: None,
         reason,
     };
     if termination.contains("voicemail") {
@@ -186,10 +187,12 @@ impl VoiceProvider for ElevenLabs {
             WebhookEvent::InitiationFailure {
                 conversation_id,
                 reason,
+                to_number,
                 ..
             } => CallEvent::NotConnected {
                 call_id: conversation_id,
                 call_key: None,
+                to_number,
                 reason: no_connect(reason),
             },
             WebhookEvent::Audio {

@@ -168,7 +168,8 @@ fn parse_initiation_failures_audio_and_others() {
     ] {
         let body = json!({"type": "call_initiation_failure", "event_timestamp": 1739537297,
             "data": {"agent_id": "agent_1", "conversation_id": "conv_2",
-                "failure_reason": wire, "metadata": {"type": "twilio", "body": {}}}});
+                "failure_reason": wire, "metadata": {"type": "twilio",
+                    "body": {"CallSid": "CA1", "To": "+14155552671"}}}});
         let event = parse_webhook(body.to_string().as_bytes()).expect("parses");
         assert_eq!(
             event,
@@ -176,6 +177,7 @@ fn parse_initiation_failures_audio_and_others() {
                 conversation_id: "conv_2".into(),
                 agent_id: Some("agent_1".into()),
                 reason,
+                to_number: Some("+14155552671".into()),
             }
         );
         assert_eq!(event.kind(), EVENT_INITIATION_FAILURE);
@@ -784,6 +786,7 @@ fn the_provider_reads_every_webhook_type_into_call_events() {
             CallEvent::NotConnected {
                 call_id: "conv_3".into(),
                 call_key: None,
+                to_number: None,
                 reason
             }
         );
