@@ -5,6 +5,7 @@ pub mod agents_cli;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dead_letters;
 pub mod error;
 pub mod extract;
 pub mod limits;

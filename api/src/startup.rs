@@ -127,6 +127,12 @@ pub fn app(state: AppState) -> Router {
             get(routes::sessions::current).delete(routes::sessions::sign_out),
         )
         .route("/api/v1/audit", get(routes::audit::list))
+        .route("/api/v1/dead-letters", get(routes::dead_letters::list))
+        .route("/api/v1/dead-letters/{id}", get(routes::dead_letters::show))
+        .route(
+            "/api/v1/dead-letters/{id}/replay",
+            post(routes::dead_letters::replay),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route(
             "/api/v1/businesses/{id}/script",

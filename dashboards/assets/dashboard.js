@@ -1021,6 +1021,47 @@
     return '/businesses/' + encodeURIComponent(String(id));
   }
 
+  // Dead letters (operators): each with its error, and a button to process it again.
+  async function initDeadLettersView() {
+    setHidden($('#dead-letters-view'), false);
+    document.title = 'Dead letters · Switchboard';
+    async function refresh() {
+      try {
+        const data = await api('/dead-letters');
+        const items = Array.isArray(data && data.dead_letters) ? data.dead_letters : [];
+        setHidden($('#dead-letters-empty'), items.length > 0);
+        syncChildren($('#dead-letter-list'), items, (d) => String(d.id),
+          (d) => {
+            const button = el('button', { type: 'button', class: 'button' }, 'Replay');
+            button.addEventListener('click', async () => {
+              button.disabled = true;
+              try {
+                await api('/dead-letters/' + encodeURIComponent(d.id) + '/replay', { method: 'POST' });
+                clearError('action');
+              } catch (err) {
+                setError('action', err);
+              }
+              button.disabled = false;
+              refresh();
+            });
+            return el('li', { class: 'card dead-letter', 'data-dead-letter-id': String(d.id) },
+              el('code', {}), el('span', { class: 'muted' }), el('pre', { class: 'log' }), button);
+          },
+          (li, d) => {
+            setText(li.children[0], d.id);
+            setText(li.children[1], ' ' + display(d.provider) + ' · received ' + absolute(d.received_at) +
+              ' · failed ' + d.failures + '×');
+            setText(li.children[2], display(d.error));
+          });
+        clearError('poll');
+        setLive('done', 'Loaded');
+      } catch (err) {
+        setError('poll', err);
+      }
+    }
+    await refresh();
+  }
+
   async function initBusinessesView() {
     setHidden($('#businesses-view'), false);
     document.title = 'Businesses · Switchboard';
@@ -1231,6 +1272,7 @@
     if (who.csrf_header) session.csrfHeader = who.csrf_header;
     setText($('#session-who'), who.operator ? 'Operator' : 'Business ' + who.business);
     setHidden($('#session'), false);
+    setHidden($('#nav-dead-letters'), !who.operator);
     return who;
   }
 
@@ -1257,6 +1299,10 @@
     }
     if (/^\/businesses\/?$/.test(location.pathname)) {
       initBusinessesView();
+      return;
+    }
+    if (/^\/dead-letters\/?$/.test(location.pathname)) {
+      initDeadLettersView();
       return;
     }
     const match = /^\/runs\/([^/]+)\/?$/.exec(location.pathname);

@@ -12,6 +12,8 @@
 //! - `GET /overview` — charts of leads, calls, outcomes and scores.
 //! - `GET /businesses`, `GET /businesses/{id}` — the businesses, one business'
 //!   configuration and script (highlighted), its versions, validate and dry-run.
+//! - `GET /dead-letters` — webhooks whose processing failed, each with a replay button
+//!   (operators).
 //! - `GET /assets/dashboard.js`, `GET /assets/dashboard.css` — the assets.
 //!
 //! Every response carries `cache-control: no-cache`, so a redeployed binary is
@@ -55,6 +57,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/overview", get(index))
         .route("/businesses", get(index))
         .route("/businesses/{id}", get(index))
+        .route("/dead-letters", get(index))
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(stylesheet))
 }

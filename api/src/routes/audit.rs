@@ -23,7 +23,7 @@ pub struct AuditQuery {
 }
 
 /// Recorded changes: key created and revoked, script activated, run cancelled, retried or
-/// resumed by hand, lead erased. A business' key sees only its own business' entries.
+/// resumed by hand, dead letter replayed, lead erased. A business' key sees only its own business' entries.
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "access", operation_id = "audit_log",
     params(

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod businesses;
+pub mod dead_letters;
 pub mod events;
 pub mod keys;
 pub mod leads;

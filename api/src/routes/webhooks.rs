@@ -1,7 +1,8 @@
 //! `POST /api/v1/webhooks/elevenlabs`: verify the signature over the raw body, record the event
 //! once, resume the waiting run. The work itself happens in the run's next step, so this answers
 //! fast. Call recordings (`post_call_audio`) are written to the audio directory when one is
-//! configured, and otherwise acknowledged and dropped.
+//! configured, and otherwise acknowledged and dropped. A signed webhook whose processing fails
+//! answers the error and is kept as a dead letter (`routes::dead_letters`) for replay.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use switchboard_workflows::providers::voice::CallEvent;
 use switchboard_workflows::store::calls;
 use tracing::info;
 
+use crate::dead_letters;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::openapi::ErrorBody;
@@ -41,28 +43,46 @@ pub async fn elevenlabs(
     headers: HeaderMap,
     Body(body): Body<BODY_LIMIT>,
 ) -> ApiResult<Json<Value>> {
-    let voice = &state.voice;
     let now = chrono::Utc::now().timestamp();
-    voice
+    state
+        .voice
         .verify_webhook(&headers, &body, now)
         .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
-    let event = voice.parse_webhook(&body).map_err(malformed)?;
+    match process(&state, &body).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(e) => {
+            // Signed by the provider, so worth keeping: an operator can replay it once fixed.
+            let provider = state.voice.name();
+            match dead_letters::record(state.engine.db(), provider, &body, &e.to_string()).await {
+                Ok(id) => tracing::warn!(dead_letter = %id, error = %e, "webhook dead-lettered"),
+                Err(store) => {
+                    tracing::error!(error = %e, %store, "webhook failed and could not be kept")
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Processes a verified webhook body: records the event once and resumes the waiting run, or
+/// stores the call's audio. Also what replaying a dead letter runs.
+pub(crate) async fn process(state: &AppState, body: &[u8]) -> ApiResult<Value> {
+    let voice = &state.voice;
+    let event = voice.parse_webhook(body).map_err(malformed)?;
     let call_id = match &event {
         CallEvent::Audio { call_id, audio } => {
-            let stored = store_audio(&state, call_id, audio).await?;
-            return Ok(Json(
-                json!({ "status": if stored { "stored" } else { "ignored" } }),
-            ));
+            let stored = store_audio(state, call_id, audio).await?;
+            return Ok(json!({ "status": if stored { "stored" } else { "ignored" } }));
         }
         CallEvent::Ignored { kind } => {
-            return Ok(Json(json!({ "status": "ignored", "type": kind })));
+            return Ok(json!({ "status": "ignored", "type": kind }));
         }
         _ => event.call_id().unwrap_or_default().to_owned(),
     };
     if call_id.is_empty() {
         return Err(malformed("the event names no call"));
     }
-    let payload: Value = serde_json::from_slice(&body).map_err(malformed)?;
+    let payload: Value = serde_json::from_slice(body).map_err(malformed)?;
     let deliver = |key: String, dedupe_key: String| {
         state.engine.deliver(ExternalEvent {
             kind: CALL_EVENT.into(),
@@ -94,7 +114,7 @@ pub async fn elevenlabs(
         Delivery::Resumed(_) => "resumed",
     };
     info!(%call_id, kind = event.kind(), status, "voice webhook");
-    Ok(Json(json!({ "status": status })))
+    Ok(json!({ "status": status }))
 }
 
 /// Writes a call's audio as `<dir>/<call id>.mp3` when an audio directory is configured.

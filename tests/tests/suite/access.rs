@@ -33,6 +33,7 @@ fn concrete(path: &str, lead_id: &str, run_id: &str, key_id: &str) -> String {
         .replace("/runs/{id}", &format!("/runs/{run_id}"))
         .replace("/businesses/{id}", &format!("/businesses/{MINE}"))
         .replace("/keys/{id}", &format!("/keys/{key_id}"))
+        .replace("/dead-letters/{id}", "/dead-letters/dl_0")
         .replace("{version}", "1")
 }
 
@@ -61,6 +62,9 @@ fn expected_for_another_business() -> BTreeMap<(&'static str, &'static str), u16
         (("get", "/api/v1/sessions/current"), 200),
         (("delete", "/api/v1/sessions/current"), 204),
         (("get", "/metrics"), 403),
+        (("get", "/api/v1/dead-letters"), 403),
+        (("get", "/api/v1/dead-letters/{id}"), 403),
+        (("post", "/api/v1/dead-letters/{id}/replay"), 403),
         (("get", "/queue"), 403),
     ])
 }

@@ -277,6 +277,32 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .await;
     browser.screenshot("queue").await;
 
+    // A signed webhook that cannot be processed shows on the dead letters page; replaying it
+    // (an action, with the session's CSRF token) fails again and says why.
+    let now = chrono::Utc::now().timestamp();
+    let no_call = json!({"type": "post_call_transcription", "event_timestamp": now,
+        "data": {"agent_id": "a", "status": "done"}});
+    let (status, _) = app.post_webhook(&no_call, WEBHOOK_SECRET, now).await;
+    assert_eq!(status, 400);
+    browser.open(&format!("{}/dead-letters", app.address)).await;
+    browser
+        .wait_for(
+            "the dead letter",
+            "return document.querySelector('li.dead-letter button') !== null;",
+            T,
+        )
+        .await;
+    browser.screenshot("dead-letters").await;
+    browser.click("li.dead-letter button").await;
+    browser
+        .wait_for(
+            "the failed replay explained",
+            "const b = document.querySelector('#error-banner'); \
+             return !b.hidden && b.innerText.includes('failed again');",
+            T,
+        )
+        .await;
+
     // Phone width: the runs page fits without sideways scrolling.
     browser.close().await;
     let Some(phone) = Browser::start(390, 844).await else {

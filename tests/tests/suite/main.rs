@@ -6,6 +6,7 @@ mod agents;
 mod browser;
 mod chaos;
 mod crash;
+mod dead_letters;
 mod engine;
 mod erasure;
 mod events;
