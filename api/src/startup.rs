@@ -18,6 +18,7 @@ use switchboard_workflows::providers::elevenlabs::{self, ElevenLabs, ElevenLabsC
 use switchboard_workflows::providers::openai::{self, OpenAiClient};
 use switchboard_workflows::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
 use switchboard_workflows::providers::voice::VoiceProvider;
+use switchboard_workflows::retention;
 use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
@@ -206,6 +207,9 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route)
 }
 
+/// How long after start a process that runs workers first sweeps leads past retention.
+const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(60);
+
 /// How long requests in flight get to end after a shutdown signal.
 pub const SERVER_GRACE: Duration = Duration::from_secs(5);
 
@@ -368,8 +372,13 @@ pub async fn run_worker(
         .unwrap_or_else(|| format!("http://{}", config.addr));
     let core = Core::build(&config, &Overrides::default(), &public_url).await?;
     let workers = core.engine.start_workers(worker_options(&config));
+    let sweeper = tokio::spawn(retention::sweep_periodically(
+        core.engine.clone(),
+        FIRST_SWEEP_AFTER,
+    ));
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
+    sweeper.abort();
     workers.stop().await;
     finish_simulated_calls(core.simulator.as_ref()).await;
     Ok(())
@@ -403,6 +412,13 @@ impl Application {
         let feed = ChangeFeed::start(engine.db().clone()).await?;
         let worker_options = worker_options(&config);
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
+        if workers.is_some() {
+            // Ends with the runtime (tests) or the process.
+            tokio::spawn(retention::sweep_periodically(
+                engine.clone(),
+                FIRST_SWEEP_AFTER,
+            ));
+        }
         let state = AppState {
             worker_name: workers.as_ref().map(|w| Arc::from(w.name())),
             request_timeout: Duration::from_secs(config.request_timeout_secs),

@@ -10,6 +10,7 @@ pub mod lead_call;
 pub mod phone;
 pub mod policy;
 pub mod providers;
+pub mod retention;
 pub mod scripting;
 pub mod simulator;
 pub mod store;

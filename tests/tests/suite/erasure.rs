@@ -11,6 +11,7 @@ const T: Duration = Duration::from_secs(30);
 crate::on_both_backends!(
     erasing_a_lead_removes_everything_derived_from_it_and_nothing_else,
     a_lead_with_a_run_in_flight_is_not_erased_until_it_ends,
+    leads_past_their_business_retention_are_erased_by_the_sweep,
 );
 
 /// Rows in each table that belong to the lead `lead_id` (whose run is `run_id`).
@@ -120,4 +121,47 @@ async fn a_lead_with_a_run_in_flight_is_not_erased_until_it_ends(backend: Backen
             .iter()
             .all(|(_, n)| *n == 0)
     );
+}
+
+async fn leads_past_their_business_retention_are_erased_by_the_sweep(backend: Backend) {
+    use switchboard_workflows::retention;
+    const DAY_MS: i64 = 86_400_000;
+    // The demo business keeps a lead 90 days after its last run ended.
+    let app = spawn_app_with(
+        &backend,
+        TestOptions {
+            await_call_timeout: Some(Duration::from_secs(3600)),
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let (ended, ended_run) = app.create_lead(json!({"outcome": "interested"})).await;
+    app.wait_for_status(&ended_run, "succeeded", T).await;
+    let (in_flight, in_flight_run) = app.create_lead(json!({"webhook_delay_ms": 600_000})).await;
+    app.wait_for_status(&in_flight_run, "waiting", T).await;
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // 89 days on: within retention, nothing goes.
+    let swept = retention::sweep(&app.engine, now + 89 * DAY_MS)
+        .await
+        .unwrap();
+    assert!(swept.iter().all(|(_, n)| *n == 0), "{swept:?}");
+    assert_eq!(app.get(&format!("/api/v1/leads/{ended}")).await.0, 200);
+
+    // 91 days on: the lead whose run ended is erased with its runs and transcripts; the one
+    // with a run still waiting stays; businesses without a retention are not swept.
+    let swept = retention::sweep(&app.engine, now + 91 * DAY_MS)
+        .await
+        .unwrap();
+    assert_eq!(swept, vec![("demo".to_owned(), 1)], "{swept:?}");
+    assert_eq!(app.get(&format!("/api/v1/leads/{ended}")).await.0, 404);
+    let gone = rows_of(&app, &ended, &ended_run).await;
+    assert!(gone.iter().all(|(_, n)| *n == 0), "{gone:?}");
+    assert_eq!(app.get(&format!("/api/v1/leads/{in_flight}")).await.0, 200);
+    assert_eq!(app.run(&in_flight_run).await["status"], "waiting");
+    // Sweeping again finds nothing more.
+    let again = retention::sweep(&app.engine, now + 91 * DAY_MS)
+        .await
+        .unwrap();
+    assert_eq!(again, vec![("demo".to_owned(), 0)]);
 }

@@ -48,6 +48,11 @@ pub struct Business {
     /// Custom lead fields the business collects.
     #[serde(default)]
     pub custom_fields: Vec<CustomField>,
+    /// Days a lead's data is kept once its last run has ended: then the lead is erased with
+    /// everything derived from it (runs, attempts, events, calls, transcripts). Absent: kept until
+    /// erased by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// A call objective.

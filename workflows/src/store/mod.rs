@@ -161,6 +161,30 @@ pub async fn erase_lead(engine: &switchboard_engine::Engine, lead_id: &str) -> R
     Ok(existed)
 }
 
+/// Up to `limit` leads of `business_id` created before `cutoff` (unix ms) with no run in flight
+/// and none that changed since `cutoff`: past the business' retention.
+pub async fn leads_past_retention(
+    db: &Db,
+    business_id: &str,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows: Vec<IdRow> = db
+        .fetch_all(
+            Q::new(
+                "SELECT l.id FROM leads l WHERE l.business_id = $1 AND l.created_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = l.id \
+                   AND (r.updated_at >= $2 OR r.status NOT IN ('succeeded', 'failed', 'cancelled'))) \
+                 ORDER BY l.created_at LIMIT $3",
+            )
+            .bind(business_id)
+            .bind(cutoff)
+            .bind(limit),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
 /// The business' most recent lead with this phone number (E.164).
 pub async fn lead_by_phone(db: &Db, business_id: &str, phone: &str) -> Result<Option<Lead>> {
     let row: Option<LeadRow> = db

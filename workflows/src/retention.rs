@@ -1,0 +1,65 @@
+//! Data retention: a lead of a business with `retention_days` whose runs have all ended more than
+//! that many days ago is erased with everything derived from it, as `DELETE /api/v1/leads/{id}`
+//! does. Every process that runs workers sweeps once an hour; sweeps are idempotent, so several
+//! processes sweeping at once only share the work.
+
+use std::time::Duration;
+
+use switchboard_engine::ids::now_ms;
+use switchboard_engine::{Engine, EngineError};
+use tracing::{info, warn};
+
+use crate::store;
+
+/// How often a process sweeps.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Leads erased per query, so a large backlog is worked off in bounded steps.
+const BATCH: i64 = 200;
+
+/// Erases every lead past its business' retention at `now` (unix ms); returns how many were
+/// erased per business (businesses without a retention are skipped).
+pub async fn sweep(engine: &Engine, now: i64) -> Result<Vec<(String, u64)>, EngineError> {
+    let mut erased = Vec::new();
+    for business in store::businesses(engine.db()).await? {
+        let Some(days) = business.retention_days else {
+            continue;
+        };
+        let cutoff = now - i64::from(days) * 86_400_000;
+        let mut count = 0;
+        loop {
+            let leads =
+                store::leads_past_retention(engine.db(), &business.id, cutoff, BATCH).await?;
+            for lead in &leads {
+                match store::erase_lead(engine, lead).await {
+                    Ok(true) => count += 1,
+                    // Erased meanwhile by another sweep or by hand.
+                    Ok(false) => {}
+                    // A run started meanwhile: the lead is no longer past retention.
+                    Err(EngineError::InvalidState { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if (leads.len() as i64) < BATCH {
+                break;
+            }
+        }
+        if count > 0 {
+            info!(business = %business.id, leads = count, days, "leads past retention erased");
+        }
+        erased.push((business.id, count));
+    }
+    Ok(erased)
+}
+
+/// Sweeps every [`SWEEP_EVERY`] until the task is dropped (`after`: before the first sweep).
+pub async fn sweep_periodically(engine: Engine, after: Duration) {
+    tokio::time::sleep(after).await;
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(e) = sweep(&engine, now_ms()).await {
+            warn!(error = %e, "retention sweep failed; trying again next time");
+        }
+    }
+}
