@@ -153,6 +153,16 @@ pub struct TestOptions {
     pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl TestOptions {
+    /// Runs wait an hour for their call's webhook, so a test can look at them waiting.
+    pub fn webhooks_wait_an_hour() -> TestOptions {
+        TestOptions {
+            await_call_timeout: Some(Duration::from_secs(3600)),
+            ..TestOptions::default()
+        }
+    }
+}
+
 /// A running application on a fresh database.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.

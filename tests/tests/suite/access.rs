@@ -71,14 +71,7 @@ fn expected_for_another_business() -> BTreeMap<(&'static str, &'static str), u16
 
 /// An app with one lead of [`MINE`] whose run waits on its call's webhook (for an hour).
 async fn app_with_a_waiting_run(backend: Backend) -> (TestApp, String, String) {
-    let app = spawn_app_with(
-        &backend,
-        TestOptions {
-            await_call_timeout: Some(Duration::from_secs(3600)),
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(&backend, TestOptions::webhooks_wait_an_hour()).await;
     let (lead_id, run_id) = app
         .create_lead(json!({"outcome": "interested", "webhook_delay_ms": 600_000}))
         .await;

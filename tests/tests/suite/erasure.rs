@@ -127,14 +127,7 @@ async fn leads_past_their_business_retention_are_erased_by_the_sweep(backend: Ba
     use switchboard_workflows::retention;
     const DAY_MS: i64 = 86_400_000;
     // The demo business keeps a lead 90 days after its last run ended.
-    let app = spawn_app_with(
-        &backend,
-        TestOptions {
-            await_call_timeout: Some(Duration::from_secs(3600)),
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(&backend, TestOptions::webhooks_wait_an_hour()).await;
     let (ended, ended_run) = app.create_lead(json!({"outcome": "interested"})).await;
     app.wait_for_status(&ended_run, "succeeded", T).await;
     let (in_flight, in_flight_run) = app.create_lead(json!({"webhook_delay_ms": 600_000})).await;
