@@ -169,6 +169,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_ADDRESS_RATE_LIMIT", default_value_t = 200)]
     pub address_rate_limit: u32,
 
+    /// Also serve this process' Prometheus metrics on this address, without authentication (for
+    /// `switchboard worker` processes, which serve no HTTP otherwise); keep it private. Unset: only
+    /// the API's `GET /metrics` (operator key) serves them.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,

@@ -1,15 +1,20 @@
 //! Prometheus metrics at `GET /metrics`: what the engine and pipeline record (steps, webhook →
 //! resume, provider requests, circuit breakers, script errors), HTTP requests, and gauges read
-//! from the database at scrape time (runs by status, the step queue's backlog).
+//! from the database at scrape time (runs by status, the step queue's backlog). A process may
+//! also serve them on an address of its own (`SWITCHBOARD_METRICS_ADDR`, for workers).
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use switchboard_engine::Db;
 use switchboard_engine::store::{runs, tasks};
 
 use crate::error::ApiResult;
@@ -75,8 +80,31 @@ pub async fn metrics(
     caller: crate::tenant::Caller,
 ) -> ApiResult<Response> {
     caller.require_operator()?;
+    scrape(state.engine.db()).await
+}
+
+/// A process' own metrics listener (`SWITCHBOARD_METRICS_ADDR`), for `switchboard worker`,
+/// which serves no HTTP otherwise: `GET /metrics` without authentication, so keep its address
+/// private.
+pub fn listener_router(db: Db) -> Router {
+    Router::new().route("/metrics", get(move || async move { scrape(&db).await }))
+}
+
+/// Serves [`listener_router`] on `addr` in the background; returns the bound address.
+pub async fn serve_listener(addr: SocketAddr, db: Db) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, listener_router(db)).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// The scrape: the database gauges read now, then everything this process recorded.
+async fn scrape(db: &Db) -> ApiResult<Response> {
     let handle = handle();
-    let db = state.engine.db();
     let counts = runs::count_by_status(db, None).await?;
     for status in runs::STATUSES {
         let n = counts

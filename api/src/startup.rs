@@ -371,6 +371,10 @@ pub async fn run_worker(
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
     let core = Core::build(&config, &Overrides::default(), &public_url).await?;
+    if let Some(addr) = config.metrics_addr {
+        let bound = crate::prometheus::serve_listener(addr, core.engine.db().clone()).await?;
+        info!(metrics = %bound, "serving metrics");
+    }
     let workers = core.engine.start_workers(worker_options(&config));
     let sweeper = tokio::spawn(retention::sweep_periodically(
         core.engine.clone(),
@@ -397,6 +401,10 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
         let core = Core::build(&config, &overrides, &public_url).await?;
         let engine = core.engine;
+        if let Some(addr) = config.metrics_addr {
+            let bound = crate::prometheus::serve_listener(addr, engine.db().clone()).await?;
+            info!(metrics = %bound, "serving metrics");
+        }
         match access::bootstrap(engine.db(), config.operator_key.as_deref()).await? {
             Bootstrap::Created(key) => {
                 // Shown this once; only its hash is stored.

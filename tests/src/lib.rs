@@ -24,6 +24,15 @@ pub const PERSONALIZATION_SECRET: &str = "test-personalization-secret";
 /// sends it.
 pub const OPERATOR_KEY: &str = "sbk_test-operator-key-0123456789";
 
+/// A port free to bind on 127.0.0.1 (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// An HTTP client that sends `key` as `Authorization: Bearer` on every request.
 pub fn client_with_key(key: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -217,6 +226,7 @@ pub fn test_config(database_url: &str) -> Config {
         log_format: Default::default(),
         request_timeout_secs: 30,
         operator_key: Some(OPERATOR_KEY.into()),
+        metrics_addr: None,
         key_rate_limit: 10_000,
         address_rate_limit: 10_000,
         sentry_dsn: None,

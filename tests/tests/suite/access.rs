@@ -497,11 +497,7 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
 async fn the_first_start_prints_an_operator_key_once_and_it_works() {
     let database = TestDatabase::create(&Backend::Sqlite).await;
     let start = || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-process"))
             .arg("serve")
             .env_remove("SWITCHBOARD_OPERATOR_KEY")

@@ -193,11 +193,7 @@ async fn on_sqlite() {
     let started = Instant::now();
     let fakes = chaotic_fakes().await;
     let database = TestDatabase::create(&Backend::Sqlite).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let address = format!("http://127.0.0.1:{port}");
     fakes.post_webhooks_to(&address);
     let logs = log_dir("chaos_sqlite");

@@ -136,13 +136,6 @@ async fn fake_sentry(received: Received) -> String {
 }
 
 /// A free local port (bound, then released for the child process to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
@@ -216,4 +209,53 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
     // The lead's phone number stays out of what Sentry receives.
     assert!(!envelope.contains("4155552671"), "{envelope}");
     child.kill().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_serves_its_own_metrics() {
+    // The API in this test runs no workers; a `switchboard worker` process runs the steps and
+    // serves what it recorded on its own metrics address.
+    let app = spawn_app_with(
+        &Backend::Sqlite,
+        TestOptions {
+            no_workers: true,
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let metrics_port = free_port();
+    let logs = switchboard_tests::children::log_dir("worker_metrics");
+    let env = [
+        ("DATABASE_URL", app.database.url.clone()),
+        ("SWITCHBOARD_PUBLIC_URL", app.address.clone()),
+        ("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        (
+            "SWITCHBOARD_METRICS_ADDR",
+            format!("127.0.0.1:{metrics_port}"),
+        ),
+        ("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let worker = switchboard_tests::children::Process::start("worker", "worker", &env, &logs);
+    let (_, run_id) = app.create_lead(json!({"outcome": "interested"})).await;
+    app.wait_for_status(&run_id, "succeeded", T).await;
+    let text = eventually("the worker's metrics", T, || async {
+        let resp = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .ok()?;
+        (resp.status() == 200).then_some(())?;
+        resp.text().await.ok()
+    })
+    .await;
+    assert!(
+        text.contains("switchboard_step_duration_seconds_count{")
+            && text.contains("step=\"place_call\""),
+        "the worker's step metrics: {text}\nlog: {}",
+        worker.log_text()
+    );
+    assert!(
+        text.contains("switchboard_runs{status=\"succeeded\"} 1"),
+        "{text}"
+    );
+    worker.kill().await;
 }
