@@ -16,8 +16,10 @@ pub struct DeadLetter {
     pub id: String,
     /// The provider that sent it.
     pub provider: String,
-    /// The raw body.
+    /// The raw body (empty in listings).
     pub body: String,
+    /// The body's size.
+    pub bytes: i64,
     /// Why processing failed, the last time.
     pub error: String,
     /// How often processing failed (received again, replayed).
@@ -40,7 +42,8 @@ pub async fn record(db: &Db, provider: &str, body: &[u8], error: &str) -> Result
             "INSERT INTO sb_dead_letters (id, provider, body, error, failures, received_at, \
              last_failed_at) VALUES ($1, $2, $3, $4, 1, $5, $5) \
              ON CONFLICT (id) DO UPDATE SET error = excluded.error, \
-             failures = sb_dead_letters.failures + 1, last_failed_at = excluded.last_failed_at",
+             failures = sb_dead_letters.failures + 1, last_failed_at = excluded.last_failed_at, \
+             replayed_at = NULL",
         )
         .bind(id.as_str())
         .bind(provider)
@@ -52,7 +55,7 @@ pub async fn record(db: &Db, provider: &str, body: &[u8], error: &str) -> Result
     Ok(id)
 }
 
-/// Dead letters, newest first: those not replayed yet, or all.
+/// Dead letters without their bodies, newest first: those not replayed yet, or all.
 pub async fn list(db: &Db, include_replayed: bool, limit: i64) -> Result<Vec<DeadLetter>> {
     let filter = if include_replayed {
         ""
@@ -61,8 +64,9 @@ pub async fn list(db: &Db, include_replayed: bool, limit: i64) -> Result<Vec<Dea
     };
     db.fetch_all(
         Q::new(format!(
-            "SELECT id, provider, body, error, failures, received_at, last_failed_at, replayed_at \
-             FROM sb_dead_letters {filter} ORDER BY received_at DESC, id LIMIT $1"
+            "SELECT id, provider, '' AS body, CAST(LENGTH(body) AS BIGINT) AS bytes, error, failures, received_at, \
+             last_failed_at, replayed_at FROM sb_dead_letters {filter} \
+             ORDER BY received_at DESC, id LIMIT $1"
         ))
         .bind(limit),
     )
@@ -73,8 +77,8 @@ pub async fn list(db: &Db, include_replayed: bool, limit: i64) -> Result<Vec<Dea
 pub async fn find(db: &Db, id: &str) -> Result<Option<DeadLetter>> {
     db.fetch_optional(
         Q::new(
-            "SELECT id, provider, body, error, failures, received_at, last_failed_at, replayed_at \
-             FROM sb_dead_letters WHERE id = $1",
+            "SELECT id, provider, body, CAST(LENGTH(body) AS BIGINT) AS bytes, error, failures, received_at, \
+             last_failed_at, replayed_at FROM sb_dead_letters WHERE id = $1",
         )
         .bind(id),
     )

@@ -33,44 +33,61 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
     }
 }
 
-/// Token buckets: one per API key, one per client address. Each holds a second's worth of
-/// requests and refills at its rate.
+/// Token buckets: one per caller (see `Caller::rate_bucket`), one per client address. Each holds
+/// a second's worth of requests and refills at its rate.
 pub struct RateLimits {
     keys: DefaultKeyedRateLimiter<String>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    checks: std::sync::atomic::AtomicU64,
 }
 
-/// Buckets kept before idle ones are dropped (a flood from many addresses stays bounded).
+/// Buckets kept before idle ones are dropped.
 const MAX_BUCKETS: usize = 10_000;
 
 impl RateLimits {
-    /// `per_key` requests a second for each API key, `per_address` for each client address on
-    /// the unauthenticated routes.
+    /// `per_key` requests a second for each caller's bucket, `per_address` for each client
+    /// address on the unauthenticated routes (and for failed authentications).
     pub fn new(per_key: NonZeroU32, per_address: NonZeroU32) -> RateLimits {
         RateLimits {
             keys: RateLimiter::keyed(Quota::per_second(per_key)),
             addresses: RateLimiter::keyed(Quota::per_second(per_address)),
             clock: DefaultClock::default(),
+            checks: Default::default(),
         }
     }
 
-    /// `429` with the time to wait if key `key_id` is over its limit.
-    pub fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
-        let verdict = self.keys.check_key(&key_id.to_owned());
+    /// Drops idle buckets now and then once there are many (a flood from many addresses stays
+    /// bounded without scanning the map on every request).
+    fn tidy(&self) {
+        use std::sync::atomic::Ordering;
+        if !self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1024)
+        {
+            return;
+        }
         if self.keys.len() > MAX_BUCKETS {
             self.keys.retain_recent();
         }
+        if self.addresses.len() > MAX_BUCKETS {
+            self.addresses.retain_recent();
+        }
+    }
+
+    /// `429` with the time to wait if `bucket` (a caller's) is over its limit.
+    pub fn check_bucket(&self, bucket: &str) -> Result<(), ApiError> {
+        self.tidy();
+        let verdict = self.keys.check_key(&bucket.to_owned());
         verdict
             .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
     }
 
     /// `429` with the time to wait if `address` is over its limit.
     pub fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.tidy();
         let verdict = self.addresses.check_key(&address);
-        if self.addresses.len() > MAX_BUCKETS {
-            self.addresses.retain_recent();
-        }
         verdict
             .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
     }
@@ -148,14 +165,14 @@ mod tests {
     #[test]
     fn a_key_over_its_rate_gets_429_with_the_seconds_to_wait() {
         let limits = RateLimits::new(NonZeroU32::new(2).unwrap(), NonZeroU32::new(1).unwrap());
-        assert!(limits.check_key("key_a").is_ok());
-        assert!(limits.check_key("key_a").is_ok());
-        let Err(ApiError::RateLimited(after)) = limits.check_key("key_a") else {
+        assert!(limits.check_bucket("key_a").is_ok());
+        assert!(limits.check_bucket("key_a").is_ok());
+        let Err(ApiError::RateLimited(after)) = limits.check_bucket("key_a") else {
             panic!("the third request in a second is over the limit");
         };
         assert_eq!(after, Duration::from_secs(1));
         assert!(
-            limits.check_key("key_b").is_ok(),
+            limits.check_bucket("key_b").is_ok(),
             "each key has its own bucket"
         );
         let ip: IpAddr = "10.0.0.1".parse().unwrap();

@@ -379,6 +379,7 @@ pub async fn run_worker(
     let sweeper = tokio::spawn(retention::sweep_periodically(
         core.engine.clone(),
         FIRST_SWEEP_AFTER,
+        config.call_audio_dir.clone(),
     ));
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
@@ -415,6 +416,10 @@ impl Application {
                 );
                 info!("created the first operator key (printed once on standard output)");
             }
+            Bootstrap::SettingRevoked => tracing::warn!(
+                "SWITCHBOARD_OPERATOR_KEY was revoked (or is a business' key): it does not work; \
+                 set another"
+            ),
             Bootstrap::FromSetting | Bootstrap::Existing => {}
         }
         let feed = ChangeFeed::start(engine.db().clone()).await?;
@@ -425,6 +430,7 @@ impl Application {
             tokio::spawn(retention::sweep_periodically(
                 engine.clone(),
                 FIRST_SWEEP_AFTER,
+                config.call_audio_dir.clone(),
             ));
         }
         let state = AppState {

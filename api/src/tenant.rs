@@ -45,6 +45,15 @@ impl Caller {
         }
     }
 
+    /// The rate-limit bucket it draws on: its business' (however many keys the business made),
+    /// or for an operator its key's.
+    pub fn rate_bucket(&self) -> String {
+        match &self.business {
+            Some(business) => format!("business:{business}"),
+            None => format!("key:{}", self.key_id),
+        }
+    }
+
     /// `403 operator_only` unless the caller is an operator.
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self.business {

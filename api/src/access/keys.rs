@@ -12,8 +12,8 @@ type Result<T> = std::result::Result<T, switchboard_engine::EngineError>;
 /// What every key starts with (so a leaked one is easy to recognise and scan for).
 pub const KEY_PREFIX: &str = "sbk_";
 
-/// Characters of a key kept in clear to recognise it in listings.
-const SHOWN_CHARS: usize = 12;
+/// Characters of a key kept in clear to recognise it in listings (`sbk_` and four more).
+const SHOWN_CHARS: usize = 8;
 
 /// A stored key (never its secret).
 #[derive(Clone, Debug, FromRow, Serialize, utoipa::ToSchema)]
@@ -45,7 +45,7 @@ pub fn hash(secret: &str) -> String {
 const COLUMNS: &str = "id, business_id, name, prefix, created_at, revoked_at";
 
 /// Stores `secret` as a key of `business` (`None`: operator) named `name`; `false` if a key
-/// with that secret already exists.
+/// with that id or that secret already exists.
 pub async fn insert(
     tx: &mut Tx,
     id: &str,
@@ -57,7 +57,7 @@ pub async fn insert(
         .execute(
             Q::new(
                 "INSERT INTO sb_api_keys (id, business_id, name, secret_hash, prefix, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (secret_hash) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(business)
@@ -117,18 +117,23 @@ pub async fn list(db: &Db, business: Option<&str>) -> Result<Vec<ApiKey>> {
     db.fetch_all(q).await
 }
 
-/// Whether any operator key exists (revoked ones included: a deployment that had one is set up).
-pub async fn any_operator_key(db: &Db) -> Result<bool> {
+/// Operator keys: all of them (revoked ones too), or only the usable ones.
+pub async fn operator_keys(db: &Db, usable_only: bool) -> Result<i64> {
     #[derive(FromRow)]
     struct Count {
         n: i64,
     }
+    let usable = if usable_only {
+        " AND revoked_at IS NULL"
+    } else {
+        ""
+    };
     let c: Count = db
-        .fetch_one(Q::new(
-            "SELECT COUNT(*) AS n FROM sb_api_keys WHERE business_id IS NULL",
-        ))
+        .fetch_one(Q::new(format!(
+            "SELECT COUNT(*) AS n FROM sb_api_keys WHERE business_id IS NULL{usable}"
+        )))
         .await?;
-    Ok(c.n > 0)
+    Ok(c.n)
 }
 
 /// Revokes key `id` (and ends its dashboard sessions); `false` if it was already revoked.

@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use switchboard_engine::store::settings;
 use switchboard_engine::{Db, EngineError};
 
 use crate::error::ApiError;
@@ -26,9 +25,10 @@ pub const SESSION_COOKIE: &str = "switchboard_session";
 /// The header that carries a session's CSRF token on actions.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Resolves the caller from an API key or a dashboard session, applies its rate limit and hands
-/// it to the handler; `401` without valid credentials, `403 csrf_failed` for a session's action
-/// without its CSRF token, `429` over the limit.
+/// Resolves the caller from an API key or a dashboard session, applies its rate limit (a
+/// business' keys share one bucket; each operator key has its own) and hands it to the handler;
+/// `401` without valid credentials (`429` once an address keeps failing), `403 csrf_failed` for a
+/// session's action without its CSRF token, `429` over the limit.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
@@ -36,9 +36,21 @@ pub async fn authenticate(
 ) -> Response {
     let caller = match resolve(&state, request.method(), request.headers()).await {
         Ok(caller) => caller,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // Requests with bad credentials draw on their address' bucket: guessing is throttled.
+            let peer = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            if let Some(ip) = peer
+                && let Err(limited) = state.limits.check_address(ip)
+            {
+                return limited.into_response();
+            }
+            return e.into_response();
+        }
     };
-    if let Err(e) = state.limits.check_key(&caller.key_id) {
+    if let Err(e) = state.limits.check_bucket(&caller.rate_bucket()) {
         return e.into_response();
     }
     request.extensions_mut().insert(caller);
@@ -97,6 +109,29 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// How often a long-lived request (the event stream) checks that its key or session still holds.
+pub const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Resolves once `caller`'s key is revoked or, for a dashboard session, the session `token`
+/// ends (sign-out, expiry, revocation); checked every [`CREDENTIALS_RECHECK`].
+pub async fn until_credentials_end(db: Db, caller: Caller, session: Option<String>) {
+    let mut every = tokio::time::interval(CREDENTIALS_RECHECK);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let holds = match &session {
+            Some(token) => sessions::find_live(&db, token).await.map(|s| s.is_some()),
+            None => keys::find(&db, &caller.key_id)
+                .await
+                .map(|k| k.is_some_and(|k| k.revoked_at.is_none())),
+        };
+        // A database hiccup is not a revocation: check again next time.
+        if let Ok(false) = holds {
+            return;
+        }
+    }
+}
+
 fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
@@ -130,17 +165,22 @@ pub async fn audit(
 pub enum Bootstrap {
     /// `SWITCHBOARD_OPERATOR_KEY` is a usable operator key.
     FromSetting,
-    /// The database was empty: this fresh operator key was stored, to be shown once.
+    /// `SWITCHBOARD_OPERATOR_KEY` was revoked (or is a business' key): it does not work.
+    SettingRevoked,
+    /// The database had no operator key: this fresh one was stored, to be shown once.
     Created(String),
     /// Operator keys exist already; nothing to do.
     Existing,
 }
 
-/// Makes sure an operator can get in: stores `configured` (`SWITCHBOARD_OPERATOR_KEY`) as an
-/// operator key, or on a database with no operator key creates one for the caller to print.
-/// With several processes starting at once on an empty database, exactly one creates it.
+/// The id of the operator key the first start creates: with several processes starting at once
+/// on an empty database, the one whose insert lands creates it.
+const FIRST_OPERATOR_KEY_ID: &str = "key_first_operator";
+
+/// Makes sure an operator can get in: stores `configured` (`SWITCHBOARD_OPERATOR_KEY`, trimmed)
+/// as an operator key, or on a database with no operator key creates one for the caller to print.
 pub async fn bootstrap(db: &Db, configured: Option<&str>) -> Result<Bootstrap, EngineError> {
-    if let Some(secret) = configured {
+    if let Some(secret) = configured.map(str::trim) {
         let mut tx = db.begin().await?;
         keys::insert(
             &mut tx,
@@ -151,25 +191,28 @@ pub async fn bootstrap(db: &Db, configured: Option<&str>) -> Result<Bootstrap, E
         )
         .await?;
         tx.commit().await?;
-        return match keys::find_by_secret(db, secret).await? {
-            Some(k) if k.business_id.is_none() && k.revoked_at.is_none() => {
-                Ok(Bootstrap::FromSetting)
-            }
-            _ => Err(EngineError::Config(
-                "SWITCHBOARD_OPERATOR_KEY was revoked or is a business' key: set another".into(),
-            )),
-        };
+        return Ok(match keys::find_by_secret(db, secret).await? {
+            Some(k) if k.business_id.is_none() && k.revoked_at.is_none() => Bootstrap::FromSetting,
+            _ => Bootstrap::SettingRevoked,
+        });
     }
-    if keys::any_operator_key(db).await? {
+    // A deployment that ever had an operator key (revoked ones count) is set up.
+    if keys::operator_keys(db, false).await? > 0 {
         return Ok(Bootstrap::Existing);
-    }
-    let id = keys::new_id();
-    if settings::get_or_insert(db, "auth.first_operator_key", &id).await? != id {
-        return Ok(Bootstrap::Existing); // another process created it
     }
     let secret = keys::generate();
     let mut tx = db.begin().await?;
-    keys::insert(&mut tx, &id, None, "first operator key", &secret).await?;
+    let created = keys::insert(
+        &mut tx,
+        FIRST_OPERATOR_KEY_ID,
+        None,
+        "first operator key",
+        &secret,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Bootstrap::Created(secret))
+    Ok(match created {
+        true => Bootstrap::Created(secret),
+        false => Bootstrap::Existing, // another process created it
+    })
 }

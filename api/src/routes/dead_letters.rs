@@ -34,7 +34,7 @@ fn letter_json(d: &DeadLetter, with_body: bool) -> Value {
         "received_at": rfc3339(d.received_at),
         "last_failed_at": rfc3339(d.last_failed_at),
         "replayed_at": d.replayed_at.map(rfc3339),
-        "bytes": d.body.len(),
+        "bytes": d.bytes,
     });
     if with_body {
         v["body"] = serde_json::from_str(&d.body).unwrap_or_else(|_| json!(d.body));

@@ -2,7 +2,9 @@
 //! change's position), optionally for one business or one run. Every process serves every change,
 //! whichever process's worker made it. A client that reconnects with `Last-Event-ID` (or
 //! `?last_event_id=`) gets the changes it missed first; if they are older than the feed keeps, it
-//! gets `event: reset` and should reload. The first event, `ready`, says the stream is live.
+//! gets `event: reset` and should reload. The first event, `ready`, says the stream is live. A
+//! stream ends when its key is revoked or its session ends (checked every
+//! [`access::CREDENTIALS_RECHECK`]).
 
 use std::convert::Infallible;
 
@@ -16,6 +18,7 @@ use switchboard_engine::ChangeFeed;
 use switchboard_engine::store::changes::{self, Change};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::openapi::ErrorBody;
@@ -71,9 +74,23 @@ pub async fn stream(
     // Subscribe before reading the position: nothing falls between replay and live.
     let live = feed.subscribe();
     let (tx, mut rx) = mpsc::channel::<Event>(256);
+    // With a session cookie (and no key), the session is what must stay valid.
+    let session = match headers.get(axum::http::header::AUTHORIZATION) {
+        Some(_) => None,
+        None => access::session_token(&headers),
+    };
+    let credentials = access::until_credentials_end(state.engine.db().clone(), caller, session);
     tokio::spawn(async move {
-        if let Err(e) = pump(feed, live, query, resume, tx).await {
-            tracing::debug!(error = %e, "event stream ended");
+        let closed = tx.clone();
+        tokio::select! {
+            pumped = pump(feed, live, query, resume, tx) => {
+                if let Err(e) = pumped {
+                    tracing::debug!(error = %e, "event stream ended");
+                }
+            }
+            // The client left (noticed even while no change matches its filter).
+            _ = closed.closed() => {}
+            _ = credentials => tracing::debug!("event stream ended: its key or session did"),
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok)));

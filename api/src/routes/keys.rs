@@ -123,7 +123,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The revoked key", body = Object),
         (status = 404, description = "No such key (or not the caller's)", body = ErrorBody),
-        (status = 409, description = "Already revoked", body = ErrorBody),
+        (status = 409, description = "Already revoked, or the last usable operator key", body = ErrorBody),
     )
 )]
 pub async fn revoke(
@@ -141,6 +141,14 @@ pub async fn revoke(
     };
     if !reachable {
         return Err(not_found());
+    }
+    if key.business_id.is_none()
+        && key.revoked_at.is_none()
+        && keys::operator_keys(state.engine.db(), true).await? <= 1
+    {
+        return Err(ApiError::Conflict(
+            "the last usable operator key cannot be revoked: create another first".into(),
+        ));
     }
     let mut tx = state.engine.db().begin().await?;
     let revoked = keys::revoke(&mut tx, &id).await?;

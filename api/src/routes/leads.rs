@@ -248,7 +248,8 @@ pub async fn erase(
         .await?
         .filter(|l| caller.can_access(&l.business_id))
         .ok_or_else(|| ApiError::NotFound(format!("lead {id} not found")))?;
-    if !store::erase_lead(engine, &id).await? {
+    let audio_dir = state.call_audio_dir.as_deref();
+    if !switchboard_workflows::retention::erase(engine, &id, audio_dir).await? {
         return Err(ApiError::NotFound(format!("lead {id} not found")));
     }
     let business = Some(lead.business_id.as_str());

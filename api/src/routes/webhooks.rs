@@ -98,7 +98,7 @@ pub(crate) async fn process(state: &AppState, body: &[u8]) -> ApiResult<Value> {
     let db = state.engine.db();
     let call_key = match (event.call_key(), event.to_number()) {
         (Some(key), _) => Some(key.to_owned()),
-        (None, Some(to_number)) => calls::unanswered_call_to(db, to_number).await?,
+        (None, Some(to_number)) => calls::unanswered_call_to(db, to_number, &call_id).await?,
         (None, None) => None,
     };
     if let Some(call_key) = call_key.as_deref()

@@ -252,6 +252,12 @@ async fn keys_are_shown_once_stored_hashed_and_revocable(backend: Backend) {
     let (status, _) = app.delete(&format!("/api/v1/keys/{key_id}")).await;
     assert_eq!(status, 409);
 
+    // The last usable operator key cannot be revoked (nobody could get in again).
+    let (_, me) = app.get("/api/v1/sessions/current").await;
+    let operator_key_id = me["key_id"].as_str().unwrap();
+    let (status, answer) = app.delete(&format!("/api/v1/keys/{operator_key_id}")).await;
+    assert_eq!(status, 409, "{answer}");
+
     // A malformed Authorization header is a 401 in the error shape, not a 500.
     let resp = reqwest::Client::new()
         .get(format!("{}/api/v1/runs", app.address))
@@ -612,6 +618,51 @@ async fn the_first_operator_key_is_created_once_by_processes_starting_together(b
     ))
     .await
     .unwrap();
-    assert!(bootstrap(&db, Some(configured)).await.is_err());
+    assert_eq!(
+        bootstrap(&db, Some(configured)).await.unwrap(),
+        Bootstrap::SettingRevoked
+    );
+    // A configured key read from a file with a trailing newline is the same key.
+    let padded = "sbk_padded-operator-key\n";
+    assert_eq!(
+        bootstrap(&db, Some(padded)).await.unwrap(),
+        Bootstrap::FromSetting
+    );
+    let (n,): (i64,) = db
+        .fetch_one(
+            Q::new("SELECT COUNT(*) FROM sb_api_keys WHERE secret_hash = $1").bind(
+                switchboard_api::access::keys::hash("sbk_padded-operator-key"),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
     db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_ends_when_its_key_is_revoked() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let (key_id, key) = app.create_key(MINE).await;
+    let mut stream = client_with_key(&key)
+        .get(format!("{}/api/v1/events", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&first).contains("ready"),
+        "{first:?}"
+    );
+    assert_eq!(app.delete(&format!("/api/v1/keys/{key_id}")).await.0, 200);
+    // Checked every CREDENTIALS_RECHECK (10 s): the stream closes soon after.
+    let drained = async {
+        // Keep-alives until it closes.
+        while let Ok(Some(_)) = stream.chunk().await {}
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(40), drained)
+        .await
+        .ok();
+    assert!(ended.is_some(), "the stream of a revoked key stays open");
 }

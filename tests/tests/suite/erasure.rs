@@ -135,7 +135,7 @@ async fn leads_past_their_business_retention_are_erased_by_the_sweep(backend: Ba
     let now = chrono::Utc::now().timestamp_millis();
 
     // 89 days on: within retention, nothing goes.
-    let swept = retention::sweep(&app.engine, now + 89 * DAY_MS)
+    let swept = retention::sweep(&app.engine, now + 89 * DAY_MS, None)
         .await
         .unwrap();
     assert!(swept.iter().all(|(_, n)| *n == 0), "{swept:?}");
@@ -143,7 +143,7 @@ async fn leads_past_their_business_retention_are_erased_by_the_sweep(backend: Ba
 
     // 91 days on: the lead whose run ended is erased with its runs and transcripts; the one
     // with a run still waiting stays; businesses without a retention are not swept.
-    let swept = retention::sweep(&app.engine, now + 91 * DAY_MS)
+    let swept = retention::sweep(&app.engine, now + 91 * DAY_MS, None)
         .await
         .unwrap();
     assert_eq!(swept, vec![("demo".to_owned(), 1)], "{swept:?}");
@@ -153,8 +153,39 @@ async fn leads_past_their_business_retention_are_erased_by_the_sweep(backend: Ba
     assert_eq!(app.get(&format!("/api/v1/leads/{in_flight}")).await.0, 200);
     assert_eq!(app.run(&in_flight_run).await["status"], "waiting");
     // Sweeping again finds nothing more.
-    let again = retention::sweep(&app.engine, now + 91 * DAY_MS)
+    let again = retention::sweep(&app.engine, now + 91 * DAY_MS, None)
         .await
         .unwrap();
     assert_eq!(again, vec![("demo".to_owned(), 0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_lead_removes_its_call_recordings() {
+    let dir = std::env::temp_dir().join(format!("sb-erase-{}", uuid::Uuid::now_v7().simple()));
+    let audio_dir = dir.clone();
+    let app = spawn_app_configured(
+        &Backend::Sqlite,
+        TestOptions::webhooks_wait_an_hour(),
+        |c| {
+            c.call_audio_dir = Some(audio_dir);
+        },
+    )
+    .await;
+    let (lead, run, conversation) = app.lead_awaiting_call().await;
+    let now = chrono::Utc::now().timestamp();
+    let audio = json!({"type": "post_call_audio", "event_timestamp": now,
+        "data": {"agent_id": "a", "conversation_id": conversation, "full_audio": "SUQzBAAAAAAA"}});
+    let (status, _) = app.post_webhook(&audio, WEBHOOK_SECRET, now).await;
+    assert_eq!(status, 200);
+    let recording = dir.join(format!("{conversation}.mp3"));
+    assert!(recording.exists());
+    // The run ends (cancelled here: it is a lead's last run's end that erasure waits for).
+    assert_eq!(app.post(&format!("/api/v1/runs/{run}/cancel")).await.0, 200);
+
+    assert_eq!(app.delete(&format!("/api/v1/leads/{lead}")).await.0, 204);
+    assert!(
+        !recording.exists(),
+        "the call recording is erased with the lead"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -172,9 +172,14 @@ pub async fn record_not_started(db: &Db, id: &str, status: &str, error: String) 
 }
 
 /// The call to `to_number` whose request was sent but whose answer was never recorded (`dialing`
-/// without an id, recent enough to hold a line), when there is exactly one: a webhook that names
-/// the number called but no call key (an initiation failure) is about it.
-pub async fn unanswered_call_to(db: &Db, to_number: &str) -> Result<Option<String>> {
+/// without an id, recent enough to hold a line, its run not finished), when there is exactly one
+/// and no call is known by `conversation_id` yet: a webhook about `conversation_id` that names the
+/// number called but no call key (an initiation failure) is about it.
+pub async fn unanswered_call_to(
+    db: &Db,
+    to_number: &str,
+    conversation_id: &str,
+) -> Result<Option<String>> {
     #[derive(FromRow)]
     struct Key {
         id: String,
@@ -183,11 +188,14 @@ pub async fn unanswered_call_to(db: &Db, to_number: &str) -> Result<Option<Strin
         .fetch_all(
             Q::new(
                 "SELECT c.id FROM calls c JOIN leads l ON l.id = c.lead_id \
+                 JOIN sb_runs r ON r.id = c.run_id \
                  WHERE c.status = 'dialing' AND c.conversation_id IS NULL AND l.phone = $1 \
-                 AND c.updated_at > $2 LIMIT 2",
+                 AND c.updated_at > $2 AND r.status NOT IN ('succeeded', 'failed', 'cancelled') \
+                 AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.conversation_id = $3) LIMIT 2",
             )
             .bind(to_number)
-            .bind(now_ms() - LINE_HELD_AT_MOST_MS),
+            .bind(now_ms() - LINE_HELD_AT_MOST_MS)
+            .bind(conversation_id),
         )
         .await?;
     Ok(match keys.as_slice() {

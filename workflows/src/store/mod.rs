@@ -145,9 +145,13 @@ pub async fn lead(db: &Db, id: &str) -> Result<Option<Lead>> {
 
 /// Erases a lead and everything derived from it, in one transaction: its runs (with their
 /// attempts, waits, events and changes), their script pins, its calls (transcripts, analyses,
-/// scores) and the lead itself. Refused while one of its runs has not finished. Returns whether
-/// the lead existed.
-pub async fn erase_lead(engine: &switchboard_engine::Engine, lead_id: &str) -> Result<bool> {
+/// scores) and the lead itself. Refused while one of its runs has not finished. Returns the keys
+/// its calls were known by (call keys and conversation ids: files named after them are the
+/// caller's to remove), or `None` if the lead did not exist.
+pub async fn erase_lead(
+    engine: &switchboard_engine::Engine,
+    lead_id: &str,
+) -> Result<Option<Vec<String>>> {
     let mut tx = engine.db().begin().await?;
     let keys = calls::event_keys_of_lead(&mut tx, lead_id).await?;
     scripts::unpin_runs_of_subject(&mut tx, lead_id).await?;
@@ -158,7 +162,7 @@ pub async fn erase_lead(engine: &switchboard_engine::Engine, lead_id: &str) -> R
         .await?
         == 1;
     tx.commit().await?;
-    Ok(existed)
+    Ok(existed.then_some(keys))
 }
 
 /// Up to `limit` leads of `business_id` created before `cutoff` (unix ms) with no run in flight
