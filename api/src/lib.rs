@@ -8,6 +8,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod error;
 pub mod extract;
+pub mod imports;
 pub mod limits;
 pub mod openapi;
 pub mod prometheus;

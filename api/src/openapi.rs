@@ -39,6 +39,8 @@ pub struct ErrorDetail {
         routes::leads::create,
         routes::leads::show,
         routes::leads::erase,
+        routes::imports::import,
+        routes::imports::show,
         routes::runs::list,
         routes::runs::counts,
         routes::overview::overview,

@@ -147,6 +147,11 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
         )
         .route(
+            "/api/v1/leads/import",
+            post(routes::imports::import).layer(DefaultBodyLimit::max(routes::imports::BODY_LIMIT)),
+        )
+        .route("/api/v1/imports/{id}", get(routes::imports::show))
+        .route(
             "/api/v1/businesses/{id}/script/dry-run",
             post(routes::scripts::dry_run)
                 .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),

@@ -163,6 +163,14 @@ pub struct TestOptions {
 }
 
 impl TestOptions {
+    /// An API without workers: runs stay queued (or another process runs them).
+    pub fn without_workers() -> TestOptions {
+        TestOptions {
+            no_workers: true,
+            ..TestOptions::default()
+        }
+    }
+
     /// Runs wait an hour for their call's webhook, so a test can look at them waiting.
     pub fn webhooks_wait_an_hour() -> TestOptions {
         TestOptions {

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_engine::store::runs::RunFilter;
 use switchboard_engine::{BusinessId, NewRun};
+use switchboard_workflows::business::Business;
 use switchboard_workflows::lead::{Lead, NewLead};
 use switchboard_workflows::lead_call::{Intake, LeadRef, WORKFLOW};
 use switchboard_workflows::phone::Phone;
@@ -62,6 +63,12 @@ async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
     let business = store::business(state.engine.db(), &new.business)
         .await?
         .ok_or_else(|| unknown_business(&new.business))?;
+    check(&business, new)
+}
+
+/// Checks a lead of `business`: name, E.164 phone, email, source and custom fields; the error
+/// names the field.
+pub(crate) fn check(business: &Business, new: &NewLead) -> ApiResult<Phone> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid(
@@ -148,11 +155,42 @@ pub async fn create(
         tx.rollback().await?;
         return replay(&state, existing).await;
     }
+    let started = start(engine, &mut tx, &new, phone, key.as_deref()).await;
+    let lead = match started {
+        Ok(lead) => lead,
+        Err(e) => {
+            // A concurrent request with the same key won the race: answer with its lead.
+            tx.rollback().await?;
+            if let Some(key) = &key {
+                let mut tx = engine.db().begin().await?;
+                let existing = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?;
+                tx.rollback().await?;
+                if let Some(existing) = existing {
+                    return replay(&state, existing).await;
+                }
+            }
+            return Err(e);
+        }
+    };
+    tx.commit().await?;
+    engine.notify_changed();
+    Ok(created(&lead, "queued", false))
+}
+
+/// Stores a checked lead and starts its run in `tx` (the caller commits, then notifies the
+/// engine); `key` is its idempotency key, unique in the business.
+pub(crate) async fn start(
+    engine: &switchboard_engine::Engine,
+    tx: &mut switchboard_engine::store::Tx,
+    new: &NewLead,
+    phone: Phone,
+    key: Option<&str>,
+) -> ApiResult<Lead> {
     let lead_id = switchboard_engine::ids::new_id();
     let business = BusinessId(new.business.clone());
     let run_id = engine
         .start_run_in::<Intake>(
-            &mut tx,
+            tx,
             NewRun {
                 workflow: WORKFLOW,
                 business_id: &business,
@@ -163,7 +201,7 @@ pub async fn create(
             },
         )
         .await?;
-    store::scripts::pin(&mut tx, &run_id.0, &new.business).await?;
+    store::scripts::pin(tx, &run_id.0, &new.business).await?;
     let lead = Lead {
         id: lead_id,
         business_id: new.business.clone(),
@@ -176,22 +214,8 @@ pub async fn create(
         run_id: run_id.0.clone(),
         created_at: switchboard_engine::ids::now_ms(),
     };
-    if let Err(e) = store::insert_lead(&mut tx, &lead, key.as_deref()).await {
-        // A concurrent request with the same key won the race: answer with its lead.
-        tx.rollback().await?;
-        if let Some(key) = &key {
-            let mut tx = engine.db().begin().await?;
-            let existing = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?;
-            tx.rollback().await?;
-            if let Some(existing) = existing {
-                return replay(&state, existing).await;
-            }
-        }
-        return Err(e.into());
-    }
-    tx.commit().await?;
-    engine.notify_changed();
-    Ok(created(&lead, "queued", false))
+    store::insert_lead(tx, &lead, key).await?;
+    Ok(lead)
 }
 
 /// `GET /api/v1/leads/{id}` → `{"lead", "runs":[…newest first], "calls":[…oldest first]}`.

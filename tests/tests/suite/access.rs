@@ -27,13 +27,23 @@ crate::on_both_backends!(
 const MINE: &str = "demo";
 const OTHER: &str = "dental";
 
+/// The probed business' data whose ids fill the paths.
+struct Probed {
+    lead_id: String,
+    run_id: String,
+    key_id: String,
+    import_id: String,
+}
+
 /// `path` with its parameters filled from the probed data.
-fn concrete(path: &str, lead_id: &str, run_id: &str, key_id: &str) -> String {
+fn concrete(path: &str, p: &Probed) -> String {
+    let (lead_id, run_id, key_id) = (&p.lead_id, &p.run_id, &p.key_id);
     path.replace("/leads/{id}", &format!("/leads/{lead_id}"))
         .replace("/runs/{id}", &format!("/runs/{run_id}"))
         .replace("/businesses/{id}", &format!("/businesses/{MINE}"))
         .replace("/keys/{id}", &format!("/keys/{key_id}"))
         .replace("/dead-letters/{id}", "/dead-letters/dl_0")
+        .replace("/imports/{id}", &format!("/imports/{}", p.import_id))
         .replace("{version}", "1")
 }
 
@@ -86,6 +96,31 @@ async fn every_route_refuses_no_key_and_hides_another_business_data(backend: Bac
     let (_, script) = app.get(&format!("/api/v1/businesses/{MINE}/script")).await;
     let script = script["source"].as_str().unwrap().to_owned();
     let (_, doc) = app.get("/api/v1/openapi.json").await;
+    let imported = app
+        .client
+        .post(format!(
+            "{}/api/v1/leads/import?business={MINE}",
+            app.address
+        ))
+        .header("content-type", "text/csv")
+        .body("name,phone\nEve,+14155550199\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 202);
+    let imported: Value = imported.json().await.unwrap();
+    let import_id = imported["id"].as_str().unwrap().to_owned();
+    eventually("the import to finish", T, || async {
+        let (_, import) = app.get(&format!("/api/v1/imports/{import_id}")).await;
+        (import["status"] == "done").then_some(())
+    })
+    .await;
+    let data = Probed {
+        lead_id: lead_id.clone(),
+        run_id: run_id.clone(),
+        key_id: my_key_id.clone(),
+        import_id,
+    };
 
     let anonymous = reqwest::Client::new();
     let other = client_with_key(&other_key);
@@ -97,7 +132,7 @@ async fn every_route_refuses_no_key_and_hides_another_business_data(backend: Bac
                 continue; // public: health, the document, signed webhooks, sign-in
             }
             probed += 1;
-            let mut url = concrete(path, &lead_id, &run_id, &my_key_id);
+            let mut url = concrete(path, &data);
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             if params
                 .iter()
@@ -157,7 +192,10 @@ async fn every_route_refuses_no_key_and_hides_another_business_data(backend: Bac
         .fetch_one(Q::new("SELECT COUNT(*) FROM leads"))
         .await
         .unwrap();
-    assert_eq!(leads, 1, "no lead was created for the probed business");
+    assert_eq!(
+        leads, 2,
+        "no lead was created for the probed business (one run, one import)"
+    );
     let (_, keys) = app.get(&format!("/api/v1/keys?business={MINE}")).await;
     assert!(keys["keys"][0]["revoked_at"].is_null(), "{keys}");
 

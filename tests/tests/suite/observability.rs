@@ -215,14 +215,7 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
 async fn a_worker_process_serves_its_own_metrics() {
     // The API in this test runs no workers; a `switchboard worker` process runs the steps and
     // serves what it recorded on its own metrics address.
-    let app = spawn_app_with(
-        &Backend::Sqlite,
-        TestOptions {
-            no_workers: true,
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(&Backend::Sqlite, TestOptions::without_workers()).await;
     let metrics_port = free_port();
     let logs = switchboard_tests::children::log_dir("worker_metrics");
     let env = [

@@ -41,6 +41,28 @@ pub enum FieldType {
 }
 
 impl CustomField {
+    /// The value a text cell (a CSV column) stands for: a number or a boolean when the field
+    /// has that type and the text reads as one, the text itself otherwise (so that [`check`]
+    /// explains what was expected).
+    ///
+    /// [`check`]: CustomField::check
+    pub fn from_text(&self, text: &str) -> Value {
+        let text = text.trim();
+        match self.kind {
+            FieldType::Number => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Value::from(text), Value::Number),
+            FieldType::Boolean => match text.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "1" => Value::Bool(true),
+                "false" | "no" | "n" | "0" => Value::Bool(false),
+                _ => Value::from(text),
+            },
+            _ => Value::from(text),
+        }
+    }
+
     /// Whether `v` is a valid value; the error says what was expected.
     pub fn check(&self, v: &Value) -> Result<(), String> {
         let ok = match self.kind {

@@ -117,6 +117,39 @@ pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>
     Ok(())
 }
 
+/// Every phone number of the business' leads with the id of its most recent lead.
+pub async fn leads_by_phone(db: &Db, business_id: &str) -> Result<Vec<(String, String)>> {
+    db.fetch_all(
+        Q::new("SELECT phone, id FROM leads WHERE business_id = $1 ORDER BY created_at, id")
+            .bind(business_id),
+    )
+    .await
+    .map(|rows: Vec<(String, String)>| rows)
+}
+
+/// Replaces what was submitted about lead `id` (an import's update of a duplicate); its runs,
+/// calls and phone number stay. False if there is no such lead.
+pub async fn update_lead_details(
+    tx: &mut Tx,
+    id: &str,
+    new: &crate::lead::NewLead,
+) -> Result<bool> {
+    let changed = tx
+        .execute(
+            Q::new(
+                "UPDATE leads SET name = $1, email = $2, source = $3, custom_fields = $4 \
+                 WHERE id = $5",
+            )
+            .bind(new.name.trim())
+            .bind(new.email.clone())
+            .bind(new.source.clone())
+            .bind(serde_json::to_string(&new.custom_fields)?)
+            .bind(id),
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
 /// The lead a business stored under an idempotency key, if any.
 pub async fn lead_by_idempotency_key(
     tx: &mut Tx,

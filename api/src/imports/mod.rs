@@ -1,0 +1,197 @@
+//! Bulk lead import: an uploaded CSV or JSON-lines file becomes leads (each with its run), row by
+//! row, in the background, with its progress and a report of every rejected row (line and
+//! reason) in `lead_imports`. Rows are checked like `POST /api/v1/leads`; a phone number the
+//! business already has (or that an earlier row of the file had) is a duplicate, skipped or
+//! updated as asked. The same file uploaded again with the same options is the same import.
+
+pub mod parse;
+pub mod store;
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_engine::Engine;
+use switchboard_workflows::business::Business;
+use tracing::{info, warn};
+
+use crate::error::ApiError;
+use crate::routes::leads;
+use parse::Row;
+
+/// Rows an import may hold.
+pub const MAX_ROWS: usize = 50_000;
+
+/// Rows written per transaction (progress is recorded after each).
+const BATCH: usize = 250;
+
+/// What to do with a row whose phone number the business already has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Leave the existing lead as it is (the default).
+    #[default]
+    Skip,
+    /// Replace the existing lead's name, email, source and custom fields (no new run).
+    Update,
+}
+
+impl OnDuplicate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDuplicate::Skip => "skip",
+            OnDuplicate::Update => "update",
+        }
+    }
+}
+
+/// A rejected row.
+#[derive(Debug, serde::Serialize)]
+pub struct Rejection {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Tallies as the import goes.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub processed: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub rejections: Vec<Rejection>,
+}
+
+/// Reads, checks and stores every row of import `id`; records progress after each batch and the
+/// report at the end (`failed` with the error if storing fails).
+pub async fn run(
+    engine: Engine,
+    id: String,
+    business: Business,
+    rows: Vec<Row>,
+    on_duplicate: OnDuplicate,
+) {
+    let outcome = store_rows(&engine, &id, &business, rows, on_duplicate).await;
+    let db = engine.db();
+    let recorded = match outcome {
+        Ok(tally) => {
+            info!(import = %id, business = %business.id, created = tally.created,
+                updated = tally.updated, skipped = tally.skipped,
+                rejected = tally.rejections.len(), "lead import done");
+            store::finish(db, &id, &tally, None).await
+        }
+        Err((tally, e)) => {
+            warn!(import = %id, error = %e, "lead import failed");
+            store::finish(db, &id, &tally, Some(&e.to_string())).await
+        }
+    };
+    if let Err(e) = recorded {
+        warn!(import = %id, error = %e, "lead import's end not recorded");
+    }
+}
+
+async fn store_rows(
+    engine: &Engine,
+    id: &str,
+    business: &Business,
+    rows: Vec<Row>,
+    on_duplicate: OnDuplicate,
+) -> Result<Tally, (Tally, ApiError)> {
+    let mut tally = Tally::default();
+    let known = match switchboard_workflows::store::leads_by_phone(engine.db(), &business.id).await
+    {
+        Ok(rows) => rows,
+        Err(e) => return Err((tally, e.into())),
+    };
+    // Phone → the lead it belongs to (stored before, or by an earlier row of this file).
+    let mut phones: HashMap<String, String> = known.into_iter().collect();
+    for batch in rows.chunks(BATCH) {
+        if let Err(e) = store_batch(
+            engine,
+            business,
+            batch,
+            on_duplicate,
+            &mut phones,
+            &mut tally,
+        )
+        .await
+        {
+            return Err((tally, e));
+        }
+        engine.notify_changed();
+        if let Err(e) = store::progress(engine.db(), id, &tally).await {
+            return Err((tally, e.into()));
+        }
+    }
+    Ok(tally)
+}
+
+async fn store_batch(
+    engine: &Engine,
+    business: &Business,
+    batch: &[Row],
+    on_duplicate: OnDuplicate,
+    phones: &mut HashMap<String, String>,
+    tally: &mut Tally,
+) -> Result<(), ApiError> {
+    let mut tx = engine.db().begin().await?;
+    for row in batch {
+        tally.processed += 1;
+        let reject = |reason: String| Rejection {
+            line: row.line,
+            reason,
+        };
+        let checked = row.lead.clone().and_then(|new| {
+            leads::check(business, &new)
+                .map(|phone| (new, phone))
+                .map_err(|e| e.to_string())
+        });
+        let (new, phone) = match checked {
+            Ok(ok) => ok,
+            Err(reason) => {
+                tally.rejections.push(reject(reason));
+                continue;
+            }
+        };
+        match phones.get(phone.as_str()) {
+            Some(existing) => match on_duplicate {
+                OnDuplicate::Skip => tally.skipped += 1,
+                OnDuplicate::Update => {
+                    switchboard_workflows::store::update_lead_details(&mut tx, existing, &new)
+                        .await?;
+                    tally.updated += 1;
+                }
+            },
+            None => {
+                let key = format!("import:{}", phone.as_str());
+                let phone_text = phone.as_str().to_owned();
+                let lead = leads::start(engine, &mut tx, &new, phone, Some(&key)).await?;
+                phones.insert(phone_text, lead.id);
+                tally.created += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The import's answer body.
+pub fn import_json(i: &store::Import) -> serde_json::Value {
+    json!({
+        "id": i.id,
+        "business": i.business_id,
+        "format": i.format,
+        "on_duplicate": i.on_duplicate,
+        "status": i.status,
+        "total_rows": i.total_rows,
+        "processed": i.processed,
+        "created": i.created,
+        "updated": i.updated,
+        "skipped": i.skipped,
+        "rejected": i.rejected,
+        "rejections": serde_json::from_str::<serde_json::Value>(&i.rejections).unwrap_or_default(),
+        "error": i.error,
+        "created_at": crate::routes::rfc3339(i.created_at),
+        "finished_at": i.finished_at.map(crate::routes::rfc3339),
+    })
+}

@@ -1,0 +1,168 @@
+//! Reading an upload: CSV (with a header row) or JSON lines, each row mapped onto a lead through a
+//! column mapping (by default, columns named like the fields), custom field cells typed from text.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use switchboard_workflows::business::Business;
+use switchboard_workflows::lead::NewLead;
+
+/// The file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated, first row the header.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Which column holds each field; absent entries default to the field's own name (matched
+/// without regard to case).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    /// Custom field name → column.
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, String>,
+}
+
+/// A row read from the file: its line (the header is line 1 of a CSV) and the lead it makes, or
+/// why it could not be read.
+pub struct Row {
+    pub line: u64,
+    pub lead: Result<NewLead, String>,
+}
+
+/// One row's cells by column name (lower-cased).
+type Cells = BTreeMap<String, Value>;
+
+/// A row's line and its cells, or why they could not be read.
+type LineCells = (u64, Result<Cells, String>);
+
+/// Reads every row of `body`; `Err` when the file as a whole cannot be read.
+pub fn rows(
+    format: Format,
+    body: &[u8],
+    business: &Business,
+    mapping: &Mapping,
+) -> Result<Vec<Row>, String> {
+    let cells = match format {
+        Format::Csv => csv_cells(body)?,
+        Format::Jsonl => jsonl_cells(body),
+    };
+    Ok(cells
+        .into_iter()
+        .map(|(line, cells)| Row {
+            line,
+            lead: cells.and_then(|c| lead(&c, business, mapping)),
+        })
+        .collect())
+}
+
+fn csv_cells(body: &[u8]) -> Result<Vec<LineCells>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(body);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("the header row cannot be read: {e}"))?
+        .iter()
+        .map(str::to_lowercase)
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err("the file has no header row".into());
+    }
+    let mut out = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line());
+                let cells = headers
+                    .iter()
+                    .zip(record.iter())
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(h, v)| (h.clone(), Value::String(v.to_owned())))
+                    .collect();
+                out.push((line, Ok(cells)));
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                out.push((line, Err(format!("unreadable CSV: {e}"))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn jsonl_cells(body: &[u8]) -> Vec<LineCells> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let cells = match serde_json::from_str::<Value>(l) {
+                Ok(Value::Object(o)) => Ok(o
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_null() && v != "")
+                    .map(|(k, v)| (k.to_lowercase(), v))
+                    .collect()),
+                Ok(_) => Err("the line is not a JSON object".to_owned()),
+                Err(e) => Err(format!("the line is not JSON: {e}")),
+            };
+            (i as u64 + 1, cells)
+        })
+        .collect()
+}
+
+/// The lead a row makes.
+fn lead(cells: &Cells, business: &Business, mapping: &Mapping) -> Result<NewLead, String> {
+    let cell = |mapped: &Option<String>, field: &str| {
+        let column = mapped.as_deref().unwrap_or(field).to_lowercase();
+        cells.get(&column).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    let name = cell(&mapping.name, "name").ok_or("no name")?;
+    let phone = cell(&mapping.phone, "phone").ok_or("no phone")?;
+    let mut custom_fields = Map::new();
+    for field in &business.custom_fields {
+        let column = mapping
+            .custom_fields
+            .get(&field.name)
+            .unwrap_or(&field.name)
+            .to_lowercase();
+        if let Some(v) = cells.get(&column) {
+            let typed = match v {
+                Value::String(s) => field.from_text(s),
+                other => other.clone(),
+            };
+            custom_fields.insert(field.name.clone(), typed);
+        }
+    }
+    Ok(NewLead {
+        business: business.id.clone(),
+        name,
+        phone,
+        email: cell(&mapping.email, "email"),
+        source: cell(&mapping.source, "source"),
+        custom_fields,
+        sim: None,
+    })
+}

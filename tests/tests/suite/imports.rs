@@ -1,0 +1,263 @@
+//! Bulk import: a CSV or JSON-lines file becomes leads and runs in the background; every bad row
+//! is reported with its line and reason; duplicates (the same phone number in the business) are
+//! skipped or updated as asked; the same upload again changes nothing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_engine::store::Q;
+use switchboard_tests::*;
+
+crate::on_both_backends!(
+    duplicates_are_skipped_or_updated_as_asked,
+    bad_uploads_are_refused_and_change_nothing,
+);
+
+const T: Duration = Duration::from_secs(120);
+
+/// Posts `body` as `content_type` to `/api/v1/leads/import?{query}`.
+async fn upload(app: &TestApp, query: &str, content_type: &str, body: String) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/leads/import?{query}", app.address))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits until import `id` is done and returns it.
+async fn done(app: &TestApp, id: &str) -> Value {
+    eventually("the import to finish", T, || async {
+        let (status, import) = app.get(&format!("/api/v1/imports/{id}")).await;
+        assert_eq!(status, 200, "{import}");
+        (import["status"] != "processing").then_some(import)
+    })
+    .await
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    let (n,): (i64,) = app
+        .engine
+        .db()
+        .fetch_one(Q::new(format!("SELECT COUNT(*) FROM {table}")))
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_changes_nothing() {
+    // No workers: the runs wait in the queue; this is about the import.
+    let app = spawn_app_with(&Backend::Sqlite, TestOptions::without_workers()).await;
+    let mut csv = String::from("Full Name,Mobile,E-mail,Budget\n");
+    let mut bad = Vec::new();
+    for i in 0..10_000 {
+        let line = i + 2; // the header is line 1
+        let (name, phone, email, budget) = match (i % 33 == 7, (i / 33) % 4) {
+            (true, 0) => (format!("Lead {i}"), "12345".to_owned(), String::new(), ""),
+            (true, 1) => (
+                format!("Lead {i}"),
+                format!("+1415555{i:04}"),
+                "not-an-email".into(),
+                "",
+            ),
+            (true, 2) => (
+                format!("Lead {i}"),
+                format!("+1415555{i:04}"),
+                String::new(),
+                "Lots",
+            ),
+            (true, _) => (String::new(), format!("+1415555{i:04}"), String::new(), ""),
+            (false, _) => (
+                format!("Lead {i}"),
+                format!("+1415555{i:04}"),
+                format!("lead{i}@example.com"),
+                "500K-1M",
+            ),
+        };
+        if i % 33 == 7 {
+            bad.push(line);
+        }
+        csv.push_str(&format!("\"{name}\",{phone},{email},{budget}\n"));
+    }
+    let mapping = r#"{"name":"Full Name","phone":"Mobile","email":"E-mail","custom_fields":{"budget_range":"Budget"}}"#;
+    let query = format!("business=demo&mapping={}", urlencode(mapping));
+    let resp = upload(&app, &query, "text/csv", csv.clone()).await;
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let accepted: Value = resp.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/imports/{id}"));
+    assert_eq!(accepted["total_rows"], 10_000);
+
+    let import = done(&app, &id).await;
+    let good = 10_000 - bad.len() as i64;
+    assert_eq!(import["status"], "done", "{import}");
+    assert_eq!(
+        (
+            import["created"].as_i64(),
+            import["rejected"].as_i64(),
+            import["skipped"].as_i64()
+        ),
+        (Some(good), Some(bad.len() as i64), Some(0)),
+        "{}",
+        import["rejections"]
+    );
+    let rejections = import["rejections"].as_array().unwrap();
+    let lines: Vec<i64> = rejections
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, bad);
+    let reasons: Vec<&str> = rejections
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("phone"), "{:?}", &reasons[..4]);
+    assert!(reasons[1].contains("email"), "{:?}", &reasons[..4]);
+    assert!(reasons[2].contains("budget_range"), "{:?}", &reasons[..4]);
+    assert!(reasons[3].contains("name"), "{:?}", &reasons[..4]);
+    assert_eq!(count(&app, "leads").await, good);
+    assert_eq!(count(&app, "sb_runs").await, good);
+
+    // The same file again: the same import, nothing new.
+    let resp = upload(&app, &query, "text/csv", csv).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["idempotent-replayed"], "true");
+    let again: Value = resp.json().await.unwrap();
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(count(&app, "leads").await, good);
+    assert_eq!(count(&app, "sb_runs").await, good);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions::without_workers()).await;
+    let (existing, _) = app
+        .create_lead_with(&json!({"business": "demo", "name": "Ada", "phone": "+14155552671"}))
+        .await;
+    let file = [
+        json!({"name": "Ada Lovelace", "phone": "+14155552671", "source": "fair"}),
+        json!({"name": "Grace Hopper", "phone": "+14155552672"}),
+        json!({"name": "Grace H.", "phone": "+1 415 555 2672", "budget_range": "Over 1M"}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+
+    let resp = upload(&app, "business=demo", "application/x-ndjson", file.clone()).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let skipped = done(&app, &id).await;
+    assert_eq!(
+        (
+            skipped["created"].as_i64(),
+            skipped["skipped"].as_i64(),
+            skipped["rejected"].as_i64()
+        ),
+        (Some(1), Some(2), Some(0)),
+        "{skipped}"
+    );
+    let (_, lead) = app.get(&format!("/api/v1/leads/{existing}")).await;
+    assert_eq!(lead["lead"]["name"], "Ada", "skipped: unchanged");
+
+    let resp = upload(
+        &app,
+        "business=demo&on_duplicate=update",
+        "application/x-ndjson",
+        file,
+    )
+    .await;
+    assert_eq!(resp.status(), 202, "other options: another import");
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let updated = done(&app, &id).await;
+    assert_eq!(
+        (updated["created"].as_i64(), updated["updated"].as_i64()),
+        (Some(0), Some(3)),
+        "{updated}"
+    );
+    let (_, lead) = app.get(&format!("/api/v1/leads/{existing}")).await;
+    assert_eq!(lead["lead"]["name"], "Ada Lovelace", "{lead}");
+    assert_eq!(lead["lead"]["source"], "fair", "{lead}");
+    assert_eq!(count(&app, "leads").await, 2);
+    assert_eq!(count(&app, "sb_runs").await, 2, "updates start no run");
+}
+
+async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let csv = "name,phone\nAda,+14155552671\n".to_owned();
+    let refused = [
+        (
+            "business=demo",
+            "application/pdf",
+            csv.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "business=demo&mapping=%7Bnope",
+            "text/csv",
+            csv.clone(),
+            422,
+            "invalid_mapping",
+        ),
+        (
+            "business=demo",
+            "text/csv",
+            String::new(),
+            422,
+            "unreadable_file",
+        ),
+        (
+            "business=demo",
+            "text/csv",
+            "name,phone\n".to_owned(),
+            422,
+            "empty_file",
+        ),
+        ("business=nope", "text/csv", csv.clone(), 404, "not_found"),
+        (
+            "business=demo&on_duplicate=merge",
+            "text/csv",
+            csv.clone(),
+            422,
+            "invalid_query",
+        ),
+    ];
+    for (query, content_type, body, status, code) in refused {
+        let resp = upload(&app, query, content_type, body).await;
+        assert_eq!(resp.status(), status, "{query} {content_type}");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], code, "{query}: {answer}");
+    }
+    // Another business' key: as if the business did not exist.
+    let (_, key) = app.create_key("dental").await;
+    let resp = client_with_key(&key)
+        .post(format!("{}/api/v1/leads/import?business=demo", app.address))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(count(&app, "leads").await, 0);
+    assert_eq!(count(&app, "lead_imports").await, 0);
+}
