@@ -166,3 +166,66 @@ fn lead(cells: &Cells, business: &Business, mapping: &Mapping) -> Result<NewLead
         sim: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use switchboard_workflows::business::shipped;
+
+    use super::*;
+
+    fn demo() -> Business {
+        shipped().remove(0).business
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_are_read_or_refused_as_csv_or_json_lines(
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let business = demo();
+            for format in [Format::Csv, Format::Jsonl] {
+                if let Ok(rows) = rows(format, &body, &business, &Mapping::default()) {
+                    for row in rows {
+                        if let Ok(lead) = row.lead {
+                            prop_assert_eq!(lead.business, "demo");
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn csv_shaped_text_keeps_its_line_numbers(
+            cells in prop::collection::vec(("[A-Za-z ,\"]{0,12}", "\\+?[0-9]{0,14}"), 1..40),
+        ) {
+            let mut csv = String::from("name,phone\n");
+            for (name, phone) in &cells {
+                csv.push_str(&format!("\"{}\",{phone}\n", name.replace('"', "\"\"")));
+            }
+            let rows = rows(Format::Csv, csv.as_bytes(), &demo(), &Mapping::default()).unwrap();
+            prop_assert_eq!(rows.len(), cells.len());
+            for (i, row) in rows.iter().enumerate() {
+                prop_assert_eq!(row.line, i as u64 + 2);
+            }
+        }
+    }
+
+    #[test]
+    fn a_mapping_picks_columns_and_types_custom_fields() {
+        let csv = "Full Name,Mobile,Budget\nAda,+14155552671,Over 1M\n";
+        let mapping: Mapping = serde_json::from_str(
+            r#"{"name":"full name","phone":"Mobile","custom_fields":{"budget_range":"BUDGET"}}"#,
+        )
+        .unwrap();
+        let rows = rows(Format::Csv, csv.as_bytes(), &demo(), &mapping).unwrap();
+        let lead = rows[0].lead.as_ref().unwrap();
+        assert_eq!(
+            (lead.name.as_str(), lead.phone.as_str()),
+            ("Ada", "+14155552671")
+        );
+        assert_eq!(lead.custom_fields["budget_range"], "Over 1M");
+    }
+}

@@ -99,6 +99,23 @@ pub async fn finish(db: &Db, id: &str, t: &Tally, error: Option<&str>) -> Result
     Ok(())
 }
 
+/// Takes over import `id` if it is still `processing` but made no progress since `before` (unix
+/// ms): its process died. True for the one caller that takes it over.
+pub async fn take_over_stalled(db: &Db, id: &str, before: i64) -> Result<bool> {
+    let taken = db
+        .execute(
+            Q::new(
+                "UPDATE lead_imports SET updated_at = $1 \
+                 WHERE id = $2 AND status = 'processing' AND updated_at < $3",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .bind(before),
+        )
+        .await?;
+    Ok(taken == 1)
+}
+
 /// The import `id`.
 pub async fn find(db: &Db, id: &str) -> Result<Option<Import>> {
     db.fetch_optional(Q::new(format!("SELECT {COLUMNS} FROM lead_imports WHERE id = $1")).bind(id))

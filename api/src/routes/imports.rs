@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use switchboard_engine::ids::now_ms;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Path, Query};
@@ -16,6 +17,9 @@ use crate::imports::{self, MAX_ROWS, OnDuplicate, import_json};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
+
+/// An import that made no progress for this long is taken over by the next upload of its file.
+const STALLED_AFTER_MS: i64 = 60_000;
 
 /// Uploads may be this large (about 100,000 rows of a few columns).
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -124,7 +128,11 @@ pub async fn import(
         rows.len() as i64,
     )
     .await?;
-    if fresh {
+    // The same upload whose import stalled (its process died mid-way) is run again: rows stored
+    // the first time are duplicates now, so nothing is stored twice.
+    let stalled =
+        !fresh && imports::store::take_over_stalled(db, &id, now_ms() - STALLED_AFTER_MS).await?;
+    if fresh || stalled {
         tokio::spawn(imports::run(
             state.engine.clone(),
             id.clone(),

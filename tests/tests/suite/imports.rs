@@ -11,6 +11,7 @@ use switchboard_tests::*;
 crate::on_both_backends!(
     duplicates_are_skipped_or_updated_as_asked,
     bad_uploads_are_refused_and_change_nothing,
+    a_stalled_import_is_run_again_by_the_next_upload,
 );
 
 const T: Duration = Duration::from_secs(120);
@@ -260,4 +261,34 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
     assert_eq!(resp.status(), 404);
     assert_eq!(count(&app, "leads").await, 0);
     assert_eq!(count(&app, "lead_imports").await, 0);
+}
+
+async fn a_stalled_import_is_run_again_by_the_next_upload(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions::without_workers()).await;
+    let csv = "name,phone\nAda,+14155552671\nGrace,+14155552672\n".to_owned();
+    let resp = upload(&app, "business=demo", "text/csv", csv.clone()).await;
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    done(&app, &id).await;
+    // As if its process had died half-way: still processing, no progress for long.
+    app.engine
+        .db()
+        .execute(
+            Q::new("UPDATE lead_imports SET status = 'processing', updated_at = 0 WHERE id = $1")
+                .bind(id.as_str()),
+        )
+        .await
+        .unwrap();
+    let resp = upload(&app, "business=demo", "text/csv", csv).await;
+    assert_eq!(resp.status(), 200);
+    let again = done(&app, &id).await;
+    assert_eq!(again["status"], "done", "{again}");
+    assert_eq!(
+        (again["created"].as_i64(), again["skipped"].as_i64()),
+        (Some(0), Some(2)),
+        "stored the first time: duplicates now; {again}"
+    );
+    assert_eq!(count(&app, "leads").await, 2);
 }
