@@ -51,6 +51,7 @@ pub struct ErrorDetail {
         routes::events::stream,
         routes::businesses::list,
         routes::businesses::show,
+        routes::businesses::usage,
         routes::scripts::show,
         routes::scripts::put,
         routes::scripts::validate,

@@ -107,6 +107,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/businesses", get(routes::businesses::list))
         .route("/api/v1/businesses/{id}", get(routes::businesses::show))
         .route(
+            "/api/v1/businesses/{id}/usage",
+            get(routes::businesses::usage),
+        )
+        .route(
             "/api/v1/businesses/{id}/script/versions",
             get(routes::scripts::versions),
         )

@@ -17,6 +17,7 @@ mod pipeline;
 mod processes;
 mod providers;
 mod scripts;
+mod usage;
 
 /// Declares each scenario `async fn name(backend: Backend)` twice: in `sqlite::` and `postgres::`.
 #[macro_export]

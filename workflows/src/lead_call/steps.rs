@@ -531,11 +531,18 @@ impl Step for AwaitCall {
                 .and_then(|event| after_call(&call, event)),
             WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await,
         };
-        // The call is over (or the run fails): its line is free again.
+        // The call is over (or the run fails): its line is free again. A connected call's length
+        // (in the analysis step's input) is metered.
         if matches!(&next, Ok(t) if !matches!(t, Transition::Wait { .. }))
             || matches!(&next, Err(StepError::Fatal(_)))
         {
-            calls::end(&self.0.db, &call_key).await?;
+            let duration = match &next {
+                Ok(Transition::Next { input, .. }) => input
+                    .get("duration_secs")
+                    .and_then(serde_json::Value::as_f64),
+                _ => None,
+            };
+            calls::end(&self.0.db, &call_key, duration).await?;
         }
         next
     }

@@ -221,18 +221,56 @@ pub async fn adopt_conversation(db: &Db, id: &str, conversation_id: &str) -> Res
     Ok(changed > 0)
 }
 
-/// The call's end was learnt: it no longer holds a line.
-pub async fn end(db: &Db, id: &str) -> Result<()> {
+/// Credits a call of `duration_secs` costs: one per started minute (2:13 → 3, 0:00 → 0).
+pub fn credits(duration_secs: f64) -> i64 {
+    (duration_secs.max(0.0) / 60.0).ceil() as i64
+}
+
+/// The call's end was learnt: it no longer holds a line. A call that connected records how
+/// long it lasted and the credits it costs.
+pub async fn end(db: &Db, id: &str, duration_secs: Option<f64>) -> Result<()> {
     let now = now_ms();
     db.execute(
         Q::new(
-            "UPDATE calls SET ended_at = $1, updated_at = $1 WHERE id = $2 AND ended_at IS NULL",
+            "UPDATE calls SET ended_at = COALESCE(ended_at, $1), updated_at = $1, \
+             duration_secs = COALESCE($2, duration_secs), credits = COALESCE($3, credits, 0) \
+             WHERE id = $4",
         )
         .bind(now)
+        .bind(duration_secs.map(|s| s.max(0.0).ceil() as i64))
+        .bind(duration_secs.map(credits))
         .bind(id),
     )
     .await?;
     Ok(())
+}
+
+/// A business' calls that ended in `[from, to)` (unix ms): how many, how many connected, their
+/// seconds and credits.
+#[derive(Debug, Default, FromRow, serde::Serialize)]
+pub struct Usage {
+    pub calls: i64,
+    pub connected_calls: i64,
+    pub billed_seconds: i64,
+    pub credits: i64,
+}
+
+/// [`Usage`] of `business_id` over `[from, to)`.
+pub async fn usage(db: &Db, business_id: &str, from: i64, to: i64) -> Result<Usage> {
+    db.fetch_one(
+        Q::new(
+            "SELECT COUNT(*) AS calls, \
+             CAST(COALESCE(SUM(CASE WHEN duration_secs IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+               AS connected_calls, \
+             CAST(COALESCE(SUM(duration_secs), 0) AS BIGINT) AS billed_seconds, \
+             CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits \
+             FROM calls WHERE business_id = $1 AND ended_at >= $2 AND ended_at < $3",
+        )
+        .bind(business_id)
+        .bind(from)
+        .bind(to),
+    )
+    .await
 }
 
 /// Records how a call ended (and its score, when it was scored), for the lead's history.
@@ -366,6 +404,20 @@ pub async fn delete_of_lead(tx: &mut Tx, lead_id: &str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_costs_one_credit_per_started_minute() {
+        for (secs, expected) in [
+            (133.0, 3),
+            (59.0, 1),
+            (60.0, 1),
+            (60.5, 2),
+            (0.0, 0),
+            (-1.0, 0),
+        ] {
+            assert_eq!(credits(secs), expected, "{secs} s");
+        }
+    }
     use crate::test_db::TestDb;
 
     /// A run row in `status` (the caps only count calls of unfinished runs).
@@ -457,7 +509,7 @@ mod tests {
         );
         assert_eq!(in_flight(db, "a").await, (3, 2));
         // A call whose end was learnt, and one whose run finished, hold no line.
-        end(db, "r1:1").await.unwrap();
+        end(db, "r1:1", None).await.unwrap();
         db.execute(Q::new(
             "UPDATE sb_runs SET status = 'cancelled' WHERE id = 'r2'",
         ))
