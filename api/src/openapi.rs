@@ -72,6 +72,8 @@ pub struct ErrorDetail {
         routes::keys::list,
         routes::keys::revoke,
         routes::audit::list,
+        routes::exports::leads,
+        routes::exports::runs,
         routes::dead_letters::list,
         routes::dead_letters::show,
         routes::dead_letters::replay,

@@ -132,6 +132,8 @@ pub fn app(state: AppState) -> Router {
             get(routes::sessions::current).delete(routes::sessions::sign_out),
         )
         .route("/api/v1/audit", get(routes::audit::list))
+        .route("/api/v1/exports/leads", get(routes::exports::leads))
+        .route("/api/v1/exports/runs", get(routes::exports::runs))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))
         .route("/api/v1/dead-letters/{id}", get(routes::dead_letters::show))
         .route(

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod businesses;
 pub mod dead_letters;
 pub mod events;
+pub mod exports;
 pub mod imports;
 pub mod keys;
 pub mod leads;

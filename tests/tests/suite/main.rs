@@ -10,6 +10,7 @@ mod dead_letters;
 mod engine;
 mod erasure;
 mod events;
+mod exports;
 mod imports;
 mod observability;
 mod operator;

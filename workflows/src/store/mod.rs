@@ -117,6 +117,32 @@ pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>
     Ok(())
 }
 
+/// Leads (of one business, or all) created in `[from, to)` (unix ms), oldest first, after lead
+/// `after` (keyset paging), at most `limit`.
+pub async fn leads_created(
+    db: &Db,
+    business_id: Option<&str>,
+    (from, to): (i64, i64),
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Lead>> {
+    let rows: Vec<LeadRow> = db
+        .fetch_all(
+            Q::new(format!(
+                "SELECT {LEAD_COLUMNS} FROM leads WHERE ($1 IS NULL OR business_id = $1) \
+                 AND created_at >= $2 AND created_at < $3 AND ($4 IS NULL OR id > $4) \
+                 ORDER BY id LIMIT $5"
+            ))
+            .bind(business_id)
+            .bind(from)
+            .bind(to)
+            .bind(after)
+            .bind(limit),
+        )
+        .await?;
+    rows.into_iter().map(Lead::try_from).collect()
+}
+
 /// Every phone number of the business' leads with the id of its most recent lead.
 pub async fn leads_by_phone(db: &Db, business_id: &str) -> Result<Vec<(String, String)>> {
     db.fetch_all(
