@@ -536,6 +536,18 @@ async fn a_lead_reads_with_its_runs_and_calls(backend: Backend) {
     let calls = body["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 3, "{body}");
     assert!(calls.iter().all(|c| c["outcome"] == "no_answer"), "{body}");
+    assert!(
+        calls.iter().all(|c| c["summary"].is_null()),
+        "unanswered calls have no summary"
+    );
+
+    // A connected call's analysis summary is in the lead's history, for the next call's context.
+    let (lead_id, run_id) = app.create_lead(json!({"outcome": "interested"})).await;
+    app.wait_for_status(&run_id, "succeeded", Duration::from_secs(60))
+        .await;
+    let (_, body) = app.get(&format!("/api/v1/leads/{lead_id}")).await;
+    let summary = body["calls"][0]["summary"].as_str().unwrap_or_default();
+    assert!(!summary.is_empty(), "{body}");
     let (status, err) = app.get("/api/v1/leads/nope").await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),

@@ -616,6 +616,9 @@ impl Step for Score {
 
     async fn run(&self, ctx: &StepContext, input: AnalysedCall) -> Result<Transition, StepError> {
         let (lead, business) = load(&self.0, ctx, &input.lead_id).await?;
+        // The lead's history carries what this call found to the next call's context.
+        let call_key = call_key(&ctx.run_id, input.call_attempt);
+        calls::record_summary(&self.0.db, &call_key, &input.analysis.summary).await?;
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let score = decider.score(&input.analysis).await.record(ctx);
         Ok(Transition::next::<FollowUp>(CallResult {

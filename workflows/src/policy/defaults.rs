@@ -111,6 +111,15 @@ pub fn context(business: &Business, lead: &LeadView, history: &[HistoryEntry]) -
             )
         }
     });
+    // What the last connected calls found, newest last, so the agent picks up where they left off.
+    let summaries: Vec<String> = history
+        .iter()
+        .filter_map(|h| h.summary.as_deref().map(|s| format!("{}: {s}", h.at)))
+        .collect();
+    if !summaries.is_empty() {
+        let recent = &summaries[summaries.len().saturating_sub(3)..];
+        sections.push(format!("What earlier calls found: {}", recent.join(" | ")));
+    }
     CallContext {
         sections,
         first_message: None,
@@ -242,4 +251,47 @@ fn level(d: &Dimension) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_carries_what_earlier_calls_found() {
+        let business = crate::business::shipped().remove(0).business;
+        let lead = crate::scripting::host_api::sample_lead(chrono::Utc::now());
+        let entry = |at: &str, summary: Option<&str>| HistoryEntry {
+            run_id: "r".into(),
+            attempt: 1,
+            at: at.into(),
+            outcome: Some("connected".into()),
+            score: Some(55),
+            tag: Some("warm".into()),
+            summary: summary.map(Into::into),
+        };
+        let history = [
+            entry("2026-11-01T10:00:00Z", Some("Wants a 3-bed house.")),
+            entry("2026-11-02T10:00:00Z", None),
+            entry(
+                "2026-11-03T10:00:00Z",
+                Some("Asked to be called after the holidays."),
+            ),
+        ];
+        let sections = context(&business, &lead, &history).sections;
+        let found = sections
+            .iter()
+            .find(|s| s.starts_with("What earlier calls found"))
+            .expect("a section on what earlier calls found");
+        assert!(
+            found.contains("2026-11-01T10:00:00Z: Wants a 3-bed house.")
+                && found.contains("after the holidays"),
+            "{found}"
+        );
+        let first = context(&business, &lead, &[]).sections;
+        assert!(
+            !first.iter().any(|s| s.contains("What earlier")),
+            "{first:?}"
+        );
+    }
 }

@@ -29,6 +29,9 @@ pub struct HistoryEntry {
     pub score: Option<i64>,
     /// `hot`, `warm`, `cold` or `disqualified` when scored.
     pub tag: Option<String>,
+    /// What the call's analysis found, in two or three sentences, when it was analysed.
+    #[serde(default)]
+    pub summary: Option<String>,
 }
 
 /// What the host functions know during one hook call.
@@ -269,7 +272,7 @@ pub fn register(engine: &mut Engine) {
         engine,
         "history",
         ["Array"],
-        "The lead's earlier calls, oldest first: maps of `run_id`, `attempt`, `at`, `outcome`, `score`, `tag`.",
+        "The lead's earlier calls, oldest first: maps of `run_id`, `attempt`, `at`, `outcome`, `score`, `tag`, `summary`.",
         || env(|e| e
             .history
             .iter()
@@ -458,6 +461,7 @@ mod tests {
                 outcome: Some("no_answer".into()),
                 score: None,
                 tag: None,
+                summary: None,
             }],
             testing: false,
         })

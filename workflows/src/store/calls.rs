@@ -273,6 +273,18 @@ pub async fn usage(db: &Db, business_id: &str, from: i64, to: i64) -> Result<Usa
     .await
 }
 
+/// Records what the call's analysis found (the lead's history shows it to later calls).
+pub async fn record_summary(db: &Db, id: &str, summary: &str) -> Result<()> {
+    db.execute(
+        Q::new("UPDATE calls SET summary = $1, updated_at = $2 WHERE id = $3")
+            .bind(summary)
+            .bind(now_ms())
+            .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Records how a call ended (and its score, when it was scored), for the lead's history.
 pub async fn record_outcome(
     db: &Db,
@@ -305,6 +317,7 @@ struct HistoryRow {
     outcome: Option<String>,
     score: Option<i64>,
     tag: Option<String>,
+    summary: Option<String>,
 }
 
 /// The calls placed to a lead, oldest first (the last 50).
@@ -312,7 +325,7 @@ pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
     let rows: Vec<HistoryRow> = db
         .fetch_all(
             Q::new(
-                "SELECT run_id, attempt, created_at, outcome, score, tag FROM calls \
+                "SELECT run_id, attempt, created_at, outcome, score, tag, summary FROM calls \
                  WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT 50",
             )
             .bind(lead_id),
@@ -330,6 +343,7 @@ pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
             outcome: r.outcome,
             score: r.score,
             tag: r.tag,
+            summary: r.summary,
         })
         .collect())
 }
