@@ -114,11 +114,46 @@ pub struct Campaign {
     pub name: String,
     /// The lead source it applies to (exact match).
     pub source: String,
-    /// Key in `agents`.
+    /// Key in `agents` (when there is no `split`).
     pub agent: String,
     /// An objective's name (default: the business' first).
     #[serde(default)]
     pub objective: Option<String>,
+    /// An A/B test of agents: each lead of the campaign is called by one of these, chosen by
+    /// weight, the same one every time for the same lead. Empty: `agent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<AgentShare>,
+}
+
+/// One agent's share of a campaign's leads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentShare {
+    /// Key in `agents`.
+    pub agent: String,
+    /// Its weight among the split's (e.g. 70 and 30).
+    pub weight: u32,
+}
+
+impl Campaign {
+    /// The agent that calls lead `lead_id`: `agent`, or the split's pick for this lead (stable:
+    /// a hash of the campaign and the lead, spread by weight).
+    pub fn agent_for(&self, lead_id: &str) -> &str {
+        use sha2::{Digest, Sha256};
+        let total: u64 = self.split.iter().map(|s| u64::from(s.weight)).sum();
+        if total == 0 {
+            return &self.agent;
+        }
+        let digest = Sha256::digest(format!("{}\0{lead_id}", self.name).as_bytes());
+        let mut point = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % total;
+        for share in &self.split {
+            match point.checked_sub(u64::from(share.weight)) {
+                Some(rest) => point = rest,
+                None => return &share.agent,
+            }
+        }
+        &self.agent
+    }
 }
 
 /// Knobs of the default calling policy.
@@ -223,8 +258,18 @@ impl Business {
             return Err("calling.max_concurrent_calls must be at least 1".into());
         }
         for c in &self.campaigns {
-            if !self.agents.contains_key(&c.agent) {
-                return Err(format!("campaign {:?}: no agent {:?}", c.name, c.agent));
+            let split = c.split.iter().map(|s| &s.agent);
+            if let Some(a) = std::iter::once(&c.agent)
+                .chain(split)
+                .find(|a| !self.agents.contains_key(*a))
+            {
+                return Err(format!("campaign {:?}: no agent {a:?}", c.name));
+            }
+            if c.split.iter().any(|s| s.weight == 0) {
+                return Err(format!(
+                    "campaign {:?}: every split weight must be at least 1",
+                    c.name
+                ));
             }
             if let Some(o) = &c.objective {
                 self.objective(o)
@@ -279,6 +324,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_split_campaign_spreads_leads_by_weight_and_keeps_each_with_its_agent() {
+        let campaign = Campaign {
+            name: "A/B".into(),
+            source: "web".into(),
+            agent: "a".into(),
+            objective: None,
+            split: vec![
+                AgentShare {
+                    agent: "a".into(),
+                    weight: 70,
+                },
+                AgentShare {
+                    agent: "b".into(),
+                    weight: 30,
+                },
+            ],
+        };
+        let picks: Vec<&str> = (0..2000)
+            .map(|i| campaign.agent_for(&format!("lead-{i}")))
+            .collect();
+        let b = picks.iter().filter(|a| **a == "b").count();
+        assert!(
+            (500..700).contains(&b),
+            "{b} of 2000 leads went to b (30% expected)"
+        );
+        assert_eq!(campaign.agent_for("lead-7"), campaign.agent_for("lead-7"));
+        let plain = Campaign {
+            split: vec![],
+            ..campaign.clone()
+        };
+        assert_eq!(plain.agent_for("lead-7"), "a");
+        let mut zero = campaign;
+        zero.split[1].weight = 0;
+        let mut business = shipped().remove(0).business;
+        zero.agent = business.default_agent.clone();
+        zero.split[0].agent = business.default_agent.clone();
+        zero.split[1].agent = business.default_agent.clone();
+        business.campaigns.push(zero);
+        assert!(business.check().unwrap_err().contains("weight"));
+    }
+
+    #[test]
     fn shipped_businesses_parse() {
         let ids: Vec<_> = shipped().into_iter().map(|d| d.business.id).collect();
         assert_eq!(ids, ["demo", "realty", "dental", "saas"]);
@@ -299,6 +386,7 @@ mod tests {
             source: "web".into(),
             agent: b.default_agent.clone(),
             objective: Some("Sell Ice".into()),
+            split: vec![],
         });
         assert!(b.check().unwrap_err().contains("Sell Ice"));
     }

@@ -13,7 +13,7 @@ use crate::scripting::host_api::HistoryEntry;
 /// never if the business never opens.
 pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteDecision {
     let campaign = business.campaign_for(lead.source.as_deref());
-    let (agent, objective) = target(business, campaign);
+    let (agent, objective) = target(business, campaign, &lead.id);
     let action = match &business.hours {
         None => RouteAction::CallNow,
         Some(hours) => match hours.next_opening(business.tz(), now) {
@@ -36,13 +36,13 @@ pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteD
     )
 }
 
-/// Who calls and about what when nothing else says: the campaign's agent (else the default
-/// agent) and its objective if that is one of the objectives in effect (a script's
-/// `objectives()` may leave it out), else the first objective.
-pub fn target(business: &Business, campaign: Option<&Campaign>) -> (String, String) {
+/// Who calls lead `lead_id` and about what when nothing else says: the campaign's agent (its
+/// split's pick for the lead; else the default agent) and its objective if that is one of the
+/// objectives in effect (a script's `objectives()` may leave it out), else the first objective.
+pub fn target(business: &Business, campaign: Option<&Campaign>, lead_id: &str) -> (String, String) {
     let agent = campaign
-        .map_or(&business.default_agent, |c| &c.agent)
-        .clone();
+        .map_or(business.default_agent.as_str(), |c| c.agent_for(lead_id))
+        .to_owned();
     let objective = campaign
         .and_then(|c| c.objective.clone())
         .filter(|o| business.objective(o).is_some())

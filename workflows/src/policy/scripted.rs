@@ -353,7 +353,7 @@ impl Decider {
             }
             RouteChoice::Never { reason } => (RouteAction::Never { reason }, None, None, None),
         };
-        let (default_agent, default_objective) = defaults::target(b, campaign);
+        let (default_agent, default_objective) = defaults::target(b, campaign, &self.lead.id);
         let agent = agent.unwrap_or(default_agent);
         if !b.agents.contains_key(&agent) {
             return Err(format!(
