@@ -44,6 +44,7 @@ pub struct ErrorDetail {
         routes::runs::list,
         routes::runs::counts,
         routes::overview::overview,
+        routes::analytics::analytics,
         routes::runs::show,
         routes::runs::cancel,
         routes::runs::retry,

@@ -99,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/runs", get(routes::runs::list))
         .route("/api/v1/runs/counts", get(routes::runs::counts))
         .route("/api/v1/overview", get(routes::overview::overview))
+        .route("/api/v1/analytics", get(routes::analytics::analytics))
         .route("/api/v1/events", get(routes::events::stream))
         .route("/api/v1/runs/{id}", get(routes::runs::show))
         .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub mod analytics;
 pub mod audit;
 pub mod businesses;
 pub mod dead_letters;

@@ -3,6 +3,7 @@
 
 mod access;
 mod agents;
+mod analytics;
 mod browser;
 mod chaos;
 mod crash;

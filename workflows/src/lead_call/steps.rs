@@ -329,7 +329,18 @@ impl Step for PlaceCall {
             business: business.calling.max_concurrent_calls,
         };
         match calls::claim_line(&deps.db, &record, caps).await? {
-            calls::Claim::Claimed => {}
+            calls::Claim::Claimed => {
+                let route = &input.route;
+                let campaign = route.campaign.as_deref();
+                calls::record_route(
+                    &deps.db,
+                    &call_key,
+                    &route.agent,
+                    campaign,
+                    &route.objective,
+                )
+                .await?;
+            }
             calls::Claim::Busy { scope, cap } => {
                 let after = spread(LINE_WAIT);
                 return Err(StepError::defer(

@@ -273,6 +273,25 @@ pub async fn usage(db: &Db, business_id: &str, from: i64, to: i64) -> Result<Usa
     .await
 }
 
+/// Records who placed the call and why (agent key, campaign, objective), for analytics.
+pub async fn record_route(
+    db: &Db,
+    id: &str,
+    agent: &str,
+    campaign: Option<&str>,
+    objective: &str,
+) -> Result<()> {
+    db.execute(
+        Q::new("UPDATE calls SET agent = $1, campaign = $2, objective = $3 WHERE id = $4")
+            .bind(agent)
+            .bind(campaign)
+            .bind(objective)
+            .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Records what the call's analysis found (the lead's history shows it to later calls).
 pub async fn record_summary(db: &Db, id: &str, summary: &str) -> Result<()> {
     db.execute(

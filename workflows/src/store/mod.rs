@@ -2,6 +2,7 @@
 //! scripts in [`scripts`], provider agents in [`agents`].
 
 pub mod agents;
+pub mod analytics;
 pub mod calls;
 pub mod scripts;
 

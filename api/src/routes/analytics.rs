@@ -1,0 +1,98 @@
+//! `GET /api/v1/analytics`: the funnel, outcomes, score distribution, and connect rate and
+//! average score per agent, campaign and objective, for the leads created in a time range.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_workflows::store::analytics::{self, Cohort, Dimension, Group};
+
+use super::{parse_time, rfc3339};
+use crate::error::ApiResult;
+use crate::extract::Query;
+use crate::openapi::ErrorBody;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// Query of `GET /api/v1/analytics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsQuery {
+    business: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn groups(groups: Vec<Group>) -> Vec<Value> {
+    groups
+        .into_iter()
+        .map(|g| {
+            let rate = (g.calls > 0).then(|| g.connected as f64 / g.calls as f64);
+            let average = (g.scored > 0).then(|| g.score_sum as f64 / g.scored as f64);
+            json!({
+                "key": g.key,
+                "calls": g.calls,
+                "connected": g.connected,
+                "connect_rate": rate,
+                "scored": g.scored,
+                "average_score": average,
+            })
+        })
+        .collect()
+}
+
+/// Analytics of the leads created in the range.
+#[utoipa::path(
+    get, path = "/api/v1/analytics", tag = "runs", operation_id = "analytics",
+    params(
+        ("business" = Option<String>, Query, description = "Business id (a business' key: its own; an operator without it: all)"),
+        ("from" = Option<String>, Query, description = "Leads created at or after (RFC 3339; default 30 days ago)"),
+        ("to" = Option<String>, Query, description = "Leads created before (RFC 3339; default now)"),
+    ),
+    responses(
+        (status = 200, description = "`{business, from, to, funnel: {leads, called, connected, qualified, handed_off}, outcomes: {outcome: runs}, score_distribution: [10 buckets], by_agent, by_campaign, by_objective: [{key, calls, connected, connect_rate, scored, average_score}]}`", body = Object),
+        (status = 404, description = "Not the caller's business", body = ErrorBody),
+    )
+)]
+pub async fn analytics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AnalyticsQuery>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = caller.scope(q.business)?;
+    let now = switchboard_engine::ids::now_ms();
+    let to = parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
+    let from = parse_time("from", q.from.as_deref())?.unwrap_or(now - 30 * 86_400_000);
+    let cohort = Cohort {
+        business: business.as_deref(),
+        from,
+        to,
+    };
+    let db = state.engine.db();
+    let (funnel, outcomes, buckets, agents, campaigns, objectives) = futures::try_join!(
+        analytics::funnel(db, cohort),
+        analytics::outcomes(db, cohort),
+        analytics::score_buckets(db, cohort),
+        analytics::calls_by(db, cohort, Dimension::Agent),
+        analytics::calls_by(db, cohort, Dimension::Campaign),
+        analytics::calls_by(db, cohort, Dimension::Objective),
+    )?;
+    let mut distribution = [0i64; 10];
+    for (bucket, n) in buckets {
+        distribution[bucket.clamp(0, 9) as usize] += n;
+    }
+    Ok(JsonResponse(json!({
+        "business": business,
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "funnel": funnel,
+        "outcomes": outcomes
+            .into_iter()
+            .map(|(outcome, runs)| (outcome, json!(runs)))
+            .collect::<serde_json::Map<_, _>>(),
+        "score_distribution": distribution,
+        "by_agent": groups(agents),
+        "by_campaign": groups(campaigns),
+        "by_objective": groups(objectives),
+    })))
+}
