@@ -1,9 +1,12 @@
-//! Opening hours in a business' own timezone: is it open at an instant, and when does it open next.
+//! Opening hours in a business' own timezone, with holidays (closed all day) and quiet windows
+//! (no calls, every day): is it open at an instant, and when does it open next.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -73,7 +76,16 @@ pub struct Hours {
     pub sat: Option<Window>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sun: Option<Window>,
+    /// Local dates closed all day (public holidays), e.g. `["2026-12-25"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<NaiveDate>,
+    /// Windows when nobody is called, every day, e.g. `["12:00-13:00"]` (lunch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiet: Vec<Window>,
 }
+
+/// How far ahead the next opening is looked for (holidays may close several weeks).
+const LOOK_AHEAD_DAYS: i64 = 62;
 
 impl Hours {
     /// The window of a weekday.
@@ -89,24 +101,37 @@ impl Hours {
         }
     }
 
-    /// Whether the business is open at `at`, in `tz`.
+    /// Whether the business is open at `at`, in `tz`: in its weekday's window, not on a holiday,
+    /// not in a quiet window.
     pub fn is_open(&self, tz: Tz, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&tz);
-        self.on(local.weekday())
-            .is_some_and(|w| (w.open..w.close).contains(&local.time()))
+        let time = local.time();
+        !self.holidays.contains(&local.date_naive())
+            && self
+                .on(local.weekday())
+                .is_some_and(|w| (w.open..w.close).contains(&time))
+            && !self.quiet.iter().any(|q| (q.open..q.close).contains(&time))
     }
 
-    /// `at` itself if open then, else the next opening within a week; `None` if never open.
+    /// `at` itself if open then, else the next opening (a window opening, or a quiet window
+    /// ending inside one) within [`LOOK_AHEAD_DAYS`]; `None` if never open.
     pub fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.is_open(tz, at) {
             return Some(at);
         }
         let today = at.with_timezone(&tz).date_naive();
-        (0..=7).find_map(|d| {
+        (0..=LOOK_AHEAD_DAYS).find_map(|d| {
             let day = today + Duration::days(d);
             let window = self.on(day.weekday())?;
-            let open = local_to_utc(tz, day.and_time(window.open))?;
-            (open > at).then_some(open)
+            let mut starts: Vec<NaiveTime> = std::iter::once(window.open)
+                .chain(self.quiet.iter().map(|q| q.close))
+                .filter(|t| (window.open..window.close).contains(t))
+                .collect();
+            starts.sort();
+            starts.into_iter().find_map(|start| {
+                let t = local_to_utc(tz, day.and_time(start))?;
+                (t > at && self.is_open(tz, t)).then_some(t)
+            })
         })
     }
 }
@@ -174,6 +199,42 @@ mod tests {
         // 2026-03-08 02:30 does not exist in New York; 03:00 EDT (07:00 UTC) is the next minute.
         let local = "2026-03-08T02:30:00".parse::<NaiveDateTime>().unwrap();
         assert_eq!(local_to_utc(ny, local), Some(utc("2026-03-08T07:00:00Z")));
+    }
+
+    #[test]
+    fn holidays_and_quiet_windows_are_closed_across_a_dst_change() {
+        let ny = timezone("America/New_York").unwrap();
+        let mut h = weekdays();
+        h.holidays = vec!["2026-11-02".parse().unwrap()];
+        h.quiet = vec!["12:00-13:00".parse().unwrap()];
+        // Friday 2026-10-30, before the change: 09:00 EDT is 13:00 UTC.
+        assert_eq!(
+            h.next_opening(ny, utc("2026-10-30T12:00:00Z")),
+            Some(utc("2026-10-30T13:00:00Z"))
+        );
+        // Lunch is quiet: 12:30 EDT is closed, calls resume at 13:00 EDT (17:00 UTC).
+        assert!(!h.is_open(ny, utc("2026-10-30T16:30:00Z")));
+        assert_eq!(
+            h.next_opening(ny, utc("2026-10-30T16:30:00Z")),
+            Some(utc("2026-10-30T17:00:00Z"))
+        );
+        // Friday evening: Monday 2026-11-02 is a holiday, so Tuesday 09:00 EST, after the clocks
+        // went back on Sunday: 14:00 UTC, not 13:00.
+        assert!(
+            !h.is_open(ny, utc("2026-11-02T15:00:00Z")),
+            "the holiday is closed"
+        );
+        assert_eq!(
+            h.next_opening(ny, utc("2026-10-30T22:00:00Z")),
+            Some(utc("2026-11-03T14:00:00Z"))
+        );
+        // Configuration reads both.
+        let parsed: Hours = toml::from_str(
+            "mon = \"09:00-17:00\"\nholidays = [\"2026-12-25\"]\nquiet = [\"12:00-13:00\"]",
+        )
+        .unwrap();
+        assert_eq!(parsed.holidays.len(), 1);
+        assert_eq!(parsed.quiet[0].to_string(), "12:00-13:00");
     }
 
     #[test]
