@@ -175,6 +175,10 @@ pub struct CallingConfig {
     /// Calls of this business in flight at once, at most (dialing or talking); more wait in
     /// line. The process-wide cap (`SWITCHBOARD_MAX_CONCURRENT_CALLS`) applies as well.
     pub max_concurrent_calls: u32,
+    /// Calls of this business started in any minute, at most; more wait in line. Absent: no
+    /// limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_minute: Option<u32>,
 }
 
 impl Default for CallingConfig {
@@ -187,6 +191,7 @@ impl Default for CallingConfig {
             hand_off_score: 70,
             follow_up_score: 40,
             max_concurrent_calls: 10,
+            max_calls_per_minute: None,
         }
     }
 }
@@ -254,8 +259,11 @@ impl Business {
                 self.agents.keys().collect::<Vec<_>>()
             ));
         }
-        if self.calling.max_concurrent_calls == 0 {
-            return Err("calling.max_concurrent_calls must be at least 1".into());
+        if self.calling.max_concurrent_calls == 0 || self.calling.max_calls_per_minute == Some(0) {
+            return Err(
+                "calling.max_concurrent_calls and calling.max_calls_per_minute must be at least 1"
+                    .into(),
+            );
         }
         for c in &self.campaigns {
             let split = c.split.iter().map(|s| &s.agent);

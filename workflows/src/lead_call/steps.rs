@@ -327,6 +327,7 @@ impl Step for PlaceCall {
         let caps = calls::Caps {
             global: deps.max_concurrent_calls,
             business: business.calling.max_concurrent_calls,
+            business_per_minute: business.calling.max_calls_per_minute,
         };
         match calls::claim_line(&deps.db, &record, caps).await? {
             calls::Claim::Claimed => {
@@ -346,6 +347,12 @@ impl Step for PlaceCall {
                 return Err(StepError::defer(
                     format!("all {cap} call lines ({scope}) are busy"),
                     after,
+                ));
+            }
+            calls::Claim::MinuteUsed { cap } => {
+                return Err(StepError::defer(
+                    format!("the business' {cap} calls a minute are used"),
+                    spread(LINE_WAIT),
                 ));
             }
             calls::Claim::AlreadyRecorded => {

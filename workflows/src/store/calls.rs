@@ -50,6 +50,8 @@ pub struct Caps {
     pub global: u32,
     /// For the call's business.
     pub business: u32,
+    /// Calls the business may start a minute (`None`: no limit).
+    pub business_per_minute: Option<u32>,
 }
 
 /// The answer to a line claim.
@@ -65,6 +67,11 @@ pub enum Claim {
         /// Which cap is reached.
         scope: &'static str,
         /// The cap.
+        cap: u32,
+    },
+    /// The business started as many calls as it may in the last minute: try again later.
+    MinuteUsed {
+        /// Calls a minute.
         cap: u32,
     },
 }
@@ -109,6 +116,19 @@ pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim>
     if let Some((scope, cap)) = busy {
         tx.rollback().await?;
         return Ok(Claim::Busy { scope, cap });
+    }
+    if let Some(cap) = caps.business_per_minute {
+        let (started,): (i64,) = tx
+            .fetch_one(
+                Q::new("SELECT COUNT(*) FROM calls WHERE business_id = $1 AND created_at > $2")
+                    .bind(business_id)
+                    .bind(now - 60_000),
+            )
+            .await?;
+        if started >= i64::from(cap) {
+            tx.rollback().await?;
+            return Ok(Claim::MinuteUsed { cap });
+        }
     }
     // Only a call the provider said did not start may be dialled again.
     let written = tx
@@ -493,7 +513,41 @@ mod tests {
     const CAPS: Caps = Caps {
         global: 3,
         business: 2,
+        business_per_minute: None,
     };
+
+    #[tokio::test]
+    async fn calls_a_minute_are_capped_per_business() {
+        let t = TestDb::new().await;
+        let db = &t.db;
+        for r in ["r1", "r2", "r3", "r4"] {
+            run(db, r, "waiting").await;
+        }
+        let caps = Caps {
+            global: 100,
+            business: 100,
+            business_per_minute: Some(2),
+        };
+        for (key, run_id) in [("r1:1", "r1"), ("r2:1", "r2")] {
+            let claim = claim_line(db, &call(key, run_id, "a"), caps).await.unwrap();
+            assert_eq!(claim, Claim::Claimed);
+        }
+        // The ends of those calls do not give the minute back: it counts calls started.
+        end(db, "r1:1", Some(30.0)).await.unwrap();
+        let used = claim_line(db, &call("r3:1", "r3", "a"), caps)
+            .await
+            .unwrap();
+        assert_eq!(used, Claim::MinuteUsed { cap: 2 });
+        assert!(
+            super::call(db, "r3:1").await.unwrap().is_none(),
+            "nothing recorded"
+        );
+        // Another business has its own minute.
+        let other = claim_line(db, &call("r4:1", "r4", "b"), caps)
+            .await
+            .unwrap();
+        assert_eq!(other, Claim::Claimed);
+    }
 
     #[tokio::test]
     async fn lines_are_capped_globally_and_per_business_and_freed() {
