@@ -32,6 +32,10 @@ pub struct DeadLetter {
     pub replayed_at: Option<i64>,
 }
 
+/// Every column but the body (listings leave it out: it may be megabytes).
+const SUMMARY: &str = "id, provider, CAST(LENGTH(body) AS BIGINT) AS bytes, error, failures, \
+     received_at, last_failed_at, replayed_at";
+
 /// Keeps `body` from `provider`, which failed with `error` (counted again if kept already);
 /// returns its id.
 pub async fn record(db: &Db, provider: &str, body: &[u8], error: &str) -> Result<String> {
@@ -64,8 +68,7 @@ pub async fn list(db: &Db, include_replayed: bool, limit: i64) -> Result<Vec<Dea
     };
     db.fetch_all(
         Q::new(format!(
-            "SELECT id, provider, '' AS body, CAST(LENGTH(body) AS BIGINT) AS bytes, error, failures, received_at, \
-             last_failed_at, replayed_at FROM sb_dead_letters {filter} \
+            "SELECT {SUMMARY}, '' AS body FROM sb_dead_letters {filter} \
              ORDER BY received_at DESC, id LIMIT $1"
         ))
         .bind(limit),
@@ -76,10 +79,9 @@ pub async fn list(db: &Db, include_replayed: bool, limit: i64) -> Result<Vec<Dea
 /// The dead letter `id`.
 pub async fn find(db: &Db, id: &str) -> Result<Option<DeadLetter>> {
     db.fetch_optional(
-        Q::new(
-            "SELECT id, provider, body, CAST(LENGTH(body) AS BIGINT) AS bytes, error, failures, received_at, \
-             last_failed_at, replayed_at FROM sb_dead_letters WHERE id = $1",
-        )
+        Q::new(format!(
+            "SELECT {SUMMARY}, body FROM sb_dead_letters WHERE id = $1"
+        ))
         .bind(id),
     )
     .await

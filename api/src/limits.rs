@@ -78,17 +78,22 @@ impl RateLimits {
 
     /// `429` with the time to wait if `bucket` (a caller's) is over its limit.
     pub fn check_bucket(&self, bucket: &str) -> Result<(), ApiError> {
-        self.tidy();
-        let verdict = self.keys.check_key(&bucket.to_owned());
-        verdict
-            .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
+        self.check(&self.keys, &bucket.to_owned())
     }
 
     /// `429` with the time to wait if `address` is over its limit.
     pub fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.check(&self.addresses, &address)
+    }
+
+    fn check<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+    ) -> Result<(), ApiError> {
         self.tidy();
-        let verdict = self.addresses.check_key(&address);
-        verdict
+        limiter
+            .check_key(key)
             .map_err(|wait| ApiError::RateLimited(round_up(wait.wait_time_from(self.clock.now()))))
     }
 }

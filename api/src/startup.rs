@@ -222,6 +222,15 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
 /// How long after start a process that runs workers first sweeps leads past retention.
 const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(60);
 
+/// Starts the retention sweep of a process that runs workers (see `retention`).
+fn sweep_in_background(engine: &Engine, config: &Config) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(retention::sweep_periodically(
+        engine.clone(),
+        FIRST_SWEEP_AFTER,
+        config.call_audio_dir.clone(),
+    ))
+}
+
 /// How long requests in flight get to end after a shutdown signal.
 pub const SERVER_GRACE: Duration = Duration::from_secs(5);
 
@@ -256,7 +265,7 @@ pub struct Overrides {
 }
 
 /// What every role of a process needs: the database, the providers (or the simulator), the
-/// business policy and the engine.
+/// business policy, the engine, and its own metrics listener when one is configured.
 struct Core {
     engine: Engine,
     simulator: Option<Simulator>,
@@ -337,6 +346,10 @@ impl Core {
             provider_down_wait: Duration::from_secs(config.breaker_open_secs.max(1)),
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
+        if let Some(addr) = config.metrics_addr {
+            let bound = crate::prometheus::serve_listener(addr, db.clone()).await?;
+            info!(metrics = %bound, "serving metrics");
+        }
         info!(database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, "engine ready");
         Ok(Core {
             engine: Engine::new(db, registry),
@@ -383,16 +396,8 @@ pub async fn run_worker(
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
     let core = Core::build(&config, &Overrides::default(), &public_url).await?;
-    if let Some(addr) = config.metrics_addr {
-        let bound = crate::prometheus::serve_listener(addr, core.engine.db().clone()).await?;
-        info!(metrics = %bound, "serving metrics");
-    }
     let workers = core.engine.start_workers(worker_options(&config));
-    let sweeper = tokio::spawn(retention::sweep_periodically(
-        core.engine.clone(),
-        FIRST_SWEEP_AFTER,
-        config.call_audio_dir.clone(),
-    ));
+    let sweeper = sweep_in_background(&core.engine, &config);
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
     sweeper.abort();
@@ -414,10 +419,6 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}:{port}", config.addr.ip()));
         let core = Core::build(&config, &overrides, &public_url).await?;
         let engine = core.engine;
-        if let Some(addr) = config.metrics_addr {
-            let bound = crate::prometheus::serve_listener(addr, engine.db().clone()).await?;
-            info!(metrics = %bound, "serving metrics");
-        }
         match access::bootstrap(engine.db(), config.operator_key.as_deref()).await? {
             Bootstrap::Created(key) => {
                 // Shown this once; only its hash is stored.
@@ -439,11 +440,7 @@ impl Application {
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         if workers.is_some() {
             // Ends with the runtime (tests) or the process.
-            tokio::spawn(retention::sweep_periodically(
-                engine.clone(),
-                FIRST_SWEEP_AFTER,
-                config.call_audio_dir.clone(),
-            ));
+            sweep_in_background(&engine, &config);
         }
         let state = AppState {
             worker_name: workers.as_ref().map(|w| Arc::from(w.name())),

@@ -34,8 +34,6 @@ pub struct Faults {
     pub answer_delay_ms: AtomicU64,
     /// Requests answered 500 because of `outage`.
     pub outage_answers: AtomicUsize,
-    /// Sets `sim_outcome` on every call (real clients never send simulator steering).
-    pub outcome: Mutex<Option<&'static str>>,
     /// How long a steered call lasts before its webhook (ms; 0: 200).
     pub call_ms: AtomicU64,
     /// `(path, API key header)` of every request, in order.
@@ -44,8 +42,9 @@ pub struct Faults {
     pub chaos: Mutex<Option<Chaos>>,
     /// The faults `chaos` injected.
     pub injected: Injected,
-    /// Calls connect with these outcomes in turn (overrides `outcome`), when not empty.
-    pub outcome_cycle: Mutex<Vec<&'static str>>,
+    /// Calls go with these outcomes in turn, set as `sim_outcome` (real clients never send
+    /// simulator steering); empty: the simulator picks.
+    pub outcomes: Mutex<Vec<&'static str>>,
     calls_steered: AtomicUsize,
 }
 
@@ -111,9 +110,9 @@ impl Faults {
 
     /// The outcome of the next steered call.
     fn next_outcome(&self) -> Option<&'static str> {
-        let cycle = self.outcome_cycle.lock().unwrap();
+        let cycle = self.outcomes.lock().unwrap();
         if cycle.is_empty() {
-            return *self.outcome.lock().unwrap();
+            return None;
         }
         let n = self.calls_steered.fetch_add(1, Ordering::SeqCst);
         Some(cycle[n % cycle.len()])
@@ -159,6 +158,20 @@ impl FakeProviders {
         config.openai_base_url = format!("{}/openai", self.base_url);
     }
 
+    /// The same configuration for a child process, as environment variables.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ELEVENLABS_API_KEY", ELEVENLABS_KEY.to_owned()),
+            (
+                "ELEVENLABS_BASE_URL",
+                format!("{}/elevenlabs", self.base_url),
+            ),
+            ("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+            ("OPENAI_API_KEY", OPENAI_KEY.to_owned()),
+            ("OPENAI_BASE_URL", format!("{}/openai", self.base_url)),
+        ]
+    }
+
     /// Webhooks go to the app at `address`.
     pub fn post_webhooks_to(&self, address: &str) {
         self.sim
@@ -167,7 +180,7 @@ impl FakeProviders {
 
     /// Every call connects with this outcome (`interested`, `no_answer`…).
     pub fn set_outcome(&self, outcome: &'static str) {
-        *self.faults.outcome.lock().unwrap() = Some(outcome);
+        *self.faults.outcomes.lock().unwrap() = vec![outcome];
     }
 
     /// Switches the outage on or off.

@@ -77,13 +77,9 @@ pub fn new_id() -> String {
 
 /// The usable (not revoked) key whose secret is `secret`.
 pub async fn find_usable(db: &Db, secret: &str) -> Result<Option<ApiKey>> {
-    db.fetch_optional(
-        Q::new(format!(
-            "SELECT {COLUMNS} FROM sb_api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
-        ))
-        .bind(hash(secret)),
-    )
-    .await
+    Ok(find_by_secret(db, secret)
+        .await?
+        .filter(|k| k.revoked_at.is_none()))
 }
 
 /// The key `id`, revoked or not.

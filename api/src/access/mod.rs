@@ -34,8 +34,8 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match resolve(&state, request.method(), request.headers()).await {
-        Ok(caller) => caller,
+    let (caller, signed_in) = match resolve(&state, request.method(), request.headers()).await {
+        Ok(resolved) => resolved,
         Err(e) => {
             // Requests with bad credentials draw on their address' bucket: guessing is throttled.
             let peer = request
@@ -54,14 +54,28 @@ pub async fn authenticate(
         return e.into_response();
     }
     request.extensions_mut().insert(caller);
+    if let Some(session) = signed_in {
+        request.extensions_mut().insert(session);
+    }
     next.run(request).await
 }
 
+/// The dashboard session a request came with (in its extensions when it did), for the handlers
+/// that need more than the caller: who is signed in, sign-out, the event stream's recheck.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    /// The cookie's token.
+    pub token: String,
+    /// The token actions must carry in [`CSRF_HEADER`].
+    pub csrf_token: String,
+}
+
+/// The caller, and its session when it came with one (a key in `Authorization` wins).
 async fn resolve(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
+) -> Result<(Caller, Option<SignedIn>), ApiError> {
     let db = state.engine.db();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let key = value
@@ -74,7 +88,7 @@ async fn resolve(
             })?;
         let found = keys::find_usable(db, key).await?;
         return found
-            .map(|k| Caller::of(&k))
+            .map(|k| (Caller::of(&k), None))
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()));
     }
     if let Some(token) = session_token(headers) {
@@ -89,7 +103,11 @@ async fn resolve(
                 message: format!("a signed-in action needs the session's {CSRF_HEADER} header"),
             });
         }
-        return Ok(Caller::of(&session.key));
+        let signed_in = SignedIn {
+            token,
+            csrf_token: session.csrf_token,
+        };
+        return Ok((Caller::of(&session.key), Some(signed_in)));
     }
     Err(ApiError::Unauthorized(
         "an API key is required: `Authorization: Bearer <key>` (or sign in to the dashboard)"
@@ -98,7 +116,7 @@ async fn resolve(
 }
 
 /// The session token of the request's cookie, if any.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
+fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -53,6 +53,7 @@ impl EventsQuery {
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
+    signed_in: Option<axum::Extension<access::SignedIn>>,
     headers: HeaderMap,
     Query(mut query): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -74,11 +75,8 @@ pub async fn stream(
     // Subscribe before reading the position: nothing falls between replay and live.
     let live = feed.subscribe();
     let (tx, mut rx) = mpsc::channel::<Event>(256);
-    // With a session cookie (and no key), the session is what must stay valid.
-    let session = match headers.get(axum::http::header::AUTHORIZATION) {
-        Some(_) => None,
-        None => access::session_token(&headers),
-    };
+    // With a session, the session is what must stay valid.
+    let session = signed_in.map(|axum::Extension(s)| s.token);
     let credentials = access::until_credentials_end(state.engine.db().clone(), caller, session);
     tokio::spawn(async move {
         let closed = tx.clone();

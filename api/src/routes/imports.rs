@@ -84,7 +84,6 @@ pub async fn import(
     Query(q): Query<ImportQuery>,
     Body(body): Body<BODY_LIMIT>,
 ) -> ApiResult<Response> {
-    caller.scope(Some(q.business.clone()))?;
     let business = super::businesses::find(&state, &caller, &q.business).await?;
     let format = format_of(q.format, &headers)?;
     let mapping_text = q.mapping.as_deref().unwrap_or("{}").trim();

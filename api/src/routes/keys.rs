@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::businesses;
-use crate::access::audit::{self, Entry};
 use crate::access::keys;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -35,25 +34,23 @@ pub struct ListQuery {
     business: Option<String>,
 }
 
-/// Records `action` on key `key` by `caller`.
+/// Records `action` on key `key` by `caller` (its name and prefix, never its secret).
 async fn record(
     state: &AppState,
     caller: &Caller,
     action: &str,
     key: &keys::ApiKey,
 ) -> ApiResult<()> {
-    audit::record(
-        state.engine.db(),
-        Entry {
-            actor: &caller.key_id,
-            business_id: key.business_id.as_deref(),
-            action,
-            target: &key.id,
-            detail: json!({ "name": key.name, "prefix": key.prefix }),
-        },
+    let detail = json!({ "name": key.name, "prefix": key.prefix });
+    crate::access::audit(
+        state,
+        caller,
+        key.business_id.as_deref(),
+        action,
+        &key.id,
+        detail,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Creates a key; the answer is the only time its secret is shown.

@@ -2,15 +2,16 @@
 //! SameSite=Strict, Secure on https); `GET /api/v1/sessions/current` says who is signed in and
 //! gives the CSRF token that actions must carry; `DELETE` signs out.
 
+use axum::Extension;
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::sessions::{self, SESSION_LENGTH};
-use crate::access::{CSRF_HEADER, SESSION_COOKIE, keys, session_token};
+use crate::access::{CSRF_HEADER, SESSION_COOKIE, SignedIn, keys};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::openapi::ErrorBody;
@@ -78,19 +79,15 @@ pub async fn sign_in(
     )
 )]
 pub async fn current(
-    State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-) -> ApiResult<JsonResponse<Value>> {
+    signed_in: Option<Extension<SignedIn>>,
+) -> JsonResponse<Value> {
     let mut body = who(&caller);
-    if headers.get(header::AUTHORIZATION).is_none()
-        && let Some(token) = session_token(&headers)
-        && let Some(session) = sessions::find_live(state.engine.db(), &token).await?
-    {
+    if let Some(Extension(session)) = signed_in {
         body["csrf_token"] = json!(session.csrf_token);
         body["csrf_header"] = json!(CSRF_HEADER);
     }
-    Ok(JsonResponse(body))
+    JsonResponse(body)
 }
 
 /// Signs out: ends the session and clears the cookie.
@@ -105,10 +102,10 @@ pub async fn current(
 pub async fn sign_out(
     State(state): State<AppState>,
     _caller: Caller,
-    headers: HeaderMap,
+    signed_in: Option<Extension<SignedIn>>,
 ) -> ApiResult<Response> {
-    if let Some(token) = session_token(&headers) {
-        sessions::end(state.engine.db(), &token).await?;
+    if let Some(Extension(session)) = signed_in {
+        sessions::end(state.engine.db(), &session.token).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,

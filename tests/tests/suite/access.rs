@@ -5,13 +5,12 @@
 //! rate-limited; the first start prints an operator key.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_engine::store::Q;
+use switchboard_tests::children::Process;
 use switchboard_tests::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -540,68 +539,52 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_start_prints_an_operator_key_once_and_it_works() {
     let database = TestDatabase::create(&Backend::Sqlite).await;
-    let start = || {
+    let logs = switchboard_tests::children::log_dir("first_start");
+    // Starts `serve` (each start logging to its own file) and returns its output once it says it
+    // is serving, and its address.
+    let start = |label: &'static str| {
         let port = free_port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-process"))
-            .arg("serve")
-            .env_remove("SWITCHBOARD_OPERATOR_KEY")
-            .env("DATABASE_URL", &database.url)
-            .env("SWITCHBOARD_ADDR", format!("127.0.0.1:{port}"))
-            .env("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0")
-            .env("SWITCHBOARD_NO_WORKERS", "true")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start switchboard-process serve");
-        (child, format!("http://127.0.0.1:{port}"))
+        let env = [
+            ("DATABASE_URL", database.url.clone()),
+            ("SWITCHBOARD_ADDR", format!("127.0.0.1:{port}")),
+            ("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0".to_owned()),
+            ("SWITCHBOARD_NO_WORKERS", "true".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        let process = Process::start(label, "serve", &env, &logs);
+        async move {
+            let output = eventually("the process to serve", T, || {
+                let text = process.log_text();
+                std::future::ready(text.contains("Switchboard is serving").then_some(text))
+            })
+            .await;
+            (process, output, format!("http://127.0.0.1:{port}"))
+        }
     };
-    // Reads the child's output until it says it is serving; returns every line.
-    async fn output_until_serving(child: &mut tokio::process::Child) -> Vec<String> {
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        let read = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                let serving = line.contains("Switchboard is serving");
-                seen.push(line);
-                if serving {
-                    break;
-                }
-            }
-        };
-        tokio::time::timeout(T, read)
-            .await
-            .expect("the process starts");
-        seen
-    }
 
-    let (mut first, address) = start();
-    let printed = output_until_serving(&mut first).await;
+    let (first, printed, address) = start("first").await;
     let keys: Vec<&str> = printed
-        .iter()
-        .map(|l| l.trim())
+        .lines()
+        .map(str::trim)
         .filter(|l| l.starts_with("sbk_"))
         .collect();
-    assert_eq!(keys.len(), 1, "{printed:#?}");
+    assert_eq!(keys.len(), 1, "{printed}");
     let key = keys[0].to_owned();
-    let (status, _) = spawn_free_get(&address, &key).await;
+    let (status, _) = businesses_with(&address, &key).await;
     assert_eq!(status, 200);
-    let (status, _) = spawn_free_get(&address, "sbk_guess").await;
+    let (status, _) = businesses_with(&address, "sbk_guess").await;
     assert_eq!(status, 401);
-    drop(first);
+    first.kill().await;
 
     // Started again on the same database: no new key; the printed one still works.
-    let (mut second, address) = start();
-    let printed = output_until_serving(&mut second).await;
-    assert!(!printed.iter().any(|l| l.contains("sbk_")), "{printed:#?}");
-    let (status, _) = spawn_free_get(&address, &key).await;
+    let (_second, printed, address) = start("second").await;
+    assert!(!printed.contains("sbk_"), "{printed}");
+    let (status, _) = businesses_with(&address, &key).await;
     assert_eq!(status, 200);
 }
 
 /// `GET /api/v1/businesses` on `address` with `key`, once the server answers.
-async fn spawn_free_get(address: &str, key: &str) -> (u16, Value) {
+async fn businesses_with(address: &str, key: &str) -> (u16, Value) {
     let client = client_with_key(key);
     eventually("the server answers", T, || async {
         let resp = client

@@ -18,7 +18,7 @@ use serde_json::json;
 use switchboard_engine::Db;
 use switchboard_engine::store::Q;
 use switchboard_tests::children::{Process, log_dir};
-use switchboard_tests::fakes::{Chaos, ELEVENLABS_KEY, FakeProviders, OPENAI_KEY};
+use switchboard_tests::fakes::{Chaos, FakeProviders};
 use switchboard_tests::*;
 
 /// The provider faults: 6% 503, 4% 429, 4% answers held past the client's 1 s timeout.
@@ -60,25 +60,19 @@ mod sqlite {
 
 /// The environment of a child process that talks to the fake providers.
 fn provider_env(fakes: &FakeProviders) -> Vec<(&'static str, String)> {
-    vec![
-        ("ELEVENLABS_API_KEY", ELEVENLABS_KEY.to_owned()),
-        (
-            "ELEVENLABS_BASE_URL",
-            format!("{}/elevenlabs", fakes.base_url),
-        ),
-        ("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("OPENAI_API_KEY", OPENAI_KEY.to_owned()),
-        ("OPENAI_BASE_URL", format!("{}/openai", fakes.base_url)),
+    let mut env = fakes.env();
+    env.extend([
         ("SWITCHBOARD_PROVIDER_TIMEOUT_SECS", "1".to_owned()),
         ("SWITCHBOARD_MAX_CONCURRENT_CALLS", "100".to_owned()),
         ("SWITCHBOARD_POLL_INTERVAL_MS", "500".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
-    ]
+    ]);
+    env
 }
 
 async fn chaotic_fakes() -> FakeProviders {
     let fakes = FakeProviders::start().await;
-    *fakes.faults.outcome_cycle.lock().unwrap() = OUTCOMES.to_vec();
+    *fakes.faults.outcomes.lock().unwrap() = OUTCOMES.to_vec();
     *fakes.faults.chaos.lock().unwrap() = Some(CHAOS);
     fakes
 }

@@ -83,7 +83,9 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
         csv.push_str(&format!("\"{name}\",{phone},{email},{budget}\n"));
     }
     let mapping = r#"{"name":"Full Name","phone":"Mobile","email":"E-mail","custom_fields":{"budget_range":"Budget"}}"#;
-    let query = format!("business=demo&mapping={}", urlencode(mapping));
+    let params = [("business", "demo"), ("mapping", mapping)];
+    let encoded = reqwest::Url::parse_with_params("http://query/", &params).unwrap();
+    let query = encoded.query().unwrap().to_owned();
     let resp = upload(&app, &query, "text/csv", csv.clone()).await;
     assert_eq!(resp.status(), 202);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -130,17 +132,6 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     assert_eq!(again["id"], id.as_str());
     assert_eq!(count(&app, "leads").await, good);
     assert_eq!(count(&app, "sb_runs").await, good);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {

@@ -1,7 +1,6 @@
 //! What an operator watches: `/healthz`, `/readyz`, the Prometheus metrics at `/metrics`, and
 //! errors reported to Sentry.
 
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use serde_json::json;
-use switchboard_tests::fakes::{ELEVENLABS_KEY, FakeProviders, OPENAI_KEY};
+use switchboard_tests::fakes::FakeProviders;
 use switchboard_tests::*;
 
 const T: Duration = Duration::from_secs(30);
@@ -135,8 +134,6 @@ async fn fake_sentry(received: Received) -> String {
     format!("http://public-key@{addr}/1")
 }
 
-/// A free local port (bound, then released for the child process to take).
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
     let received: Received = Default::default();
@@ -147,30 +144,19 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
     let database = TestDatabase::create(&Backend::Sqlite).await;
     let port = free_port();
     let address = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-process"))
-        .arg("serve")
-        .env("DATABASE_URL", &database.url)
-        .env("SWITCHBOARD_ADDR", format!("127.0.0.1:{port}"))
-        .env("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0")
-        .env("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0")
-        .env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
-        .env(
-            "ELEVENLABS_BASE_URL",
-            format!("{}/elevenlabs", fakes.base_url),
-        )
-        .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("OPENAI_API_KEY", OPENAI_KEY)
-        .env("OPENAI_BASE_URL", format!("{}/openai", fakes.base_url))
-        .env("SENTRY_DSN", &dsn)
-        .env("SENTRY_ENVIRONMENT", "ci")
-        .env("SWITCHBOARD_OPERATOR_KEY", OPERATOR_KEY)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start switchboard-process serve");
+    let mut env = fakes.env();
+    env.extend([
+        ("DATABASE_URL", database.url.clone()),
+        ("SWITCHBOARD_ADDR", format!("127.0.0.1:{port}")),
+        ("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0".to_owned()),
+        ("SWITCHBOARD_SIMULATOR_ADDR", "127.0.0.1:0".to_owned()),
+        ("SENTRY_DSN", dsn.clone()),
+        ("SENTRY_ENVIRONMENT", "ci".to_owned()),
+        ("SWITCHBOARD_OPERATOR_KEY", OPERATOR_KEY.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let logs = switchboard_tests::children::log_dir("sentry");
+    let serve = switchboard_tests::children::Process::start("serve", "serve", &env, &logs);
     let client = client_with_key(OPERATOR_KEY);
     let lead = json!({"business": "demo", "name": "Ada Lovelace", "phone": "+14155552671"});
     let created: serde_json::Value = eventually("the process answers", T, || async {
@@ -208,7 +194,7 @@ async fn a_failed_run_reaches_sentry_with_its_run_and_the_release() {
     }
     // The lead's phone number stays out of what Sentry receives.
     assert!(!envelope.contains("4155552671"), "{envelope}");
-    child.kill().await.ok();
+    serve.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,7 +47,6 @@ mod postgres {
 /// One `switchboard worker` child process and the apalis worker name it registered under.
 struct WorkerProcess {
     process: Process,
-    label: String,
     /// The apalis worker name it registered under (from its log).
     name: String,
 }
@@ -72,7 +71,6 @@ impl WorkerProcess {
         ];
         WorkerProcess {
             process: Process::start(label, "worker", &env, logs),
-            label: label.to_owned(),
             name: String::new(),
         }
     }
@@ -230,7 +228,7 @@ async fn three_worker_processes(backend: Backend) {
     // Each has started its workers under a unique name, and apalis has registered them.
     for w in &mut workers {
         w.name = eventually(
-            &format!("{} to start its workers", w.label),
+            &format!("{} to start its workers", w.process.label),
             Duration::from_secs(60),
             || std::future::ready(w.registered_name()),
         )
@@ -454,9 +452,9 @@ async fn three_worker_processes(backend: Backend) {
             wrong.len(),
             workers
                 .iter()
-                .map(|w| (&w.label, &w.name))
+                .map(|w| (&w.process.label, &w.name))
                 .collect::<Vec<_>>(),
-            workers[victim].label,
+            workers[victim].process.label,
         );
         for run_id in wrong.iter().take(5) {
             report += &format!("run {run_id}:\n{}", run_rows(&pool, run_id).await);
@@ -530,7 +528,7 @@ async fn three_worker_processes(backend: Backend) {
         "steps claimed by workers other than the three: {claims:?}"
     );
     for (w, n) in workers.iter().zip(&per_process) {
-        assert!(*n > 0, "{} ran no step", w.label);
+        assert!(*n > 0, "{} ran no step", w.process.label);
     }
     wait_until_queue_idle(app.engine.db()).await;
     assert!(
@@ -553,7 +551,7 @@ async fn three_worker_processes(backend: Backend) {
         rows.len()
     );
     for (w, n) in workers.iter().zip(&per_process) {
-        eprintln!("  {} ({}): {n} steps", w.label, w.name);
+        eprintln!("  {} ({}): {n} steps", w.process.label, w.name);
     }
     eprintln!(
         "  SIGTERM to worker-1 {sigterm_at:.1?} after the start, once {SIGTERM_AFTER} runs had \

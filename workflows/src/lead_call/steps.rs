@@ -555,9 +555,11 @@ impl Step for AwaitCall {
             || matches!(&next, Err(StepError::Fatal(_)))
         {
             let duration = match &next {
-                Ok(Transition::Next { input, .. }) => input
-                    .get("duration_secs")
-                    .and_then(serde_json::Value::as_f64),
+                Ok(Transition::Next { step, input, .. }) if *step == Analyze::NAME => {
+                    serde_json::from_value::<ConnectedCall>(input.clone())
+                        .ok()
+                        .and_then(|call| call.duration_secs)
+                }
                 _ => None,
             };
             calls::end(&self.0.db, &call_key, duration).await?;

@@ -151,7 +151,6 @@ pub async fn leads_by_phone(db: &Db, business_id: &str) -> Result<Vec<(String, S
             .bind(business_id),
     )
     .await
-    .map(|rows: Vec<(String, String)>| rows)
 }
 
 /// Replaces what was submitted about lead `id` (an import's update of a duplicate); its runs,
