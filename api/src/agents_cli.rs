@@ -9,7 +9,7 @@ use switchboard_engine::Db;
 use switchboard_workflows::agents_sync::{self, SyncAction, SyncError, SyncReport};
 use switchboard_workflows::providers::elevenlabs::ElevenLabsClient;
 
-use crate::startup::load_shipped;
+use crate::startup::load_businesses;
 
 /// Exit code when the command cannot run as asked (missing key, unknown business).
 pub const EXIT_USAGE: i32 = 2;
@@ -47,6 +47,10 @@ pub struct SyncArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://switchboard.db")]
     pub database_url: String,
 
+    /// More business folders, as `serve` takes them.
+    #[arg(long, env = "SWITCHBOARD_BUSINESSES_DIR")]
+    pub businesses_dir: Option<std::path::PathBuf>,
+
     /// ElevenLabs API key (required: this command changes agents at ElevenLabs).
     #[arg(long, env = "ELEVENLABS_API_KEY", hide_env_values = true)]
     pub elevenlabs_api_key: Option<String>,
@@ -79,7 +83,7 @@ pub async fn run(
     };
     let db = Db::connect(&args.database_url, 2).await?;
     switchboard_engine::migrate(&db).await?;
-    load_shipped(&db).await?;
+    load_businesses(&db, args.businesses_dir.as_deref()).await?;
     let client = ElevenLabsClient::new(args.elevenlabs_base_url, key, Duration::from_secs(30));
     let report = match agents_sync::sync(&db, &client, args.business.as_deref()).await {
         Ok(report) => report,
@@ -193,6 +197,7 @@ mod tests {
             business: None,
             json: false,
             database_url: "sqlite://never-created.db".into(),
+            businesses_dir: None,
             elevenlabs_api_key: Some("  ".into()),
             elevenlabs_base_url: "http://127.0.0.1:9".into(),
         };

@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_CONCURRENT_CALLS", default_value_t = 20)]
     pub max_concurrent_calls: u32,
 
+    /// Calls started a minute across every business, at most (your voice provider plan's rate);
+    /// each business can set its own as well (`calling.max_calls_per_minute`). Unset: no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_MINUTE")]
+    pub max_calls_per_minute: Option<u32>,
+
     /// Seconds before a request to a provider gives up (at most 35).
     #[arg(long, env = "SWITCHBOARD_PROVIDER_TIMEOUT_SECS", default_value_t = 30)]
     pub provider_timeout_secs: u64,
@@ -110,6 +115,12 @@ pub struct Config {
     /// `<conversation id>.mp3`; without it recordings are acknowledged and dropped.
     #[arg(long, env = "SWITCHBOARD_CALL_AUDIO_DIR")]
     pub call_audio_dir: Option<PathBuf>,
+
+    /// Directory of more business folders (each a `business.toml` and a `policy.rhai`, as in
+    /// `scripts/`), loaded at start beside the shipped ones; a folder named like a shipped
+    /// business replaces it.
+    #[arg(long, env = "SWITCHBOARD_BUSINESSES_DIR")]
+    pub businesses_dir: Option<PathBuf>,
 
     /// Secret ElevenLabs sends in the `X-Switchboard-Secret` header of inbound personalisation
     /// requests (`POST /api/v1/webhooks/elevenlabs/personalize`); the endpoint answers 404
@@ -260,8 +271,12 @@ impl Config {
                 self.worker_concurrency
             ));
         }
-        if self.max_concurrent_calls == 0 {
-            return Err("SWITCHBOARD_MAX_CONCURRENT_CALLS must be at least 1".into());
+        if self.max_concurrent_calls == 0 || self.max_calls_per_minute == Some(0) {
+            return Err(
+                "SWITCHBOARD_MAX_CONCURRENT_CALLS and SWITCHBOARD_MAX_CALLS_PER_MINUTE must be at \
+                 least 1"
+                    .into(),
+            );
         }
         if self.provider_timeout_secs == 0 || self.breaker_threshold == 0 {
             return Err(

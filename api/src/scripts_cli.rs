@@ -45,7 +45,7 @@ pub async fn run(command: ScriptsCommand) -> anyhow::Result<i32> {
         path.parent().map(Path::to_path_buf).unwrap_or_default()
     };
     let script_path = folder.join("policy.rhai");
-    let definition = match load(&folder) {
+    let definition = match Definition::load(&folder) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("{e}");
@@ -54,19 +54,6 @@ pub async fn run(command: ScriptsCommand) -> anyhow::Result<i32> {
     };
     let report = validate(&host, &definition.business, &definition.script).await;
     Ok(print_report(&script_path, &report, with_tests))
-}
-
-fn load(folder: &Path) -> Result<Definition, String> {
-    let read = |name: &str| {
-        let p = folder.join(name);
-        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let id = folder
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Definition::parse(&id, &read("business.toml")?, &read("policy.rhai")?)
-        .map_err(|e| format!("{}: {e}", folder.display()))
 }
 
 fn located(path: &Path, e: &ScriptError) -> String {
@@ -178,7 +165,11 @@ mod tests {
         )
         .unwrap();
         std::fs::write(folder.join("business.toml"), "id = \"demo\"").unwrap();
-        assert!(load(&folder).unwrap_err().contains("business.toml"));
+        assert!(
+            Definition::load(&folder)
+                .unwrap_err()
+                .contains("business.toml")
+        );
         assert_eq!(
             run(ScriptsCommand::Check { path: folder }).await.unwrap(),
             1

@@ -18,11 +18,11 @@ use switchboard_workflows::providers::elevenlabs::{self, ElevenLabs, ElevenLabsC
 use switchboard_workflows::providers::openai::{self, OpenAiClient};
 use switchboard_workflows::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
 use switchboard_workflows::providers::voice::VoiceProvider;
-use switchboard_workflows::retention;
 use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
 use switchboard_workflows::store;
+use switchboard_workflows::{retention, schedules};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -135,6 +135,15 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/audit", get(routes::audit::list))
         .route("/api/v1/exports/leads", get(routes::exports::leads))
         .route("/api/v1/exports/runs", get(routes::exports::runs))
+        .route("/api/v1/schedules", get(routes::schedules::list))
+        .route(
+            "/api/v1/businesses/{id}/schedules/{name}/pause",
+            post(routes::schedules::pause),
+        )
+        .route(
+            "/api/v1/businesses/{id}/schedules/{name}/resume",
+            post(routes::schedules::resume),
+        )
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))
         .route("/api/v1/dead-letters/{id}", get(routes::dead_letters::show))
         .route(
@@ -222,13 +231,18 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
 /// How long after start a process that runs workers first sweeps leads past retention.
 const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(60);
 
-/// Starts the retention sweep of a process that runs workers (see `retention`).
-fn sweep_in_background(engine: &Engine, config: &Config) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(retention::sweep_periodically(
+/// Starts what a process that runs workers runs beside them: the retention sweep (see
+/// `retention`) and the cron campaigns (see `schedules`).
+fn background_jobs(engine: &Engine, config: &Config) -> tokio::task::JoinHandle<()> {
+    let sweep = retention::sweep_periodically(
         engine.clone(),
         FIRST_SWEEP_AFTER,
         config.call_audio_dir.clone(),
-    ))
+    );
+    let schedules = schedules::run_all(engine.clone());
+    tokio::spawn(async move {
+        tokio::join!(sweep, schedules);
+    })
 }
 
 /// How long requests in flight get to end after a shutdown signal.
@@ -260,8 +274,9 @@ pub struct Overrides {
     pub await_call_timeout: Option<Duration>,
     /// Serve the API and dashboard without workers (`serve --no-workers`).
     pub no_workers: bool,
-    /// Fixes the clock business scripts and default routing see.
-    pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Sets the clock business scripts, routing and the calling-hours check see; it runs on
+    /// from there.
+    pub business_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What every role of a process needs: the database, the providers (or the simulator), the
@@ -286,7 +301,7 @@ impl Core {
         crate::prometheus::handle(); // record from the first step on
         let db = Db::connect(&config.database_url, config.db_connections()).await?;
         switchboard_engine::migrate(&db).await?;
-        load_shipped(&db).await?;
+        load_businesses(&db, config.businesses_dir.as_deref()).await?;
         // Unconfigured (simulator only): one secret per database, so every process verifies the
         // webhooks any process' simulator signs.
         let webhook_secret = match &config.elevenlabs_webhook_secret {
@@ -334,7 +349,7 @@ impl Core {
         }
         .with_resilience(llm_resilience);
         let host = Arc::new(ScriptHost::new(Limits::default(), config.script_threads)?);
-        let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.script_clock));
+        let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.business_clock));
         let deps = Arc::new(Deps {
             db: db.clone(),
             voice: voice.clone(),
@@ -343,6 +358,7 @@ impl Core {
             simulated: simulated_voice,
             await_call_timeout: overrides.await_call_timeout,
             max_concurrent_calls: config.max_concurrent_calls,
+            max_calls_per_minute: config.max_calls_per_minute,
             provider_down_wait: Duration::from_secs(config.breaker_open_secs.max(1)),
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
@@ -397,10 +413,10 @@ pub async fn run_worker(
         .unwrap_or_else(|| format!("http://{}", config.addr));
     let core = Core::build(&config, &Overrides::default(), &public_url).await?;
     let workers = core.engine.start_workers(worker_options(&config));
-    let sweeper = sweep_in_background(&core.engine, &config);
+    let background = background_jobs(&core.engine, &config);
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
-    sweeper.abort();
+    background.abort();
     workers.stop().await;
     finish_simulated_calls(core.simulator.as_ref()).await;
     Ok(())
@@ -440,7 +456,7 @@ impl Application {
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
         if workers.is_some() {
             // Ends with the runtime (tests) or the process.
-            sweep_in_background(&engine, &config);
+            background_jobs(&engine, &config);
         }
         let state = AppState {
             worker_name: workers.as_ref().map(|w| Arc::from(w.name())),
@@ -600,10 +616,10 @@ fn queue_board_url(listener: &TcpListener, public_url: &str) -> anyhow::Result<S
     Ok(format!("http://{host}:{}/", addr.port()))
 }
 
-/// Stores the businesses shipped in `scripts/`; a business' script is stored only if it has none
-/// yet, so versions edited through the API survive restarts.
-pub(crate) async fn load_shipped(db: &Db) -> anyhow::Result<()> {
-    for d in business::shipped() {
+/// Stores the businesses shipped in `scripts/` and those in `dir`; a business' script is stored
+/// only if it has none yet, so versions edited through the API survive restarts.
+pub(crate) async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    for d in business::definitions(dir).map_err(anyhow::Error::msg)? {
         store::upsert_business(db, &d.business).await?;
         if !store::scripts::has_any(db, &d.business.id).await? {
             let mut tx = db.begin().await?;

@@ -158,8 +158,11 @@ pub struct TestOptions {
     pub await_call_timeout: Option<Duration>,
     /// Start without workers.
     pub no_workers: bool,
-    /// The clock business scripts see (default: the real one).
-    pub script_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where the business clock (scripts, routing, calling hours) starts; it runs on from there
+    /// (default: the real one).
+    pub business_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// More business folders (`SWITCHBOARD_BUSINESSES_DIR`).
+    pub businesses_dir: Option<std::path::PathBuf>,
 }
 
 impl TestOptions {
@@ -194,6 +197,8 @@ pub struct TestApp {
     pub voice_resilience: Arc<Resilience>,
     /// The app's workers, if running.
     pub workers: Option<Workers>,
+    /// When the app had started: its business clock was set at or before this.
+    pub started_at: chrono::DateTime<chrono::Utc>,
     worker_options: WorkerOptions,
     server: tokio::task::JoinHandle<()>,
     /// The database (dropped last).
@@ -222,10 +227,12 @@ pub fn test_config(database_url: &str) -> Config {
         openai_base_url: "http://127.0.0.1:9".into(),
         openai_model: "test-model".into(),
         max_concurrent_calls: 20,
+        max_calls_per_minute: None,
         provider_timeout_secs: 5,
         breaker_threshold: 5,
         breaker_open_secs: 30,
         call_audio_dir: None,
+        businesses_dir: None,
         elevenlabs_personalization_secret: Some(PERSONALIZATION_SECRET.into()),
         simulator_addr: "127.0.0.1:0".parse().unwrap(),
         queue_board_addr: "127.0.0.1:0".parse().unwrap(),
@@ -265,13 +272,15 @@ async fn spawn_on(
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
-        script_clock: opts.script_clock,
+        business_clock: opts.business_clock,
     };
     let mut config = test_config(&database.url);
+    config.businesses_dir = opts.businesses_dir.clone();
     configure(&mut config);
     let app = Application::build(config, overrides)
         .await
         .expect("app starts");
+    let started_at = chrono::Utc::now();
     let address = format!("http://127.0.0.1:{}", app.port());
     let parts = app.into_parts();
     let serve = parts.serve;
@@ -285,6 +294,7 @@ async fn spawn_on(
         simulator: parts.simulator,
         voice_resilience: parts.voice_resilience,
         workers: parts.workers,
+        started_at,
         worker_options: parts.worker_options,
         server,
         database,

@@ -11,6 +11,7 @@ pub mod phone;
 pub mod policy;
 pub mod providers;
 pub mod retention;
+pub mod schedules;
 pub mod scripting;
 pub mod simulator;
 pub mod store;

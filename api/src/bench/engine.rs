@@ -388,6 +388,7 @@ async fn park(db: &Db, n: usize) -> anyhow::Result<()> {
                     wait_until: Some(deadline),
                     created_at: now,
                     updated_at: now,
+                    queue_rank: 0,
                 };
                 (run, wait)
             })
@@ -405,7 +406,7 @@ async fn park(db: &Db, n: usize) -> anyhow::Result<()> {
                     wait_id: wait.id.clone(),
                 },
             };
-            push(&mut tx, &task, day).await?;
+            push(&mut tx, &task, day, 0).await?;
         }
         tx.commit().await?;
     }

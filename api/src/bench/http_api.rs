@@ -186,6 +186,7 @@ async fn seed_runs(db: &switchboard_engine::Db, runs: usize) -> anyhow::Result<S
                         wait_until: None,
                         created_at: now,
                         updated_at: now,
+                        queue_rank: 0,
                     }
                 })
                 .collect();

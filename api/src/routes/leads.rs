@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_engine::store::runs::RunFilter;
-use switchboard_engine::{BusinessId, NewRun};
 use switchboard_workflows::business::Business;
 use switchboard_workflows::lead::{Lead, NewLead};
-use switchboard_workflows::lead_call::{Intake, LeadRef, WORKFLOW};
+use switchboard_workflows::lead_call;
 use switchboard_workflows::phone::Phone;
 use switchboard_workflows::store;
 
@@ -187,21 +186,7 @@ pub(crate) async fn start(
     key: Option<&str>,
 ) -> ApiResult<Lead> {
     let lead_id = switchboard_engine::ids::new_id();
-    let business = BusinessId(new.business.clone());
-    let run_id = engine
-        .start_run_in::<Intake>(
-            tx,
-            NewRun {
-                workflow: WORKFLOW,
-                business_id: &business,
-                subject_id: &lead_id,
-            },
-            LeadRef {
-                lead_id: lead_id.clone(),
-            },
-        )
-        .await?;
-    store::scripts::pin(tx, &run_id.0, &new.business).await?;
+    let run_id = lead_call::start_run(engine, tx, &new.business, &lead_id).await?;
     let lead = Lead {
         id: lead_id,
         business_id: new.business.clone(),

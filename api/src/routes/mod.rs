@@ -12,6 +12,7 @@ pub mod leads;
 pub mod overview;
 pub mod personalize;
 pub mod runs;
+pub mod schedules;
 pub mod scripts;
 pub mod sessions;
 pub mod webhooks;

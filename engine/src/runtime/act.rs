@@ -66,6 +66,7 @@ pub(crate) async fn advance_and_queue(
             kind,
         },
         delay,
+        run.queue_rank,
     )
     .await?;
     Ok(true)

@@ -81,7 +81,7 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
             // look again once the claimant would count as dead.
             let later = engine.dead_after().max(Duration::from_secs(1));
             debug!(claimed_by = ?row.claimed_by, ?later, "duplicate task while its attempt runs, deferred");
-            tasks::push(&mut tx, task, later).await?;
+            tasks::push(&mut tx, task, later, run.queue_rank).await?;
             tx.commit().await?;
             return Ok(None);
         }
@@ -117,7 +117,7 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
             ?remaining,
             "task arrived before its attempt is due, rescheduled"
         );
-        tasks::push(&mut tx, task, remaining).await?;
+        tasks::push(&mut tx, task, remaining, run.queue_rank).await?;
         tx.commit().await?;
         return Ok(None);
     }

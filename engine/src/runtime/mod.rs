@@ -213,6 +213,7 @@ impl Engine {
             wait_until: None,
             created_at: now,
             updated_at: now,
+            queue_rank: runs::ready_in_business(tx, &new.business_id.0, tasks::RANKS).await?,
         };
         runs::insert(tx, &run).await?;
         steps::insert(tx, &row).await?;
@@ -224,6 +225,7 @@ impl Engine {
                 kind: TaskKind::Step,
             },
             Duration::ZERO,
+            run.queue_rank,
         )
         .await?;
         Ok(run_id)

@@ -108,7 +108,7 @@ impl Engine {
             seq: run.seq + 1,
             kind: TaskKind::Step,
         };
-        tasks::push(&mut tx, &task, Duration::ZERO).await?;
+        tasks::push(&mut tx, &task, Duration::ZERO, run.queue_rank).await?;
         let run = self.reread(&mut tx, id).await?;
         tx.commit().await?;
         info!(run_id = %id, step = %failed.name, "run retried by hand");

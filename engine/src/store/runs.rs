@@ -24,10 +24,13 @@ pub struct RunRow {
     pub wait_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How many runs of its business were ready to run when it started (capped at
+    /// [`crate::store::tasks::RANKS`]): its tasks go before those of runs ranked lower.
+    pub queue_rank: i64,
 }
 
 const COLUMNS: &str = "id, workflow, business_id, subject_id, status, current_step, current_row, seq, \
-    outcome, error, wait_kind, wait_key, wait_until, created_at, updated_at";
+    outcome, error, wait_kind, wait_key, wait_until, created_at, updated_at, queue_rank";
 
 /// Statuses after which nothing happens to a run any more.
 pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
@@ -47,7 +50,7 @@ pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
     tx.execute(
         bind_row(
             Q::new(format!(
-                "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+                "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
             )),
             r,
         ),
@@ -68,7 +71,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[RunRow]) -> Result<()> {
     );
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
-            let p: Vec<String> = (1..=15).map(|c| format!("${}", i * 15 + c)).collect();
+            let p: Vec<String> = (1..=16).map(|c| format!("${}", i * 16 + c)).collect();
             format!("({})", p.join(","))
         })
         .collect();
@@ -100,13 +103,29 @@ fn bind_row(q: Q, r: &RunRow) -> Q {
         .bind(r.wait_until)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(r.queue_rank)
 }
 
-/// The most rows [`insert_many`] takes (15 parameters each stay under SQLite's 32,766).
+/// The most rows [`insert_many`] takes (16 parameters each stay under SQLite's 32,766).
 pub const INSERT_MANY_MAX: usize = 2_000;
 
 fn by_id(id: &RunId) -> Q {
     Q::new(format!("SELECT {COLUMNS} FROM sb_runs WHERE id = $1")).bind(id)
+}
+
+/// How many runs of `business_id` are ready to run (queued or running), counted up to `cap`.
+pub async fn ready_in_business(tx: &mut Tx, business_id: &str, cap: i64) -> Result<i64> {
+    let (n,): (i64,) = tx
+        .fetch_one(
+            Q::new(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM sb_runs WHERE business_id = $1 \
+                 AND status IN ('queued', 'running') LIMIT $2) ready",
+            )
+            .bind(business_id)
+            .bind(cap),
+        )
+        .await?;
+    Ok(n)
 }
 
 /// Reads a run inside a transaction.

@@ -43,10 +43,18 @@ pub enum TaskKind {
     },
 }
 
-/// Pushes `task` to run after `delay`, inside `tx`.
-pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration) -> Result<()> {
+/// Queue ranks told apart: a run ranked this or lower waits behind every run ranked higher.
+pub const RANKS: i64 = 1_000;
+
+/// Pushes `task` of a run with `queue_rank` to run after `delay`, inside `tx`. Among due tasks
+/// apalis fetches the highest priority first: a run's priority falls with its rank, so the runs
+/// of a business with a long backlog queue behind the few of a business without one.
+pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration, queue_rank: i64) -> Result<()> {
     let args = serde_json::to_vec(task)?;
-    let builder = TaskBuilder::new(args).max_attempts(QUEUE_MAX_ATTEMPTS);
+    let priority = (RANKS - queue_rank.clamp(0, RANKS)) as usize;
+    let builder = TaskBuilder::new(args)
+        .max_attempts(QUEUE_MAX_ATTEMPTS)
+        .priority(priority);
     // apalis stores run_at in whole seconds (pitfall 1): round the due time up to the next
     // second so a delayed step never runs early.
     let builder = if delay.is_zero() {

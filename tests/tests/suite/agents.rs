@@ -138,6 +138,7 @@ fn args(database_url: &str, base_url: &str) -> SyncArgs {
         business: None,
         json: false,
         database_url: database_url.to_owned(),
+        businesses_dir: None,
         elevenlabs_api_key: Some(KEY.into()),
         elevenlabs_base_url: base_url.to_owned(),
     }

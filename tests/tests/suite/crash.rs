@@ -253,7 +253,9 @@ async fn duplicate_task_while_the_attempt_runs_executes_it_once(backend: Backend
         seq: 0,
         kind: TaskKind::Step,
     };
-    tasks::push(&mut tx, &copy, Duration::ZERO).await.unwrap();
+    tasks::push(&mut tx, &copy, Duration::ZERO, 0)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     engine.notify_changed();
     // The copy is handled (deferred) while the attempt still waits at its gate: only the running

@@ -435,7 +435,7 @@ impl Harness {
             seq,
             kind: TaskKind::Step,
         };
-        tasks::push(&mut tx, &task, Duration::ZERO)
+        tasks::push(&mut tx, &task, Duration::ZERO, 0)
             .await
             .expect("push a task");
         tx.commit().await.expect("commit");

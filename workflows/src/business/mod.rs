@@ -53,6 +53,43 @@ pub struct Business {
     /// erased by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Cron campaigns: leads called again on a schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<Schedule>,
+}
+
+/// A cron campaign: at every tick of `cron`, in the business' timezone, the leads it selects
+/// (those whose latest call was tagged `tag` and who have not been called for `idle_days`, with
+/// no run in progress) are called again, at most `limit` a tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Unique in the business: how the API and dashboard name it.
+    pub name: String,
+    /// `sec min hour day-of-month month day-of-week`, e.g. `0 0 9 * * Mon-Fri` (every weekday at
+    /// 09:00).
+    pub cron: String,
+    /// `hot`, `warm`, `cold` or `disqualified`: the tag of the lead's latest scored call.
+    pub tag: String,
+    /// Days since the lead's latest call, at least.
+    #[serde(default)]
+    pub idle_days: u32,
+    /// Leads called a tick, at most; the rest wait for the next tick.
+    #[serde(default = "default_schedule_limit")]
+    pub limit: u32,
+}
+
+fn default_schedule_limit() -> u32 {
+    500
+}
+
+impl Schedule {
+    /// The parsed cron expression.
+    pub fn cron(&self) -> Result<cron::Schedule, String> {
+        self.cron
+            .parse()
+            .map_err(|e| format!("schedule {:?}: cron {:?}: {e}", self.name, self.cron))
+    }
 }
 
 /// A call objective.
@@ -220,7 +257,40 @@ pub fn shipped() -> Vec<Definition> {
     shipped!("demo", "realty", "dental", "saas")
 }
 
+/// The shipped businesses, with those in `dir` (one folder per business, each holding a
+/// `business.toml` and a `policy.rhai`; a folder named like a shipped business replaces it).
+pub fn definitions(dir: Option<&std::path::Path>) -> Result<Vec<Definition>, String> {
+    let mut all = shipped();
+    let Some(dir) = dir else { return Ok(all) };
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut folders: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("business.toml").is_file())
+        .collect();
+    folders.sort();
+    for folder in folders {
+        let d = Definition::load(&folder)?;
+        all.retain(|s| s.business.id != d.business.id);
+        all.push(d);
+    }
+    Ok(all)
+}
+
 impl Definition {
+    /// Reads and checks a business folder: its `business.toml` and `policy.rhai`.
+    pub fn load(folder: &std::path::Path) -> Result<Definition, String> {
+        let read = |name: &str| {
+            let p = folder.join(name);
+            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let id = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Definition::parse(&id, &read("business.toml")?, &read("policy.rhai")?)
+            .map_err(|e| format!("{}: {e}", folder.display()))
+    }
+
     /// Parses and checks a folder's `business.toml`; `folder` must match the business id.
     pub fn parse(folder: &str, toml_source: &str, script: &str) -> Result<Definition, String> {
         let business = Business::from_toml(toml_source)?;
@@ -235,6 +305,17 @@ impl Definition {
             business,
         })
     }
+}
+
+/// When a business may next be called, seen from some instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// Now: calls may be placed.
+    Now,
+    /// Closed until then.
+    At(chrono::DateTime<chrono::Utc>),
+    /// The hours never open.
+    Never,
 }
 
 impl Business {
@@ -284,12 +365,40 @@ impl Business {
                     .ok_or_else(|| format!("campaign {:?}: no objective {o:?}", c.name))?;
             }
         }
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            schedule.cron()?;
+            if !["hot", "warm", "cold", "disqualified"].contains(&schedule.tag.as_str()) {
+                return Err(format!(
+                    "schedule {:?}: tag {:?} is not one of hot, warm, cold, disqualified",
+                    schedule.name, schedule.tag
+                ));
+            }
+            if schedule.limit == 0 || self.schedules[..i].iter().any(|s| s.name == schedule.name) {
+                return Err(format!(
+                    "schedule {:?}: names must be unique and limit at least 1",
+                    schedule.name
+                ));
+            }
+        }
         Ok(())
     }
 
     /// The business' timezone (checked when the business was loaded).
     pub fn tz(&self) -> chrono_tz::Tz {
         timezone(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// Whether the business may be called at `now`: always without opening hours, else inside
+    /// them (in its timezone, holidays and quiet windows left out).
+    pub fn opening(&self, now: chrono::DateTime<chrono::Utc>) -> Opening {
+        match &self.hours {
+            None => Opening::Now,
+            Some(hours) => match hours.next_opening(self.tz(), now) {
+                Some(at) if at <= now => Opening::Now,
+                Some(at) => Opening::At(at),
+                None => Opening::Never,
+            },
+        }
     }
 
     /// The business' word for `key` (`lead` → `prospect`), or `key` itself.
@@ -330,6 +439,40 @@ impl Business {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_are_checked_and_tick_in_the_business_timezone() {
+        let mut realty = shipped().remove(1).business;
+        assert_eq!(realty.id, "realty");
+        let schedule = realty.schedules[0].clone();
+        // Friday 2026-10-30 13:00 in New York (EDT): the next weekday 09:00 is Monday's, by
+        // when the clocks have gone back (EST, UTC-5).
+        let friday: chrono::DateTime<chrono::Utc> = "2026-10-30T17:00:00Z".parse().unwrap();
+        assert_eq!(
+            crate::schedules::next_tick(&realty, &schedule, friday).map(|t| t.to_rfc3339()),
+            Some("2026-11-02T14:00:00+00:00".into())
+        );
+        for (change, error) in [
+            ("cron", "cron"),
+            ("tag", "tag"),
+            ("name", "unique"),
+            ("limit", "limit"),
+        ] {
+            let mut broken = schedule.clone();
+            match change {
+                "cron" => broken.cron = "every morning".into(),
+                "tag" => broken.tag = "lukewarm".into(),
+                "limit" => broken.limit = 0,
+                _ => {}
+            }
+            realty.schedules = vec![schedule.clone(), broken];
+            if change != "name" {
+                realty.schedules.remove(0);
+            }
+            let e = realty.check().unwrap_err();
+            assert!(e.contains(error), "{change}: {e}");
+        }
+    }
 
     #[test]
     fn a_split_campaign_spreads_leads_by_weight_and_keeps_each_with_its_agent() {

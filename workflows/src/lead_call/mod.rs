@@ -41,9 +41,36 @@ pub struct Deps {
     pub await_call_timeout: Option<Duration>,
     /// Calls in flight at once across every business, at most (the provider plan's limit).
     pub max_concurrent_calls: u32,
+    /// Calls started a minute across every business, at most (the provider plan's limit).
+    pub max_calls_per_minute: Option<u32>,
     /// How long a run waits before asking a provider that is down again, unless it said
     /// (the breaker's cool-down; plus up to 50% jitter).
     pub provider_down_wait: Duration,
+}
+
+/// Starts a `lead_call` run for lead `lead_id` of `business_id` in `tx`, pinned to the business'
+/// active script version (the caller commits, then notifies the engine).
+pub async fn start_run(
+    engine: &switchboard_engine::Engine,
+    tx: &mut switchboard_engine::store::Tx,
+    business_id: &str,
+    lead_id: &str,
+) -> Result<switchboard_engine::RunId, EngineError> {
+    let run_id = engine
+        .start_run_in::<Intake>(
+            tx,
+            switchboard_engine::NewRun {
+                workflow: WORKFLOW,
+                business_id: &switchboard_engine::BusinessId(business_id.to_owned()),
+                subject_id: lead_id,
+            },
+            LeadRef {
+                lead_id: lead_id.to_owned(),
+            },
+        )
+        .await?;
+    crate::store::scripts::pin(tx, &run_id.0, business_id).await?;
+    Ok(run_id)
 }
 
 /// Builds the `lead_call` workflow on `deps`.

@@ -12,7 +12,7 @@ use tracing::info;
 use super::inputs::*;
 use super::{CALL_EVENT, Deps};
 use crate::agents_sync;
-use crate::business::Business;
+use crate::business::{Business, Opening};
 use crate::lead::Lead;
 use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
 use crate::providers::ProviderError;
@@ -281,6 +281,26 @@ impl Step for PlaceCall {
         if let Some(next) = self.recorded(ctx, &input, &call_key, &business).await? {
             return Ok(next);
         }
+        // The hours may have closed since the route was decided (the call waited for a line or
+        // for the provider): a call is only dialled inside them, unless a script allowed it.
+        let now = deps.policy.now();
+        match business.opening(now) {
+            _ if input.route.outside_hours => {}
+            Opening::Now => {}
+            Opening::At(at) => {
+                return Err(StepError::defer(
+                    format!(
+                        "outside the calling hours: the call waits for the next opening, {}",
+                        at.with_timezone(&business.tz()).to_rfc3339()
+                    ),
+                    (at - now).to_std().unwrap_or_default(),
+                ));
+            }
+            Opening::Never => {
+                info!("the business has no opening hours left: not calling");
+                return Ok(Transition::complete("not_called"));
+            }
+        }
 
         let agent = business.agent(&input.route.agent);
         let agent_id = agents_sync::agent_id(&deps.db, &business.id, &input.route.agent, agent)
@@ -328,6 +348,7 @@ impl Step for PlaceCall {
             global: deps.max_concurrent_calls,
             business: business.calling.max_concurrent_calls,
             business_per_minute: business.calling.max_calls_per_minute,
+            global_per_minute: deps.max_calls_per_minute,
         };
         match calls::claim_line(&deps.db, &record, caps).await? {
             calls::Claim::Claimed => {
@@ -349,9 +370,15 @@ impl Step for PlaceCall {
                     after,
                 ));
             }
-            calls::Claim::MinuteUsed { cap } => {
+            calls::Claim::MinuteUsed { scope, cap } => {
                 return Err(StepError::defer(
-                    format!("the business' {cap} calls a minute are used"),
+                    format!("the {cap} calls a minute ({scope}) are used"),
+                    spread(LINE_WAIT),
+                ));
+            }
+            calls::Claim::OtherBusinessFirst => {
+                return Err(StepError::defer(
+                    "the free line goes first to a business with fewer calls in flight",
                     spread(LINE_WAIT),
                 ));
             }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{CallContext, FollowUpDecision, LeadView, RouteAction, RouteDecision, RunView, Score};
-use crate::business::{Business, Campaign};
+use crate::business::{Business, Campaign, Opening};
 use crate::providers::openai::{CallAnalysis, Dimension, Sentiment};
 use crate::scripting::host_api::HistoryEntry;
 
@@ -14,16 +14,14 @@ use crate::scripting::host_api::HistoryEntry;
 pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteDecision {
     let campaign = business.campaign_for(lead.source.as_deref());
     let (agent, objective) = target(business, campaign, &lead.id);
-    let action = match &business.hours {
-        None => RouteAction::CallNow,
-        Some(hours) => match hours.next_opening(business.tz(), now) {
-            Some(at) if at <= now => RouteAction::CallNow,
-            Some(at) => RouteAction::CallAfter {
-                secs: (at - now).num_seconds().max(0) as u64,
-            },
-            None => RouteAction::Never {
-                reason: "the business has no opening hours".into(),
-            },
+    let action = match business.opening(now) {
+        Opening::Now => RouteAction::CallNow,
+        Opening::At(at) => RouteAction::CallAfter {
+            // Rounded up: a call due a moment before the opening would only be put off again.
+            secs: ((at - now).num_milliseconds().max(0) as u64).div_ceil(1000),
+        },
+        Opening::Never => RouteAction::Never {
+            reason: "the business has no opening hours".into(),
         },
     };
     routed(
@@ -68,6 +66,7 @@ pub fn routed(
         objective,
         priority,
         campaign,
+        outside_hours: false,
     }
 }
 

@@ -42,6 +42,10 @@ pub struct RouteDecision {
     /// The campaign the lead's source matched, if any.
     #[serde(default)]
     pub campaign: Option<String>,
+    /// A script allowed this lead's call outside the business' calling hours; otherwise the
+    /// hours are checked again just before dialling.
+    #[serde(default)]
+    pub outside_hours: bool,
 }
 
 /// When to call.

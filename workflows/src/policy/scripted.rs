@@ -64,7 +64,8 @@ impl<T> Decided<T> {
 pub struct Policy {
     host: Arc<ScriptHost>,
     db: Db,
-    clock: Option<DateTime<Utc>>,
+    /// How far the policy's clock is set ahead of (or behind) the system clock.
+    clock_offset: chrono::TimeDelta,
 }
 
 /// The script name in errors.
@@ -78,13 +79,14 @@ impl Policy {
         Policy {
             host,
             db,
-            clock: None,
+            clock_offset: chrono::TimeDelta::zero(),
         }
     }
 
-    /// Fixes the clock scripts and defaults see (tests of time-dependent routing).
+    /// Sets the clock that scripts, defaults and the calling-hours check see to `at` now; it
+    /// runs on from there (tests of time-dependent routing).
     pub fn with_clock(mut self, at: Option<DateTime<Utc>>) -> Self {
-        self.clock = at;
+        self.clock_offset = at.map_or(chrono::TimeDelta::zero(), |at| at - Utc::now());
         self
     }
 
@@ -95,7 +97,7 @@ impl Policy {
 
     /// Now, by the policy's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.unwrap_or_else(Utc::now)
+        Utc::now() + self.clock_offset
     }
 
     /// The decider for a step of run `run_id`: its pinned script version, the lead's history.
@@ -319,17 +321,25 @@ impl Decider {
     fn resolve_route(&self, choice: RouteChoice) -> Result<RouteDecision, String> {
         let b = &self.business;
         let campaign = b.campaign_for(self.lead.source.as_deref());
-        let (action, agent, objective, priority) = match choice {
+        let (action, agent, objective, priority, outside_hours) = match choice {
             RouteChoice::CallNow {
                 agent,
                 objective,
                 priority,
-            } => (RouteAction::CallNow, agent, objective, priority),
+                outside_hours,
+            } => (
+                RouteAction::CallNow,
+                agent,
+                objective,
+                priority,
+                outside_hours,
+            ),
             RouteChoice::CallLater {
                 delay_minutes,
                 agent,
                 objective,
                 priority,
+                outside_hours,
             } => (
                 RouteAction::CallAfter {
                     secs: delay_secs("route", delay_minutes)?,
@@ -337,21 +347,26 @@ impl Decider {
                 agent,
                 objective,
                 priority,
+                outside_hours,
             ),
             RouteChoice::CallAt {
                 at,
                 agent,
                 objective,
                 priority,
+                outside_hours,
             } => {
                 let at = parse_time(self.env.tz, &at).map_err(|e| format!("route(): {e}"))?;
                 let secs = (at - self.env.now).num_seconds().max(0) as u64;
                 if secs > MAX_DELAY_SECS {
                     return Err("route() asked to call more than 366 days ahead".into());
                 }
-                (RouteAction::CallAfter { secs }, agent, objective, priority)
+                let action = RouteAction::CallAfter { secs };
+                (action, agent, objective, priority, outside_hours)
             }
-            RouteChoice::Never { reason } => (RouteAction::Never { reason }, None, None, None),
+            RouteChoice::Never { reason } => {
+                (RouteAction::Never { reason }, None, None, None, false)
+            }
         };
         let (default_agent, default_objective) = defaults::target(b, campaign, &self.lead.id);
         let agent = agent.unwrap_or(default_agent);
@@ -374,14 +389,17 @@ impl Decider {
                 "route() chose priority {priority}; it must be 0–10"
             ));
         }
-        Ok(defaults::routed(
-            b,
-            action,
-            &agent,
-            objective,
-            priority,
-            campaign.map(|c| c.name.clone()),
-        ))
+        Ok(RouteDecision {
+            outside_hours,
+            ..defaults::routed(
+                b,
+                action,
+                &agent,
+                objective,
+                priority,
+                campaign.map(|c| c.name.clone()),
+            )
+        })
     }
 
     /// `score(lead, analysis)`.

@@ -21,6 +21,10 @@ pub enum RouteChoice {
         /// 0–10.
         #[serde(default)]
         priority: Option<u8>,
+        /// This lead may be called outside the business' calling hours (say they asked to be
+        /// called at 19:30); otherwise a call is only ever dialled inside them.
+        #[serde(default)]
+        outside_hours: bool,
     },
     /// Call after a delay (e.g. at the next opening).
     CallLater {
@@ -32,6 +36,8 @@ pub enum RouteChoice {
         objective: Option<String>,
         #[serde(default)]
         priority: Option<u8>,
+        #[serde(default)]
+        outside_hours: bool,
     },
     /// Call at a time (RFC 3339, or local `2026-11-21T10:30` in the business' timezone).
     CallAt {
@@ -43,6 +49,8 @@ pub enum RouteChoice {
         objective: Option<String>,
         #[serde(default)]
         priority: Option<u8>,
+        #[serde(default)]
+        outside_hours: bool,
     },
     /// Do not call.
     Never {
@@ -157,7 +165,8 @@ mod tests {
                 delay_minutes: 90,
                 agent: None,
                 objective: Some("Schedule Showing".into()),
-                priority: None
+                priority: None,
+                outside_hours: false,
             }
         );
         let score: ScoreChoice = parse(

@@ -40,8 +40,8 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "route",
         params: &["lead"],
-        returns: "#{ action: \"call_now\" | \"call_later\" (delay_minutes) | \"call_at\" (at) | \"never\" (reason), agent?, objective?, priority? (0–10) }",
-        default: "the campaign for the lead's source (its agent and objective), else the default agent and first objective; priority 5; now if open, else at the next opening",
+        returns: "#{ action: \"call_now\" | \"call_later\" (delay_minutes) | \"call_at\" (at) | \"never\" (reason), agent?, objective?, priority? (0–10), outside_hours? (true: this lead may be called outside the calling hours) }",
+        default: "the campaign for the lead's source (its agent and objective), else the default agent and first objective; priority 5; now if open, else at the next opening. Unless `outside_hours` is set, the hours are checked again just before dialling: a call due while closed waits for the next opening",
     },
     Hook {
         name: "context",

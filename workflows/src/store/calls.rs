@@ -43,7 +43,7 @@ pub async fn call(db: &Db, id: &str) -> Result<Option<CallRecord>> {
         .await
 }
 
-/// How many calls may be in flight at once.
+/// How many calls may be in flight at once, and started a minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
     /// Across every business (the provider plan's limit).
@@ -52,6 +52,8 @@ pub struct Caps {
     pub business: u32,
     /// Calls the business may start a minute (`None`: no limit).
     pub business_per_minute: Option<u32>,
+    /// Calls every business together may start a minute (`None`: no limit).
+    pub global_per_minute: Option<u32>,
 }
 
 /// The answer to a line claim.
@@ -69,12 +71,21 @@ pub enum Claim {
         /// The cap.
         cap: u32,
     },
-    /// The business started as many calls as it may in the last minute: try again later.
+    /// As many calls as may be were started in the last minute (`scope` is `global` or
+    /// `business`): try again later.
     MinuteUsed {
+        /// Which cap is reached.
+        scope: &'static str,
         /// Calls a minute.
         cap: u32,
     },
+    /// A line is free, but another business waits for one with fewer calls in flight: it goes
+    /// there first. Try again later.
+    OtherBusinessFirst,
 }
+
+/// A business that asked for a shared line this recently still waits for one.
+const WAITING_FRESH_MS: i64 = 5_000;
 
 #[derive(FromRow)]
 struct InFlight {
@@ -82,53 +93,138 @@ struct InFlight {
     business: i64,
 }
 
-/// Calls in flight (dialing or placed, end not learnt, within [`LINE_HELD_AT_MOST_MS`], run
-/// not finished), in all businesses and in `business_id`.
-fn in_flight_query(business_id: &str, now: i64) -> Q {
-    // A call whose run has finished (failed, cancelled) holds no line, whatever its row says.
-    Q::new(
-        "SELECT count(*) AS total, \
-         COALESCE(sum(CASE WHEN business_id = $1 THEN 1 ELSE 0 END), 0) AS business \
-         FROM calls WHERE status IN ('dialing', 'placed') AND ended_at IS NULL AND updated_at > $2 \
-         AND EXISTS (SELECT 1 FROM sb_runs r WHERE r.id = calls.run_id \
-         AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))",
+/// The condition on `calls` (as `c`) for a call in flight: dialing or placed, end not learnt,
+/// within [`LINE_HELD_AT_MOST_MS`] (`held_since`: a parameter), its run not finished (a call
+/// whose run failed or was cancelled holds no line, whatever its row says).
+fn in_flight(held_since: &str) -> String {
+    format!(
+        "c.status IN ('dialing', 'placed') AND c.ended_at IS NULL AND c.updated_at > {held_since} \
+         AND EXISTS (SELECT 1 FROM sb_runs r WHERE r.id = c.run_id \
+         AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))"
     )
+}
+
+/// Calls in flight in all businesses and in `business_id`.
+fn in_flight_query(business_id: &str, now: i64) -> Q {
+    Q::new(format!(
+        "SELECT count(*) AS total, \
+         COALESCE(sum(CASE WHEN c.business_id = $1 THEN 1 ELSE 0 END), 0) AS business \
+         FROM calls c WHERE {}",
+        in_flight("$2")
+    ))
     .bind(business_id)
     .bind(now - LINE_HELD_AT_MOST_MS)
+}
+
+/// Calls started (recorded) since `since`, in `business_id` or (`None`) in all businesses.
+async fn started_since(tx: &mut Tx, business_id: Option<&str>, since: i64) -> Result<i64> {
+    let q = match business_id {
+        Some(b) => Q::new("SELECT COUNT(*) FROM calls WHERE business_id = $1 AND created_at > $2")
+            .bind(b)
+            .bind(since),
+        None => Q::new("SELECT COUNT(*) FROM calls WHERE created_at > $1").bind(since),
+    };
+    let (n,): (i64,) = tx.fetch_one(q).await?;
+    Ok(n)
+}
+
+/// Notes that `business_id` waits for a shared line (or, `waiting` false, no longer does).
+async fn set_waiting(tx: &mut Tx, business_id: &str, waiting: bool, now: i64) -> Result<()> {
+    let q = if waiting {
+        Q::new(
+            "INSERT INTO call_line_waits (business_id, since, seen_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (business_id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(business_id)
+        .bind(now)
+    } else {
+        Q::new("DELETE FROM call_line_waits WHERE business_id = $1").bind(business_id)
+    };
+    tx.execute(q).await?;
+    Ok(())
+}
+
+/// Whether another business waits for a shared line with fewer than `mine` calls in flight.
+async fn fewer_in_flight_waiting(
+    tx: &mut Tx,
+    business_id: &str,
+    mine: i64,
+    now: i64,
+) -> Result<bool> {
+    let (n,): (i64,) = tx
+        .fetch_one(
+            Q::new(format!(
+                "SELECT COUNT(*) FROM call_line_waits w WHERE w.business_id <> $1 \
+                 AND w.seen_at > $2 AND (SELECT COUNT(*) FROM calls c \
+                 WHERE c.business_id = w.business_id AND {}) < $4",
+                in_flight("$3")
+            ))
+            .bind(business_id)
+            .bind(now - WAITING_FRESH_MS)
+            .bind(now - LINE_HELD_AT_MOST_MS)
+            .bind(mine),
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// Claims a line for `call` under `caps` and, if one is free, records the call as `dialing`
 /// (before the request is sent) in the same transaction. Claims are serialised across processes,
 /// so the caps hold however many workers dial at once.
+///
+/// Shared lines are shared fairly: a business held back by a global cap is noted as waiting, and
+/// a line that frees goes to the waiting business with the fewest calls in flight, so a business
+/// with thousands of calls queued cannot take every line from one with a few.
 pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim> {
     let business_id = call.business_id.as_deref().unwrap_or_default();
     let mut tx = db.begin().await?;
     tx.lock_key("calls:lines").await?;
     let now = now_ms();
     let row: InFlight = tx.fetch_one(in_flight_query(business_id, now)).await?;
-    let busy = if row.total >= i64::from(caps.global) {
-        Some(("global", caps.global))
-    } else if row.business >= i64::from(caps.business) {
-        Some(("business", caps.business))
+    let minute_ago = now - 60_000;
+    // The business' own caps first: while they hold it back, it does not wait for a shared line.
+    let own = if row.business >= i64::from(caps.business) {
+        Some(Claim::Busy {
+            scope: "business",
+            cap: caps.business,
+        })
     } else {
-        None
-    };
-    if let Some((scope, cap)) = busy {
-        tx.rollback().await?;
-        return Ok(Claim::Busy { scope, cap });
-    }
-    if let Some(cap) = caps.business_per_minute {
-        let (started,): (i64,) = tx
-            .fetch_one(
-                Q::new("SELECT COUNT(*) FROM calls WHERE business_id = $1 AND created_at > $2")
-                    .bind(business_id)
-                    .bind(now - 60_000),
-            )
-            .await?;
-        if started >= i64::from(cap) {
-            tx.rollback().await?;
-            return Ok(Claim::MinuteUsed { cap });
+        match caps.business_per_minute {
+            Some(cap)
+                if started_since(&mut tx, Some(business_id), minute_ago).await?
+                    >= i64::from(cap) =>
+            {
+                Some(Claim::MinuteUsed {
+                    scope: "business",
+                    cap,
+                })
+            }
+            _ => None,
         }
+    };
+    let shared = match own {
+        Some(_) => None,
+        None if row.total >= i64::from(caps.global) => Some(Claim::Busy {
+            scope: "global",
+            cap: caps.global,
+        }),
+        None => match caps.global_per_minute {
+            Some(cap) if started_since(&mut tx, None, minute_ago).await? >= i64::from(cap) => {
+                Some(Claim::MinuteUsed {
+                    scope: "global",
+                    cap,
+                })
+            }
+            _ if fewer_in_flight_waiting(&mut tx, business_id, row.business, now).await? => {
+                Some(Claim::OtherBusinessFirst)
+            }
+            _ => None,
+        },
+    };
+    if let Some(refused) = own.or(shared) {
+        set_waiting(&mut tx, business_id, shared.is_some(), now).await?;
+        tx.commit().await?;
+        return Ok(refused);
     }
     // Only a call the provider said did not start may be dialled again.
     let written = tx
@@ -153,6 +249,7 @@ pub async fn claim_line(db: &Db, call: &CallRecord, caps: Caps) -> Result<Claim>
         tx.rollback().await?;
         return Ok(Claim::AlreadyRecorded);
     }
+    set_waiting(&mut tx, business_id, false, now).await?;
     tx.commit().await?;
     Ok(Claim::Claimed)
 }
@@ -510,10 +607,116 @@ mod tests {
         (row.total, row.business)
     }
 
+    const UNLIMITED: Caps = Caps {
+        global: 100,
+        business: 100,
+        business_per_minute: None,
+        global_per_minute: None,
+    };
+
+    #[tokio::test]
+    async fn calls_a_minute_are_capped_for_every_business_together() {
+        let t = TestDb::new().await;
+        let db = &t.db;
+        for r in ["r1", "r2", "r3"] {
+            run(db, r, "waiting").await;
+        }
+        let caps = Caps {
+            global_per_minute: Some(2),
+            ..UNLIMITED
+        };
+        for (key, run_id, business) in [("r1:1", "r1", "a"), ("r2:1", "r2", "b")] {
+            let claim = claim_line(db, &call(key, run_id, business), caps)
+                .await
+                .unwrap();
+            assert_eq!(claim, Claim::Claimed);
+        }
+        let used = claim_line(db, &call("r3:1", "r3", "c"), caps)
+            .await
+            .unwrap();
+        assert_eq!(
+            used,
+            Claim::MinuteUsed {
+                scope: "global",
+                cap: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_freed_shared_line_goes_to_the_waiting_business_with_fewer_calls() {
+        let t = TestDb::new().await;
+        let db = &t.db;
+        for r in ["a1", "a2", "a3", "a4", "b1", "b2"] {
+            run(db, r, "waiting").await;
+        }
+        let caps = Caps {
+            global: 2,
+            ..UNLIMITED
+        };
+        // Business a takes both lines; b's call waits for one, and so does a's third.
+        for key in ["a1", "a2"] {
+            let claim = claim_line(db, &call(&format!("{key}:1"), key, "a"), caps).await;
+            assert_eq!(claim.unwrap(), Claim::Claimed);
+        }
+        let busy = Claim::Busy {
+            scope: "global",
+            cap: 2,
+        };
+        assert_eq!(
+            claim_line(db, &call("b1:1", "b1", "b"), caps)
+                .await
+                .unwrap(),
+            busy
+        );
+        assert_eq!(
+            claim_line(db, &call("a3:1", "a3", "a"), caps)
+                .await
+                .unwrap(),
+            busy
+        );
+        // A line frees: a (one call in flight) leaves it to b (none), however often it asks.
+        end(db, "a1:1", None).await.unwrap();
+        for _ in 0..3 {
+            let claim = claim_line(db, &call("a3:1", "a3", "a"), caps)
+                .await
+                .unwrap();
+            assert_eq!(claim, Claim::OtherBusinessFirst);
+        }
+        assert_eq!(
+            claim_line(db, &call("b1:1", "b1", "b"), caps)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+        // Level now (one each), b's next call waits while no line is free, then they alternate.
+        assert_eq!(
+            claim_line(db, &call("b2:1", "b2", "b"), caps)
+                .await
+                .unwrap(),
+            busy
+        );
+        end(db, "a2:1", None).await.unwrap();
+        // b has one in flight, a has none: a goes first.
+        assert_eq!(
+            claim_line(db, &call("b2:1", "b2", "b"), caps)
+                .await
+                .unwrap(),
+            Claim::OtherBusinessFirst
+        );
+        assert_eq!(
+            claim_line(db, &call("a3:1", "a3", "a"), caps)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+    }
+
     const CAPS: Caps = Caps {
         global: 3,
         business: 2,
         business_per_minute: None,
+        global_per_minute: None,
     };
 
     #[tokio::test]
@@ -524,9 +727,8 @@ mod tests {
             run(db, r, "waiting").await;
         }
         let caps = Caps {
-            global: 100,
-            business: 100,
             business_per_minute: Some(2),
+            ..UNLIMITED
         };
         for (key, run_id) in [("r1:1", "r1"), ("r2:1", "r2")] {
             let claim = claim_line(db, &call(key, run_id, "a"), caps).await.unwrap();
@@ -537,7 +739,13 @@ mod tests {
         let used = claim_line(db, &call("r3:1", "r3", "a"), caps)
             .await
             .unwrap();
-        assert_eq!(used, Claim::MinuteUsed { cap: 2 });
+        assert_eq!(
+            used,
+            Claim::MinuteUsed {
+                scope: "business",
+                cap: 2
+            }
+        );
         assert!(
             super::call(db, "r3:1").await.unwrap().is_none(),
             "nothing recorded"

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod analytics;
 pub mod calls;
+pub mod schedules;
 pub mod scripts;
 
 pub use calls::lead_history;
@@ -22,6 +23,17 @@ type Result<T> = std::result::Result<T, EngineError>;
 #[derive(FromRow)]
 struct BusinessRow {
     config: String,
+}
+
+/// Makes `run_id` the lead's current run (a cron campaign called it again).
+pub async fn set_lead_run(tx: &mut Tx, lead_id: &str, run_id: &str) -> Result<()> {
+    tx.execute(
+        Q::new("UPDATE leads SET run_id = $1 WHERE id = $2")
+            .bind(run_id)
+            .bind(lead_id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Inserts or replaces a business definition (its script versions are kept apart).

@@ -1,0 +1,7 @@
+-- Businesses waiting for a shared call line (held back by a global cap): a line that frees goes
+-- to the one with the fewest calls in flight. A row not seen for a few seconds no longer counts.
+CREATE TABLE call_line_waits (
+    business_id TEXT PRIMARY KEY,
+    since       BIGINT NOT NULL,
+    seen_at     BIGINT NOT NULL
+);

@@ -1,0 +1,140 @@
+//! Calling hours: a call is dialled only inside its business' hours, in the business' timezone,
+//! checked again just before dialling; the clock is set by the test and runs on from there.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use switchboard_tests::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn patient(name: &str, phone: &str) -> Value {
+    json!({
+        "business": "dental", "name": name, "phone": phone,
+        "custom_fields": {"reason": "Cleaning"}, "sim": {"outcome": "interested"}
+    })
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_opening(
+    backend: Backend,
+) {
+    // Friday 2026-10-30, 16:59:40 in Chicago (CDT, UTC-5): twenty seconds before Bright Smile
+    // Dental's front desk closes for the weekend, during which the clocks go back an hour.
+    let app = spawn_app_configured(
+        &backend,
+        TestOptions {
+            business_clock: Some(at("2026-10-30T21:59:40Z")),
+            ..TestOptions::webhooks_wait_an_hour()
+        },
+        |c| c.max_concurrent_calls = 1,
+    )
+    .await;
+    // One patient's call holds the only line (it lasts ten minutes)…
+    let mut long_call = patient("Ada Lovelace", "+14155552671");
+    long_call["sim"]["webhook_delay_ms"] = json!(600_000);
+    let (_, first_run) = app.create_lead_with(&long_call).await;
+    app.wait_for_call_wait(&first_run).await;
+    // …so the second patient's call, routed while the desk is open, waits in line.
+    let (second_lead, second_run) = app
+        .create_lead_with(&patient("Grace Hopper", "+14155552672"))
+        .await;
+    let run = eventually("the second call waiting for a line", T, || async {
+        let run = app.run(&second_run).await;
+        attempts(&run, "place_call")
+            .iter()
+            .any(|a| a["status"] == "deferred")
+            .then_some(run)
+    })
+    .await;
+    let route = &attempts(&run, "place_call")[0]["input"]["route"];
+    assert_eq!(
+        route["action"]["type"], "call_now",
+        "routed while open: {run}"
+    );
+
+    // Closing time passes while it waits; then the line frees.
+    eventually("the business clock past 17:00", T, || async {
+        (Utc::now() >= app.started_at + chrono::TimeDelta::seconds(21)).then_some(())
+    })
+    .await;
+    let (status, _) = app.post(&format!("/api/v1/runs/{first_run}/cancel")).await;
+    assert_eq!(status, 200);
+
+    // The call is not dialled: it waits for Monday 08:00, which is CST (UTC-6) by then.
+    let put_off = |run: &Value| {
+        attempts(run, "place_call").iter().any(|a| {
+            a["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("outside the calling hours"))
+        })
+    };
+    let seen = within(T, || async {
+        let run = app.run(&second_run).await;
+        put_off(&run).then_some(run)
+    })
+    .await;
+    let Some(run) = seen else {
+        let run = app.run(&second_run).await;
+        panic!("the call was not put off until the next opening: {run:#}");
+    };
+    let put_off = attempts(&run, "place_call")
+        .into_iter()
+        .find(|a| a["status"] == "deferred" && a["error"].to_string().contains("hours"))
+        .unwrap();
+    assert!(
+        put_off["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("the next opening, 2026-11-02T08:00:00-06:00"),
+        "{put_off}"
+    );
+    assert_eq!(run["status"], "waiting", "{run}");
+    assert_eq!(app.sim().calls_for(&second_lead), 0, "nothing dialled");
+    assert!(
+        attempts(&run, "place_call")
+            .iter()
+            .all(|a| a["attempt"] == 1),
+        "waiting for the opening spends no attempt: {run}"
+    );
+}
+
+async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend: Backend) {
+    // Monday 2026-11-02, 07:59:45 in Chicago, the first opening since the clocks went back: by
+    // the summer offset it would be 08:59:45 and open; it is fifteen seconds before opening.
+    let monday = at("2026-11-02T13:59:45Z");
+    let opening = at("2026-11-02T14:00:00Z");
+    let app = spawn_app_with(
+        &backend,
+        TestOptions {
+            business_clock: Some(monday),
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let (lead, run_id) = app
+        .create_lead_with(&patient("Ada Lovelace", "+14155552671"))
+        .await;
+    let run = eventually("the call at the opening", T * 2, || async {
+        let run = app.run(&run_id).await;
+        (app.sim().calls_for(&lead) == 1).then_some(run)
+    })
+    .await;
+    let place = attempts(&run, "place_call");
+    let route = &place[0]["input"]["route"];
+    assert_eq!(route["action"]["type"], "call_after", "{run}");
+    let secs = route["action"]["secs"].as_i64().unwrap();
+    assert!(
+        (1..=(opening - monday).num_seconds()).contains(&secs),
+        "called at the opening, not an hour early or late: {secs} s"
+    );
+}
+
+crate::on_both_backends!(
+    a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_opening,
+    the_first_opening_after_the_clocks_change_is_kept_in_local_time,
+);
