@@ -977,8 +977,14 @@
       if (business.value.trim()) q.set('business', business.value.trim());
       q.set('from', new Date(Date.now() - Number(days.value) * 86400000).toISOString());
       let data;
+      let analytics;
       try {
-        data = await api('/overview?' + q.toString());
+        // The charts and the breakdown are the analytics of the period's leads; the table
+        // below them, each business' activity in the period.
+        [data, analytics] = await Promise.all([
+          api('/overview?' + q.toString()),
+          api('/analytics?' + q.toString()),
+        ]);
         clearError('poll');
         setLive('live', 'Live');
       } catch (err) {
@@ -987,15 +993,28 @@
       }
       const all = data.overall || {};
       setText($('#overview-range'), absolute(data.from) + ' – ' + absolute(data.to));
+      const funnel = analytics.funnel || {};
       barChart($('#chart-funnel'), [
-        { label: 'leads', value: all.leads || 0 },
-        { label: 'calls placed', value: all.calls_placed || 0 },
-        { label: 'connected', value: all.connected || 0 },
+        { label: 'leads', value: funnel.leads || 0 },
+        { label: 'called', value: funnel.called || 0 },
+        { label: 'connected', value: funnel.connected || 0 },
+        { label: 'qualified', value: funnel.qualified || 0 },
+        { label: 'handed off', value: funnel.handed_off || 0 },
       ]);
-      const outcomes = Object.entries(all.outcomes || {})
+      const outcomes = Object.entries(analytics.outcomes || {})
         .map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value);
       barChart($('#chart-outcomes'), outcomes);
-      scoreChart($('#chart-scores'), Array.isArray(all.score_distribution) ? all.score_distribution : new Array(10).fill(0));
+      scoreChart($('#chart-scores'), Array.isArray(analytics.score_distribution) ? analytics.score_distribution : new Array(10).fill(0));
+      const groups = [['agent', analytics.by_agent], ['campaign', analytics.by_campaign], ['objective', analytics.by_objective]]
+        .flatMap(([by, items]) => (Array.isArray(items) ? items : []).map((g) => Object.assign({ by }, g)));
+      const percent = (v) => (v == null ? '—' : Math.round(v * 100) + '%');
+      syncChildren($('#analytics-table tbody'), groups, (g) => g.by + ':' + String(g.key),
+        () => el('tr', {}, ...Array.from({ length: 6 }, () => el('td'))),
+        (tr, g) => {
+          const values = [g.by, g.key == null ? '(none)' : g.key, g.calls, g.connected, percent(g.connect_rate),
+            g.average_score == null ? '—' : Math.round(g.average_score)];
+          values.forEach((v, i) => setText(tr.children[i], display(v)));
+        });
       const rows = (Array.isArray(data.businesses) ? data.businesses : []).concat([Object.assign({ id: 'all' }, all)]);
       syncChildren($('#overview-table tbody'), rows, (r) => String(r.id),
         () => el('tr', {}, ...Array.from({ length: 7 }, () => el('td'))),
@@ -1019,6 +1038,60 @@
 
   function businessHref(id) {
     return '/businesses/' + encodeURIComponent(String(id));
+  }
+
+  // Schedules: each business' cron campaigns, with their next and last ticks and a button to
+  // pause or resume each.
+  async function initSchedulesView() {
+    setHidden($('#schedules-view'), false);
+    document.title = 'Schedules · Switchboard';
+    async function refresh() {
+      let items;
+      try {
+        const data = await api('/schedules');
+        items = Array.isArray(data && data.schedules) ? data.schedules : [];
+        clearError('poll');
+        setLive('live', 'Live');
+      } catch (err) {
+        setError('poll', err);
+        return;
+      }
+      setHidden($('#schedules-empty'), items.length > 0);
+      syncChildren($('#schedules-table tbody'), items, (s) => s.business + '/' + s.name,
+        (s) => {
+          const button = el('button', { type: 'button', class: 'button' });
+          button.addEventListener('click', async () => {
+            const action = button.getAttribute('data-action');
+            button.disabled = true;
+            try {
+              await api('/businesses/' + encodeURIComponent(s.business) + '/schedules/' +
+                encodeURIComponent(s.name) + '/' + action, { method: 'POST' });
+              clearError('action');
+            } catch (err) {
+              setError('action', err);
+            }
+            button.disabled = false;
+            poll.run();
+          });
+          const action = el('td', {}, button);
+          return el('tr', { 'data-schedule': s.business + '/' + s.name },
+            ...Array.from({ length: 7 }, () => el('td')), action);
+        },
+        (tr, s) => {
+          const last = Array.isArray(s.recent_ticks) && s.recent_ticks.length ? s.recent_ticks[0] : null;
+          const values = [s.business, s.name, s.cron + ' (' + s.timezone + ')',
+            'tagged ' + s.tag + ', idle ' + s.idle_days + ' d, at most ' + s.limit,
+            s.paused ? '—' : absolute(s.next_tick),
+            last ? absolute(last.at) + ' · ' + last.runs_started + ' called' : 'never',
+            s.paused ? 'Paused' : 'Active'];
+          values.forEach((v, i) => setText(tr.children[i], display(v)));
+          const button = tr.children[7].firstChild;
+          button.setAttribute('data-action', s.paused ? 'resume' : 'pause');
+          setText(button, s.paused ? 'Resume' : 'Pause');
+        });
+    }
+    const poll = poller(refresh, 5000);
+    poll.run();
   }
 
   // Dead letters (operators): each with its error, and a button to process it again.
@@ -1299,6 +1372,10 @@
     }
     if (/^\/businesses\/?$/.test(location.pathname)) {
       initBusinessesView();
+      return;
+    }
+    if (/^\/schedules\/?$/.test(location.pathname)) {
+      initSchedulesView();
       return;
     }
     if (/^\/dead-letters\/?$/.test(location.pathname)) {

@@ -9,9 +9,12 @@
 //! - `GET /` — the runs list (filters, load more, refreshes every 2 s).
 //! - `GET /runs/{id}` — one run's timeline (same HTML shell; the script reads
 //!   the id from `location.pathname`, the server never looks at it).
-//! - `GET /overview` — charts of leads, calls, outcomes and scores.
+//! - `GET /overview` — the analytics of the period's leads (funnel, outcomes, scores, calls by
+//!   agent, campaign and objective) and each business' activity.
 //! - `GET /businesses`, `GET /businesses/{id}` — the businesses, one business'
 //!   configuration and script (highlighted), its versions, validate and dry-run.
+//! - `GET /schedules` — the cron campaigns, with their next and last ticks, paused and resumed
+//!   from there.
 //! - `GET /dead-letters` — webhooks whose processing failed, each with a replay button
 //!   (operators).
 //! - `GET /assets/dashboard.js`, `GET /assets/dashboard.css` — the assets.
@@ -57,6 +60,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/overview", get(index))
         .route("/businesses", get(index))
         .route("/businesses/{id}", get(index))
+        .route("/schedules", get(index))
         .route("/dead-letters", get(index))
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(stylesheet))

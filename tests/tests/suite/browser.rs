@@ -184,12 +184,13 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .await;
     assert_eq!(app.run(&waiting_id).await["status"], "cancelled");
 
-    // The overview: funnel, outcomes and score distribution drawn from the runs so far.
+    // The overview: the analytics' funnel, outcomes, score distribution and breakdown by agent,
+    // campaign and objective, drawn from the runs so far.
     browser.open(&format!("{}/overview", app.address)).await;
     let funnel = browser
         .wait_for(
             "the funnel chart",
-            "const t = document.querySelector('#chart-funnel'); return t && t.querySelectorAll('rect').length === 3 ? t.textContent : null;",
+            "const t = document.querySelector('#chart-funnel'); return t && t.querySelectorAll('rect').length === 5 ? t.textContent : null;",
             T,
         )
         .await;
@@ -201,7 +202,37 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         outcomes.as_str().unwrap().contains("handed_off"),
         "{outcomes}"
     );
+    let by_agent = browser
+        .wait_for(
+            "the breakdown by agent",
+            "const t = document.querySelector('#analytics-table tbody'); return t && t.textContent.includes('agent') ? t.textContent : null;",
+            T,
+        )
+        .await;
+    assert!(by_agent.as_str().unwrap().contains("riley"), "{by_agent}");
     browser.screenshot("overview").await;
+
+    // Schedules: realty's cron campaign, paused from the page (an action with the CSRF token).
+    browser.open(&format!("{}/schedules", app.address)).await;
+    let row = "tr[data-schedule='realty/re-engage-cold']";
+    browser
+        .wait_for(
+            "realty's schedule",
+            &format!("const b = document.querySelector(\"{row} button\"); return b && b.textContent === 'Pause';"),
+            T,
+        )
+        .await;
+    browser.screenshot("schedules").await;
+    browser.click(&format!("{row} button")).await;
+    browser
+        .wait_for(
+            "the schedule shown paused",
+            &format!("const b = document.querySelector(\"{row} button\"); return b && b.textContent === 'Resume';"),
+            T,
+        )
+        .await;
+    let (_, listed) = app.get("/api/v1/schedules?business=realty").await;
+    assert_eq!(listed["schedules"][0]["paused"], true, "{listed}");
 
     // Businesses: the list, then one business' highlighted script; a broken change is
     // validated and its error is shown at its line.
@@ -328,6 +359,7 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
     for (page, ready) in [
         (format!("/runs/{run_id}"), "#transcript li"),
         ("/overview".to_owned(), "#chart-funnel rect"),
+        ("/schedules".to_owned(), "#schedules-table tbody tr"),
         (
             "/businesses/dental".to_owned(),
             "#script-source .tok-keyword",
