@@ -612,6 +612,32 @@ impl TestApp {
         .await
     }
 
+    /// Posts `body` as `content_type` to `/api/v1/leads/import?{query}`.
+    pub async fn upload_import(
+        &self,
+        query: &str,
+        content_type: &str,
+        body: String,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/leads/import?{query}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to two minutes) until import `id` is no longer processing and returns it.
+    pub async fn import_done(&self, id: &str) -> Value {
+        eventually("the import to finish", Duration::from_secs(120), || async {
+            let (status, import) = self.get(&format!("/api/v1/imports/{id}")).await;
+            assert_eq!(status, 200, "{import}");
+            (import["status"] != "processing").then_some(import)
+        })
+        .await
+    }
+
     /// Posts a lead body and returns `(lead_id, run_id)`; panics unless 201.
     pub async fn create_lead_with(&self, body: &Value) -> (String, String) {
         let resp = self.post_lead(body).await;

@@ -27,41 +27,46 @@ pub struct ListQuery {
     pub business: Option<String>,
 }
 
-/// A business' schedules as the API shows them.
-async fn describe(state: &AppState, business: &Business) -> ApiResult<Vec<Value>> {
+/// A business' schedules (or only the one called `only`) as the API shows them.
+async fn describe(
+    state: &AppState,
+    business: &Business,
+    only: Option<&str>,
+) -> ApiResult<Vec<Value>> {
     let db = state.engine.db();
     let paused = store::schedules::paused(db, &business.id).await?;
-    let ticks = store::schedules::recent_ticks(db, &business.id, RECENT_TICKS).await?;
     let now = chrono::Utc::now();
-    Ok(business
+    let mut described = Vec::new();
+    let chosen = business
         .schedules
         .iter()
-        .map(|s| {
-            let recent: Vec<Value> = ticks
-                .iter()
-                .filter(|t| t.schedule == s.name)
-                .map(|t| {
-                    json!({
-                        "at": rfc3339(t.tick_at),
-                        "fired_at": rfc3339(t.fired_at),
-                        "runs_started": t.runs_started,
-                    })
+        .filter(|s| only.is_none_or(|name| s.name == name));
+    for s in chosen {
+        let ticks = store::schedules::recent_ticks(db, &business.id, &s.name, RECENT_TICKS).await?;
+        let recent: Vec<Value> = ticks
+            .iter()
+            .map(|t| {
+                json!({
+                    "at": rfc3339(t.tick_at),
+                    "fired_at": rfc3339(t.fired_at),
+                    "runs_started": t.runs_started,
                 })
-                .collect();
-            json!({
-                "business": business.id,
-                "name": s.name,
-                "cron": s.cron,
-                "timezone": business.timezone,
-                "tag": s.tag,
-                "idle_days": s.idle_days,
-                "limit": s.limit,
-                "paused": paused.contains(&s.name),
-                "next_tick": schedules::next_tick(business, s, now).map(|t| t.to_rfc3339()),
-                "recent_ticks": recent,
             })
-        })
-        .collect())
+            .collect();
+        described.push(json!({
+            "business": business.id,
+            "name": s.name,
+            "cron": s.cron,
+            "timezone": business.timezone,
+            "tag": s.tag,
+            "idle_days": s.idle_days,
+            "limit": s.limit,
+            "paused": paused.contains(&s.name),
+            "next_tick": schedules::next_tick(business, s, now).map(|t| t.to_rfc3339()),
+            "recent_ticks": recent,
+        }));
+    }
+    Ok(described)
 }
 
 /// `GET /api/v1/schedules?business=` → the cron campaigns the caller may see.
@@ -85,7 +90,7 @@ pub async fn list(
     };
     let mut all = Vec::new();
     for b in &businesses {
-        all.extend(describe(&state, b).await?);
+        all.extend(describe(&state, b, None).await?);
     }
     Ok(JsonResponse(json!({ "schedules": all })))
 }
@@ -112,12 +117,8 @@ async fn set_paused(
         };
         crate::access::audit(state, caller, Some(id), action, name, json!({})).await?;
     }
-    let described = describe(state, &business).await?;
-    let schedule = described
-        .into_iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_default();
-    Ok(JsonResponse(schedule))
+    let mut described = describe(state, &business, Some(name)).await?;
+    Ok(JsonResponse(described.pop().unwrap_or_default()))
 }
 
 /// `POST /api/v1/businesses/{id}/schedules/{name}/pause` → the schedule, paused: its ticks pass

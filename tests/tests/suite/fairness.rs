@@ -33,25 +33,18 @@ async fn a_big_import_does_not_hold_up_another_business_fresh_leads(backend: Bac
         ("business", "demo"),
         ("mapping", r#"{"name":"Name","phone":"Phone"}"#),
     ];
-    let url =
-        reqwest::Url::parse_with_params(&format!("{}/api/v1/leads/import", app.address), &params)
-            .unwrap();
+    let encoded = reqwest::Url::parse_with_params("http://query/", &params).unwrap();
     let resp = app
-        .client
-        .post(url)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
+        .upload_import(encoded.query().unwrap(), "text/csv", csv)
+        .await;
     assert_eq!(resp.status(), 202);
     let import: Value = resp.json().await.unwrap();
-    let import_id = import["id"].as_str().unwrap().to_owned();
-    eventually("the import to finish", Duration::from_secs(120), || async {
-        let (_, import) = app.get(&format!("/api/v1/imports/{import_id}")).await;
-        (import["status"] == "done" && import["created"] == 5_000).then_some(())
-    })
-    .await;
+    let import = app.import_done(import["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&import["status"], &import["created"]),
+        (&json!("done"), &json!(5_000)),
+        "{import}"
+    );
 
     // …and then the realty business gets five fresh leads.
     let started = Instant::now();

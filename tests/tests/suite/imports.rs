@@ -2,7 +2,6 @@
 //! is reported with its line and reason; duplicates (the same phone number in the business) are
 //! skipped or updated as asked; the same upload again changes nothing.
 
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_engine::store::Q;
@@ -14,28 +13,6 @@ crate::on_both_backends!(
     a_stalled_import_is_run_again_by_the_next_upload,
 );
 
-const T: Duration = Duration::from_secs(120);
-
-/// Posts `body` as `content_type` to `/api/v1/leads/import?{query}`.
-async fn upload(app: &TestApp, query: &str, content_type: &str, body: String) -> reqwest::Response {
-    app.client
-        .post(format!("{}/api/v1/leads/import?{query}", app.address))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Waits until import `id` is done and returns it.
-async fn done(app: &TestApp, id: &str) -> Value {
-    eventually("the import to finish", T, || async {
-        let (status, import) = app.get(&format!("/api/v1/imports/{id}")).await;
-        assert_eq!(status, 200, "{import}");
-        (import["status"] != "processing").then_some(import)
-    })
-    .await
-}
 
 async fn count(app: &TestApp, table: &str) -> i64 {
     let (n,): (i64,) = app
@@ -86,7 +63,7 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     let params = [("business", "demo"), ("mapping", mapping)];
     let encoded = reqwest::Url::parse_with_params("http://query/", &params).unwrap();
     let query = encoded.query().unwrap().to_owned();
-    let resp = upload(&app, &query, "text/csv", csv.clone()).await;
+    let resp = app.upload_import(&query, "text/csv", csv.clone()).await;
     assert_eq!(resp.status(), 202);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let accepted: Value = resp.json().await.unwrap();
@@ -94,7 +71,7 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     assert_eq!(location, format!("/api/v1/imports/{id}"));
     assert_eq!(accepted["total_rows"], 10_000);
 
-    let import = done(&app, &id).await;
+    let import = app.import_done(&id).await;
     let good = 10_000 - bad.len() as i64;
     assert_eq!(import["status"], "done", "{import}");
     assert_eq!(
@@ -125,7 +102,7 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     assert_eq!(count(&app, "sb_runs").await, good);
 
     // The same file again: the same import, nothing new.
-    let resp = upload(&app, &query, "text/csv", csv).await;
+    let resp = app.upload_import(&query, "text/csv", csv).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["idempotent-replayed"], "true");
     let again: Value = resp.json().await.unwrap();
@@ -149,13 +126,15 @@ async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {
     .collect::<Vec<_>>()
     .join("\n");
 
-    let resp = upload(&app, "business=demo", "application/x-ndjson", file.clone()).await;
+    let resp = app
+        .upload_import("business=demo", "application/x-ndjson", file.clone())
+        .await;
     assert_eq!(resp.status(), 202);
     let id = resp.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let skipped = done(&app, &id).await;
+    let skipped = app.import_done(&id).await;
     assert_eq!(
         (
             skipped["created"].as_i64(),
@@ -168,19 +147,19 @@ async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {
     let (_, lead) = app.get(&format!("/api/v1/leads/{existing}")).await;
     assert_eq!(lead["lead"]["name"], "Ada", "skipped: unchanged");
 
-    let resp = upload(
-        &app,
-        "business=demo&on_duplicate=update",
-        "application/x-ndjson",
-        file,
-    )
-    .await;
+    let resp = app
+        .upload_import(
+            "business=demo&on_duplicate=update",
+            "application/x-ndjson",
+            file,
+        )
+        .await;
     assert_eq!(resp.status(), 202, "other options: another import");
     let id = resp.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let updated = done(&app, &id).await;
+    let updated = app.import_done(&id).await;
     assert_eq!(
         (updated["created"].as_i64(), updated["updated"].as_i64()),
         (Some(0), Some(3)),
@@ -235,7 +214,7 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
         ),
     ];
     for (query, content_type, body, status, code) in refused {
-        let resp = upload(&app, query, content_type, body).await;
+        let resp = app.upload_import(query, content_type, body).await;
         assert_eq!(resp.status(), status, "{query} {content_type}");
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer["error"]["code"], code, "{query}: {answer}");
@@ -257,12 +236,14 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
 async fn a_stalled_import_is_run_again_by_the_next_upload(backend: Backend) {
     let app = spawn_app_with(&backend, TestOptions::without_workers()).await;
     let csv = "name,phone\nAda,+14155552671\nGrace,+14155552672\n".to_owned();
-    let resp = upload(&app, "business=demo", "text/csv", csv.clone()).await;
+    let resp = app
+        .upload_import("business=demo", "text/csv", csv.clone())
+        .await;
     let id = resp.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    done(&app, &id).await;
+    app.import_done(&id).await;
     // As if its process had died half-way: still processing, no progress for long.
     app.engine
         .db()
@@ -272,9 +253,9 @@ async fn a_stalled_import_is_run_again_by_the_next_upload(backend: Backend) {
         )
         .await
         .unwrap();
-    let resp = upload(&app, "business=demo", "text/csv", csv).await;
+    let resp = app.upload_import("business=demo", "text/csv", csv).await;
     assert_eq!(resp.status(), 200);
-    let again = done(&app, &id).await;
+    let again = app.import_done(&id).await;
     assert_eq!(again["status"], "done", "{again}");
     assert_eq!(
         (again["created"].as_i64(), again["skipped"].as_i64()),

@@ -373,9 +373,15 @@ impl Business {
                     schedule.name, schedule.tag
                 ));
             }
-            if schedule.limit == 0 || self.schedules[..i].iter().any(|s| s.name == schedule.name) {
+            if self.schedules[..i].iter().any(|s| s.name == schedule.name) {
                 return Err(format!(
-                    "schedule {:?}: names must be unique and limit at least 1",
+                    "schedule {:?}: names must be unique",
+                    schedule.name
+                ));
+            }
+            if schedule.limit == 0 {
+                return Err(format!(
+                    "schedule {:?}: limit must be at least 1",
                     schedule.name
                 ));
             }

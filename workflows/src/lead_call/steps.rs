@@ -284,8 +284,11 @@ impl Step for PlaceCall {
         // The hours may have closed since the route was decided (the call waited for a line or
         // for the provider): a call is only dialled inside them, unless a script allowed it.
         let now = deps.policy.now();
-        match business.opening(now) {
-            _ if input.route.outside_hours => {}
+        let opening = match input.route.outside_hours {
+            true => Opening::Now,
+            false => business.opening(now),
+        };
+        match opening {
             Opening::Now => {}
             Opening::At(at) => {
                 return Err(StepError::defer(
@@ -350,7 +353,8 @@ impl Step for PlaceCall {
             business_per_minute: business.calling.max_calls_per_minute,
             global_per_minute: deps.max_calls_per_minute,
         };
-        match calls::claim_line(&deps.db, &record, caps).await? {
+        let claim = calls::claim_line(&deps.db, &record, caps).await?;
+        match claim {
             calls::Claim::Claimed => {
                 let route = &input.route;
                 let campaign = route.campaign.as_deref();
@@ -363,24 +367,10 @@ impl Step for PlaceCall {
                 )
                 .await?;
             }
-            calls::Claim::Busy { scope, cap } => {
-                let after = spread(LINE_WAIT);
-                return Err(StepError::defer(
-                    format!("all {cap} call lines ({scope}) are busy"),
-                    after,
-                ));
-            }
-            calls::Claim::MinuteUsed { scope, cap } => {
-                return Err(StepError::defer(
-                    format!("the {cap} calls a minute ({scope}) are used"),
-                    spread(LINE_WAIT),
-                ));
-            }
-            calls::Claim::OtherBusinessFirst => {
-                return Err(StepError::defer(
-                    "the free line goes first to a business with fewer calls in flight",
-                    spread(LINE_WAIT),
-                ));
+            calls::Claim::Busy { .. }
+            | calls::Claim::MinuteUsed { .. }
+            | calls::Claim::OtherBusinessFirst => {
+                return Err(StepError::defer(claim.to_string(), spread(LINE_WAIT)));
             }
             calls::Claim::AlreadyRecorded => {
                 // Another execution of this attempt recorded the call first.

@@ -17,8 +17,7 @@ pub fn route(business: &Business, lead: &LeadView, now: DateTime<Utc>) -> RouteD
     let action = match business.opening(now) {
         Opening::Now => RouteAction::CallNow,
         Opening::At(at) => RouteAction::CallAfter {
-            // Rounded up: a call due a moment before the opening would only be put off again.
-            secs: ((at - now).num_milliseconds().max(0) as u64).div_ceil(1000),
+            secs: super::secs_until(at, now),
         },
         Opening::Never => RouteAction::Never {
             reason: "the business has no opening hours".into(),

@@ -48,6 +48,12 @@ pub struct RouteDecision {
     pub outside_hours: bool,
 }
 
+/// Whole seconds from `now` until `at`, rounded up (a call due a moment early would only be put
+/// off again by the calling-hours check); 0 if `at` has passed.
+pub fn secs_until(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u64 {
+    ((at - now).num_milliseconds().max(0) as u64).div_ceil(1000)
+}
+
 /// When to call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -357,7 +357,7 @@ impl Decider {
                 outside_hours,
             } => {
                 let at = parse_time(self.env.tz, &at).map_err(|e| format!("route(): {e}"))?;
-                let secs = (at - self.env.now).num_seconds().max(0) as u64;
+                let secs = super::secs_until(at, self.env.now);
                 if secs > MAX_DELAY_SECS {
                     return Err("route() asked to call more than 366 days ahead".into());
                 }

@@ -84,6 +84,24 @@ pub enum Claim {
     OtherBusinessFirst,
 }
 
+impl std::fmt::Display for Claim {
+    /// Why a call waits in line (or what happened to the claim).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Claim::Claimed => write!(f, "a line is claimed"),
+            Claim::AlreadyRecorded => write!(f, "the call is already recorded"),
+            Claim::Busy { scope, cap } => write!(f, "all {cap} call lines ({scope}) are busy"),
+            Claim::MinuteUsed { scope, cap } => {
+                write!(f, "the {cap} calls a minute ({scope}) are used")
+            }
+            Claim::OtherBusinessFirst => write!(
+                f,
+                "the free line goes first to a business with fewer calls in flight"
+            ),
+        }
+    }
+}
+
 /// A business that asked for a shared line this recently still waits for one.
 const WAITING_FRESH_MS: i64 = 5_000;
 

@@ -52,8 +52,6 @@ pub async fn record_started(
 /// A tick that fired.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct Tick {
-    /// The schedule.
-    pub schedule: String,
     /// The tick's time (Unix ms).
     pub tick_at: i64,
     /// When it was fired (Unix ms).
@@ -62,16 +60,15 @@ pub struct Tick {
     pub runs_started: i64,
 }
 
-/// The latest `limit` ticks fired of each schedule of `business_id`, newest first.
-pub async fn recent_ticks(db: &Db, business_id: &str, limit: i64) -> Result<Vec<Tick>> {
+/// The latest `limit` ticks fired of schedule `name` of `business_id`, newest first.
+pub async fn recent_ticks(db: &Db, business_id: &str, name: &str, limit: i64) -> Result<Vec<Tick>> {
     db.fetch_all(
         Q::new(
-            "SELECT schedule, tick_at, fired_at, runs_started FROM schedule_ticks t \
-             WHERE business_id = $1 AND (SELECT COUNT(*) FROM schedule_ticks n \
-             WHERE n.business_id = t.business_id AND n.schedule = t.schedule \
-             AND n.tick_at > t.tick_at) < $2 ORDER BY schedule, tick_at DESC",
+            "SELECT tick_at, fired_at, runs_started FROM schedule_ticks \
+             WHERE business_id = $1 AND schedule = $2 ORDER BY tick_at DESC LIMIT $3",
         )
         .bind(business_id)
+        .bind(name)
         .bind(limit),
     )
     .await
