@@ -31,9 +31,10 @@ use tokio::sync::broadcast::error::RecvError;
 pub fn router(feed: ChangeFeed) -> Router {
     let api = Router::new();
     let api = match feed.db().clone() {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pools) => {
             let config = apalis_sqlite::Config::default().queue(QUEUE);
-            let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool).with_config(config);
+            let storage =
+                apalis_sqlite::SqliteStorage::<StepTask>::new(pools.reader()).with_config(config);
             ApiBuilder::new(api).register(QUEUE, storage).build()
         }
         Db::Postgres(pool) => {

@@ -55,8 +55,8 @@ pub(super) async fn raw_apalis(backend: &Backend, tasks: usize) -> anyhow::Resul
             .map(|p| TaskBuilder::new(p.clone()).build())
             .collect();
         match &db {
-            Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+            Db::Sqlite(pools) => {
+                let mut tx = pools.writer().begin().await?;
                 apalis_sqlite::queries::push_tasks(&mut *tx, NOOP_QUEUE, &batch).await?;
                 tx.commit().await?;
             }
@@ -100,7 +100,8 @@ pub(super) async fn raw_apalis(backend: &Backend, tasks: usize) -> anyhow::Resul
         }};
     }
     let monitor = match db.clone() {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pools) => {
+            let pool = pools.writer().clone();
             let config = apalis_sqlite::Config::default()
                 .queue(NOOP_QUEUE)
                 .batch_size(100)

@@ -182,7 +182,8 @@ async fn run_monitor(
         };
     }
     let result = match engine.db().clone() {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pools) => {
+            let pool = pools.writer().clone();
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE)
                 .batch_size(concurrency)

@@ -7,7 +7,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -19,10 +19,33 @@ use crate::error::{EngineError, Result};
 /// A pool on the configured backend.
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// SQLite pool (WAL, `synchronous=NORMAL`, busy timeout).
-    Sqlite(SqlitePool),
+    /// SQLite: one writing connection and a pool of readers.
+    Sqlite(SqlitePools),
     /// PostgreSQL pool.
     Postgres(PgPool),
+}
+
+/// SQLite's connections: every write goes through one connection, in the order asked for, and
+/// reads have a pool of their own (WAL lets them read while it writes). SQLite takes one writer
+/// at a time anyway; many connections racing for its lock sleep on the busy timeout instead of
+/// queueing, and fail with `database is locked` under load. All are WAL, `synchronous=NORMAL`,
+/// with a busy timeout (for another process writing the same file).
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqlitePools {
+    /// The one writing connection's pool: transactions and statements that write.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// The readers' pool (read-only connections; an in-memory database has only the writer).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
 }
 
 /// An open transaction on the configured backend.
@@ -219,26 +242,27 @@ where
     })
 }
 
+/// The query methods of [`Db`] and [`Tx`]: `$write` runs statements, `$read` fetches rows.
 macro_rules! query_methods {
-    ($s:ident, $($recv:tt)+) => {
+    ($s:ident, $write:ident, $read:ident, $($recv:tt)+) => {
         /// Runs a statement; returns the number of rows it changed.
         pub async fn execute($($recv)+, q: Q) -> Result<u64> {
-            execute($s.target(), &q).await
+            execute($s.$write(), &q).await
         }
 
         /// Fetches at most one row.
         pub async fn fetch_optional<T: Row>($($recv)+, q: Q) -> Result<Option<T>> {
-            fetch_optional($s.target(), &q).await
+            fetch_optional($s.$read(), &q).await
         }
 
         /// Fetches exactly one row.
         pub async fn fetch_one<T: Row>($($recv)+, q: Q) -> Result<T> {
-            fetch_optional($s.target(), &q).await?.ok_or(EngineError::Db(sqlx::Error::RowNotFound))
+            fetch_optional($s.$read(), &q).await?.ok_or(EngineError::Db(sqlx::Error::RowNotFound))
         }
 
         /// Fetches every row.
         pub async fn fetch_all<T: Row>($($recv)+, q: Q) -> Result<Vec<T>> {
-            fetch_all($s.target(), &q).await
+            fetch_all($s.$read(), &q).await
         }
     };
 }
@@ -251,7 +275,7 @@ impl Tx {
         }
     }
 
-    query_methods!(self, &mut self);
+    query_methods!(self, target, target, &mut self);
 
     /// Commits.
     pub async fn commit(self) -> Result<()> {
@@ -286,14 +310,26 @@ impl Tx {
 }
 
 impl Db {
-    fn target(&self) -> Target<&SqlitePool, &PgPool> {
+    fn write_target(&self) -> Target<&SqlitePool, &PgPool> {
         match self {
-            Db::Sqlite(p) => Target::Sqlite(p),
+            Db::Sqlite(p) => Target::Sqlite(&p.write),
             Db::Postgres(p) => Target::Postgres(p),
         }
     }
 
-    query_methods!(self, &self);
+    fn read_target(&self) -> Target<&SqlitePool, &PgPool> {
+        match self {
+            Db::Sqlite(p) => Target::Sqlite(&p.read),
+            Db::Postgres(p) => Target::Postgres(p),
+        }
+    }
+
+    query_methods!(self, write_target, read_target, &self);
+
+    /// Runs a statement that writes and returns rows (`… RETURNING`).
+    pub async fn write_returning<T: Row>(&self, q: Q) -> Result<Vec<T>> {
+        fetch_all(self.write_target(), &q).await
+    }
 
     /// Connects to `sqlite://…` (file created if missing) or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
@@ -304,17 +340,36 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
+            // Writers queue here for the one connection, in order (not on SQLite's busy
+            // timeout); a transaction holds it only for its statements, never across a step.
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
                 .min_connections(1)
-                .connect_with(opts)
+                .acquire_timeout(Duration::from_secs(60))
+                .test_before_acquire(false)
+                .connect_with(opts.clone())
                 .await?;
-            Ok(Db::Sqlite(pool))
+            // Each connection of an in-memory database is a database of its own.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let read = if in_memory {
+                write.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .min_connections(1)
+                    .test_before_acquire(false)
+                    .connect_with(opts.create_if_missing(false).read_only(true))
+                    .await?
+            };
+            Ok(Db::Sqlite(SqlitePools { write, read }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                // A connection that failed is dropped when a query on it fails; pinging every
+                // connection before handing it out cost a round trip per transaction.
+                .test_before_acquire(false)
+                .connect_with(pg_options(url)?)
                 .await?;
             Ok(Db::Postgres(pool))
         } else {
@@ -327,7 +382,10 @@ impl Db {
     /// Closes every connection of the pool; later queries fail.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p) => {
+                p.read.close().await;
+                p.write.close().await;
+            }
             Db::Postgres(p) => p.close().await,
         }
     }
@@ -335,10 +393,24 @@ impl Db {
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
+}
+
+/// PostgreSQL connection options from `url`. On a loopback host without an `sslmode`, TLS is
+/// off: negotiating it (sqlx' default is `prefer`) cost every new connection a round trip and a
+/// handshake for nothing.
+fn pg_options(url: &str) -> Result<PgConnectOptions> {
+    let opts = PgConnectOptions::from_str(url)?.statement_cache_capacity(512);
+    let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(&opts.get_host())
+        || opts.get_host().starts_with('/');
+    Ok(if loopback && !url.contains("sslmode=") {
+        opts.ssl_mode(PgSslMode::Disable)
+    } else {
+        opts
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub mod tasks;
 pub mod waits;
 pub mod workers;
 
-pub use db::{Arg, Db, Q, Row, Tx};
+pub use db::{Arg, Db, Q, Row, SqlitePools, Tx};
 
 use crate::error::Result;
 
@@ -21,7 +21,8 @@ pub const MIGRATIONS_TABLE: &str = "_switchboard_migrations";
 /// Creates or upgrades our tables and apalis' tables.
 pub async fn migrate(db: &Db) -> Result<()> {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pools) => {
+            let pool = pools.writer();
             // apalis' setup() switches its connection to synchronous=OFF; give it a pool of its own
             // that is closed right after, so our connections keep synchronous=NORMAL.
             let opts = pool.connect_options().as_ref().clone();

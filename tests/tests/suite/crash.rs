@@ -164,9 +164,10 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
     };
     let workers = engine.start_workers(opts);
     let name = workers.name().to_owned();
-    let Db::Sqlite(pool) = engine.db() else {
+    let Db::Sqlite(pools) = engine.db() else {
         unreachable!()
     };
+    let pool = pools.writer();
     eventually(
         "the worker to register",
         Duration::from_secs(10),

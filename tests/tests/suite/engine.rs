@@ -846,15 +846,16 @@ async fn worker_names_are_unique_and_a_restart_within_the_heartbeat_window_works
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_keep_wal_and_synchronous_normal() {
     async fn check_every_connection(db: &Db, when: &str) {
-        let Db::Sqlite(pool) = db else {
+        let Db::Sqlite(pools) = db else {
             panic!("not SQLite")
         };
-        // Hold all 8 at once, so each is a different connection.
-        let mut conns = Vec::new();
+        // Hold them all at once, so each is a different connection: the one writer and the 8
+        // readers.
+        let mut conns = vec![pools.writer().acquire().await.expect("acquire")];
         for _ in 0..8 {
-            conns.push(pool.acquire().await.expect("acquire"));
+            conns.push(pools.reader().acquire().await.expect("acquire"));
         }
-        assert_eq!(pool.size(), 8);
+        assert_eq!((pools.writer().size(), pools.reader().size()), (1, 8));
         for (i, conn) in conns.iter_mut().enumerate() {
             let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(&mut **conn)
