@@ -52,6 +52,10 @@ text_id!(
     /// A business (tenant); every run belongs to one.
     BusinessId
 );
+text_id!(
+    /// A task in apalis' queue (its job id).
+    JobId
+);
 
 impl RunId {
     /// A new time-ordered id.

@@ -1,5 +1,6 @@
-//! Act: commit a decision — the attempt's result, the run's new state and the next task — in one
-//! transaction, and resume runs whose wait ended.
+//! Act: commit a decision — the attempt's result, the run's new state and the next task (or the
+//! claim of the next attempt, when the same worker goes on with it) — in one transaction, and
+//! resume runs whose wait ended.
 
 use std::time::Duration;
 
@@ -72,14 +73,28 @@ pub(crate) async fn advance_and_queue(
     Ok(true)
 }
 
-/// Commits `decision` for the attempt `row_id` of `run`. False: the run moved on meanwhile
-/// (cancelled, or the attempt was superseded); the caller rolls back.
+/// What committing a decision did.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// Nothing: the run moved on first (cancelled, or the attempt superseded); roll back.
+    Stale,
+    /// The run is queued, waits, or ended.
+    Moved,
+    /// The next attempt is due now and claimed by the worker that goes on with it: the run at
+    /// its new seq, and the attempt.
+    Claimed(Box<(RunRow, StepRow)>),
+}
+
+/// Commits `decision` for the attempt `row_id` of `run`. With `go_on`, a worker that goes on
+/// to the next attempt at once (a segment): that attempt is claimed by it here, and no task is
+/// queued.
 pub(crate) async fn apply(
     tx: &mut Tx,
     run: &RunRow,
     row_id: &StepId,
     decision: Decision,
-) -> Result<bool> {
+    go_on: Option<&str>,
+) -> Result<Applied> {
     let finish = decision.finish();
     if !steps::finish(
         tx,
@@ -91,9 +106,49 @@ pub(crate) async fn apply(
     )
     .await?
     {
-        return Ok(false);
+        return Ok(Applied::Stale);
     }
+    let moved = |advanced: bool| {
+        if advanced {
+            Applied::Moved
+        } else {
+            Applied::Stale
+        }
+    };
     match decision {
+        Decision::Schedule {
+            step,
+            attempt,
+            input,
+            delay,
+            ..
+        } if delay.is_zero() && go_on.is_some() => {
+            let mut row = new_row(run, &step, attempt, "running", input.to_string(), delay);
+            row.started_at = Some(row.scheduled_at);
+            row.claimed_by = go_on.map(str::to_owned);
+            steps::insert(tx, &row).await?;
+            let advance = Advance {
+                status: "running",
+                current_step: Some(step),
+                current_row: Some(row.id.clone()),
+                ..Advance::default()
+            };
+            if !runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await? {
+                return Ok(Applied::Stale);
+            }
+            let next = RunRow {
+                status: advance.status.to_owned(),
+                current_step: advance.current_step,
+                current_row: advance.current_row,
+                seq: run.seq + 1,
+                wait_kind: None,
+                wait_key: None,
+                wait_until: None,
+                updated_at: row.scheduled_at,
+                ..run.clone()
+            };
+            Ok(Applied::Claimed(Box::new((next, row))))
+        }
         Decision::Schedule {
             step,
             attempt,
@@ -114,7 +169,9 @@ pub(crate) async fn apply(
                 wait_until: waiting.then_some(row.run_at),
                 ..Advance::default()
             };
-            advance_and_queue(tx, run, &advance, TaskKind::Step, delay).await
+            Ok(moved(
+                advance_and_queue(tx, run, &advance, TaskKind::Step, delay).await?,
+            ))
         }
         Decision::Wait {
             step, carry, wait, ..
@@ -151,7 +208,9 @@ pub(crate) async fn apply(
                     current_row: Some(row.id),
                     ..Advance::default()
                 };
-                advance_and_queue(tx, run, &advance, TaskKind::Step, Duration::ZERO).await
+                let queued =
+                    advance_and_queue(tx, run, &advance, TaskKind::Step, Duration::ZERO).await?;
+                Ok(moved(queued))
             } else {
                 waits::insert(tx, &wait_row).await?;
                 let advance = Advance {
@@ -166,7 +225,9 @@ pub(crate) async fn apply(
                 let deadline = TaskKind::Deadline {
                     wait_id: wait_row.id,
                 };
-                advance_and_queue(tx, run, &advance, deadline, wait.timeout).await
+                Ok(moved(
+                    advance_and_queue(tx, run, &advance, deadline, wait.timeout).await?,
+                ))
             }
         }
         Decision::Complete { outcome, .. } => {
@@ -177,7 +238,9 @@ pub(crate) async fn apply(
                 outcome: Some(outcome),
                 ..Advance::default()
             };
-            runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await
+            Ok(moved(
+                runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await?,
+            ))
         }
         Decision::Fail { error, .. } => {
             let advance = Advance {
@@ -188,7 +251,9 @@ pub(crate) async fn apply(
                 error: Some(error),
                 ..Advance::default()
             };
-            runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await
+            Ok(moved(
+                runs::advance(tx, &RunId(run.id.clone()), run.seq, &advance).await?,
+            ))
         }
     }
 }

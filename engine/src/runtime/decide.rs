@@ -5,6 +5,11 @@ use std::time::Duration;
 use crate::error::StepError;
 use crate::workflow::{Entries, StepPolicy, Transition, WaitFor};
 
+/// The most attempts one task runs back to back (a segment) before its run is queued again.
+pub(crate) const SEGMENT_STEPS: u32 = 8;
+/// How long a segment goes on starting attempts before its run is queued again.
+pub(crate) const SEGMENT_TIME: Duration = Duration::from_millis(100);
+
 /// How the finished attempt is recorded.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Finish {
@@ -79,6 +84,16 @@ impl Decision {
                 error: exhausted(),
             }
         }
+    }
+
+    /// Whether the worker that ran the attempt goes on to the next one itself, in the same
+    /// segment: the next attempt is due now and the segment, `steps` attempts and `elapsed` long
+    /// so far, has budget left. Otherwise the run goes through the queue, where other runs (and
+    /// other businesses) get their turn.
+    pub(crate) fn continues(&self, steps: u32, elapsed: Duration) -> bool {
+        matches!(self, Decision::Schedule { delay, .. } if delay.is_zero())
+            && steps < SEGMENT_STEPS
+            && elapsed < SEGMENT_TIME
     }
 
     /// How the finished attempt is recorded.
@@ -271,6 +286,44 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// What follows an attempt that returned `transition`.
+    fn after(transition: Transition) -> Decision {
+        decide(
+            "s",
+            1,
+            serde_json::json!(1),
+            &policy(),
+            Ok(transition),
+            Entries::default(),
+        )
+    }
+
+    #[test]
+    fn a_segment_goes_on_only_with_an_immediate_next_step_and_budget_left() {
+        let next_after = |delay| {
+            after(Transition::Next {
+                step: "t",
+                input: serde_json::json!(2),
+                delay,
+            })
+        };
+        let next = next_after(Duration::ZERO);
+        assert!(next.continues(1, Duration::ZERO));
+        assert!(next.continues(SEGMENT_STEPS - 1, SEGMENT_TIME / 2));
+        assert!(
+            !next.continues(SEGMENT_STEPS, Duration::ZERO),
+            "step budget spent"
+        );
+        assert!(!next.continues(1, SEGMENT_TIME), "time budget spent");
+        let later = next_after(Duration::from_millis(1));
+        assert!(
+            !later.continues(1, Duration::ZERO),
+            "a timer goes through the queue"
+        );
+        assert!(!after_error(1, StepError::retryable("boom")).continues(1, Duration::ZERO));
+        assert!(!after(Transition::complete("done")).continues(1, Duration::ZERO));
     }
 
     #[test]

@@ -1,33 +1,49 @@
-//! Executes one apalis task: claim the run, run the step off any transaction, commit the result.
+//! Executes one task: claim the run, run its step off any transaction, commit the result — and
+//! while the next step is due at once, go on with it (a segment): one transaction commits an
+//! attempt's result, the run's new state and the claim of the next attempt.
+//!
+//! A segment ends when the run waits (an event, a timer, a retry's backoff, a deferral), ends,
+//! or has used its budget (see [`Decision::continues`]); the transaction that ends it queues
+//! what comes next and acknowledges the task. Every attempt keeps its own row. A crash
+//! mid-segment leaves the task locked to the dead worker: apalis hands it back, and its claim
+//! finds the attempt that was running and records it lost, as for any task.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use super::Engine;
-use super::act::{apply, resume, resumed_by_event, wait_lock};
+use super::act::{Applied, apply, resume, resumed_by_event, wait_lock};
 use super::decide::{Decision, Finish, decide};
 use super::telemetry;
 use crate::error::{Result, StepError};
 use crate::ids::{BusinessId, RunId, StepId, WaitId, now_ms};
 use crate::store::runs::{self, RunRow, TERMINAL};
 use crate::store::steps::{self, StepRow};
-use crate::store::tasks::{self, StepTask, TaskKind};
-use crate::store::{waits, workers};
+use crate::store::tasks::{self, Fetched, TaskKind};
+use crate::store::{Tx, waits, workers};
 use crate::workflow::{ErasedStep, StepContext, WaitOutcome};
 
-/// Handles one task on the apalis worker named `worker`. Errors are infrastructure errors (the
-/// database); apalis retries those.
-pub(crate) async fn handle(engine: &Engine, task: StepTask, worker: &str) -> Result<()> {
+/// The worker executing a task: its name, and whether it is stopping (a stopping worker ends
+/// its segments at the next attempt).
+pub(crate) struct Worker<'a> {
+    pub name: &'a str,
+    pub stopping: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+/// Handles one fetched task. Errors are infrastructure errors (the database); the caller hands
+/// the task back to the queue for another try.
+pub(crate) async fn handle(engine: &Engine, fetched: &Fetched, worker: &Worker<'_>) -> Result<()> {
+    let task = &fetched.task;
     let span = info_span!("task", run_id = %task.run_id, seq = task.seq);
     async {
         match &task.kind {
-            TaskKind::Step => run_step(engine, &task, worker).await,
+            TaskKind::Step => run_segment(engine, fetched, worker).await,
             TaskKind::Deadline { wait_id } => {
-                deadline(engine, &task, WaitId(wait_id.clone())).await
+                deadline(engine, fetched, worker.name, WaitId(wait_id.clone())).await
             }
         }
     }
@@ -35,46 +51,67 @@ pub(crate) async fn handle(engine: &Engine, task: StepTask, worker: &str) -> Res
     .await
 }
 
-/// What the claim phase hands to the execution phase.
+/// An attempt claimed by this worker, ready to execute.
 struct Claimed {
     run: RunRow,
     row: StepRow,
     /// The step's implementation, if this process registers it.
     step: Option<Arc<dyn ErasedStep>>,
     /// Marks the attempt as executing here (from before the claim commits) until dropped.
-    executing: super::Executing,
+    _executing: super::Executing,
+}
+
+impl Claimed {
+    fn new(engine: &Engine, run: RunRow, row: StepRow) -> Claimed {
+        let step = engine
+            .registry()
+            .get(&run.workflow)
+            .and_then(|wf| wf.step(&row.name))
+            .cloned();
+        Claimed {
+            _executing: engine.executing(&row.id),
+            run,
+            row,
+            step,
+        }
+    }
 }
 
 /// What an attempt records when the worker executing it died.
 const WORKER_LOST: &str = "worker lost during the attempt";
 
-async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<Claimed>> {
+/// Ends a task that has nothing (more) to do: acknowledges it in `tx` and commits.
+async fn done(mut tx: Tx, fetched: &Fetched, worker: &str) -> Result<Option<Claimed>> {
+    tasks::ack(&mut tx, &fetched.job, worker).await?;
+    tx.commit().await?;
+    Ok(None)
+}
+
+async fn claim(engine: &Engine, fetched: &Fetched, worker: &str) -> Result<Option<Claimed>> {
+    let task = &fetched.task;
     let mut tx = engine.db().begin().await?;
     let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     };
-    if run.seq != task.seq || TERMINAL.contains(&run.status.as_str()) {
+    if task.seq > run.seq || TERMINAL.contains(&run.status.as_str()) {
         debug!(status = %run.status, run_seq = run.seq, "stale task, ignored");
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     }
     if run.wait_key.is_some() {
         // The run waits on an external event: only the event or its deadline may resume it.
         debug!("task for a run waiting on an event, ignored");
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     }
     let Some(row_id) = run.current_row.clone().map(StepId) else {
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     };
     let Some(row) = steps::get(&mut tx, &row_id).await? else {
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     };
-    let step = engine
-        .registry()
-        .get(&run.workflow)
-        .and_then(|wf| wf.step(&row.name))
-        .cloned();
 
     if row.status == "running" {
+        // Running under another task (a copy of this one), or this task's own segment went on
+        // past its seq, and the worker executing it died: a copy of an older seq comes here too.
         if claimant_alive(engine, &mut tx, &row, worker).await? {
             // Delivered twice while the attempt runs. Its claimant will commit the transition;
             // but never drop the task (were the claimant dead after all, the run would hang):
@@ -82,13 +119,16 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
             let later = engine.dead_after().max(Duration::from_secs(1));
             debug!(claimed_by = ?row.claimed_by, ?later, "duplicate task while its attempt runs, deferred");
             tasks::push(&mut tx, task, later, run.queue_rank).await?;
-            tx.commit().await?;
-            return Ok(None);
+            return done(tx, fetched, worker).await;
         }
         // The worker executing this attempt died (apalis handed its task back): the attempt
         // failed, and the next one is queued at once if the policy allows another.
         warn!(step = %row.name, attempt = row.attempt, "attempt lost with its worker");
-        let policy = step.as_ref().map(|s| s.policy()).unwrap_or_default();
+        let step = engine
+            .registry()
+            .get(&run.workflow)
+            .and_then(|wf| wf.step(&row.name));
+        let policy = step.map(|s| s.policy()).unwrap_or_default();
         let decision = Decision::retry_or_fail(
             Finish::failed(WORKER_LOST.into(), None),
             &row.name,
@@ -103,11 +143,18 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
                 )
             },
         );
-        if apply(&mut tx, &run, &row_id, decision).await? {
-            tx.commit().await?;
-            engine.notify_changed();
+        if let Applied::Stale = apply(&mut tx, &run, &row_id, decision, None).await? {
+            tx.rollback().await?;
+            tasks::ack_now(engine.db(), &fetched.job, worker).await?;
+            return Ok(None);
         }
+        done(tx, fetched, worker).await?;
+        engine.notify_changed();
         return Ok(None);
+    }
+    if task.seq != run.seq {
+        debug!(run_seq = run.seq, "stale task, ignored");
+        return done(tx, fetched, worker).await;
     }
     let now = now_ms();
     if row.run_at > now {
@@ -118,37 +165,79 @@ async fn claim(engine: &Engine, task: &StepTask, worker: &str) -> Result<Option<
             "task arrived before its attempt is due, rescheduled"
         );
         tasks::push(&mut tx, task, remaining, run.queue_rank).await?;
-        tx.commit().await?;
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     }
     if !steps::start(&mut tx, &row_id, worker).await?
         || !runs::claim(&mut tx, &task.run_id, task.seq).await?
     {
-        return Ok(None);
+        return done(tx, fetched, worker).await;
     }
-    let executing = engine.executing(&row.id);
+    let claimed = Claimed::new(engine, run, row);
     tx.commit().await?;
-    Ok(Some(Claimed {
-        run,
-        row,
-        step,
-        executing,
-    }))
+    Ok(Some(claimed))
 }
 
-async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> {
-    let Some(Claimed {
-        run,
-        row,
-        step,
-        executing: _executing,
-    }) = claim(engine, task, worker).await?
-    else {
+/// Claims the task's attempt and executes it, then each attempt that follows at once while the
+/// segment's budget lasts.
+async fn run_segment(engine: &Engine, fetched: &Fetched, worker: &Worker<'_>) -> Result<()> {
+    let Some(mut claimed) = claim(engine, fetched, worker.name).await? else {
         return Ok(());
     };
-    engine.notify_changed();
+    let started = Instant::now();
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        let decision = execute(&claimed).await?;
+        let run_failed = match &decision {
+            Decision::Fail { error, .. } => Some(error.clone()),
+            _ => None,
+        };
+        let go_on = decision.continues(steps, started.elapsed()) && !(worker.stopping)();
+        let (run, row) = (&claimed.run, &claimed.row);
+        // The claim kept the run's seq; this transition moves it on, unless a cancel got there
+        // first.
+        let mut tx = engine.db().begin().await?;
+        let row_id = StepId(row.id.clone());
+        match apply(
+            &mut tx,
+            run,
+            &row_id,
+            decision,
+            go_on.then_some(worker.name),
+        )
+        .await?
+        {
+            Applied::Claimed(next) => {
+                let (run, row) = *next;
+                let next = Claimed::new(engine, run, row);
+                tx.commit().await?;
+                claimed = next;
+            }
+            Applied::Moved => {
+                tasks::ack(&mut tx, &fetched.job, worker.name).await?;
+                tx.commit().await?;
+                engine.notify_changed();
+                if let Some(error) = run_failed {
+                    // An error, so that an operator hears of it (Sentry, when configured).
+                    error!(run_id = %run.id, business = %run.business_id, workflow = %run.workflow,
+                        step = %row.name, attempt = row.attempt, %error, "run failed");
+                }
+                return Ok(());
+            }
+            Applied::Stale => {
+                tx.rollback().await?;
+                debug!(step = %row.name, "result discarded: the run moved on (cancelled?)");
+                return tasks::ack_now(engine.db(), &fetched.job, worker.name).await;
+            }
+        }
+    }
+}
+
+/// Runs the claimed attempt's step (with its timeout, a panic caught) and decides what follows.
+async fn execute(claimed: &Claimed) -> Result<Decision> {
+    let Claimed { run, row, step, .. } = claimed;
     let input: serde_json::Value = serde_json::from_str(&row.input)?;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let late = Duration::from_millis(now_ms().saturating_sub(row.run_at).max(0) as u64);
     telemetry::step_started(&run.workflow, &row.name, late, resumed_by_event(&input));
     let journal = crate::workflow::Journal::default();
@@ -199,53 +288,36 @@ async fn run_step(engine: &Engine, task: &StepTask, worker: &str) -> Result<()> 
     if let Err(e) = &result {
         warn!(step = %row.name, attempt = row.attempt, error = %e, "step attempt failed");
     }
-    let decision = decide(
+    Ok(decide(
         &row.name,
         row.attempt,
         input,
         &policy,
         result,
         journal.entries(),
-    );
-    let run_failed = match &decision {
-        Decision::Fail { error, .. } => Some(error.clone()),
-        _ => None,
-    };
-    // Claiming kept the run's seq; this transition moves it on, unless a cancel got there first.
-    let mut tx = engine.db().begin().await?;
-    let committed = apply(&mut tx, &run, &StepId(row.id.clone()), decision).await?;
-    if committed {
-        tx.commit().await?;
-        engine.notify_changed();
-        if let Some(error) = run_failed {
-            // An error, so that an operator hears of it (Sentry, when configured).
-            error!(run_id = %run.id, business = %run.business_id, workflow = %run.workflow,
-                step = %row.name, attempt = row.attempt, %error, "run failed");
-        }
-    } else {
-        tx.rollback().await?;
-        debug!(step = %row.name, "result discarded: the run moved on (cancelled?)");
-    }
-    Ok(())
+    ))
 }
 
-async fn deadline(engine: &Engine, task: &StepTask, wait_id: WaitId) -> Result<()> {
+async fn deadline(engine: &Engine, fetched: &Fetched, worker: &str, wait_id: WaitId) -> Result<()> {
+    let task = &fetched.task;
     let mut tx = engine.db().begin().await?;
     let Some(wait) = waits::get(&mut tx, &wait_id).await? else {
-        return Ok(());
+        return done(tx, fetched, worker).await.map(drop);
     };
     tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
     let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
-        return Ok(());
+        return done(tx, fetched, worker).await.map(drop);
     };
     if wait.status != "waiting" || run.seq != task.seq {
-        return Ok(());
+        return done(tx, fetched, worker).await.map(drop);
     }
     if resume(&mut tx, &run, &wait, WaitOutcome::TimedOut, None).await? {
-        tx.commit().await?;
+        done(tx, fetched, worker).await?;
         engine.notify_changed();
+        return Ok(());
     }
-    Ok(())
+    tx.rollback().await?;
+    tasks::ack_now(engine.db(), &fetched.job, worker).await
 }
 
 /// Whether the worker that claimed a running attempt still heartbeats (this worker always does).

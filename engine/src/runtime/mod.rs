@@ -5,7 +5,9 @@ mod decide;
 mod executor;
 mod feed;
 mod operator;
+mod queue;
 pub mod telemetry;
+mod wake;
 mod workers;
 
 pub use feed::ChangeFeed;
@@ -14,7 +16,7 @@ pub use workers::{WorkerOptions, Workers};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use wake::Wake;
 
 use crate::error::{EngineError, Result};
 use crate::ids::{BusinessId, RunId, new_id, now_ms};
@@ -35,7 +37,7 @@ struct Inner {
     db: Db,
     registry: Registry,
     /// Wakes this process' workers when a transition pushed a task (no waiting for a poll).
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     /// A worker whose heartbeat is older than this (ms) is dead, as apalis judges orphans.
     dead_after_ms: std::sync::atomic::AtomicU64,
     /// Step attempts (row ids) this process is executing right now.
@@ -96,7 +98,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 db,
                 registry,
-                wake: Arc::new(Notify::new()),
+                wake: Arc::default(),
                 dead_after_ms: std::sync::atomic::AtomicU64::new(5_000),
                 executing: Default::default(),
             }),
@@ -116,7 +118,7 @@ impl Engine {
     /// Tells this process' workers that a task may be ready. Call after committing a transaction
     /// that started a run.
     pub fn notify_changed(&self) {
-        self.inner.wake.notify_one();
+        self.inner.wake.notify();
     }
 
     /// How long a silent worker counts as alive.
@@ -156,7 +158,7 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn wake(&self) -> Arc<Notify> {
+    pub(crate) fn wake(&self) -> Arc<Wake> {
         self.inner.wake.clone()
     }
 

@@ -1,17 +1,21 @@
-//! apalis wiring: one worker per process with a unique name, woken by our commits, polling for
-//! timers every heartbeat, restarted if it dies or its heartbeat stops, and stopped gracefully.
+//! apalis wiring: one worker per process with a unique name, fetching from our step queue
+//! (woken by commits, and on PostgreSQL by other processes' notifications), restarted if it dies
+//! or its heartbeat stops, and stopped gracefully.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
 use futures::StreamExt;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{error, info, warn};
 
+use super::queue::{DbSource, Leased, QueueOptions, StepQueue};
+use super::wake::Wake;
 use super::{Engine, executor};
 use crate::error::Result;
-use crate::store::tasks::{QUEUE, StepTask};
+use crate::store::tasks::{self, QUEUE};
 use crate::store::{Db, workers};
 
 /// How this process runs steps.
@@ -21,8 +25,8 @@ pub struct WorkerOptions {
     pub name: String,
     /// Steps executed at once.
     pub concurrency: usize,
-    /// How often the worker heartbeats and polls for due timers (pitfall 1: apalis' default of
-    /// 30 s would delay every timer by up to 30 s). PostgreSQL uses at least 1 s.
+    /// How often the worker heartbeats and, with no wake-up, looks for due timers (pitfall 1:
+    /// apalis' default of 30 s would delay every timer by up to 30 s).
     pub poll_interval: Duration,
     /// After this many missed heartbeats a dead worker's tasks are handed to others.
     pub missed_heartbeats: usize,
@@ -80,73 +84,64 @@ impl Workers {
     }
 }
 
-fn wake_stream(wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
-    futures::stream::unfold(wake, |wake| async move {
-        wake.notified().await;
-        Some(((), wake))
-    })
-    .boxed()
-}
-
-/// After each wake-up, wake the worker again a few times shortly after.
-///
-/// apalis 1.0 drops a wake-up that arrives while a fetch is in flight: the wake only re-polls
-/// that fetch, and a fetch whose query ran before the commit returns empty and parks the worker
-/// until the next heartbeat. An echo a little later starts a fresh fetch that sees the commit;
-/// one that lands on a fetch still in flight costs a re-poll, one on an idle worker a fetch.
-fn with_echoes(
-    wakes: futures::stream::BoxStream<'static, ()>,
-) -> futures::stream::BoxStream<'static, ()> {
-    futures::stream::unfold((wakes, ECHOES.len()), |(mut wakes, echo)| async move {
-        let next = match ECHOES.get(echo) {
-            Some(&after) => tokio::select! {
-                woke = wakes.next() => woke.map(|()| 0),
-                () = tokio::time::sleep(after) => Some(echo + 1),
-            },
-            None => wakes.next().await.map(|()| 0),
-        };
-        next.map(|echo| ((), (wakes, echo)))
-    })
-    .boxed()
-}
-
-/// When the echoes of a wake-up come, after the wake-up itself (each after the one before).
-const ECHOES: [Duration; 6] = [
-    Duration::from_millis(1),
-    Duration::from_millis(2),
-    Duration::from_millis(4),
-    Duration::from_millis(8),
-    Duration::from_millis(16),
-    Duration::from_millis(32),
-];
-
+/// Handles one task in a tokio task of its own: the steps of one worker run on every core, and
+/// a step's database replies wake only its own task, not the whole worker. The task is aborted
+/// with the worker (a crash stops its steps).
 async fn handle(
-    task: StepTask,
+    leased: Leased,
     engine: Data<Engine>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    executor::handle(&engine, task, worker.name())
-        .await
-        .map_err(|e| {
-            error!(error = %e, "task failed; apalis will retry it");
-            Box::new(e) as BoxDynError
-        })
+    let engine = (*engine).clone();
+    let running = tokio::spawn(async move {
+        let fetched = &leased.fetched;
+        let stopping = || worker.is_shutting_down();
+        let me = executor::Worker {
+            name: worker.name(),
+            stopping: &stopping,
+        };
+        if let Err(e) = executor::handle(&engine, fetched, &me).await {
+            error!(error = %e, "task failed; it goes back to the queue");
+            let (job, name) = (&fetched.job, worker.name());
+            if let Err(e) =
+                tasks::release(engine.db(), job, name, RETRY_AFTER, &e.to_string()).await
+            {
+                // Its worker's heartbeat stops when the database is gone; then the task goes
+                // back to the queue with the worker's other tasks.
+                error!(error = %e, job = %job, "could not hand a failed task back");
+            }
+        }
+    });
+    if let Err(e) = AbortOnDropHandle::new(running).await {
+        error!(error = %e, "task panicked outside its step");
+    }
+    Ok(())
 }
 
-/// On PostgreSQL: woken by NOTIFY of a task pushed to our queue, or by `wake`.
-fn woken(pool: &sqlx::PgPool, wake: Arc<Notify>) -> futures::stream::BoxStream<'static, ()> {
-    let notified = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.to_owned())
-        .filter_map(|id| futures::future::ready(id.ok().map(|_| ())));
-    futures::stream::select(notified, wake_stream(wake)).boxed()
+/// How long a task whose handling failed (the database failed) waits before it runs again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// On PostgreSQL, wakes this process' workers whenever any process pushes a task (LISTEN on
+/// apalis' insert notification); this process' own commits wake them directly.
+fn listen(pool: &sqlx::PgPool, wake: Arc<Wake>) -> AbortOnDropHandle<()> {
+    let notified = apalis_postgres::Pubsub::new(pool.clone(), QUEUE.to_owned());
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        futures::pin_mut!(notified);
+        while let Some(event) = notified.next().await {
+            if let Err(e) = event {
+                warn!(error = %e, "listening for new tasks failed");
+            }
+            wake.notify();
+        }
+    }))
 }
 
 /// The heartbeat actually used on this backend.
 fn heartbeat(db: &Db, opts: &WorkerOptions) -> Duration {
     match db {
         Db::Sqlite(_) => opts.poll_interval,
-        // New tasks arrive by LISTEN/NOTIFY, so the heartbeat only finds due timers. Below one
-        // second the apalis 1.0 PostgreSQL worker intermittently stopped for good (reproduced:
-        // 6 hangs in 55 runs at 200 ms, none at 1 s).
+        // Processes on other hosts judge liveness from these stamps against their own clocks:
+        // beats of at least a second keep a little clock skew from counting a live worker dead.
         Db::Postgres(_) => opts.poll_interval.max(Duration::from_secs(1)),
     }
 }
@@ -162,56 +157,32 @@ async fn run_monitor(
         let _ = stop.await;
         Ok(())
     };
-    let concurrency = opts.concurrency;
-    let beat = heartbeat(engine.db(), &opts);
-    // The same worker on either backend; only the storage differs.
-    macro_rules! monitor {
-        ($storage:expr) => {
-            Monitor::new()
-                .register(move |restarts| {
-                    WorkerBuilder::new(restarted(&name, restarts))
-                        .backend($storage)
-                        .data(engine.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
-                .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
-                .shutdown_timeout(opts.shutdown_timeout)
-                .run_with_signal(signal)
-                .await
-        };
-    }
-    let result = match engine.db().clone() {
-        Db::Sqlite(pools) => {
-            let pool = pools.writer().clone();
-            let config = apalis_sqlite::Config::default()
-                .queue(QUEUE)
-                .batch_size(concurrency)
-                .heartbeat_interval(beat)
-                .missed_heartbeats(opts.missed_heartbeats);
-            let wake = engine.wake();
-            monitor!(
-                apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
-                    .with_config(config.clone())
-                    .poll_with_stream(with_echoes(wake_stream(wake.clone())))
-            )
-        }
-        Db::Postgres(pool) => {
-            let config = apalis_postgres::Config::default()
-                .queue(QUEUE)
-                .batch_size(concurrency)
-                .heartbeat_interval(beat)
-                .missed_heartbeats(opts.missed_heartbeats);
-            // Woken by NOTIFY for tasks other processes push, and at once by this process' own
-            // commits (NOTIFY's round trip alone cost tens of milliseconds per step).
-            let wake = engine.wake();
-            monitor!(
-                apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
-                    .with_config(config.clone())
-                    .poll_with_stream(with_echoes(woken(&pool, wake.clone())))
-            )
-        }
+    let source = Arc::new(DbSource {
+        db: engine.db().clone(),
+        dead_after: engine.dead_after(),
+    });
+    let queue = QueueOptions {
+        concurrency: opts.concurrency,
+        poll_interval: opts.poll_interval,
+        heartbeat: heartbeat(engine.db(), &opts),
     };
+    let _listening = match engine.db() {
+        Db::Postgres(pool) => Some(listen(pool, engine.wake())),
+        Db::Sqlite(_) => None,
+    };
+    let wake = engine.wake();
+    let result = Monitor::new()
+        .register(move |restarts| {
+            WorkerBuilder::new(restarted(&name, restarts))
+                .backend(StepQueue::new(source.clone(), wake.clone(), queue))
+                .data(engine.clone())
+                .concurrency(opts.concurrency)
+                .build(handle)
+        })
+        .should_restart(|worker, _| worker.restarts() < QUICK_RESTARTS)
+        .shutdown_timeout(opts.shutdown_timeout)
+        .run_with_signal(signal)
+        .await;
     if let Err(e) = result {
         error!(error = %e, "workers ended with an error");
     }

@@ -8,9 +8,11 @@ use std::time::Duration;
 use apalis::prelude::TaskBuilder;
 use serde::{Deserialize, Serialize};
 
+use sqlx::FromRow;
+
 use super::{Db, Q, Tx};
 use crate::error::{EngineError, Result};
-use crate::ids::RunId;
+use crate::ids::{JobId, RunId};
 
 /// The apalis queue all step tasks go through.
 pub const QUEUE: &str = "switchboard.steps";
@@ -74,6 +76,135 @@ pub async fn push(tx: &mut Tx, task: &StepTask, delay: Duration, queue_rank: i64
                 .map_err(|e| queue_err(&e))
         }
     }
+}
+
+/// A task a worker took from the queue: apalis' job and the payload it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// The apalis job, locked to the worker until acknowledged.
+    pub job: JobId,
+    /// What to do.
+    pub task: StepTask,
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: String,
+    job: Vec<u8>,
+}
+
+/// Takes up to `limit` due tasks for `worker`, highest priority first, oldest first among equals,
+/// and locks them to it (status `Queued`). Tasks a dead worker held come back through
+/// [`super::workers::heartbeat`].
+pub async fn fetch(db: &Db, worker: &str, limit: usize) -> Result<Vec<Fetched>> {
+    let limit = limit.max(1) as i64;
+    let rows: Vec<JobRow> = match db {
+        Db::Sqlite(_) => {
+            db.write_returning(
+                Q::new(
+                    "UPDATE Jobs SET status = 'Queued', lock_by = $1, lock_at = strftime('%s', 'now') \
+                     WHERE id IN (SELECT id FROM Jobs WHERE job_type = $2 \
+                       AND ((status = 'Pending' AND lock_by IS NULL) \
+                            OR (status = 'Failed' AND attempts < max_attempts)) \
+                       AND run_at <= strftime('%s', 'now') \
+                       ORDER BY priority DESC, run_at ASC, id ASC LIMIT $3) \
+                     RETURNING id, job",
+                )
+                .bind(worker)
+                .bind(QUEUE)
+                .bind(limit),
+            )
+            .await?
+        }
+        // apalis' own fetch: FOR UPDATE SKIP LOCKED, then locked to the worker, in one statement.
+        Db::Postgres(_) => {
+            db.write_returning(
+                Q::new("SELECT id, job FROM apalis.get_jobs($1, $2, CAST($3 AS INTEGER))")
+                    .bind(worker)
+                    .bind(QUEUE)
+                    .bind(limit),
+            )
+            .await?
+        }
+    };
+    rows.into_iter()
+        .map(|r| {
+            Ok(Fetched {
+                job: JobId(r.id),
+                task: serde_json::from_slice(&r.job)?,
+            })
+        })
+        .collect()
+}
+
+fn ack_sql(db_is_sqlite: bool) -> &'static str {
+    if db_is_sqlite {
+        "UPDATE Jobs SET status = 'Done', attempts = attempts + 1, \
+         done_at = strftime('%s', 'now') WHERE id = $1 AND lock_by = $2"
+    } else {
+        "UPDATE apalis.jobs SET status = 'Done', attempts = attempts + 1, done_at = now() \
+         WHERE id = $1 AND lock_by = $2"
+    }
+}
+
+/// Marks `job`, taken by `worker`, done inside `tx` (with the transition that handled it).
+/// Nothing happens if the job was handed to another worker meanwhile.
+pub async fn ack(tx: &mut Tx, job: &JobId, worker: &str) -> Result<()> {
+    let sql = ack_sql(matches!(tx, Tx::Sqlite(_)));
+    tx.execute(Q::new(sql).bind(job).bind(worker)).await?;
+    Ok(())
+}
+
+/// Marks `job` done on its own (its task turned out to have nothing to do).
+pub async fn ack_now(db: &Db, job: &JobId, worker: &str) -> Result<()> {
+    let sql = ack_sql(matches!(db, Db::Sqlite(_)));
+    db.execute(Q::new(sql).bind(job).bind(worker)).await?;
+    Ok(())
+}
+
+/// Hands `job` back to the queue after handling it failed (the database failed, say): it is
+/// fetched again after `after`, while apalis' attempts for it last.
+pub async fn release(
+    db: &Db,
+    job: &JobId,
+    worker: &str,
+    after: Duration,
+    error: &str,
+) -> Result<()> {
+    let due = (crate::ids::due_at(crate::ids::now_ms(), after) as u64).div_ceil(1000) as i64;
+    let result = serde_json::json!({ "Err": error }).to_string();
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "UPDATE Jobs SET status = 'Failed', attempts = attempts + 1, lock_by = NULL, \
+             lock_at = NULL, run_at = $1, last_result = $2 WHERE id = $3 AND lock_by = $4"
+        }
+        Db::Postgres(_) => {
+            "UPDATE apalis.jobs SET status = 'Failed', attempts = attempts + 1, lock_by = NULL, \
+             lock_at = NULL, run_at = to_timestamp($1), last_result = CAST($2 AS jsonb) \
+             WHERE id = $3 AND lock_by = $4"
+        }
+    };
+    db.execute(Q::new(sql).bind(due).bind(result).bind(job).bind(worker))
+        .await?;
+    Ok(())
+}
+
+/// Hands jobs `worker` fetched but never started back to the queue (the worker stops).
+pub async fn abandon(db: &Db, jobs: &[JobId], worker: &str) -> Result<()> {
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE id = $1 AND lock_by = $2 AND status = 'Queued'"
+        }
+        Db::Postgres(_) => {
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE id = $1 AND lock_by = $2 AND status = 'Queued'"
+        }
+    };
+    for job in jobs {
+        db.execute(Q::new(sql).bind(job).bind(worker)).await?;
+    }
+    Ok(())
 }
 
 /// Step tasks due now that no worker has taken yet.

@@ -34,6 +34,8 @@ crate::on_both_backends!(
     duplicate_task_delivery_changes_nothing,
     our_migrations_use_their_own_table_apart_from_apalis,
     pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once,
+    a_segment_killed_mid_way_repeats_only_the_step_that_was_running,
+    a_long_segment_yields_so_another_business_run_goes_first,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +292,47 @@ impl Step for Resume {
     }
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+struct ChainInput {
+    /// Steps left after this one.
+    left: u32,
+    /// Sleep this long in each step.
+    sleep_ms: u64,
+    /// The first attempt of the step with this many left hangs (until its worker is killed).
+    hang_at: Option<u32>,
+}
+
+/// `chain`: runs itself again at once until none is left, then completes `chained`.
+struct Chain(Arc<Probe>);
+
+#[async_trait]
+impl Step for Chain {
+    const NAME: &'static str = "chain";
+    type Input = ChainInput;
+
+    fn policy(&self) -> StepPolicy {
+        StepPolicy {
+            timeout: Duration::from_secs(600),
+            ..StepPolicy::default()
+        }
+    }
+
+    async fn run(&self, ctx: &StepContext, input: ChainInput) -> Result<Transition, StepError> {
+        self.0.record(ctx, &input);
+        if input.hang_at == Some(input.left) && ctx.attempt == 1 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_millis(input.sleep_ms)).await;
+        if input.left == 0 {
+            return Ok(Transition::complete("chained"));
+        }
+        Ok(Transition::next::<Chain>(ChainInput {
+            left: input.left - 1,
+            ..input
+        }))
+    }
+}
+
 /// The toy workflow, every step sharing `probe`.
 fn toy_workflow(probe: &Arc<Probe>) -> Workflow {
     Workflow::builder(TOY)
@@ -302,6 +345,7 @@ fn toy_workflow(probe: &Arc<Probe>) -> Workflow {
         .step(Panicky(probe.clone()))
         .step(Pause(probe.clone()))
         .step(Resume(probe.clone()))
+        .step(Chain(probe.clone()))
         .build()
         .expect("the toy workflow is well defined")
 }
@@ -366,10 +410,15 @@ impl Harness {
 
     /// Starts a toy run at step `S` and wakes the workers.
     async fn start<S: Step>(&self, input: S::Input) -> RunId {
+        self.start_for::<S>("b", input).await
+    }
+
+    /// Starts a toy run of `business` at step `S` and wakes the workers.
+    async fn start_for<S: Step>(&self, business: &str, input: S::Input) -> RunId {
         let mut tx = self.db().begin().await.expect("begin");
         let new = NewRun {
             workflow: TOY,
-            business_id: &BusinessId("b".into()),
+            business_id: &BusinessId(business.into()),
             subject_id: "s",
         };
         let id = self
@@ -454,6 +503,24 @@ impl Harness {
             .fetch_one::<(i64,)>(Q::new(sql).bind(QUEUE))
             .await
             .expect("count apalis tasks")
+            .0
+    }
+
+    /// How many tasks were ever queued for `run`.
+    async fn tasks_of(&self, run: &RunId) -> i64 {
+        let sql = match self.db() {
+            Db::Sqlite(_) => {
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = $1 AND CAST(job AS TEXT) LIKE $2"
+            }
+            Db::Postgres(_) => {
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 \
+                 AND convert_from(job, 'UTF8') LIKE $2"
+            }
+        };
+        self.db()
+            .fetch_one::<(i64,)>(Q::new(sql).bind(QUEUE).bind(format!("%{run}%")))
+            .await
+            .expect("count a run's tasks")
             .0
     }
 
@@ -1172,6 +1239,110 @@ async fn pausing_is_ours_a_wait_holds_no_worker_and_events_resume_it_once(backen
         }
         other => panic!("cancelling twice: {other:?}"),
     }
+}
+
+/// A run's steps that follow one another at once run back to back on one worker (a segment),
+/// each committed with the claim of the next. A worker killed mid-segment loses only the step it
+/// was running: the steps it committed stay done and run once, the lost attempt is recorded, and
+/// another worker retries just that step and goes on.
+async fn a_segment_killed_mid_way_repeats_only_the_step_that_was_running(backend: Backend) {
+    let mut h = Harness::with_workers(&backend, fast_workers()).await;
+    let id = h
+        .start::<Chain>(ChainInput {
+            left: 3,
+            sleep_ms: 0,
+            hang_at: Some(1),
+        })
+        .await;
+    let hanging = |h: &Harness| {
+        h.probe
+            .execs(&id, "chain")
+            .iter()
+            .any(|e| e.input["left"] == 1)
+    };
+    eventually("the third step to hang", DEADLINE, || async {
+        hanging(&h).then_some(())
+    })
+    .await;
+    let before = h.attempts(&id).await;
+    assert_eq!(
+        summary(&before),
+        [
+            row("chain", 1, "succeeded"),
+            row("chain", 1, "succeeded"),
+            row("chain", 1, "running")
+        ]
+    );
+    // One segment: each attempt claimed by the worker that committed the one before, with no
+    // task queued in between (the run's only task is the one that started it).
+    let worker = before[0].claimed_by.clone();
+    assert!(before.iter().all(|r| r.claimed_by == worker), "{before:#?}");
+    assert_eq!(h.tasks_of(&id).await, 1, "the steps went through the queue");
+
+    h.workers.take().expect("workers").abort();
+    h.workers = Some(h.engine.start_workers(fast_workers()));
+    let run = h.wait_for_status(&id, "succeeded").await;
+    assert_eq!(run.outcome.as_deref(), Some("chained"));
+    let rows = h.attempts(&id).await;
+    assert_eq!(
+        summary(&rows),
+        [
+            row("chain", 1, "succeeded"),
+            row("chain", 1, "succeeded"),
+            row("chain", 1, "failed"),
+            row("chain", 2, "succeeded"),
+            row("chain", 1, "succeeded")
+        ]
+    );
+    assert_eq!(
+        rows[2].error.as_deref(),
+        Some("worker lost during the attempt")
+    );
+    let executed: Vec<u64> = h
+        .probe
+        .execs(&id, "chain")
+        .iter()
+        .map(|e| e.input["left"].as_u64().expect("left"))
+        .collect();
+    assert_eq!(executed, [3, 2, 1, 1, 0], "only the running step ran again");
+}
+
+/// A segment has a budget (a few steps, about 100 ms): a run whose steps follow one another
+/// for a second goes back to the queue now and then, so with one worker slot another
+/// business' run, started after it, finishes long before it.
+async fn a_long_segment_yields_so_another_business_run_goes_first(backend: Backend) {
+    let h = Harness::with_workers(
+        &backend,
+        WorkerOptions {
+            concurrency: 1,
+            ..fast_workers()
+        },
+    )
+    .await;
+    let long = h
+        .start_for::<Chain>(
+            "busy",
+            ChainInput {
+                left: 199,
+                sleep_ms: 5,
+                hang_at: None,
+            },
+        )
+        .await;
+    eventually("the long chain to start", DEADLINE, || async {
+        (h.probe.count(&long, "chain") > 0).then_some(())
+    })
+    .await;
+    let short = h.start_for::<Finish>("other", "short".into()).await;
+    h.wait_for_status(&short, "succeeded").await;
+    let chain = h.probe.count(&long, "chain");
+    assert!(
+        chain < 100,
+        "the other business' run waited for {chain} of the chain's 200 steps"
+    );
+    let run = h.wait_for_status(&long, "succeeded").await;
+    assert_eq!(run.outcome.as_deref(), Some("chained"));
+    assert_eq!(h.probe.count(&long, "chain"), 200, "every step ran once");
 }
 
 /// Definitions are checked at start-up: a step name twice in a workflow, a workflow registered
