@@ -8,6 +8,7 @@
 mod decisions;
 mod engine;
 mod http_api;
+mod limit;
 mod pipeline;
 
 use std::path::PathBuf;
@@ -28,8 +29,9 @@ pub struct BenchOptions {
     #[arg(long)]
     pub quick: bool,
     /// Run only the scenarios whose name contains this: script_decision, personalize,
-    /// raw_apalis, pipeline (runs raw_apalis too, for the ratio), step_overhead, webhook_resume,
-    /// intake, runs_list, memory.
+    /// db_commit_limit, raw_apalis, engine, pipeline (the last two run db_commit_limit and
+    /// raw_apalis too, for their ratios), step_overhead, webhook_resume, intake, runs_list,
+    /// memory.
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write the figures as JSON.
@@ -130,15 +132,31 @@ async fn measure(
     }
     for backend in backends {
         let b = backend;
-        if wanted("raw_apalis") || wanted("pipeline") {
+        // The baselines engine figures are read against, measured in this run.
+        if wanted("db_commit_limit")
+            || wanted("raw_apalis")
+            || wanted("engine")
+            || wanted("pipeline")
+        {
+            let secs = Duration::from_secs(if quick { 2 } else { 5 });
+            let (limit_figures, commits) = limit::commit_limit(b, secs).await?;
+            figures.extend(limit_figures);
             let tasks = if quick { 2_000 } else { 10_000 };
             let raw = engine::raw_apalis(b, tasks).await?;
             let raw_rate = raw.value;
             figures.push(raw);
+            if wanted("engine") {
+                let runs = if quick { 300 } else { 2_000 };
+                figures.extend(engine::throughput(b, runs, raw_rate, commits).await?);
+            }
             if wanted("pipeline") {
                 let runs = if quick { 150 } else { 1_000 };
                 for processes in [1, 3] {
-                    figures.extend(pipeline::throughput(b, processes, runs, raw_rate).await?);
+                    let baselines = pipeline::Baselines {
+                        raw_tasks_per_sec: raw_rate,
+                        commits_per_sec: commits,
+                    };
+                    figures.extend(pipeline::throughput(b, processes, runs, baselines).await?);
                 }
             }
         }
@@ -440,6 +458,25 @@ where
         anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(every).await;
     }
+}
+
+/// Steps that succeeded in a scenario's database, and the seconds from the first one's start to
+/// the last one's end.
+pub(crate) async fn succeeded_steps(db: &Db) -> anyhow::Result<(usize, f64)> {
+    #[derive(sqlx::FromRow)]
+    struct Span {
+        first: Option<i64>,
+        last: Option<i64>,
+        steps: i64,
+    }
+    let span: Span = db
+        .fetch_one(switchboard_engine::store::Q::new(
+            "SELECT min(started_at) AS first, max(finished_at) AS last, count(*) AS steps \
+             FROM sb_steps WHERE status = 'succeeded'",
+        ))
+        .await?;
+    let ms = (span.last.unwrap_or(0) - span.first.unwrap_or(0)).max(1);
+    Ok((span.steps as usize, ms as f64 / 1000.0))
 }
 
 /// Runs of a workflow by status.
