@@ -1,12 +1,12 @@
-//! SQL for `sb_changes`: one row per change of a run's state, written in the transaction that
-//! makes it; the feed of live events reads it in id order.
+//! SQL for `sb_changes`: one row per change of a run's state, written by the database itself in
+//! the statement that makes it (a trigger on `sb_runs`, see the migrations); the feed of live
+//! events reads it in id order.
 
 use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Db, Q, Tx};
 use crate::error::Result;
-use crate::ids::RunId;
 
 /// A run's state after a change.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow, Serialize)]
@@ -23,40 +23,6 @@ pub struct Change {
 }
 
 const COLUMNS: &str = "id, run_id, business_id, status, current_step, outcome, at";
-
-/// Records the run's state as it is now in `tx` (call after changing it).
-pub async fn record(tx: &mut Tx, run_id: &RunId) -> Result<()> {
-    tx.execute(
-        Q::new(
-            "INSERT INTO sb_changes (run_id, business_id, status, current_step, outcome, at) \
-             SELECT id, business_id, status, current_step, outcome, updated_at FROM sb_runs \
-             WHERE id = $1",
-        )
-        .bind(run_id),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records the state of every run in `ids` as it is now in `tx` (after a bulk insert).
-pub async fn record_many<'a>(tx: &mut Tx, ids: impl Iterator<Item = &'a str>) -> Result<()> {
-    let ids: Vec<&str> = ids.collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let mut q = Q::bulk(format!(
-        "INSERT INTO sb_changes (run_id, business_id, status, current_step, outcome, at) \
-         SELECT id, business_id, status, current_step, outcome, updated_at FROM sb_runs \
-         WHERE id IN ({}) ORDER BY id",
-        params.join(",")
-    ));
-    for id in ids {
-        q = q.bind(id);
-    }
-    tx.execute(q).await?;
-    Ok(())
-}
 
 /// Changes after `id`, oldest first, at most `limit`.
 pub async fn after(db: &Db, id: i64, limit: i64) -> Result<Vec<Change>> {

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, Q, Tx, changes};
+use super::{Db, Q, Tx};
 use crate::error::Result;
 use crate::ids::{RunId, now_ms};
 
@@ -45,22 +45,19 @@ pub const STATUSES: [&str; 6] = [
     "cancelled",
 ];
 
-/// Inserts a new run.
+/// Inserts a new run (its change is recorded by the database, see [`super::changes`]).
 pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
-    tx.execute(
-        bind_row(
-            Q::new(format!(
-                "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
-            )),
-            r,
-        ),
-    )
+    tx.execute(bind_row(
+        Q::new(format!(
+            "INSERT INTO sb_runs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
+        )),
+        r,
+    ))
     .await?;
-    changes::record(tx, &RunId(r.id.clone())).await
+    Ok(())
 }
 
-/// Inserts many new runs in one statement (bulk seeding), recording their changes as
-/// [`insert`] does. At most [`INSERT_MANY_MAX`] rows.
+/// Inserts many new runs in one statement (bulk seeding). At most [`INSERT_MANY_MAX`] rows.
 pub async fn insert_many(tx: &mut Tx, rows: &[RunRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -83,7 +80,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[RunRow]) -> Result<()> {
         q = bind_row(q, r);
     }
     tx.execute(q).await?;
-    changes::record_many(tx, rows.iter().map(|r| r.id.as_str())).await
+    Ok(())
 }
 
 /// Binds a run's columns in [`COLUMNS`] order.
@@ -152,14 +149,6 @@ pub async fn claim(tx: &mut Tx, id: &RunId, seq: i64) -> Result<bool> {
             .bind(seq),
         )
         .await?;
-    recorded(tx, id, n).await
-}
-
-/// Records the change when `n` rows changed; true if one did.
-async fn recorded(tx: &mut Tx, id: &RunId, n: u64) -> Result<bool> {
-    if n == 1 {
-        changes::record(tx, id).await?;
-    }
     Ok(n == 1)
 }
 
@@ -199,7 +188,7 @@ pub async fn advance(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<b
             .bind(seq),
         )
         .await?;
-    recorded(tx, id, n).await
+    Ok(n == 1)
 }
 
 /// Moves a failed run from `seq` on with `a` (an operator's retry); false if it is no longer
@@ -220,7 +209,7 @@ pub async fn reopen(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<bo
             .bind(seq),
         )
         .await?;
-    recorded(tx, id, n).await
+    Ok(n == 1)
 }
 
 /// Cancels a run that is not finished; returns whether it did.
@@ -236,7 +225,7 @@ pub async fn cancel(tx: &mut Tx, id: &RunId) -> Result<bool> {
             .bind(id),
         )
         .await?;
-    recorded(tx, id, n).await
+    Ok(n == 1)
 }
 
 /// Filters for [`list`].
