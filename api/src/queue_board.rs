@@ -33,14 +33,19 @@ pub fn router(feed: ChangeFeed) -> Router {
     let api = match feed.db().clone() {
         Db::Sqlite(pools) => {
             let config = apalis_sqlite::Config::default().queue(QUEUE);
-            let storage =
-                apalis_sqlite::SqliteStorage::<StepTask>::new(pools.reader()).with_config(config);
+            // Connections of its own, read-only, opened when the view is first read.
+            let readers = pools.connect_options().clone().read_only(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(2)
+                .min_connections(0)
+                .connect_lazy_with(readers);
+            let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool).with_config(config);
             ApiBuilder::new(api).register(QUEUE, storage).build()
         }
-        Db::Postgres(pool) => {
+        Db::Postgres(pools) => {
             let config = apalis_postgres::Config::default().queue(QUEUE);
-            let storage =
-                apalis_postgres::PostgresStorage::<StepTask>::new(&pool).with_config(config);
+            let storage = apalis_postgres::PostgresStorage::<StepTask>::new(pools.sqlx_pool())
+                .with_config(config);
             ApiBuilder::new(api).register(QUEUE, storage).build()
         }
     };

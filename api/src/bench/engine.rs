@@ -56,13 +56,33 @@ pub(super) async fn raw_apalis(backend: &Backend, tasks: usize) -> anyhow::Resul
     let bench = BenchDb::create(backend, "apalis").await?;
     let db = Db::connect(&bench.url, 8).await?;
     switchboard_engine::migrate(&db).await?;
+    // apalis on sqlx pools of its own, with the engine's connection settings: on SQLite one
+    // writing connection, as the engine writes.
+    let pool = match &db {
+        Db::Sqlite(pools) => Apalis::Sqlite(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(pools.connect_options().clone())
+                .await?,
+        ),
+        Db::Postgres(_) => Apalis::Postgres(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .connect(&bench.url)
+                .await?,
+        ),
+    };
     let mut busy = Duration::ZERO;
     let mut done = 0;
     while done < tasks {
         let round = ROUND.min(tasks - done);
-        push_noops(&db, done, round).await?;
-        busy += drain(&db, round).await?;
+        push_noops(&pool, done, round).await?;
+        busy += drain(&pool, round).await?;
         done += round;
+    }
+    match pool {
+        Apalis::Sqlite(pool) => pool.close().await,
+        Apalis::Postgres(pool) => pool.close().await,
     }
     db.close().await;
     bench.remove().await?;
@@ -78,8 +98,15 @@ pub(super) async fn raw_apalis(backend: &Backend, tasks: usize) -> anyhow::Resul
     ))
 }
 
+/// The sqlx pool raw apalis runs on.
+#[derive(Clone)]
+enum Apalis {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
 /// Queues `n` no-op tasks (numbered from `from`) in apalis' own way.
-async fn push_noops(db: &Db, from: usize, n: usize) -> anyhow::Result<()> {
+async fn push_noops(db: &Apalis, from: usize, n: usize) -> anyhow::Result<()> {
     let payloads: Vec<Vec<u8>> = (from..from + n)
         .map(|i| serde_json::to_vec(&Noop(i)))
         .collect::<Result<_, _>>()?;
@@ -89,12 +116,12 @@ async fn push_noops(db: &Db, from: usize, n: usize) -> anyhow::Result<()> {
             .map(|p| TaskBuilder::new(p.clone()).build())
             .collect();
         match db {
-            Db::Sqlite(pools) => {
-                let mut tx = pools.writer().begin().await?;
+            Apalis::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
                 apalis_sqlite::queries::push_tasks(&mut *tx, NOOP_QUEUE, &batch).await?;
                 tx.commit().await?;
             }
-            Db::Postgres(pool) => {
+            Apalis::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 apalis_postgres::queries::push_tasks(&mut *tx, NOOP_QUEUE, batch).await?;
                 tx.commit().await?;
@@ -106,7 +133,7 @@ async fn push_noops(db: &Db, from: usize, n: usize) -> anyhow::Result<()> {
 
 /// One fresh apalis worker drains the `n` queued no-op tasks; returns the time from the first
 /// task run to the last.
-async fn drain(db: &Db, n: usize) -> anyhow::Result<Duration> {
+async fn drain(db: &Apalis, n: usize) -> anyhow::Result<Duration> {
     let tally = Arc::new(Tally {
         target: n,
         seen: AtomicUsize::new(0),
@@ -140,15 +167,14 @@ async fn drain(db: &Db, n: usize) -> anyhow::Result<Duration> {
         }};
     }
     let monitor = match db.clone() {
-        Db::Sqlite(pools) => {
-            let pool = pools.writer().clone();
+        Apalis::Sqlite(pool) => {
             let config = apalis_sqlite::Config::default()
                 .queue(NOOP_QUEUE)
                 .batch_size(100)
                 .heartbeat_interval(beat);
             monitor!(apalis_sqlite::SqliteStorage::<Noop>::new(&pool).with_config(config.clone()))
         }
-        Db::Postgres(pool) => {
+        Apalis::Postgres(pool) => {
             let config = apalis_postgres::Config::default()
                 .queue(NOOP_QUEUE)
                 .batch_size(100)

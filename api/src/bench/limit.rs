@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::{Executor, Sqlite};
+use sqlx::{Executor, Postgres, Sqlite};
 use switchboard_engine::Db;
 
 use super::{Backend, BenchDb, Figure, single};
@@ -37,18 +37,25 @@ pub(super) async fn commit_limit(
     let mut best: f64 = 0.0;
     for connections in CONNECTIONS {
         let rate = match &db {
+            // Connections of their own, all writing (on SQLite its busy timeout sorts them out).
             Db::Sqlite(pools) => {
-                // Connections of their own, all writing: SQLite's busy timeout sorts them out.
-                let opts = pools.writer().connect_options().as_ref().clone();
                 let pool = sqlx::sqlite::SqlitePoolOptions::new()
                     .max_connections(connections)
-                    .connect_with(opts)
+                    .connect_with(pools.connect_options().clone())
                     .await?;
                 let rate = drive::<Sqlite>(&pool, connections, "BEGIN IMMEDIATE", secs).await?;
                 pool.close().await;
                 rate
             }
-            Db::Postgres(pool) => drive(pool, connections, "BEGIN", secs).await?,
+            Db::Postgres(_) => {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(connections)
+                    .connect(&bench.url)
+                    .await?;
+                let rate = drive::<Postgres>(&pool, connections, "BEGIN", secs).await?;
+                pool.close().await;
+                rate
+            }
         };
         best = best.max(rate);
         figures.push(single(

@@ -167,7 +167,7 @@ async fn run_monitor(
         heartbeat: heartbeat(engine.db(), &opts),
     };
     let _listening = match engine.db() {
-        Db::Postgres(pool) => Some(listen(pool, engine.wake())),
+        Db::Postgres(pools) => Some(listen(pools.sqlx_pool(), engine.wake())),
         Db::Sqlite(_) => None,
     };
     let wake = engine.wake();

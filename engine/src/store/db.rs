@@ -1,4 +1,4 @@
-//! The database handle: one SQLite or PostgreSQL pool, queries written once for both.
+//! The database handle: SQLite's or PostgreSQL's connections, queries written once for both.
 //!
 //! Every query in the engine and the workflows is plain SQL with `$1`-style parameters, which
 //! both SQLite and PostgreSQL accept. [`Q`] carries the SQL and its arguments; [`Db`] and [`Tx`]
@@ -8,21 +8,28 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{FromRow, PgConnection, Postgres, Sqlite, SqliteConnection};
 
+use super::pool::{self, Leased, Pool};
 use crate::error::{EngineError, Result};
 
-/// A pool on the configured backend.
-#[derive(Clone, Debug)]
+/// The connections of the configured backend.
+#[derive(Clone)]
 pub enum Db {
     /// SQLite: one writing connection and a pool of readers.
     Sqlite(SqlitePools),
-    /// PostgreSQL pool.
-    Postgres(PgPool),
+    /// PostgreSQL.
+    Postgres(PgPools),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Sqlite(_) => "Db::Sqlite",
+            Db::Postgres(_) => "Db::Postgres",
+        })
+    }
 }
 
 /// SQLite's connections: every write goes through one connection, in the order asked for, and
@@ -30,30 +37,153 @@ pub enum Db {
 /// at a time anyway; many connections racing for its lock sleep on the busy timeout instead of
 /// queueing, and fail with `database is locked` under load. All are WAL, `synchronous=NORMAL`,
 /// with a busy timeout (for another process writing the same file).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SqlitePools {
-    write: SqlitePool,
-    read: SqlitePool,
+    write: Pool<SqliteConnection>,
+    read: Pool<SqliteConnection>,
+    options: std::sync::Arc<SqliteConnectOptions>,
 }
 
 impl SqlitePools {
-    /// The one writing connection's pool: transactions and statements that write.
-    pub fn writer(&self) -> &SqlitePool {
+    /// The one writing connection: transactions and statements that write.
+    pub fn writer(&self) -> &Pool<SqliteConnection> {
         &self.write
     }
 
-    /// The readers' pool (read-only connections; an in-memory database has only the writer).
-    pub fn reader(&self) -> &SqlitePool {
+    /// The readers (read-only connections; an in-memory database has only the writer).
+    pub fn reader(&self) -> &Pool<SqliteConnection> {
         &self.read
+    }
+
+    /// The options every connection is opened with (writable), for a tool that needs a pool of
+    /// its own, such as apalis' queue view.
+    pub fn connect_options(&self) -> &SqliteConnectOptions {
+        &self.options
     }
 }
 
-/// An open transaction on the configured backend.
+/// PostgreSQL's connections: the engine's pool, and a small sqlx pool for code that takes one
+/// (apalis' insert notifications and queue view).
+#[derive(Clone)]
+pub struct PgPools {
+    conns: Pool<PgConnection>,
+    sqlx: PgPool,
+}
+
+impl PgPools {
+    /// A small sqlx pool on the same database, opening its connections when first asked.
+    pub fn sqlx_pool(&self) -> &PgPool {
+        &self.sqlx
+    }
+}
+
+/// An open transaction on the configured backend. Dropped before [`Tx::commit`], it is rolled
+/// back before its connection is used again.
 pub enum Tx {
-    /// SQLite transaction, begun with `BEGIN IMMEDIATE` so writers queue instead of failing.
-    Sqlite(Transaction<'static, Sqlite>),
+    /// SQLite transaction, begun with `BEGIN IMMEDIATE` on the writing connection.
+    Sqlite(Open<SqliteConnection>),
     /// PostgreSQL transaction.
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Open<PgConnection>),
+}
+
+/// A connection with a transaction open on it.
+pub struct Open<C: sqlx::Connection> {
+    held: Option<Leased<C>>,
+}
+
+impl<C: sqlx::Connection> std::ops::Deref for Open<C>
+where
+    C::Options: Sync,
+{
+    type Target = C;
+    fn deref(&self) -> &C {
+        self.held
+            .as_ref()
+            .expect("an open transaction has its connection")
+    }
+}
+
+impl<C: sqlx::Connection> std::ops::DerefMut for Open<C>
+where
+    C::Options: Sync,
+{
+    fn deref_mut(&mut self) -> &mut C {
+        self.held
+            .as_mut()
+            .expect("an open transaction has its connection")
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        match self {
+            Tx::Sqlite(open) => roll_back_later(open.held.take()),
+            Tx::Postgres(open) => roll_back_later(open.held.take()),
+        }
+    }
+}
+
+/// Rolls back the transaction left open on `held` (if any) before the connection serves anyone
+/// else: it goes back to the pool when the rollback is done. Without a runtime to do that, the
+/// connection is not reused at all.
+fn roll_back_later<C: Raw + 'static>(held: Option<Leased<C>>)
+where
+    C::Options: Sync,
+{
+    let Some(mut held) = held else {
+        return;
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                if held.raw("ROLLBACK").await.is_err() {
+                    held.discard();
+                }
+            });
+        }
+        Err(_) => held.discard(),
+    }
+}
+
+/// A connection that runs a statement without arguments (`BEGIN`, `COMMIT`, `ROLLBACK`).
+trait Raw: sqlx::Connection {
+    fn raw(&mut self, sql: &'static str) -> futures::future::BoxFuture<'_, Result<()>>;
+}
+
+impl Raw for SqliteConnection {
+    fn raw(&mut self, sql: &'static str) -> futures::future::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Ok(sqlx::raw_sql(sql).execute(self).await.map(drop)?) })
+    }
+}
+
+impl Raw for PgConnection {
+    fn raw(&mut self, sql: &'static str) -> futures::future::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Ok(sqlx::raw_sql(sql).execute(self).await.map(drop)?) })
+    }
+}
+
+/// Begins a transaction with `begin` on a connection from `pool`.
+async fn open<C: Raw>(pool: &Pool<C>, begin: &'static str) -> Result<Open<C>>
+where
+    C::Options: Sync,
+{
+    let mut held = pool::lease(pool).await?;
+    let begun = held.raw(begin).await;
+    held.check(begun)?;
+    Ok(Open { held: Some(held) })
+}
+
+/// Ends the transaction on `open` with `end` (`COMMIT`, `ROLLBACK`) and returns its connection.
+async fn close<C: Raw>(open: &mut Open<C>, end: &'static str) -> Result<()>
+where
+    C::Options: Sync,
+{
+    let mut held = open
+        .held
+        .take()
+        .expect("an open transaction has its connection");
+    let ended = held.raw(end).await;
+    held.check(ended)
 }
 
 /// One bound argument. Only the types the schema uses: integers and text, each nullable.
@@ -242,57 +372,113 @@ where
     })
 }
 
-/// The query methods of [`Db`] and [`Tx`]: `$write` runs statements, `$read` fetches rows.
+/// The query methods of [`Db`] and [`Tx`], run on the connection `conn` gives for a statement
+/// that writes (`true`) or one that reads (`false`).
 macro_rules! query_methods {
-    ($s:ident, $write:ident, $read:ident, $($recv:tt)+) => {
+    ($s:ident, $($recv:tt)+) => {
         /// Runs a statement; returns the number of rows it changed.
         pub async fn execute($($recv)+, q: Q) -> Result<u64> {
-            execute($s.$write(), &q).await
+            #[allow(unused_mut)]
+            let mut conn = $s.conn(true).await?;
+            let result = execute(conn.target(), &q).await;
+            conn.check(result)
         }
 
         /// Fetches at most one row.
         pub async fn fetch_optional<T: Row>($($recv)+, q: Q) -> Result<Option<T>> {
-            fetch_optional($s.$read(), &q).await
+            #[allow(unused_mut)]
+            let mut conn = $s.conn(false).await?;
+            let result = fetch_optional(conn.target(), &q).await;
+            conn.check(result)
         }
 
         /// Fetches exactly one row.
         pub async fn fetch_one<T: Row>($($recv)+, q: Q) -> Result<T> {
-            fetch_optional($s.$read(), &q).await?.ok_or(EngineError::Db(sqlx::Error::RowNotFound))
+            $s.fetch_optional(q).await?.ok_or(EngineError::Db(sqlx::Error::RowNotFound))
         }
 
         /// Fetches every row.
         pub async fn fetch_all<T: Row>($($recv)+, q: Q) -> Result<Vec<T>> {
-            fetch_all($s.$read(), &q).await
+            #[allow(unused_mut)]
+            let mut conn = $s.conn(false).await?;
+            let result = fetch_all(conn.target(), &q).await;
+            conn.check(result)
         }
     };
 }
 
-impl Tx {
-    fn target(&mut self) -> Target<&mut sqlx::SqliteConnection, &mut sqlx::PgConnection> {
+/// A connection to run one query on, either backend.
+type Conn<'c> = Target<&'c mut SqliteConnection, &'c mut PgConnection>;
+
+/// Something holding a connection queries run on.
+trait Connected {
+    /// The connection.
+    fn target(&mut self) -> Conn<'_>;
+    /// Passes a query's `result` on, noting a failure that leaves the connection unusable.
+    fn check<T>(&mut self, result: Result<T>) -> Result<T>;
+}
+
+/// A connection taken for one statement.
+enum Lease {
+    Sqlite(Leased<SqliteConnection>),
+    Postgres(Leased<PgConnection>),
+}
+
+impl Connected for Lease {
+    fn target(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Target::Sqlite(&mut **t),
-            Tx::Postgres(t) => Target::Postgres(&mut **t),
+            Lease::Sqlite(held) => Target::Sqlite(&mut ***held),
+            Lease::Postgres(held) => Target::Postgres(&mut ***held),
         }
     }
 
-    query_methods!(self, target, target, &mut self);
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        match self {
+            Lease::Sqlite(held) => held.check(result),
+            Lease::Postgres(held) => held.check(result),
+        }
+    }
+}
+
+impl Connected for Tx {
+    fn target(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(open) => Target::Sqlite(&mut **open),
+            Tx::Postgres(open) => Target::Postgres(&mut **open),
+        }
+    }
+
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        let done = match self {
+            Tx::Sqlite(open) => open.held.as_mut().map(|held| held.check(result)),
+            Tx::Postgres(open) => open.held.as_mut().map(|held| held.check(result)),
+        };
+        done.expect("an open transaction has its connection")
+    }
+}
+
+impl Tx {
+    /// Every statement of a transaction runs on its own connection.
+    async fn conn(&mut self, _write: bool) -> Result<&mut Tx> {
+        Ok(self)
+    }
+
+    query_methods!(self, &mut self);
 
     /// Commits.
-    pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self {
+            Tx::Sqlite(open) => close(open, "COMMIT").await,
+            Tx::Postgres(open) => close(open, "COMMIT").await,
         }
-        Ok(())
     }
 
     /// Rolls back (dropping a `Tx` also rolls back).
-    pub async fn rollback(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+    pub async fn rollback(mut self) -> Result<()> {
+        match &mut self {
+            Tx::Sqlite(open) => close(open, "ROLLBACK").await,
+            Tx::Postgres(open) => close(open, "ROLLBACK").await,
         }
-        Ok(())
     }
 
     /// Serialises transactions that touch the same correlation key until commit.
@@ -310,31 +496,30 @@ impl Tx {
 }
 
 impl Db {
-    fn write_target(&self) -> Target<&SqlitePool, &PgPool> {
-        match self {
-            Db::Sqlite(p) => Target::Sqlite(&p.write),
-            Db::Postgres(p) => Target::Postgres(p),
-        }
+    /// A connection for one statement that writes (`write`) or only reads.
+    async fn conn(&self, write: bool) -> Result<Lease> {
+        Ok(match self {
+            Db::Sqlite(p) => {
+                Lease::Sqlite(pool::lease(if write { &p.write } else { &p.read }).await?)
+            }
+            Db::Postgres(p) => Lease::Postgres(pool::lease(&p.conns).await?),
+        })
     }
 
-    fn read_target(&self) -> Target<&SqlitePool, &PgPool> {
-        match self {
-            Db::Sqlite(p) => Target::Sqlite(&p.read),
-            Db::Postgres(p) => Target::Postgres(p),
-        }
-    }
-
-    query_methods!(self, write_target, read_target, &self);
+    query_methods!(self, &self);
 
     /// Runs a statement that writes and returns rows (`… RETURNING`).
     pub async fn write_returning<T: Row>(&self, q: Q) -> Result<Vec<T>> {
-        fetch_all(self.write_target(), &q).await
+        let mut conn = self.conn(true).await?;
+        let result = fetch_all(conn.target(), &q).await;
+        conn.check(result)
     }
 
-    /// Connects to `sqlite://…` (file created if missing) or `postgres://…`.
+    /// Connects to `sqlite://…` (file created if missing) or `postgres://…`, with at most
+    /// `max_connections` connections (SQLite: readers, besides its one writer).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
-        if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)?
+        let db = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -342,61 +527,77 @@ impl Db {
                 .foreign_keys(true);
             // Writers queue here for the one connection, in order (not on SQLite's busy
             // timeout); a transaction holds it only for its statements, never across a step.
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .acquire_timeout(Duration::from_secs(60))
-                .test_before_acquire(false)
-                .connect_with(opts.clone())
-                .await?;
+            let write = pool::build(options.clone(), 1, Duration::from_secs(60))?;
             // Each connection of an in-memory database is a database of its own.
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let read = if in_memory {
                 write.clone()
             } else {
-                SqlitePoolOptions::new()
-                    .max_connections(max_connections.max(1))
-                    .min_connections(1)
-                    .test_before_acquire(false)
-                    .connect_with(opts.create_if_missing(false).read_only(true))
-                    .await?
+                // Opened after the writer made the file and switched it to WAL.
+                drop(pool::lease(&write).await?);
+                let readers = options.clone().create_if_missing(false).read_only(true);
+                pool::build(readers, max_connections, Duration::from_secs(10))?
             };
-            Ok(Db::Sqlite(SqlitePools { write, read }))
+            Db::Sqlite(SqlitePools {
+                write,
+                read,
+                options: options.into(),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
+            let options = pg_options(url)?;
+            let conns = pool::build(options.clone(), max_connections, Duration::from_secs(10))?;
+            let sqlx = PgPoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
                 .acquire_timeout(Duration::from_secs(10))
-                // A connection that failed is dropped when a query on it fails; pinging every
-                // connection before handing it out cost a round trip per transaction.
-                .test_before_acquire(false)
-                .connect_with(pg_options(url)?)
-                .await?;
-            Ok(Db::Postgres(pool))
+                .connect_lazy_with(options);
+            Db::Postgres(PgPools { conns, sqlx })
         } else {
-            Err(EngineError::Config(format!(
+            return Err(EngineError::Config(format!(
                 "DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})"
-            )))
-        }
+            )));
+        };
+        // Fail now, not at the first query, when the database cannot be reached.
+        db.execute(Q::new("SELECT 1")).await?;
+        Ok(db)
     }
 
-    /// Closes every connection of the pool; later queries fail.
+    /// Closes every connection; later queries fail.
     pub async fn close(&self) {
         match self {
             Db::Sqlite(p) => {
-                p.read.close().await;
-                p.write.close().await;
+                p.read.close();
+                p.write.close();
             }
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p) => {
+                p.conns.close();
+                p.sqlx.close().await;
+            }
         }
     }
 
     /// Begins a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(open(&p.write, "BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(open(&p.conns, "BEGIN").await?),
         })
     }
+
+    /// A connection that may write, for SQL that takes a connection of its own (apalis'
+    /// queries). Back in the pool when dropped.
+    pub(crate) async fn writer(&self) -> Result<Writer> {
+        Ok(match self {
+            Db::Sqlite(p) => Writer::Sqlite(pool::lease(&p.write).await?),
+            Db::Postgres(p) => Writer::Postgres(pool::lease(&p.conns).await?),
+        })
+    }
+}
+
+/// A connection from [`Db::writer`].
+pub(crate) enum Writer {
+    Sqlite(Leased<SqliteConnection>),
+    Postgres(Leased<PgConnection>),
 }
 
 /// PostgreSQL connection options from `url`. On a loopback host without an `sslmode`, TLS is
@@ -415,7 +616,37 @@ fn pg_options(url: &str) -> Result<PgConnectOptions> {
 
 #[cfg(test)]
 mod tests {
-    use super::anonymous_placeholders;
+    use super::{Db, Q, anonymous_placeholders};
+
+    /// A transaction dropped before it ends leaves nothing behind, and its connection (SQLite's
+    /// one writer) serves the next transaction only once it is rolled back: begun on a connection
+    /// with the first still open, the second would fail.
+    #[tokio::test]
+    async fn a_dropped_transaction_is_rolled_back_before_its_connection_serves_again() {
+        let path = std::env::temp_dir().join(format!("sb-db-{}.db", uuid::Uuid::now_v7()));
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .unwrap();
+        db.execute(Q::new("CREATE TABLE t (n INTEGER)"))
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.execute(Q::new("INSERT INTO t (n) VALUES (1)"))
+            .await
+            .unwrap();
+        drop(tx);
+        let mut tx = db.begin().await.unwrap();
+        tx.execute(Q::new("INSERT INTO t (n) VALUES (2)"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let rows: Vec<(i64,)> = db.fetch_all(Q::new("SELECT n FROM t")).await.unwrap();
+        assert_eq!(rows, [(2,)]);
+        db.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn bulk_placeholders_become_anonymous_and_the_rest_stays() {

@@ -3,6 +3,7 @@
 pub mod changes;
 mod db;
 pub mod events;
+mod pool;
 pub mod runs;
 pub mod settings;
 pub mod steps;
@@ -10,7 +11,10 @@ pub mod tasks;
 pub mod waits;
 pub mod workers;
 
-pub use db::{Arg, Db, Q, Row, SqlitePools, Tx};
+pub use db::{Arg, Db, Open, PgPools, Q, Row, SqlitePools, Tx};
+pub use pool::{Held, Pool};
+
+use db::Writer;
 
 use crate::error::Result;
 
@@ -22,25 +26,25 @@ pub const MIGRATIONS_TABLE: &str = "_switchboard_migrations";
 pub async fn migrate(db: &Db) -> Result<()> {
     match db {
         Db::Sqlite(pools) => {
-            let pool = pools.writer();
             // apalis' setup() switches its connection to synchronous=OFF; give it a pool of its own
             // that is closed right after, so our connections keep synchronous=NORMAL.
-            let opts = pool.connect_options().as_ref().clone();
             let setup_pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts)
+                .connect_with(pools.connect_options().clone())
                 .await?;
             let result = apalis_sqlite::SqliteStorage::setup(&setup_pool).await;
             setup_pool.close().await;
             result.map_err(|e| crate::EngineError::Queue(e.to_string()))?;
-            migrator(db).run(pool).await?;
         }
-        Db::Postgres(pool) => {
-            apalis_postgres::PostgresStorage::setup(pool)
+        Db::Postgres(pools) => {
+            apalis_postgres::PostgresStorage::setup(pools.sqlx_pool())
                 .await
                 .map_err(|e| crate::EngineError::Queue(e.to_string()))?;
-            migrator(db).run(pool).await?;
         }
+    }
+    match db.writer().await? {
+        Writer::Sqlite(mut conn) => migrator(db).run(&mut **conn).await?,
+        Writer::Postgres(mut conn) => migrator(db).run(&mut **conn).await?,
     }
     Ok(())
 }

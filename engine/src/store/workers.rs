@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::FromRow;
 
+use super::db::Writer;
 use super::tasks::QUEUE;
 use super::{Db, Q, Tx};
 use crate::error::{EngineError, Result};
@@ -49,16 +50,14 @@ pub async fn heartbeat(db: &Db, worker: &str, dead_after: Duration) -> Result<()
     let secs = dead_after.as_secs().max(1);
     let queue_err = |e: &dyn std::fmt::Display| EngineError::Queue(e.to_string());
     let filter = apalis_core::backend::WorkerFilter::AllExcept(worker.to_owned());
-    match db {
-        Db::Sqlite(pools) => {
-            let mut conn = pools.writer().acquire().await?;
-            apalis_sqlite::queries::reenqueue_orphaned(&mut *conn, secs as i64, QUEUE, &filter)
+    match db.writer().await? {
+        Writer::Sqlite(mut conn) => {
+            apalis_sqlite::queries::reenqueue_orphaned(&mut **conn, secs as i64, QUEUE, &filter)
                 .await
                 .map_err(|e| queue_err(&e))?;
         }
-        Db::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            apalis_postgres::queries::reenqueue_orphaned(&mut *conn, QUEUE, secs)
+        Writer::Postgres(mut conn) => {
+            apalis_postgres::queries::reenqueue_orphaned(&mut **conn, QUEUE, secs)
                 .await
                 .map_err(|e| queue_err(&e))?;
         }

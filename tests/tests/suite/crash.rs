@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use switchboard_engine::store::{runs, steps};
+use switchboard_engine::store::{Q, runs, steps};
 use switchboard_engine::{
     BusinessId, Db, Engine, NewRun, Registry, RunId, Step, StepContext, StepError, StepPolicy,
     Transition, WorkerOptions, Workflow,
@@ -144,12 +144,9 @@ impl Step for Quick {
     }
 }
 
-async fn worker_count(pool: &sqlx::SqlitePool, name: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM Workers WHERE id = ?1")
-        .bind(name)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+async fn worker_count(db: &Db, name: &str) -> i64 {
+    let q = Q::new("SELECT COUNT(*) FROM Workers WHERE id = $1").bind(name);
+    db.fetch_one::<(i64,)>(q).await.unwrap().0
 }
 
 /// A worker whose heartbeat stops (a hung apalis worker, or PostgreSQL's keep-alive refusing to
@@ -164,14 +161,11 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
     };
     let workers = engine.start_workers(opts);
     let name = workers.name().to_owned();
-    let Db::Sqlite(pools) = engine.db() else {
-        unreachable!()
-    };
-    let pool = pools.writer();
+    let db = engine.db();
     eventually(
         "the worker to register",
         Duration::from_secs(10),
-        || async { (worker_count(pool, &name).await == 1).then_some(()) },
+        || async { (worker_count(db, &name).await == 1).then_some(()) },
     )
     .await;
 
@@ -187,20 +181,15 @@ async fn worker_with_a_stopped_heartbeat_is_replaced() {
              WHEN NEW.id LIKE '{name}-r%' BEGIN SELECT RAISE(IGNORE); END"
         ),
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(trigger))
-            .execute(pool)
-            .await
-            .unwrap();
+        db.execute(Q::new(trigger)).await.unwrap();
     }
-    sqlx::query("UPDATE Workers SET last_seen = last_seen - 60 WHERE id = ?1")
-        .bind(&name)
-        .execute(pool)
+    db.execute(Q::new("UPDATE Workers SET last_seen = last_seen - 60 WHERE id = $1").bind(&name))
         .await
         .unwrap();
 
     let replacement = format!("{name}-g1");
     eventually("a replacement worker", Duration::from_secs(30), || async {
-        (worker_count(pool, &replacement).await == 1).then_some(())
+        (worker_count(db, &replacement).await == 1).then_some(())
     })
     .await;
     // The replacement runs steps.

@@ -918,22 +918,23 @@ async fn sqlite_connections_keep_wal_and_synchronous_normal() {
         };
         // Hold them all at once, so each is a different connection: the one writer and the 8
         // readers.
-        let mut conns = vec![pools.writer().acquire().await.expect("acquire")];
+        let mut conns = vec![pools.writer().get().await.expect("the writer")];
         for _ in 0..8 {
-            conns.push(pools.reader().acquire().await.expect("acquire"));
+            conns.push(pools.reader().get().await.expect("a reader"));
         }
-        assert_eq!((pools.writer().size(), pools.reader().size()), (1, 8));
+        let sizes = (pools.writer().status().size, pools.reader().status().size);
+        assert_eq!(sizes, (1, 8));
         for (i, conn) in conns.iter_mut().enumerate() {
             let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut **conn)
+                .fetch_one(&mut ***conn)
                 .await
                 .unwrap();
             let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&mut **conn)
+                .fetch_one(&mut ***conn)
                 .await
                 .unwrap();
             let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                .fetch_one(&mut **conn)
+                .fetch_one(&mut ***conn)
                 .await
                 .unwrap();
             assert_eq!(journal, "wal", "{when}: connection {i}");

@@ -209,9 +209,10 @@ async fn three_worker_processes(backend: Backend) {
         |c| c.max_concurrent_calls = 100,
     )
     .await;
-    let switchboard_engine::Db::Postgres(pool) = app.engine.db().clone() else {
+    let switchboard_engine::Db::Postgres(pools) = app.engine.db().clone() else {
         unreachable!("a PostgreSQL test")
     };
+    let pool = pools.sqlx_pool().clone();
     let logs = log_dir("processes");
     eprintln!("worker logs in {}", logs.display());
 
