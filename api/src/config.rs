@@ -71,6 +71,19 @@ pub struct Config {
     #[arg(long, env = "ELEVENLABS_WEBHOOK_SECRET", hide_env_values = true)]
     pub elevenlabs_webhook_secret: Option<String>,
 
+    /// Retell API key (it also signs Retell's webhooks); without it the businesses that call
+    /// through Retell call the built-in simulator.
+    #[arg(long, env = "RETELL_API_KEY", hide_env_values = true)]
+    pub retell_api_key: Option<String>,
+
+    /// Retell API base URL.
+    #[arg(
+        long,
+        env = "RETELL_BASE_URL",
+        default_value = "https://api.retellai.com"
+    )]
+    pub retell_base_url: String,
+
     /// OpenAI API key; without it analysis goes to the built-in simulator.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,

@@ -62,6 +62,7 @@ pub struct ErrorDetail {
         routes::scripts::reference,
         routes::personalize::personalize,
         routes::webhooks::elevenlabs,
+        routes::webhooks::retell,
         routes::health,
         routes::ready,
         crate::prometheus::metrics,

@@ -17,7 +17,8 @@ use switchboard_workflows::policy::Policy;
 use switchboard_workflows::providers::elevenlabs::{self, ElevenLabs, ElevenLabsClient};
 use switchboard_workflows::providers::openai::{self, OpenAiClient};
 use switchboard_workflows::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
-use switchboard_workflows::providers::voice::VoiceProvider;
+use switchboard_workflows::providers::retell::{self, Retell};
+use switchboard_workflows::providers::voice::{Voice, Voices};
 use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::simulator::Simulator;
@@ -41,8 +42,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Run changes, live, for server-sent events.
     pub feed: ChangeFeed,
-    /// The voice provider (verifies and reads its webhooks).
-    pub voice: Arc<dyn VoiceProvider>,
+    /// The voice providers (each verifies and reads its own webhooks).
+    pub voices: Voices,
     /// Where call recordings are written, if anywhere.
     pub call_audio_dir: Option<PathBuf>,
     /// Origins allowed to call the API from a browser.
@@ -189,9 +190,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/v1/webhooks/elevenlabs",
-            post(routes::webhooks::elevenlabs)
-                .layer(DefaultBodyLimit::max(routes::webhooks::BODY_LIMIT)),
+            post(routes::webhooks::elevenlabs),
         )
+        .route("/api/v1/webhooks/retell", post(routes::webhooks::retell))
         .route_layer(axum::middleware::from_fn_with_state(
             state.limits.clone(),
             crate::limits::limit_by_address,
@@ -284,7 +285,7 @@ pub struct Overrides {
 struct Core {
     engine: Engine,
     simulator: Option<Simulator>,
-    voice: Arc<dyn VoiceProvider>,
+    voices: Voices,
     voice_resilience: Arc<Resilience>,
     policy: Arc<Policy>,
 }
@@ -312,18 +313,20 @@ impl Core {
             }
         };
         let simulated_voice = config.elevenlabs_api_key.is_none();
+        let simulated_retell = config.retell_api_key.is_none();
         let simulated_llm = config.openai_api_key.is_none();
-        let simulator = (simulated_voice || simulated_llm).then(|| {
+        let simulator = (simulated_voice || simulated_retell || simulated_llm).then(|| {
             Simulator::new(
                 format!("{public_url}/api/v1/webhooks/elevenlabs"),
                 webhook_secret.clone(),
             )
+            .with_retell_webhook_url(format!("{public_url}/api/v1/webhooks/retell"))
         });
         let sim_url = match &simulator {
             Some(sim) => sim.serve(config.simulator_addr).await?,
             None => String::new(),
         };
-        let (voice_resilience, llm_resilience) = resilience(config);
+        let (voice_resilience, retell_resilience, llm_resilience) = resilience(config);
         let timeout = config.provider_timeout();
         let voice_client = match &config.elevenlabs_api_key {
             Some(key) => {
@@ -332,7 +335,22 @@ impl Core {
             None => ElevenLabsClient::new(format!("{sim_url}/elevenlabs"), "simulated", timeout),
         }
         .with_resilience(voice_resilience.clone());
-        let voice: Arc<dyn VoiceProvider> = Arc::new(ElevenLabs::new(voice_client, webhook_secret));
+        // Retell signs its webhooks with the API key; the simulator's is the database's secret.
+        let retell = match &config.retell_api_key {
+            Some(key) => Retell::new(config.retell_base_url.clone(), key.clone(), timeout),
+            None => Retell::new(format!("{sim_url}/retell"), webhook_secret.clone(), timeout),
+        }
+        .with_resilience(retell_resilience);
+        let voices = Voices {
+            elevenlabs: Voice {
+                provider: Arc::new(ElevenLabs::new(voice_client, webhook_secret)),
+                simulated: simulated_voice,
+            },
+            retell: Voice {
+                provider: Arc::new(retell),
+                simulated: simulated_retell,
+            },
+        };
         let llm = match &config.openai_api_key {
             Some(key) => OpenAiClient::new(
                 config.openai_base_url.clone(),
@@ -352,10 +370,9 @@ impl Core {
         let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.business_clock));
         let deps = Arc::new(Deps {
             db: db.clone(),
-            voice: voice.clone(),
+            voices: voices.clone(),
             llm: Arc::new(llm),
             policy: policy.clone(),
-            simulated: simulated_voice,
             await_call_timeout: overrides.await_call_timeout,
             max_concurrent_calls: config.max_concurrent_calls,
             max_calls_per_minute: config.max_calls_per_minute,
@@ -366,11 +383,11 @@ impl Core {
             let bound = crate::prometheus::serve_listener(addr, db.clone()).await?;
             info!(metrics = %bound, "serving metrics");
         }
-        info!(database = %redact(&config.database_url), simulated_voice, simulated_llm, simulator = %sim_url, "engine ready");
+        info!(database = %redact(&config.database_url), simulated_voice, simulated_retell, simulated_llm, simulator = %sim_url, "engine ready");
         Ok(Core {
             engine: Engine::new(db, registry),
             simulator,
-            voice,
+            voices,
             voice_resilience,
             policy,
         })
@@ -463,7 +480,7 @@ impl Application {
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             engine: engine.clone(),
             feed: feed.clone(),
-            voice: core.voice,
+            voices: core.voices,
             call_audio_dir: config.call_audio_dir.clone(),
             cors_origins: config.cors_origins.clone().into(),
             personalization_secret: config
@@ -637,7 +654,7 @@ pub(crate) async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> a
 }
 
 /// One breaker and retry policy per provider, from the settings.
-fn resilience(config: &Config) -> (Arc<Resilience>, Arc<Resilience>) {
+fn resilience(config: &Config) -> (Arc<Resilience>, Arc<Resilience>, Arc<Resilience>) {
     let breaker = BreakerSettings {
         failure_threshold: config.breaker_threshold,
         open_for: Duration::from_secs(config.breaker_open_secs),
@@ -649,7 +666,11 @@ fn resilience(config: &Config) -> (Arc<Resilience>, Arc<Resilience>) {
             breaker.clone(),
         ))
     };
-    (make(elevenlabs::PROVIDER), make(openai::PROVIDER))
+    (
+        make(elevenlabs::PROVIDER),
+        make(retell::PROVIDER),
+        make(openai::PROVIDER),
+    )
 }
 
 fn redact(url: &str) -> String {

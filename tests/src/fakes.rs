@@ -1,4 +1,4 @@
-//! Fake ElevenLabs and OpenAI servers for tests that configure real provider keys: the simulator
+//! Fake ElevenLabs, Retell and OpenAI servers for tests that configure real provider keys: the simulator
 //! served on its own port behind a fault injector (outages, lost answers), recording what the
 //! clients sent.
 
@@ -21,6 +21,8 @@ use crate::WEBHOOK_SECRET;
 pub const ELEVENLABS_KEY: &str = "xi-test-key";
 /// See [`ELEVENLABS_KEY`].
 pub const OPENAI_KEY: &str = "sk-test-key";
+/// See [`ELEVENLABS_KEY`]; Retell also signs its webhooks with it.
+pub const RETELL_KEY: &str = "key_test_retell_0123456789";
 
 /// What the fakes do wrong, switchable while a test runs.
 #[derive(Default)]
@@ -29,6 +31,8 @@ pub struct Faults {
     pub outage: AtomicBool,
     /// Outbound calls are refused with 422 (a validation error: not retried).
     pub reject_calls: AtomicBool,
+    /// Analyses are refused with 429 `insufficient_quota` (the account's billing lapsed).
+    pub quota_exhausted: AtomicBool,
     /// An accepted call's answer is held this long (ms) after the call was placed, so a client
     /// with a shorter timeout never learns the call's id.
     pub answer_delay_ms: AtomicU64,
@@ -156,6 +160,8 @@ impl FakeProviders {
         config.elevenlabs_base_url = format!("{}/elevenlabs", self.base_url);
         config.openai_api_key = Some(OPENAI_KEY.into());
         config.openai_base_url = format!("{}/openai", self.base_url);
+        config.retell_api_key = Some(RETELL_KEY.into());
+        config.retell_base_url = format!("{}/retell", self.base_url);
     }
 
     /// The same configuration for a child process, as environment variables.
@@ -169,6 +175,8 @@ impl FakeProviders {
             ("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
             ("OPENAI_API_KEY", OPENAI_KEY.to_owned()),
             ("OPENAI_BASE_URL", format!("{}/openai", self.base_url)),
+            ("RETELL_API_KEY", RETELL_KEY.to_owned()),
+            ("RETELL_BASE_URL", format!("{}/retell", self.base_url)),
         ]
     }
 
@@ -176,6 +184,8 @@ impl FakeProviders {
     pub fn post_webhooks_to(&self, address: &str) {
         self.sim
             .set_webhook_url(format!("{address}/api/v1/webhooks/elevenlabs"));
+        self.sim
+            .set_retell_webhook_url(format!("{address}/api/v1/webhooks/retell"));
     }
 
     /// Every call connects with this outcome (`interested`, `no_answer`…).
@@ -188,9 +198,9 @@ impl FakeProviders {
         self.faults.outage.store(on, Ordering::SeqCst);
     }
 
-    /// Outbound-call requests received (refused ones included).
+    /// Outbound-call requests received (refused ones included), at either voice provider.
     pub fn call_requests(&self) -> usize {
-        self.requests_to("outbound-call")
+        self.requests_to("outbound-call") + self.requests_to("create-phone-call")
     }
 
     /// Requests whose path contains `fragment`.
@@ -218,6 +228,8 @@ async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         .push((path.clone(), key.clone()));
     let expected = if path.starts_with("/openai") {
         format!("Bearer {OPENAI_KEY}")
+    } else if path.starts_with("/retell") {
+        format!("Bearer {RETELL_KEY}")
     } else {
         ELEVENLABS_KEY.to_owned()
     };
@@ -249,7 +261,12 @@ async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next)
         }
         Fault::Timeout(hold) => Some(hold),
     };
-    let is_call = path.ends_with("outbound-call");
+    if path.ends_with("/chat/completions") && faults.quota_exhausted.load(Ordering::SeqCst) {
+        let body = json!({"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}});
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    }
+    let is_call = path.ends_with("outbound-call") || path.ends_with("create-phone-call");
     if is_call && faults.reject_calls.load(Ordering::SeqCst) {
         let body = json!({"detail": [{"loc": ["body", "agent_phone_number_id"],
             "msg": "phone number is not verified", "type": "value_error"}]});
@@ -284,12 +301,19 @@ async fn steer(request: Request, outcome: &str, call_ms: u64) -> Request {
         .await
         .unwrap_or_default();
     let mut value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if let Some(vars) = value
-        .pointer_mut("/conversation_initiation_client_data/dynamic_variables")
+    let vars = [
+        "/conversation_initiation_client_data/dynamic_variables",
+        "/retell_llm_dynamic_variables",
+    ]
+    .into_iter()
+    .find_map(|at| value.pointer(at).is_some().then_some(at));
+    if let Some(vars) = vars
+        .and_then(|at| value.pointer_mut(at))
         .and_then(Value::as_object_mut)
     {
+        // Strings, as Retell takes them; the simulator reads both.
         vars.insert("sim_outcome".into(), outcome.into());
-        vars.insert("sim_webhook_delay_ms".into(), call_ms.into());
+        vars.insert("sim_webhook_delay_ms".into(), call_ms.to_string().into());
     }
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     let mut request = Request::from_parts(parts, Body::from(bytes));

@@ -223,6 +223,8 @@ pub fn test_config(database_url: &str) -> Config {
         elevenlabs_api_key: None,
         elevenlabs_base_url: "http://127.0.0.1:9".into(),
         elevenlabs_webhook_secret: Some(WEBHOOK_SECRET.into()),
+        retell_api_key: None,
+        retell_base_url: "http://127.0.0.1:9".into(),
         openai_api_key: None,
         openai_base_url: "http://127.0.0.1:9".into(),
         openai_model: "test-model".into(),
@@ -720,7 +722,17 @@ impl TestApp {
 
     /// Posts an ElevenLabs webhook body signed with `secret` at `timestamp`.
     pub async fn post_webhook(&self, body: &Value, secret: &str, timestamp: i64) -> (u16, Value) {
-        let raw = serde_json::to_vec(body).unwrap();
+        self.post_webhook_raw(serde_json::to_vec(body).unwrap(), secret, timestamp)
+            .await
+    }
+
+    /// Posts raw ElevenLabs webhook bytes signed with `secret` at `timestamp`.
+    pub async fn post_webhook_raw(
+        &self,
+        raw: Vec<u8>,
+        secret: &str,
+        timestamp: i64,
+    ) -> (u16, Value) {
         let signature = switchboard_workflows::providers::elevenlabs::sign(secret, timestamp, &raw);
         let resp = self
             .client

@@ -1,5 +1,5 @@
-//! Property tests of every parser that takes outside bytes: webhook envelopes and their signature
-//! headers, inbound personalisation requests, lead JSON with phone numbers and custom fields, and
+//! Property tests of every parser that takes outside bytes: webhook envelopes (ElevenLabs and
+//! Retell) and their signature headers, inbound personalisation requests, lead JSON with phone numbers and custom fields, and
 //! business script sources. Whatever arrives, each answers `Ok` or `Err` — never a panic, never a
 //! hang — and a signature verifies only for the exact body, secret and time it was made for.
 
@@ -12,6 +12,7 @@ use crate::phone::Phone;
 use crate::providers::elevenlabs::{
     self, PersonalizationRequest, SignatureError, WebhookEvent, parse_webhook, sign, verify,
 };
+use crate::providers::retell;
 use crate::scripting::sandbox::{Limits, compile, harden};
 
 /// Any JSON value, nested a few levels.
@@ -102,6 +103,48 @@ proptest! {
         prop_assert!(verify("another-secret-entirely", &header, &body, at).is_err());
         let late = at + elevenlabs::SIGNATURE_TOLERANCE_SECS + 1;
         let stale = matches!(verify(SECRET, &header, &body, late), Err(SignatureError::Stale { .. }));
+        prop_assert!(stale);
+    }
+
+    #[test]
+    fn any_retell_webhook_is_parsed_or_refused(
+        event in prop_oneof![Just("call_ended".to_owned()), Just("call_analyzed".to_owned()), "\\PC{0,16}"],
+        call in json_value(),
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let body = serde_json::to_vec(&json!({ "event": event, "call": call })).unwrap();
+        let _ = retell::parse_webhook(&body);
+        let _ = retell::parse_webhook(&bytes);
+    }
+
+    #[test]
+    fn any_retell_signature_header_is_checked_without_panicking(
+        header in "\\PC{0,120}",
+        v in any::<i64>(),
+        now in any::<i64>(),
+        body in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let _ = retell::verify(SECRET, &header, &body, now);
+        let far = (now as i128 - v as i128).abs() > retell::SIGNATURE_TOLERANCE_MS as i128;
+        let verdict = retell::verify(SECRET, &format!("v={v},d=00"), &body, now);
+        prop_assert_eq!(matches!(verdict, Err(SignatureError::Stale { .. })), far);
+    }
+
+    #[test]
+    fn a_retell_signature_verifies_only_its_own_body_key_and_time(
+        body in prop::collection::vec(any::<u8>(), 1..256),
+        at in 0i64..4_000_000_000_000,
+        flip in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let header = retell::sign(SECRET, at, &body);
+        prop_assert!(retell::verify(SECRET, &header, &body, at).is_ok());
+        let mut changed = body.clone();
+        changed[flip.index(body.len())] ^= 1 << bit;
+        prop_assert!(matches!(retell::verify(SECRET, &header, &changed, at), Err(SignatureError::Mismatch)));
+        prop_assert!(retell::verify("another-key-entirely", &header, &body, at).is_err());
+        let late = at + retell::SIGNATURE_TOLERANCE_MS + 1;
+        let stale = matches!(retell::verify(SECRET, &header, &body, late), Err(SignatureError::Stale { .. }));
         prop_assert!(stale);
     }
 

@@ -6,6 +6,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchboard_workflows::providers::voice::VoiceKind;
 
 use super::rfc3339;
 use crate::dead_letters::{self, DeadLetter};
@@ -117,7 +118,8 @@ pub async fn replay(
         )));
     }
     let db = state.engine.db();
-    let outcome = super::webhooks::process(&state, letter.body.as_bytes()).await;
+    let kind = VoiceKind::parse(&letter.provider).unwrap_or_default();
+    let outcome = super::webhooks::process(&state, kind, letter.body.as_bytes()).await;
     let detail = json!({ "ok": outcome.is_ok() });
     crate::access::audit(&state, &caller, None, "dead_letter.replayed", &id, detail).await?;
     match outcome {

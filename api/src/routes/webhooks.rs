@@ -1,28 +1,35 @@
-//! `POST /api/v1/webhooks/elevenlabs`: verify the signature over the raw body, record the event
-//! once, resume the waiting run. The work itself happens in the run's next step, so this answers
+//! `POST /api/v1/webhooks/elevenlabs` and `POST /api/v1/webhooks/retell`: verify the provider's
+//! signature over the raw body, record the event once, resume the waiting run. The work itself happens in the run's next step, so this answers
 //! fast. Call recordings (`post_call_audio`) are written to the audio directory when one is
-//! configured, and otherwise acknowledged and dropped. A signed webhook whose processing fails
-//! answers the error and is kept as a dead letter (`routes::dead_letters`) for replay.
+//! configured, and otherwise acknowledged and dropped; a recording too large to hold in memory
+//! (a call of a quarter of an hour or more) is spilled to disk as it arrives, or, without an
+//! audio directory, acknowledged unread (the provider counts a refused delivery against the
+//! webhook). A signed webhook whose processing fails answers the error and is kept as a dead
+//! letter (`routes::dead_letters`) for replay.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use switchboard_engine::{Delivery, ExternalEvent};
 use switchboard_workflows::lead_call::CALL_EVENT;
-use switchboard_workflows::providers::voice::CallEvent;
+use switchboard_workflows::providers::voice::{BodyCheck, CallEvent, VoiceKind};
 use switchboard_workflows::store::calls;
 use tracing::info;
 
+use crate::call_audio;
 use crate::dead_letters;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Body;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
-/// Webhook bodies may carry a call's audio (base64 mp3, about 12 minutes fit); larger ones are
-/// refused with 413.
+/// Webhook bodies up to this size are held in memory (a call's audio in base64 mp3: about 12
+/// minutes fit); a larger recording is spilled to disk, and any other larger body refused (413).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The largest recording spilled to disk (base64: about 17 hours of mp3 at 128 kbit/s).
+pub const SPILL_LIMIT: u64 = 1 << 30;
 
 fn malformed(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest {
@@ -36,24 +43,61 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
     post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook", security(()),
     params(("ElevenLabs-Signature" = String, Header, description = "`t=<unix secs>,v0=<hex HMAC-SHA256>`")),
     request_body(content = Object, description = "`{type, event_timestamp, data}`: post_call_transcription, call_initiation_failure, post_call_audio or any other type", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB that is not a call recording (a recording is spilled to disk, up to 1 GiB)", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn elevenlabs(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Body(body): Body<BODY_LIMIT>,
+    body: axum::body::Body,
+) -> ApiResult<Json<Value>> {
+    receive(&state, VoiceKind::Elevenlabs, &headers, body).await
+}
+
+/// Handles a Retell webhook.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/retell", tag = "webhooks", operation_id = "retell_webhook", security(()),
+    params(("x-retell-signature" = String, Header, description = "`v=<unix ms>,d=<hex HMAC-SHA256 of body + ms, keyed with the API key>`")),
+    request_body(content = Object, description = "`{event, call}`: call_ended or call_analyzed (either ends the call), or any other event", content_type = "application/json"),
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+)]
+pub async fn retell(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Json<Value>> {
+    receive(&state, VoiceKind::Retell, &headers, body).await
+}
+
+/// Reads a webhook of `kind`'s provider, checking its signature piece by piece, and processes
+/// it; a signed body whose processing fails is kept as a dead letter.
+async fn receive(
+    state: &AppState,
+    kind: VoiceKind,
+    headers: &HeaderMap,
+    body: axum::body::Body,
 ) -> ApiResult<Json<Value>> {
     let now = chrono::Utc::now().timestamp();
-    state
-        .voice
-        .verify_webhook(&headers, &body, now)
-        .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
-    match process(&state, &body).await {
+    let voice = &state.voices.get(kind).provider;
+    let unauthorized = |e| ApiError::Unauthorized(format!("webhook signature rejected: {e}"));
+    let mut check = voice.webhook_check(headers, now).map_err(unauthorized)?;
+    let mut stream = body.into_data_stream();
+    let mut held = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(unreadable)?;
+        check.update(&piece);
+        if held.len() + piece.len() > BODY_LIMIT {
+            held.extend_from_slice(&piece);
+            return large(state, check, held, stream).await.map(Json);
+        }
+        held.extend_from_slice(&piece);
+    }
+    check.finish().map_err(unauthorized)?;
+    match process(state, kind, &held).await {
         Ok(answer) => Ok(Json(answer)),
         Err(e) => {
             // Signed by the provider, so worth keeping: an operator can replay it once fixed.
-            let provider = state.voice.name();
-            match dead_letters::record(state.engine.db(), provider, &body, &e.to_string()).await {
+            let provider = kind.as_str();
+            match dead_letters::record(state.engine.db(), provider, &held, &e.to_string()).await {
                 Ok(id) => tracing::warn!(dead_letter = %id, error = %e, "webhook dead-lettered"),
                 Err(store) => {
                     tracing::error!(error = %e, %store, "webhook failed and could not be kept")
@@ -64,10 +108,65 @@ pub async fn elevenlabs(
     }
 }
 
-/// Processes a verified webhook body: records the event once and resumes the waiting run, or
-/// stores the call's audio. Also what replaying a dead letter runs.
-pub(crate) async fn process(state: &AppState, body: &[u8]) -> ApiResult<Value> {
-    let voice = &state.voice;
+fn unreadable(e: axum::Error) -> ApiError {
+    ApiError::BadRequest {
+        code: "unreadable_body",
+        message: format!("the body could not be read: {e}"),
+    }
+}
+
+/// A body over [`BODY_LIMIT`] whose first `held` bytes (already fed to `check`) are read: a call
+/// recording is spilled to the audio directory and stored, or acknowledged unread without one;
+/// anything else is refused.
+async fn large(
+    state: &AppState,
+    mut check: Box<dyn BodyCheck>,
+    held: Vec<u8>,
+    mut stream: axum::body::BodyDataStream,
+) -> ApiResult<Value> {
+    if !call_audio::announces_audio(&held) {
+        return Err(ApiError::TooLarge { limit: BODY_LIMIT });
+    }
+    let Some(dir) = &state.call_audio_dir else {
+        info!("a large call recording acknowledged unread: no audio directory is configured");
+        return Ok(json!({ "status": "ignored" }));
+    };
+    let failed = |e: std::io::Error| {
+        ApiError::Internal(anyhow::Error::new(e).context("spilling call audio"))
+    };
+    let mut spill = call_audio::Spill::create(dir).await.map_err(failed)?;
+    spill.write(&held).await.map_err(failed)?;
+    drop(held);
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(unreadable)?;
+        if spill.written() + piece.len() as u64 > SPILL_LIMIT {
+            return Err(ApiError::TooLarge {
+                limit: SPILL_LIMIT as usize,
+            });
+        }
+        check.update(&piece);
+        spill.write(&piece).await.map_err(failed)?;
+    }
+    check
+        .finish()
+        .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
+    let bytes = spill.written();
+    let (call_id, path) = spill.store(dir).await.map_err(audio_error)?;
+    info!(%call_id, bytes, path = %path.display(), "large call audio stored");
+    Ok(json!({ "status": "stored" }))
+}
+
+fn audio_error(e: call_audio::AudioError) -> ApiError {
+    match e {
+        call_audio::AudioError::Malformed(message) => malformed(message),
+        e @ call_audio::AudioError::Io(_) => ApiError::Internal(anyhow::Error::new(e)),
+    }
+}
+
+/// Processes a verified webhook body of `kind`'s provider: records the event once and resumes
+/// the waiting run, or stores the call's audio. Also what replaying a dead letter runs.
+pub(crate) async fn process(state: &AppState, kind: VoiceKind, body: &[u8]) -> ApiResult<Value> {
+    let voice = &state.voices.get(kind).provider;
     let event = voice.parse_webhook(body).map_err(malformed)?;
     let call_id = match &event {
         CallEvent::Audio { call_id, audio } => {
@@ -122,21 +221,9 @@ async fn store_audio(state: &AppState, call_id: &str, audio: &[u8]) -> ApiResult
     let Some(dir) = &state.call_audio_dir else {
         return Ok(false);
     };
-    let safe = !call_id.is_empty()
-        && call_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !safe {
-        return Err(malformed(format!("unusable call id {call_id:?}")));
-    }
-    let path = dir.join(format!("{call_id}.mp3"));
-    let write = async {
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::write(&path, audio).await
-    };
-    write
+    let path = call_audio::store(dir, call_id, audio)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing call audio")))?;
+        .map_err(audio_error)?;
     info!(%call_id, bytes = audio.len(), path = %path.display(), "call audio stored");
     Ok(true)
 }

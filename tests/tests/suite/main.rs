@@ -20,6 +20,8 @@ mod operator;
 mod pipeline;
 mod processes;
 mod providers;
+mod real_world;
+mod retell;
 mod schedules;
 mod scripts;
 mod usage;

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     a_crash_between_sending_and_recording_never_places_two_calls,
     a_call_that_never_connected_and_whose_answer_is_lost_is_linked_by_its_number,
     call_audio_is_stored_only_when_configured,
+    a_long_calls_recording_is_streamed_to_disk_or_acknowledged_unread,
     inbound_callers_are_personalised_known_or_new,
 );
 
@@ -359,6 +360,79 @@ async fn call_audio_is_stored_only_when_configured(backend: Backend) {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(files.len(), 1);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn a_long_calls_recording_is_streamed_to_disk_or_acknowledged_unread(backend: Backend) {
+    use base64::Engine as _;
+    // About 13 MiB of audio: 17 MiB of base64, over the in-memory limit.
+    let audio: Vec<u8> = (0..13u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let full_audio = base64::engine::general_purpose::STANDARD.encode(&audio);
+    let now = chrono::Utc::now().timestamp();
+    // As ElevenLabs sends it: the type first, the recording last.
+    let body = |id: &str| {
+        format!(
+            r#"{{"type":"post_call_audio","event_timestamp":{now},"data":{{"agent_id":"a","conversation_id":"{id}","full_audio":"{full_audio}"}}}}"#
+        )
+        .into_bytes()
+    };
+
+    // Without an audio directory: acknowledged (the provider counts refusals), never stored.
+    let plain = spawn_app(&backend).await;
+    let (status, answer) = plain
+        .post_webhook_raw(body("conv_long_a"), WEBHOOK_SECRET, now)
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
+    drop(plain);
+
+    let dir = std::env::temp_dir().join(format!("sb-audio-{}", uuid::Uuid::now_v7().simple()));
+    let dir_for_app = dir.clone();
+    let app = spawn_app_configured(&backend, TestOptions::default(), move |c| {
+        c.call_audio_dir = Some(dir_for_app);
+    })
+    .await;
+    let (status, answer) = app
+        .post_webhook_raw(body("conv_long_b"), WEBHOOK_SECRET, now)
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("stored")),
+        "{answer}"
+    );
+    let stored = std::fs::read(dir.join("conv_long_b.mp3")).expect("audio written");
+    assert!(
+        stored == audio,
+        "the recording is stored whole ({} of {} bytes)",
+        stored.len(),
+        audio.len()
+    );
+
+    // Forged, or not a recording: refused, and nothing is left on disk.
+    let (status, _) = app
+        .post_webhook_raw(body("conv_long_c"), "wrong", now)
+        .await;
+    assert_eq!(status, 401);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["conv_long_b.mp3"]);
+    std::fs::remove_dir_all(&dir).ok();
+    // Last (the server answers before reading the whole body and closes the connection).
+    // (serde_json writes keys in order: `data`, with the padding, comes before `type`.)
+    let mut transcript = transcription_webhook("conv_long_d", true);
+    transcript["data"]["padding"] = json!(full_audio);
+    let (status, answer) = app.post_webhook(&transcript, WEBHOOK_SECRET, now).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{answer}"
+    );
 }
 
 async fn inbound_callers_are_personalised_known_or_new(backend: Backend) {

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::providers::voice::VoiceKind;
+
 pub use fields::{CustomField, FieldType};
 pub use hours::{Hours, Window, local_to_utc, timezone};
 
@@ -34,6 +36,9 @@ pub struct Business {
     pub objectives: Vec<Objective>,
     /// The key in `agents` used when no campaign matches.
     pub default_agent: String,
+    /// The voice provider the business calls through (`elevenlabs`, the default, or `retell`).
+    #[serde(default)]
+    pub voice_provider: VoiceKind,
     /// The voice agents that place calls, by key.
     pub agents: BTreeMap<String, AgentConfig>,
     /// Lead sources mapped to an agent and objective.
@@ -216,6 +221,22 @@ pub struct CallingConfig {
     /// limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_calls_per_minute: Option<u32>,
+    /// What follows a connected call the model would not analyse (it refused, or its content
+    /// filter withheld the answer).
+    pub analysis_unavailable: WithoutAnalysis,
+}
+
+/// What follows a connected call without an analysis (`calling.analysis_unavailable`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutAnalysis {
+    /// A person reads the call and decides (the run ends `handed_off`).
+    #[default]
+    HandOff,
+    /// Call again after `follow_up_after_secs`, while attempts are left.
+    CallAgain,
+    /// The run ends `analysis_unavailable`.
+    Stop,
 }
 
 impl Default for CallingConfig {
@@ -229,6 +250,7 @@ impl Default for CallingConfig {
             follow_up_score: 40,
             max_concurrent_calls: 10,
             max_calls_per_minute: None,
+            analysis_unavailable: WithoutAnalysis::default(),
         }
     }
 }

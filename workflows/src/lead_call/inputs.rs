@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{CallContext, NoConnect, RouteDecision, Score};
 use crate::providers::openai::CallAnalysis;
+use crate::providers::voice::VoiceKind;
 
 /// `intake`: the stored lead.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +60,9 @@ pub struct CallInFlight {
     /// Times the run waited again because the provider still reported the call under way.
     #[serde(default)]
     pub rechecks: u32,
+    /// The provider the call went through (its webhooks and lookups are read by it).
+    #[serde(default)]
+    pub provider: VoiceKind,
 }
 
 /// `analyze`: a call that connected.
@@ -92,10 +96,18 @@ pub struct CallResult {
     pub result: Outcome,
 }
 
-/// A scored call, or one that did not connect.
+/// A scored call, one the model would not analyse, or one that did not connect.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Outcome {
-    Scored { score: Score },
-    NotConnected { reason: NoConnect },
+    Scored {
+        score: Score,
+    },
+    /// Connected, but without an analysis: why (the model's refusal, or its content filter).
+    Unanalysed {
+        why: String,
+    },
+    NotConnected {
+        reason: NoConnect,
+    },
 }

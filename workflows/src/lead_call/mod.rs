@@ -15,7 +15,7 @@ use switchboard_engine::{EngineError, Workflow};
 
 use crate::policy::Policy;
 use crate::providers::openai::CallAnalyst;
-use crate::providers::voice::VoiceProvider;
+use crate::providers::voice::Voices;
 
 /// The workflow's registered name.
 pub const WORKFLOW: &str = "lead_call";
@@ -28,15 +28,12 @@ pub const CALL_EVENT: &str = "call.ended";
 pub struct Deps {
     /// The database (leads, businesses, calls).
     pub db: Db,
-    /// The voice provider.
-    pub voice: Arc<dyn VoiceProvider>,
+    /// The voice providers (each business calls through its own).
+    pub voices: Voices,
     /// The analysis model.
     pub llm: Arc<dyn CallAnalyst>,
     /// Every business decision.
     pub policy: Arc<Policy>,
-    /// Whether the voice provider is the built-in simulator (then the lead's `sim` steering is
-    /// sent along as dynamic variables).
-    pub simulated: bool,
     /// Overrides every business' webhook deadline (tests of the deadline path).
     pub await_call_timeout: Option<Duration>,
     /// Calls in flight at once across every business, at most (the provider plan's limit).

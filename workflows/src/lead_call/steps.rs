@@ -7,16 +7,17 @@ use async_trait::async_trait;
 use switchboard_engine::{
     ResultExt, Resumed, Step, StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome,
 };
-use tracing::info;
+use tracing::{error, info};
 
 use super::inputs::*;
 use super::{CALL_EVENT, Deps};
 use crate::agents_sync;
-use crate::business::{Business, Opening};
+use crate::business::{Business, Opening, WithoutAnalysis};
 use crate::lead::Lead;
 use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
 use crate::providers::ProviderError;
-use crate::providers::openai::AnalysisOutcome;
+use crate::providers::error::CODE_INSUFFICIENT_QUOTA;
+use crate::providers::openai::{ANALYSIS_TOKENS, AnalysisOutcome};
 use crate::providers::voice::{CallEvent, CallRequest, CallStatus};
 use crate::store::{self, calls};
 
@@ -151,7 +152,18 @@ impl Step for Route {
 /// using up attempts) as long as the provider asked, else one breaker cool-down; what another
 /// attempt may fix is retried; the rest fails the run.
 fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
-    if e.is_unavailable() {
+    if e.is_billing_lapse() {
+        // Every request fails until someone pays: pause (holding no worker, spending no
+        // attempt) and tell an operator (an error reaches Sentry when configured).
+        error!(provider = e.provider(), error = %e, "the provider refuses for billing: work that needs it waits until it clears");
+        StepError::defer(
+            format!(
+                "the provider refuses for billing ({CODE_INSUFFICIENT_QUOTA}): {e}; waiting until \
+                 the account's billing is fixed"
+            ),
+            spread(deps.provider_down_wait * BILLING_WAIT_FACTOR),
+        )
+    } else if e.is_unavailable() {
         let after = e.retry_after().unwrap_or(deps.provider_down_wait);
         StepError::defer(e, spread(after))
     } else if e.is_retryable() {
@@ -171,6 +183,10 @@ fn provider_step_error(deps: &Deps, e: ProviderError) -> StepError {
 fn spread(wait: Duration) -> Duration {
     wait.mul_f64(1.0 + 0.5 * rand::random::<f64>())
 }
+
+/// How many breaker cool-downs work waits before asking a provider that refused for billing
+/// again (plus up to 50% jitter): five minutes with the default cool-down.
+const BILLING_WAIT_FACTOR: u32 = 10;
 
 /// How long a call waits for a free line before trying again (plus up to 50% jitter).
 const LINE_WAIT: Duration = Duration::from_secs(2);
@@ -208,6 +224,7 @@ impl PlaceCall {
             conversation_id,
             objective: input.route.objective.clone(),
             rechecks: 0,
+            provider: business.voice_provider,
         };
         Transition::wait::<AwaitCall, _>(wait, carry)
     }
@@ -318,7 +335,8 @@ impl Step for PlaceCall {
         let mut variables = input.context.dynamic_variables.clone();
         variables.insert("run_id".into(), ctx.run_id.to_string().into());
         variables.insert("call_attempt".into(), input.call_attempt.into());
-        if let (true, Some(sim)) = (deps.simulated, &lead.sim) {
+        let voice = deps.voices.get(business.voice_provider);
+        if let (true, Some(sim)) = (voice.simulated, &lead.sim) {
             sim.apply_to(&mut variables);
         }
         let request = CallRequest {
@@ -380,7 +398,7 @@ impl Step for PlaceCall {
                     .ok_or_else(|| StepError::retryable("the call record changed: read it again"));
             }
         }
-        match deps.voice.place_call(&request).await {
+        match voice.provider.place_call(&request).await {
             Ok(placed) => {
                 calls::record_placed(&deps.db, &call_key, &placed.call_id).await?;
                 Ok(self.await_end(&input, &call_key, Some(placed.call_id), &business))
@@ -490,50 +508,64 @@ impl AwaitCall {
             );
             return Ok(not_connected(&call, NoConnect::Unknown));
         };
-        match deps.voice.get_call(&conversation_id).await {
+        self.read_call(ctx, call, conversation_id, "no webhook by the deadline")
+            .await
+    }
+
+    /// Asks the provider how the call went (`why` says why it is asked), and waits again while
+    /// the provider still reports it under way or without its transcript.
+    async fn read_call(
+        &self,
+        ctx: &StepContext,
+        call: CallInFlight,
+        conversation_id: String,
+        why: &str,
+    ) -> Result<Transition, StepError> {
+        let deps = &self.0;
+        let voice = &deps.voices.get(call.provider).provider;
+        let pending = match voice.get_call(&conversation_id).await {
+            Ok(CallStatus::Finished(CallEvent::Incomplete { .. })) => "without its transcript",
             Ok(CallStatus::Finished(event)) => {
                 ctx.log(format!(
-                    "no webhook by the deadline; the provider reports the call {}",
+                    "{why}; the provider reports the call {}",
                     event.kind()
                 ));
-                after_call(&call, event)
+                return after_call(&call, event);
             }
-            Ok(CallStatus::Pending(state)) if call.rechecks < MAX_RECHECKS => {
-                ctx.log(format!(
-                    "no webhook by the deadline; the call is still {state} at the provider: \
-                     waiting again"
-                ));
-                let wait = WaitFor {
-                    kind: CALL_EVENT.into(),
-                    key: conversation_id.clone(),
-                    timeout: deps.await_call_timeout.unwrap_or(RECHECK_AFTER),
-                };
-                let carry = CallInFlight {
-                    rechecks: call.rechecks + 1,
-                    conversation_id: Some(conversation_id),
-                    ..call
-                };
-                Ok(Transition::wait::<AwaitCall, _>(wait, carry))
-            }
-            Ok(CallStatus::Pending(state)) => {
-                ctx.log(format!(
-                    "the call is still {state} after {MAX_RECHECKS} more waits: giving up on it"
-                ));
-                Ok(not_connected(&call, NoConnect::NoWebhook))
-            }
+            Ok(CallStatus::Pending(state)) => &format!("still {state}"),
             Err(e) if e.status() == Some(404) => {
-                ctx.log("no webhook by the deadline and no such call at the provider");
-                Ok(not_connected(&call, NoConnect::NoWebhook))
+                ctx.log(format!("{why}, and the provider has no such call"));
+                return Ok(not_connected(&call, NoConnect::NoWebhook));
             }
-            Err(e) if e.is_unavailable() => Err(provider_step_error(deps, e)),
+            Err(e) if e.is_unavailable() => return Err(provider_step_error(deps, e)),
             Err(e) if e.is_retryable() && ctx.attempt < self.policy().max_attempts => {
-                Err(StepError::retryable(e))
+                return Err(StepError::retryable(e));
             }
             Err(e) => {
-                ctx.log(format!("could not ask the provider about the call: {e}"));
-                Ok(not_connected(&call, NoConnect::NoWebhook))
+                ctx.log(format!("{why}, and the provider could not be asked: {e}"));
+                return Ok(not_connected(&call, NoConnect::NoWebhook));
             }
+        };
+        if call.rechecks >= MAX_RECHECKS {
+            ctx.log(format!(
+                "{why}; the call is {pending} after {MAX_RECHECKS} more waits: giving up on it"
+            ));
+            return Ok(not_connected(&call, NoConnect::NoWebhook));
         }
+        ctx.log(format!(
+            "{why}; the call is {pending} at the provider: waiting again"
+        ));
+        let wait = WaitFor {
+            kind: CALL_EVENT.into(),
+            key: conversation_id.clone(),
+            timeout: deps.await_call_timeout.unwrap_or(RECHECK_AFTER),
+        };
+        let carry = CallInFlight {
+            rechecks: call.rechecks + 1,
+            conversation_id: Some(conversation_id),
+            ..call
+        };
+        Ok(Transition::wait::<AwaitCall, _>(wait, carry))
     }
 }
 
@@ -558,12 +590,17 @@ impl Step for AwaitCall {
         let call = input.carry;
         let call_key = call_key(&ctx.run_id, call.call_attempt);
         let next = match input.outcome {
-            WaitOutcome::Event { payload } => self
-                .0
-                .voice
-                .parse_webhook(payload.to_string().as_bytes())
-                .fatal()
-                .and_then(|event| after_call(&call, event)),
+            WaitOutcome::Event { payload } => {
+                let voice = &self.0.voices.get(call.provider).provider;
+                match voice.parse_webhook(payload.to_string().as_bytes()) {
+                    Ok(CallEvent::Incomplete { call_id, .. }) => {
+                        let why = "the webhook left out the transcript or the call's details";
+                        self.read_call(ctx, call, call_id, why).await
+                    }
+                    Ok(event) => after_call(&call, event),
+                    Err(e) => Err(StepError::fatal(e)),
+                }
+            }
             WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await,
         };
         // The call is over (or the run fails): its line is free again. A connected call's length
@@ -613,12 +650,24 @@ impl Step for Analyze {
              engagement from the transcript only, and answer in the given JSON schema.",
             business.name
         );
+        // Each attempt after an answer cut off at its budget doubles the budget.
+        let budget = ANALYSIS_TOKENS.saturating_mul(1 << (ctx.attempt.clamp(1, 4) - 1));
         let outcome = self
             .0
             .llm
-            .analyze(&system, &input.transcript)
+            .analyze(&system, &input.transcript, budget)
             .await
             .map_err(|e| provider_step_error(&self.0, e))?;
+        let unanalysed = |why: String| {
+            ctx.log(format!(
+                "no analysis: {why}; the business' rule for calls without one applies"
+            ));
+            Ok(Transition::next::<FollowUp>(CallResult {
+                lead_id: input.lead_id.clone(),
+                call_attempt: input.call_attempt,
+                result: Outcome::Unanalysed { why },
+            }))
+        };
         match outcome {
             AnalysisOutcome::Parsed(analysis) => Ok(Transition::next::<Score>(AnalysedCall {
                 lead_id: input.lead_id,
@@ -626,11 +675,13 @@ impl Step for Analyze {
                 conversation_id: input.conversation_id,
                 analysis,
             })),
-            AnalysisOutcome::Refused(why) => {
-                Err(StepError::fatal(format!("the model refused: {why}")))
+            AnalysisOutcome::Refused(why) => unanalysed(format!("the model refused ({why})")),
+            AnalysisOutcome::Filtered => {
+                unanalysed("the provider's content filter withheld the answer".into())
             }
-            AnalysisOutcome::Truncated { finish_reason } => Err(StepError::retryable(format!(
-                "analysis cut off ({finish_reason})"
+            AnalysisOutcome::Truncated => Err(StepError::retryable(format!(
+                "the analysis was cut off at {budget} tokens: asking again with {}",
+                budget.saturating_mul(2)
             ))),
             AnalysisOutcome::Invalid(why) => {
                 Err(StepError::retryable(format!("analysis invalid: {why}")))
@@ -683,6 +734,7 @@ impl Step for FollowUp {
         let call_key = call_key(&ctx.run_id, input.call_attempt);
         let (outcome, score) = match &input.result {
             Outcome::Scored { score } => ("connected", Some(score)),
+            Outcome::Unanalysed { .. } => ("connected", None),
             Outcome::NotConnected { reason } => (reason.as_str(), None),
         };
         calls::record_outcome(
@@ -702,10 +754,10 @@ impl Step for FollowUp {
             score,
         );
         let decision = match &input.result {
-            Outcome::Scored { .. } => decider.follow_up(run).await,
-            Outcome::NotConnected { .. } => decider.on_no_answer(run).await,
-        }
-        .record(ctx);
+            Outcome::Scored { .. } => decider.follow_up(run).await.record(ctx),
+            Outcome::Unanalysed { why } => without_analysis(&business, why),
+            Outcome::NotConnected { .. } => decider.on_no_answer(run).await.record(ctx),
+        };
         ctx.log(format!(
             "decision: {}",
             serde_json::to_string(&decision).unwrap_or_default()
@@ -721,7 +773,7 @@ impl Step for FollowUp {
                 Transition::after::<BuildContext>(next, Duration::from_secs(after_secs))
             }
             FollowUpDecision::CallAgain { .. } => Transition::complete(match input.result {
-                Outcome::Scored { .. } => "follow_ups_exhausted",
+                Outcome::Scored { .. } | Outcome::Unanalysed { .. } => "follow_ups_exhausted",
                 Outcome::NotConnected { .. } => "unreachable",
             }),
             FollowUpDecision::HandOff { reason } => {
@@ -730,5 +782,20 @@ impl Step for FollowUp {
             }
             FollowUpDecision::Stop { outcome } => Transition::complete(outcome),
         })
+    }
+}
+
+/// The business' rule for a connected call the model would not analyse (`why`).
+fn without_analysis(business: &Business, why: &str) -> FollowUpDecision {
+    match business.calling.analysis_unavailable {
+        WithoutAnalysis::HandOff => FollowUpDecision::HandOff {
+            reason: format!("a person reads the call: {why}"),
+        },
+        WithoutAnalysis::CallAgain => FollowUpDecision::CallAgain {
+            after_secs: business.calling.follow_up_after_secs,
+        },
+        WithoutAnalysis::Stop => FollowUpDecision::Stop {
+            outcome: "analysis_unavailable".into(),
+        },
     }
 }

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::error::{ProviderError, retry_after_from_headers};
-use super::resilience::{Idempotency, Resilience};
+use super::resilience::{Idempotency, Resilience, send_once};
 pub use super::voice::SignatureError;
 use crate::business::Line;
 
@@ -172,12 +172,22 @@ pub struct Conversation {
     /// The `user_id` sent with the call (Switchboard's lead id).
     #[serde(default)]
     pub user_id: Option<String>,
-    /// Turns, in order.
-    #[serde(default, deserialize_with = "null_default")]
-    pub transcript: Vec<TranscriptTurn>,
-    /// Timing, cost, termination reason and phone details.
-    #[serde(default, deserialize_with = "null_default")]
-    pub metadata: ConversationMetadata,
+    /// Turns, in order. `None` when the webhook left it out (ElevenLabs can be set to send the
+    /// post-call webhook without it, and sends `null` at times): read the conversation then.
+    #[serde(default)]
+    pub transcript: Option<Vec<TranscriptTurn>>,
+    /// Timing, cost, termination reason and phone details; `None` when left out.
+    #[serde(default)]
+    pub metadata: Option<ConversationMetadata>,
+    /// Whether a recording of the call exists.
+    #[serde(default)]
+    pub has_audio: bool,
+    /// Whether the person's side was recorded.
+    #[serde(default)]
+    pub has_user_audio: bool,
+    /// Whether the agent's side was recorded.
+    #[serde(default)]
+    pub has_response_audio: bool,
     /// The provider's own analysis, once processing is done.
     #[serde(default)]
     pub analysis: Option<ConversationAnalysis>,
@@ -237,8 +247,8 @@ pub struct TranscriptTurn {
     #[serde(default)]
     pub message: Option<String>,
     /// Seconds since the call started.
-    #[serde(default, deserialize_with = "null_default")]
-    pub time_in_call_secs: f64,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub time_in_call_secs: i64,
 }
 
 /// Conversation metadata.
@@ -248,11 +258,11 @@ pub struct ConversationMetadata {
     #[serde(default)]
     pub start_time_unix_secs: Option<i64>,
     /// Call length in seconds.
-    #[serde(default)]
-    pub call_duration_secs: Option<f64>,
+    #[serde(default, deserialize_with = "maybe_whole_number")]
+    pub call_duration_secs: Option<i64>,
     /// Provider cost (credits).
-    #[serde(default)]
-    pub cost: Option<f64>,
+    #[serde(default, deserialize_with = "maybe_whole_number")]
+    pub cost: Option<i64>,
     /// Why the call ended, e.g. `end_call tool was called`, `voicemail_detected`.
     #[serde(default)]
     pub termination_reason: Option<String>,
@@ -285,6 +295,31 @@ pub struct PhoneCall {
     /// Twilio call SID.
     #[serde(default)]
     pub call_sid: Option<String>,
+    /// Twilio media stream SID.
+    #[serde(default)]
+    pub stream_sid: Option<String>,
+    /// How the call went on the phone line, when the provider reports it.
+    #[serde(default)]
+    pub call_result: Option<CallResult>,
+}
+
+/// The structured result of the phone call (`metadata.phone_call.call_result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallResult {
+    /// A person (or a machine the provider did not recognise) picked up.
+    Answered,
+    /// A voicemail box answered.
+    Voicemail,
+    /// The line was busy.
+    Busy,
+    /// Nobody picked up.
+    NoAnswer,
+    /// The call failed on the line.
+    Failed,
+    /// A value this version does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The provider's post-call analysis.
@@ -526,66 +561,109 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
     })
 }
 
-fn signature_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
+/// HMAC-SHA256 keyed with `secret`, over `"<timestamp>."` so far.
+fn signature_mac(secret: &str, timestamp: &str) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// Signs a raw webhook body: returns the header value `t=<timestamp>,v0=<hex>`.
 pub fn sign(secret: &str, timestamp_unix: i64, body: &[u8]) -> String {
     let t = timestamp_unix.to_string();
-    format!("t={t},v0={}", signature_hex(secret, &t, body))
+    let mut mac = signature_mac(secret, &t);
+    mac.update(body);
+    format!("t={t},v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Verifies an `ElevenLabs-Signature` header against the raw body: the header is split on `,`,
-/// `t=` gives the timestamp (rejected when more than 30 minutes from `now_unix`, either way),
-/// and a `v0=` part must equal `"v0=" + hex(HMAC_SHA256(secret, "<t>.<body>"))`, compared in
-/// constant time.
+/// Verifies an `ElevenLabs-Signature` header against the raw body: see [`SignatureCheck`].
 pub fn verify(
     secret: &str,
     header: &str,
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), SignatureError> {
-    if header.trim().is_empty() {
-        return Err(SignatureError::Missing(SIGNATURE_HEADER));
+    let mut check = SignatureCheck::start(secret, header, now_unix)?;
+    check.update(body);
+    check.finish()
+}
+
+/// An `ElevenLabs-Signature` check over a raw body read in pieces (a recording of many
+/// megabytes is never held whole). The header is split on `,`; `t=` gives the timestamp
+/// (rejected when more than 30 minutes from now, either way), and a `v0=` part must equal
+/// `"v0=" + hex(HMAC_SHA256(secret, "<t>.<body>"))`, compared in constant time.
+pub struct SignatureCheck {
+    mac: Hmac<Sha256>,
+    signatures: Vec<String>,
+}
+
+impl SignatureCheck {
+    /// Reads the header at `now_unix`; refuses a missing, malformed or stale one at once.
+    pub fn start(secret: &str, header: &str, now_unix: i64) -> Result<Self, SignatureError> {
+        if header.trim().is_empty() {
+            return Err(SignatureError::Missing(SIGNATURE_HEADER));
+        }
+        let mut timestamp = None;
+        let mut signatures = Vec::new();
+        for part in header.split(',').map(str::trim) {
+            if let Some(t) = part.strip_prefix("t=") {
+                timestamp = Some(t);
+            } else if part.starts_with("v0=") {
+                signatures.push(part.to_owned());
+            }
+        }
+        let t = timestamp.ok_or(SignatureError::Malformed("no t= part"))?;
+        if signatures.is_empty() {
+            return Err(SignatureError::Malformed("no v0= part"));
+        }
+        let ts: i64 = t
+            .parse()
+            .map_err(|_| SignatureError::Malformed("t is not an integer"))?;
+        if now_unix.saturating_sub(ts) > SIGNATURE_TOLERANCE_SECS
+            || ts.saturating_sub(now_unix) > SIGNATURE_TOLERANCE_SECS
+        {
+            return Err(SignatureError::Stale {
+                timestamp: ts,
+                now: now_unix,
+            });
+        }
+        Ok(SignatureCheck {
+            mac: signature_mac(secret, t),
+            signatures,
+        })
     }
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for part in header.split(',').map(str::trim) {
-        if let Some(t) = part.strip_prefix("t=") {
-            timestamp = Some(t);
-        } else if part.starts_with("v0=") {
-            signatures.push(part);
+
+    /// Feeds the next piece of the body.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.mac.update(piece);
+    }
+
+    /// Whether a `v0=` part signs the body fed.
+    pub fn finish(self) -> Result<(), SignatureError> {
+        let expected = format!("v0={}", hex::encode(self.mac.finalize().into_bytes()));
+        let matched = self
+            .signatures
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, sig| {
+                acc | expected.as_bytes().ct_eq(sig.as_bytes())
+            });
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
         }
     }
-    let t = timestamp.ok_or(SignatureError::Malformed("no t= part"))?;
-    if signatures.is_empty() {
-        return Err(SignatureError::Malformed("no v0= part"));
+}
+
+impl super::voice::BodyCheck for SignatureCheck {
+    fn update(&mut self, piece: &[u8]) {
+        self.mac.update(piece);
     }
-    let ts: i64 = t
-        .parse()
-        .map_err(|_| SignatureError::Malformed("t is not an integer"))?;
-    if now_unix.saturating_sub(ts) > SIGNATURE_TOLERANCE_SECS
-        || ts.saturating_sub(now_unix) > SIGNATURE_TOLERANCE_SECS
-    {
-        return Err(SignatureError::Stale {
-            timestamp: ts,
-            now: now_unix,
-        });
-    }
-    let expected = format!("v0={}", signature_hex(secret, t, body));
-    let matched = signatures.iter().fold(subtle::Choice::from(0), |acc, sig| {
-        acc | expected.as_bytes().ct_eq(sig.as_bytes())
-    });
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+
+    fn finish(self: Box<Self>) -> Result<(), SignatureError> {
+        SignatureCheck::finish(*self)
     }
 }
 
@@ -841,20 +919,7 @@ impl ElevenLabsClient {
     ) -> Result<Vec<u8>, ProviderError> {
         let request = request.header(API_KEY_HEADER, &self.api_key);
         self.resilience
-            .run(
-                idempotency,
-                || self.health(),
-                || {
-                    let attempt = request.try_clone();
-                    async move {
-                        let attempt = attempt.ok_or_else(|| ProviderError::InvalidRequest {
-                            provider: PROVIDER,
-                            message: "request body cannot be sent twice".into(),
-                        })?;
-                        Self::send_once(attempt).await
-                    }
-                },
-            )
+            .send(idempotency, || self.health(), request, status_error)
             .await
     }
 
@@ -863,25 +928,23 @@ impl ElevenLabsClient {
     async fn health(&self) -> Result<(), ProviderError> {
         let url = format!("{}{CONVERSATIONS_PATH}/{HEALTH_PROBE_ID}", self.base_url);
         let request = self.http.get(url).header(API_KEY_HEADER, &self.api_key);
-        Self::send_once(request).await.map(drop)
+        send_once(PROVIDER, request, status_error).await.map(drop)
     }
+}
 
-    async fn send_once(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ProviderError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(PROVIDER, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(PROVIDER, &e))?;
-        if !status.is_success() {
-            return Err(status_error(status.as_u16(), &headers, &body));
-        }
-        Ok(body.to_vec())
-    }
+/// Reads an integer field leniently: the API sends integers; a decimal is rounded, a numeric
+/// string read, and `null` or anything else is absent.
+fn maybe_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
+        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f.round() as i64),
+        _ => None,
+    })
+}
+
+/// [`maybe_whole_number`], absent as 0.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(maybe_whole_number(d)?.unwrap_or_default())
 }
 
 /// Deserialises `null` as the type's default.

@@ -163,6 +163,14 @@ impl ProviderError {
         )
     }
 
+    /// Whether the provider refuses for billing (429 `insufficient_quota`): the account is out of
+    /// credit or over its spending limit. No request succeeds until someone pays, so work that
+    /// needs the provider pauses (and an operator is told) instead of failing.
+    pub fn is_billing_lapse(&self) -> bool {
+        matches!(self, ProviderError::Status { status: 429, code: Some(code), .. }
+            if code == CODE_INSUFFICIENT_QUOTA)
+    }
+
     /// Whether the provider asked us to wait (429 other than `insufficient_quota`) or is known
     /// to be down (its circuit is open): the caller should wait rather than spend an attempt.
     /// A lone 5xx or timeout is not enough; it spends an attempt until the breaker opens.

@@ -1,4 +1,5 @@
-//! External providers: the provider-neutral voice interface ([`voice`]), ElevenLabs (voice) and
+//! External providers: the provider-neutral voice interface ([`voice`]), ElevenLabs and Retell
+//! (voice),
 //! OpenAI (analysis), and the retries and circuit breakers every request goes through
 //! ([`resilience`]). Each provider's wire shapes live in its one file, so a provider change is a
 //! one-file change.
@@ -7,6 +8,7 @@ pub mod elevenlabs;
 pub mod error;
 pub mod openai;
 pub mod resilience;
+pub mod retell;
 pub mod voice;
 
 pub use error::ProviderError;

@@ -23,6 +23,9 @@ pub const MODELS_PATH: &str = "/v1/models";
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
 /// Name of the structured-output schema sent with each request.
 pub const SCHEMA_NAME: &str = "call_analysis";
+/// Tokens a first analysis may use (a full analysis takes about 500); an answer cut off at the
+/// budget is asked for again with a larger one.
+pub const ANALYSIS_TOKENS: u32 = 1_500;
 
 // ---------------------------------------------------------------------------------------------
 // The analysis the model returns
@@ -180,11 +183,12 @@ pub enum AnalysisOutcome {
     Parsed(CallAnalysis),
     /// The model refused (`message.refusal`).
     Refused(String),
-    /// The output was cut off (`finish_reason` `length` or `content_filter`).
-    Truncated {
-        /// The finish reason given.
-        finish_reason: String,
-    },
+    /// The output was cut off at the token budget (`finish_reason: length`): a larger budget
+    /// may be enough.
+    Truncated,
+    /// The provider's content filter withheld the output (`finish_reason: content_filter`):
+    /// asking again gives the same answer.
+    Filtered,
     /// The content was missing, did not parse into [`CallAnalysis`], or broke a range.
     Invalid(String),
 }
@@ -202,6 +206,9 @@ pub struct ChatCompletionRequest {
     /// Structured-output format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
+    /// The most tokens the answer may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
 }
 
 /// One input message.
@@ -407,10 +414,10 @@ pub fn outcome_from_response(
     {
         return Ok(AnalysisOutcome::Refused(refusal.to_owned()));
     }
-    if let Some(reason @ ("length" | "content_filter")) = choice.finish_reason.as_deref() {
-        return Ok(AnalysisOutcome::Truncated {
-            finish_reason: reason.to_owned(),
-        });
+    match choice.finish_reason.as_deref() {
+        Some("length") => return Ok(AnalysisOutcome::Truncated),
+        Some("content_filter") => return Ok(AnalysisOutcome::Filtered),
+        _ => {}
     }
     let Some(content) = choice
         .message
@@ -488,8 +495,14 @@ impl OpenAiClient {
         self
     }
 
-    /// The request [`OpenAiClient::analyze`] sends.
-    pub fn analysis_request(&self, system: &str, user: &str) -> ChatCompletionRequest {
+    /// The request [`OpenAiClient::analyze`] sends: `user` analysed under `system`, in at most
+    /// `max_tokens`.
+    pub fn analysis_request(
+        &self,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+    ) -> ChatCompletionRequest {
         ChatCompletionRequest {
             model: self.model.clone(),
             messages: vec![
@@ -510,17 +523,29 @@ impl OpenAiClient {
                     schema: call_analysis_schema(),
                 }),
             }),
+            max_completion_tokens: Some(max_tokens),
         }
     }
 
     /// Asks the model for a [`CallAnalysis`] of `user` (the transcript and context) under the
-    /// `system` instructions, through the breaker and with quick retries.
+    /// `system` instructions in at most [`ANALYSIS_TOKENS`], through the breaker and with quick
+    /// retries.
     pub async fn analyze(
         &self,
         system: &str,
         user: &str,
     ) -> Result<AnalysisOutcome, ProviderError> {
-        let request = self.analysis_request(system, user);
+        self.analyze_within(system, user, ANALYSIS_TOKENS).await
+    }
+
+    /// [`OpenAiClient::analyze`] with an answer of at most `max_tokens`.
+    pub async fn analyze_within(
+        &self,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+    ) -> Result<AnalysisOutcome, ProviderError> {
+        let request = self.analysis_request(system, user, max_tokens);
         self.resilience
             .run(
                 Idempotency::Safe,
@@ -587,15 +612,26 @@ impl OpenAiClient {
 /// Structured analysis of a call transcript, whichever model serves it.
 #[async_trait::async_trait]
 pub trait CallAnalyst: Send + Sync + 'static {
-    /// Analyses `user` (transcript and context) under the `system` instructions. Refusal,
-    /// truncation and schema-invalid output are distinct [`AnalysisOutcome`]s, not errors.
-    async fn analyze(&self, system: &str, user: &str) -> Result<AnalysisOutcome, ProviderError>;
+    /// Analyses `user` (transcript and context) under the `system` instructions, in an answer
+    /// of at most `max_tokens`. Refusal, truncation, filtering and schema-invalid output are
+    /// distinct [`AnalysisOutcome`]s, not errors.
+    async fn analyze(
+        &self,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+    ) -> Result<AnalysisOutcome, ProviderError>;
 }
 
 #[async_trait::async_trait]
 impl CallAnalyst for OpenAiClient {
-    async fn analyze(&self, system: &str, user: &str) -> Result<AnalysisOutcome, ProviderError> {
-        OpenAiClient::analyze(self, system, user).await
+    async fn analyze(
+        &self,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+    ) -> Result<AnalysisOutcome, ProviderError> {
+        self.analyze_within(system, user, max_tokens).await
     }
 }
 

@@ -226,6 +226,33 @@ impl Resilience {
         }
     }
 
+    /// Sends an HTTP `request` through [`Resilience::run`], a fresh copy each try: the body of a
+    /// 2xx answer, or the error `read_error` makes of any other status.
+    pub async fn send<H, HFut>(
+        &self,
+        idempotency: Idempotency,
+        health: H,
+        request: reqwest::RequestBuilder,
+        read_error: ReadError,
+    ) -> Result<Vec<u8>, ProviderError>
+    where
+        H: Fn() -> HFut,
+        HFut: Future<Output = Result<(), ProviderError>>,
+    {
+        let provider = self.breaker.provider;
+        self.run(idempotency, health, || {
+            let attempt = request.try_clone();
+            async move {
+                let attempt = attempt.ok_or_else(|| ProviderError::InvalidRequest {
+                    provider,
+                    message: "request body cannot be sent twice".into(),
+                })?;
+                send_once(provider, attempt, read_error).await
+            }
+        })
+        .await
+    }
+
     /// Runs `request` through the breaker, retrying as `idempotency` allows. When the circuit
     /// is ready for a probe, `health` (a cheap request without effects; any answer but a 5xx
     /// proves the provider up) goes first, and `request` only if it passed.
@@ -268,6 +295,32 @@ impl Resilience {
             retry += 1;
         }
     }
+}
+
+/// Reads a provider's error answer: its status, headers and body.
+pub type ReadError = fn(u16, &reqwest::header::HeaderMap, &[u8]) -> ProviderError;
+
+/// Sends `request` once: the body of a 2xx answer, or the error `read_error` makes of any
+/// other status.
+pub async fn send_once(
+    provider: &'static str,
+    request: reqwest::RequestBuilder,
+    read_error: ReadError,
+) -> Result<Vec<u8>, ProviderError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+    if !status.is_success() {
+        return Err(read_error(status.as_u16(), &headers, &body));
+    }
+    Ok(body.to_vec())
 }
 
 #[cfg(test)]

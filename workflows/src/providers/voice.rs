@@ -1,7 +1,9 @@
 //! The voice provider as the pipeline sees it: place a call, look a call up, verify and read the
-//! provider's webhooks. Provider-neutral: the steps and the webhook endpoint only use these
-//! types; [`ElevenLabs`](super::elevenlabs::ElevenLabs) implements them (Retell, Vapi or Bland
-//! would too — their shapes are in docs/providers.md).
+//! provider's webhooks. Provider-neutral: the steps and the webhook endpoints only use these
+//! types; [`ElevenLabs`](super::elevenlabs::ElevenLabs) and [`Retell`](super::retell::Retell)
+//! implement them, and each business chooses one ([`VoiceKind`]); both run side by side.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -16,6 +18,66 @@ use crate::policy::NoConnect;
 /// providers echo it back, which ties a webhook to its call even when the provider's call id
 /// was never recorded (a crash between sending and recording).
 pub const VAR_CALL_KEY: &str = "call_key";
+
+/// Which voice provider a business calls through (`voice_provider` in `business.toml`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceKind {
+    /// ElevenLabs Agents.
+    #[default]
+    Elevenlabs,
+    /// Retell AI.
+    Retell,
+}
+
+impl VoiceKind {
+    /// Every provider.
+    pub const ALL: [VoiceKind; 2] = [VoiceKind::Elevenlabs, VoiceKind::Retell];
+
+    /// The provider's name: `elevenlabs` or `retell` (also its webhook path's last segment).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceKind::Elevenlabs => "elevenlabs",
+            VoiceKind::Retell => "retell",
+        }
+    }
+
+    /// The provider named `name`.
+    pub fn parse(name: &str) -> Option<VoiceKind> {
+        VoiceKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// One voice provider as configured in this process.
+#[derive(Clone)]
+pub struct Voice {
+    /// The provider.
+    pub provider: Arc<dyn VoiceProvider>,
+    /// Whether it is the built-in simulator (then a lead's steering is sent along with its
+    /// calls).
+    pub simulated: bool,
+}
+
+/// Every voice provider of this process, by kind.
+#[derive(Clone)]
+pub struct Voices {
+    /// ElevenLabs.
+    pub elevenlabs: Voice,
+    /// Retell.
+    pub retell: Voice,
+}
+
+impl Voices {
+    /// The provider of `kind`.
+    pub fn get(&self, kind: VoiceKind) -> &Voice {
+        match kind {
+            VoiceKind::Elevenlabs => &self.elevenlabs,
+            VoiceKind::Retell => &self.retell,
+        }
+    }
+}
 
 /// One outbound call to place (recorded before it is sent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +145,15 @@ pub enum CallEvent {
         /// Why.
         reason: NoConnect,
     },
+    /// The call is over, but the webhook left out what the analysis needs (the transcript, or
+    /// the details that tell a voicemail or a failed line apart): read the call from the
+    /// provider ([`VoiceProvider::get_call`]).
+    Incomplete {
+        /// The provider's call id.
+        call_id: String,
+        /// Switchboard's call key, when the provider echoed it.
+        call_key: Option<String>,
+    },
     /// The call's recording (base64-decoded audio bytes, e.g. mp3).
     Audio {
         /// The provider's call id.
@@ -102,9 +173,9 @@ impl CallEvent {
     pub fn call_id(&self) -> Option<&str> {
         match self {
             CallEvent::Ended(r) => Some(&r.call_id),
-            CallEvent::NotConnected { call_id, .. } | CallEvent::Audio { call_id, .. } => {
-                Some(call_id)
-            }
+            CallEvent::NotConnected { call_id, .. }
+            | CallEvent::Incomplete { call_id, .. }
+            | CallEvent::Audio { call_id, .. } => Some(call_id),
             CallEvent::Ignored { .. } => None,
         }
     }
@@ -113,7 +184,9 @@ impl CallEvent {
     pub fn call_key(&self) -> Option<&str> {
         match self {
             CallEvent::Ended(r) => r.call_key.as_deref(),
-            CallEvent::NotConnected { call_key, .. } => call_key.as_deref(),
+            CallEvent::NotConnected { call_key, .. } | CallEvent::Incomplete { call_key, .. } => {
+                call_key.as_deref()
+            }
             _ => None,
         }
     }
@@ -126,11 +199,13 @@ impl CallEvent {
         }
     }
 
-    /// A short name for logs and answers: `ended`, `not_connected`, `audio` or the provider's type.
+    /// A short name for logs and answers: `ended`, `not_connected`, `incomplete`, `audio` or the
+    /// provider's type.
     pub fn kind(&self) -> &str {
         match self {
             CallEvent::Ended(_) => "ended",
             CallEvent::NotConnected { .. } => "not_connected",
+            CallEvent::Incomplete { .. } => "incomplete",
             CallEvent::Audio { .. } => "audio",
             CallEvent::Ignored { kind } => kind,
         }
@@ -168,6 +243,15 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// A webhook signature being checked over a body read in pieces.
+pub trait BodyCheck: Send {
+    /// Feeds the next piece of the raw body.
+    fn update(&mut self, piece: &[u8]);
+
+    /// Whether the signature matches the body fed.
+    fn finish(self: Box<Self>) -> Result<(), SignatureError>;
+}
+
 /// A voice-AI provider that places outbound calls and reports on them by webhook.
 #[async_trait]
 pub trait VoiceProvider: Send + Sync + 'static {
@@ -181,13 +265,25 @@ pub trait VoiceProvider: Send + Sync + 'static {
     /// Looks a call up by the provider's id (a 404 status means the provider has no such call).
     async fn get_call(&self, call_id: &str) -> Result<CallStatus, ProviderError>;
 
-    /// Checks a webhook's signature over the raw body, at `now_unix`.
+    /// Starts checking a webhook's signature at `now_unix`, over a raw body fed in pieces; a
+    /// missing, malformed or stale signature header is refused at once.
+    fn webhook_check(
+        &self,
+        headers: &HeaderMap,
+        now_unix: i64,
+    ) -> Result<Box<dyn BodyCheck>, SignatureError>;
+
+    /// Checks a webhook's signature over the whole raw body, at `now_unix`.
     fn verify_webhook(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now_unix: i64,
-    ) -> Result<(), SignatureError>;
+    ) -> Result<(), SignatureError> {
+        let mut check = self.webhook_check(headers, now_unix)?;
+        check.update(body);
+        check.finish()
+    }
 
     /// Reads a verified webhook body.
     fn parse_webhook(&self, body: &[u8]) -> Result<CallEvent, serde_json::Error>;

@@ -54,7 +54,12 @@ pub(super) async fn chat_completions(body: Bytes) -> Response {
             Some("I'm sorry, but I can't help with that request.".to_owned()),
             "stop",
         )
-    } else if input.contains("[sim:truncate]") {
+    } else if input.contains("[sim:filter]") {
+        (None, None, "content_filter")
+    } else if req
+        .max_completion_tokens
+        .is_some_and(|budget| budget < answer_tokens(input, &analysis))
+    {
         (Some(analysis.chars().take(40).collect()), None, "length")
     } else {
         (Some(analysis), None, "stop")
@@ -91,6 +96,19 @@ pub(super) async fn chat_completions(body: Bytes) -> Response {
     })
     .into_response()
 }
+
+/// Tokens the answer takes: its length in tokens of ~4 characters, or [`LONG_ANSWER_TOKENS`]
+/// when the input asks for a long one (`[sim:truncate]`).
+fn answer_tokens(input: &str, analysis: &str) -> u32 {
+    if input.contains("[sim:truncate]") {
+        LONG_ANSWER_TOKENS
+    } else {
+        (analysis.len() / 4) as u32
+    }
+}
+
+/// The tokens of an answer that runs long: more than a first analysis may use, less than twice.
+const LONG_ANSWER_TOKENS: u32 = openai::ANALYSIS_TOKENS * 3 / 2;
 
 fn openai_error(status: StatusCode, kind: &str, code: Option<&str>, message: String) -> Response {
     let error = openai::ApiError {

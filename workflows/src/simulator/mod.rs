@@ -17,20 +17,26 @@
 //!   connected conversations are picked, so demo runs terminate quickly.
 //! - `sim_deliver_webhook` (default true): false simulates a lost webhook; the conversation still
 //!   ends (and `GET conversations/{id}` shows it) so reconciliation can be exercised.
-//! - `sim_webhook_delay_ms` (default 300): how long the call "lasts" before it ends.
+//! - `sim_webhook_delay_ms` (default 300): how long the call "lasts" before it ends. A connected
+//!   call is then `processing` (as long again, at most 100 ms) before it is `done` and announced.
 //!
 //! Like a provider plan, the simulator can cap active calls ([`Simulator::set_concurrency_limit`]):
 //! a call beyond the cap is refused with 429 `concurrent_limit_exceeded` and `retry-after: 1`.
 //!
 //! The simulated LLM derives a [`CallAnalysis`](crate::providers::openai::CallAnalysis) from
-//! keywords in the customer's lines. Markers in the user message force the other outcomes:
-//! `[sim:refuse]`, `[sim:truncate]`, `[sim:error]` (HTTP 500), `[sim:quota]` (HTTP 429
-//! `insufficient_quota`).
+//! keywords in the customer's lines, and honours `max_completion_tokens` (an answer takes its
+//! length / 4 tokens). Markers in the user message force the other outcomes: `[sim:refuse]`,
+//! `[sim:truncate]` (the answer runs long: cut off at a first analysis' budget, complete with
+//! twice as many), `[sim:filter]` (`finish_reason: content_filter`), `[sim:error]` (HTTP 500),
+//! `[sim:quota]` (HTTP 429 `insufficient_quota`).
 //!
 //! Layout: this module holds the public types, steering and shared state; `voice` is the
-//! ElevenLabs side and `llm` the OpenAI side.
+//! ElevenLabs side (calls, conversations, webhooks), `agents` its agents API and OpenAI's model
+//! list, `retell` the Retell side, and `llm` the OpenAI analyses.
 
+mod agents;
 mod llm;
+mod retell;
 mod voice;
 
 #[cfg(test)]
@@ -41,10 +47,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::business::Line;
 use crate::providers::elevenlabs::{self as el, Conversation};
 use crate::providers::openai;
 
@@ -154,6 +163,7 @@ pub struct Simulator {
 
 struct Inner {
     webhook_url: Mutex<String>,
+    retell_webhook_url: Mutex<String>,
     secret: String,
     http: reqwest::Client,
     state: Mutex<SimState>,
@@ -181,6 +191,11 @@ struct SimState {
     delivered: Vec<String>,
     conversations: HashMap<String, Conversation>,
     order: VecDeque<String>,
+    /// ElevenLabs agents by id.
+    agents: std::collections::BTreeMap<String, crate::providers::elevenlabs::Agent>,
+    /// Retell calls by id, oldest first in `retell_order`.
+    retell_calls: HashMap<String, crate::providers::retell::Call>,
+    retell_order: VecDeque<String>,
 }
 
 impl Simulator {
@@ -196,6 +211,7 @@ impl Simulator {
         Self {
             inner: Arc::new(Inner {
                 webhook_url: Mutex::new(webhook_url),
+                retell_webhook_url: Mutex::new(String::new()),
                 secret,
                 http,
                 state,
@@ -204,21 +220,55 @@ impl Simulator {
         }
     }
 
-    /// Routes: `POST /elevenlabs/v1/convai/twilio/outbound-call` (and the SIP-trunk variant),
-    /// `GET /elevenlabs/v1/convai/conversations/{id}`, `POST /openai/v1/chat/completions`.
+    /// Routes: `POST /elevenlabs/v1/convai/twilio/outbound-call` (and the SIP-trunk variant,
+    /// which answers a `sip_call_id`), `GET /elevenlabs/v1/convai/conversations/{id}`, the
+    /// agents (`POST …/agents/create`, `GET …/agents`, `GET|PATCH|DELETE …/agents/{id}`),
+    /// `GET /openai/v1/models`,
+    /// `POST /retell/v2/create-phone-call`, `GET /retell/v2/get-call/{id}`,
+    /// `POST /openai/v1/chat/completions`.
     pub fn router(&self) -> Router {
         Router::new()
             .route(
                 &format!("/elevenlabs{}", el::OUTBOUND_CALL_PATH),
-                post(voice::outbound_call),
+                post(|sim: State<Simulator>, body: Bytes| {
+                    voice::outbound_call(sim, body, Line::Twilio)
+                }),
             )
             .route(
                 &format!("/elevenlabs{}", el::SIP_OUTBOUND_CALL_PATH),
-                post(voice::outbound_call),
+                post(|sim: State<Simulator>, body: Bytes| {
+                    voice::outbound_call(sim, body, Line::Sip)
+                }),
             )
             .route(
                 &format!("/elevenlabs{}/{{id}}", el::CONVERSATIONS_PATH),
                 get(voice::get_conversation),
+            )
+            .route(
+                &format!("/elevenlabs{}", el::CREATE_AGENT_PATH),
+                post(agents::create),
+            )
+            .route(
+                &format!("/elevenlabs{}", el::AGENTS_PATH),
+                get(agents::list),
+            )
+            .route(
+                &format!("/elevenlabs{}/{{id}}", el::AGENTS_PATH),
+                get(agents::get)
+                    .patch(agents::update)
+                    .delete(agents::delete),
+            )
+            .route(
+                &format!("/openai{}", openai::MODELS_PATH),
+                get(agents::models),
+            )
+            .route(
+                &format!("/retell{}", crate::providers::retell::CREATE_CALL_PATH),
+                post(retell::create_phone_call),
+            )
+            .route(
+                &format!("/retell{}/{{id}}", crate::providers::retell::GET_CALL_PATH),
+                get(retell::get_call),
             )
             .route(
                 &format!("/openai{}", openai::CHAT_COMPLETIONS_PATH),
@@ -234,6 +284,29 @@ impl Simulator {
             .webhook_url
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// Posts Retell's webhooks to `url` (the server's `POST /api/v1/webhooks/retell`).
+    pub fn with_retell_webhook_url(self, url: String) -> Self {
+        self.set_retell_webhook_url(url);
+        self
+    }
+
+    /// Posts later Retell webhooks to `url` instead.
+    pub fn set_retell_webhook_url(&self, url: String) {
+        *self
+            .inner
+            .retell_webhook_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    fn retell_webhook_url(&self) -> String {
+        self.inner
+            .retell_webhook_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn webhook_url(&self) -> String {

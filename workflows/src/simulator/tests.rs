@@ -5,8 +5,8 @@ use super::voice::{as_bool, as_u64, pick_outcome};
 use super::*;
 use crate::business::Line;
 use crate::providers::elevenlabs::{
-    ClientData, ConversationStatus, ElevenLabsClient, FailureReason, OutboundCallRequest,
-    TranscriptTurn, WebhookEvent, parse_webhook, verify,
+    CallResult, ClientData, ConversationStatus, ElevenLabsClient, FailureReason,
+    OutboundCallRequest, TranscriptTurn, WebhookEvent, parse_webhook, verify,
 };
 use crate::providers::error::ProviderError;
 use crate::providers::openai::{AnalysisOutcome, Level, OpenAiClient, Sentiment};
@@ -19,6 +19,7 @@ const SECRET: &str = "sim-secret";
 const WAIT: Duration = Duration::from_secs(10);
 
 struct TestApp {
+    base: String,
     sim: Simulator,
     voice: ElevenLabsClient,
     llm: OpenAiClient,
@@ -66,6 +67,7 @@ async fn spawn_app(fail_first: usize) -> TestApp {
         Duration::from_secs(5),
     );
     TestApp {
+        base: format!("{base}/sim"),
         sim,
         voice,
         llm,
@@ -88,6 +90,11 @@ fn call(lead: &str, vars: Value) -> OutboundCallRequest {
 }
 
 impl TestApp {
+    /// The simulator's base URL (`…/elevenlabs`, `…/openai` below it).
+    fn voice_base(&self) -> &str {
+        &self.base
+    }
+
     async fn next_webhook(&mut self) -> WebhookEvent {
         tokio::time::timeout(WAIT, self.webhooks.recv())
             .await
@@ -110,6 +117,7 @@ fn transcript_text(c: &Conversation) -> String {
     let line = |t: &TranscriptTurn| t.message.as_ref().map(|m| format!("{:?}: {m}", t.role));
     c.transcript
         .iter()
+        .flatten()
         .filter_map(line)
         .collect::<Vec<_>>()
         .join("\n")
@@ -129,25 +137,28 @@ async fn interested_call_posts_signed_transcription_and_analyses() {
     };
     assert_eq!(conversation.status, ConversationStatus::Done);
     assert_eq!(conversation.user_id.as_deref(), Some("lead-1"));
+    let transcript = conversation.transcript.as_ref().expect("transcript");
     assert!(
-        conversation.transcript[0]
+        transcript[0]
             .message
             .as_deref()
             .is_some_and(|m| m.contains("Ada"))
     );
-    assert!(conversation.transcript.len() >= 6);
-    assert!(conversation.transcript.iter().any(|t| t.message.is_none()));
-    let duration = conversation.metadata.call_duration_secs.expect("duration");
-    assert!((60.0..=200.0).contains(&duration), "{duration}");
+    assert!(transcript.len() >= 6);
+    assert!(transcript.iter().any(|t| t.message.is_none()));
+    assert!(
+        conversation.has_audio && conversation.has_user_audio && conversation.has_response_audio
+    );
+    let metadata = conversation.metadata.as_ref().expect("metadata");
+    let duration = metadata.call_duration_secs.expect("duration");
+    assert!((60..=200).contains(&duration), "{duration}");
     assert_eq!(
-        conversation.metadata.termination_reason.as_deref(),
+        metadata.termination_reason.as_deref(),
         Some("end_call tool was called")
     );
-    let phone = conversation
-        .metadata
-        .phone_call
-        .clone()
-        .expect("phone call");
+    let phone = metadata.phone_call.clone().expect("phone call");
+    assert_eq!(phone.call_result, Some(CallResult::Answered));
+    assert!(phone.stream_sid.is_some_and(|s| s.starts_with("MZ")));
     assert_eq!(phone.external_number.as_deref(), Some("+14155552671"));
     let analysis = conversation.analysis.clone().expect("analysis");
     assert_eq!(analysis.call_successful.as_deref(), Some("success"));
@@ -217,10 +228,13 @@ async fn steering_outcomes_and_counts() {
         c.conversation_id, voicemail,
         "the withheld webhook must not arrive"
     );
+    let metadata = c.metadata.as_ref().expect("metadata");
     assert_eq!(
-        c.metadata.termination_reason.as_deref(),
+        metadata.termination_reason.as_deref(),
         Some("voicemail_detected")
     );
+    let line = metadata.phone_call.as_ref().and_then(|p| p.call_result);
+    assert_eq!(line, Some(CallResult::Voicemail));
     assert_eq!(
         c.analysis.and_then(|a| a.call_successful).as_deref(),
         Some("failure")
@@ -245,8 +259,8 @@ async fn steering_outcomes_and_counts() {
         assert_eq!(event, expected);
         let stored = app.voice.get_conversation(&id).await.expect("stored");
         assert_eq!(
-            (stored.status, stored.transcript.len()),
-            (ConversationStatus::Failed, 0)
+            (stored.status, stored.transcript.map(|t| t.len())),
+            (ConversationStatus::Failed, Some(0))
         );
     }
 
@@ -258,8 +272,8 @@ async fn steering_outcomes_and_counts() {
         .await;
     let stored = app.voice.get_conversation(&pending).await.expect("stored");
     assert_eq!(
-        (stored.status, stored.transcript.len()),
-        (ConversationStatus::InProgress, 0)
+        (stored.status, stored.transcript.map(|t| t.len())),
+        (ConversationStatus::InProgress, Some(0))
     );
 
     let failed = app
@@ -353,12 +367,20 @@ async fn llm_outcomes() {
         .analyze("s", "User: yes [sim:truncate]")
         .await
         .expect("answered");
-    assert_eq!(
-        truncated,
-        AnalysisOutcome::Truncated {
-            finish_reason: "length".into()
-        }
-    );
+    assert_eq!(truncated, AnalysisOutcome::Truncated);
+    let budget = crate::providers::openai::ANALYSIS_TOKENS * 2;
+    let larger = app
+        .llm
+        .analyze_within("s", "User: yes [sim:truncate]", budget)
+        .await
+        .expect("answered");
+    assert!(matches!(larger, AnalysisOutcome::Parsed(_)), "{larger:?}");
+    let filtered = app
+        .llm
+        .analyze("s", "User: yes [sim:filter]")
+        .await
+        .expect("answered");
+    assert_eq!(filtered, AnalysisOutcome::Filtered);
     let quota = app
         .llm
         .analyze("s", "[sim:quota]")
@@ -464,4 +486,124 @@ async fn a_stopping_process_waits_for_its_calls_to_post_their_webhooks() {
     // Its webhook was delivered before finish_calls returned.
     let delivered = app.webhooks.try_recv().expect("the webhook arrived first");
     assert_eq!(delivered.conversation_id(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn the_agents_api_serves_the_real_clients_calls() {
+    use crate::providers::elevenlabs::AgentSpec;
+    let app = spawn_app(0).await;
+    let spec = |name: &str| AgentSpec {
+        name: name.into(),
+        tags: vec!["switchboard".into(), "demo".into()],
+        ..AgentSpec::default()
+    };
+    let first = app
+        .voice
+        .create_agent(&spec("Demo — riley"))
+        .await
+        .expect("created");
+    let second = app
+        .voice
+        .create_agent(&spec("Demo — sam"))
+        .await
+        .expect("created");
+    assert!(first.starts_with("agent_sim_") && first != second);
+    let agent = app.voice.get_agent(&first).await.expect("read");
+    assert_eq!(
+        (agent.agent_id.as_str(), agent.spec.name.as_str()),
+        (first.as_str(), "Demo — riley")
+    );
+    // A partial update changes what it names and keeps the rest.
+    app.voice
+        .update_agent(&first, &spec("Demo — riley v2"))
+        .await
+        .expect("updated");
+    let agent = app.voice.get_agent(&first).await.expect("read");
+    assert_eq!(agent.spec.name, "Demo — riley v2");
+    assert_eq!(agent.spec.tags, ["switchboard", "demo"]);
+    // Pages follow the cursor.
+    let page = app.voice.list_agents(Some(1), None).await.expect("listed");
+    assert_eq!((page.agents.len(), page.has_more), (1, true));
+    let rest = app
+        .voice
+        .list_agents(Some(1), page.next_cursor.as_deref())
+        .await
+        .expect("listed");
+    assert_eq!((rest.agents.len(), rest.has_more), (1, false));
+    assert_ne!(page.agents[0].agent_id, rest.agents[0].agent_id);
+    app.voice.delete_agent(&second).await.expect("deleted");
+    let gone = app.voice.get_agent(&second).await.expect_err("deleted");
+    assert_eq!(gone.status(), Some(404));
+    assert_eq!(
+        app.voice
+            .delete_agent(&second)
+            .await
+            .expect_err("twice")
+            .status(),
+        Some(404)
+    );
+}
+
+#[tokio::test]
+async fn models_are_listed_and_calls_speak_the_real_types() {
+    let app = spawn_app(0).await;
+    let base = app.voice_base();
+    let models: Value = reqwest::get(format!("{}/openai/v1/models", base))
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["object"], "list");
+    assert!(models["data"].as_array().is_some_and(|m| !m.is_empty()));
+    // A finished conversation as the API sends it: integers as integers, the audio flags, the
+    // structured call result.
+    let id = app
+        .place(
+            "lead-types",
+            json!({"sim_outcome": "interested", "sim_webhook_delay_ms": 0}),
+        )
+        .await;
+    let conversation: Value = eventually_json(
+        &format!("{base}/elevenlabs/v1/convai/conversations/{id}"),
+        |c| c["status"] == "done",
+    )
+    .await;
+    let metadata = &conversation["metadata"];
+    assert!(metadata["call_duration_secs"].is_i64(), "{metadata}");
+    assert!(metadata["cost"].is_i64(), "{metadata}");
+    assert!(conversation["transcript"][0]["time_in_call_secs"].is_i64());
+    assert_eq!(conversation["has_audio"], true);
+    assert_eq!(metadata["phone_call"]["call_result"], "answered");
+    // The SIP trunk answers its own id, not Twilio's.
+    let sip = app
+        .voice
+        .outbound_call(
+            &call("lead-sip", json!({"sim_webhook_delay_ms": 600000})),
+            Line::Sip,
+        )
+        .await
+        .expect("placed");
+    assert!(sip.sip_call_id.is_some_and(|s| s.starts_with("sip_")) && sip.call_sid.is_none());
+}
+
+/// GETs `url` until `done` holds for its JSON, for at most [`WAIT`].
+async fn eventually_json(url: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let body: Value = reqwest::get(url)
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("json");
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not in time: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -16,15 +16,20 @@ use super::{
     VAR_CALL_ATTEMPT, VAR_CUSTOMER_NAME, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS,
     WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF, WEBHOOK_BACKOFF_MAX,
 };
+use crate::business::Line;
 use crate::providers::elevenlabs::{
-    self as el, ApiErrorBody, ApiErrorDetail, Conversation, ConversationAnalysis,
+    self as el, ApiErrorBody, ApiErrorDetail, CallResult, Conversation, ConversationAnalysis,
     ConversationMetadata, ConversationStatus, ErrorDetail, FailureMetadata, FailureReason,
     InitiationFailureData, OutboundCallRequest, OutboundCallResponse, PhoneCall, Role,
     TranscriptTurn, ValidationIssue, WebhookEnvelope,
 };
 
+/// How long a connected call stays `processing` after it ends, at most (as long as the call
+/// lasted, when shorter).
+const MAX_PROCESSING_MS: u64 = 100;
+
 impl Simulator {
-    fn store(&self, conversation: Conversation) {
+    pub(super) fn store(&self, conversation: Conversation) {
         let mut state = self.state();
         let id = conversation.conversation_id.clone();
         if state
@@ -41,26 +46,43 @@ impl Simulator {
         }
     }
 
-    /// POSTs a signed webhook, retrying unreachable, 5xx, 408 and 429 answers for about 13 s.
-    async fn deliver(&self, body: Vec<u8>, conversation_id: &str) {
-        let url = &self.webhook_url();
+    /// POSTs a webhook signed for `to`, retrying unreachable, 5xx, 408 and 429 answers for
+    /// about 13 s.
+    pub(super) async fn deliver(&self, to: Webhook, body: Vec<u8>, call_id: &str) {
+        let url = &match &to {
+            Webhook::ElevenLabs => self.webhook_url(),
+            Webhook::Retell { .. } => self.retell_webhook_url(),
+        };
         for attempt in 1..=WEBHOOK_ATTEMPTS {
-            let signature = el::sign(&self.inner.secret, chrono::Utc::now().timestamp(), &body);
+            let (header, signature) = match &to {
+                Webhook::ElevenLabs => (
+                    el::SIGNATURE_HEADER,
+                    el::sign(&self.inner.secret, chrono::Utc::now().timestamp(), &body),
+                ),
+                Webhook::Retell { api_key } => (
+                    crate::providers::retell::SIGNATURE_HEADER,
+                    crate::providers::retell::sign(
+                        api_key,
+                        chrono::Utc::now().timestamp_millis(),
+                        &body,
+                    ),
+                ),
+            };
             let sent = self
                 .inner
                 .http
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(el::SIGNATURE_HEADER, signature)
+                .header(header, signature)
                 .body(body.clone())
                 .send()
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => {
-                    self.delivered(conversation_id);
+                    self.delivered(call_id);
                     if r.status() != reqwest::StatusCode::OK {
                         let status = r.status();
-                        tracing::warn!(%url, %status, "webhook got {status}; ElevenLabs counts only 200");
+                        tracing::warn!(%url, %status, "webhook got {status}; providers count only 200");
                     }
                     return;
                 }
@@ -69,7 +91,7 @@ impl Simulator {
                         || matches!(r.status().as_u16(), 408 | 429)) =>
                 {
                     let status = r.status();
-                    tracing::warn!(%url, conversation_id, %status, "simulator webhook refused");
+                    tracing::warn!(%url, call_id, %status, "simulator webhook refused");
                     return;
                 }
                 Ok(r) => {
@@ -84,11 +106,17 @@ impl Simulator {
                 tokio::time::sleep(backoff.min(WEBHOOK_BACKOFF_MAX)).await;
             }
         }
-        tracing::warn!(%url, conversation_id, "simulator gave up delivering a webhook");
+        tracing::warn!(%url, call_id, "simulator gave up delivering a webhook");
     }
 }
 
-pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> Response {
+/// `POST …/twilio/outbound-call` and `…/sip-trunk/outbound-call` (`line` says which): answers
+/// the call's ids (Twilio's `callSid` or the trunk's `sip_call_id`) and ends the call later.
+pub(super) async fn outbound_call(
+    State(sim): State<Simulator>,
+    body: Bytes,
+    line: Line,
+) -> Response {
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
         sim.count(None, "");
         return el_validation(&["body"], "request body is not valid JSON".into());
@@ -147,9 +175,13 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
     }
     sim.placed(user_id.as_deref(), &attempt_key);
     let conversation_id = format!("conv_sim_{}", uuid::Uuid::now_v7().simple());
-    let call_sid = format!("CA{:032x}", rand::random::<u128>());
+    let call_sid = match line {
+        Line::Twilio => format!("CA{:032x}", rand::random::<u128>()),
+        Line::Sip => format!("sip_{}", uuid::Uuid::now_v7().simple()),
+    };
     let call = SimCall {
         req,
+        line,
         outcome,
         conversation_id,
         call_sid,
@@ -162,18 +194,32 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
         success: true,
         message: Some("Call initiated successfully".into()),
         conversation_id: Some(call.conversation_id.clone()),
-        call_sid: Some(call.call_sid.clone()),
-        sip_call_id: None,
+        call_sid: (line == Line::Twilio).then(|| call.call_sid.clone()),
+        sip_call_id: (line == Line::Sip).then(|| call.call_sid.clone()),
     };
     let task_sim = sim.clone();
     sim.call_unfinished();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let (conversation, body) = call.finish();
+        if conversation.status == ConversationStatus::Done {
+            // The call is over; the provider analyses it before it is `done` and announced.
+            task_sim.store(Conversation {
+                status: ConversationStatus::Processing,
+                analysis: None,
+                ..conversation.clone()
+            });
+            task_sim.end_call();
+            tokio::time::sleep(Duration::from_millis(delay_ms.min(MAX_PROCESSING_MS))).await;
+        } else {
+            task_sim.end_call();
+        }
         task_sim.store(conversation);
-        task_sim.end_call();
         match body {
-            Ok(body) if deliver => task_sim.deliver(body, &call.conversation_id).await,
+            Ok(body) if deliver => {
+                let id = &call.conversation_id;
+                task_sim.deliver(Webhook::ElevenLabs, body, id).await
+            }
             Ok(_) => {
                 tracing::info!(conversation_id = %call.conversation_id, "webhook withheld")
             }
@@ -184,10 +230,10 @@ pub(super) async fn outbound_call(State(sim): State<Simulator>, body: Bytes) -> 
     Json(answer).into_response()
 }
 
-type Steering = (Option<SimOutcome>, Option<bool>, Option<u64>);
+pub(super) type Steering = (Option<SimOutcome>, Option<bool>, Option<u64>);
 
 /// Reads the steering variables; `Err` names a variable that is present but unreadable.
-fn read_steering(vars: &Map<String, Value>) -> Result<Steering, (&'static str, String)> {
+pub(super) fn read_steering(vars: &Map<String, Value>) -> Result<Steering, (&'static str, String)> {
     fn steer<T>(
         vars: &Map<String, Value>,
         name: &'static str,
@@ -224,7 +270,7 @@ pub(super) async fn get_conversation(
     }
 }
 
-fn el_error(status: StatusCode, code: &str, message: String) -> Response {
+pub(super) fn el_error(status: StatusCode, code: &str, message: String) -> Response {
     let detail = ErrorDetail {
         kind: Some(
             if status.is_server_error() {
@@ -249,7 +295,7 @@ fn el_error(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
-fn el_validation(loc: &[&str], msg: String) -> Response {
+pub(super) fn el_validation(loc: &[&str], msg: String) -> Response {
     let issue = ValidationIssue {
         loc: loc.iter().map(|l| json!(l)).collect(),
         msg,
@@ -294,7 +340,7 @@ pub(super) fn pick_outcome(user_id: &str, attempt: u64, first_try: bool) -> SimO
     }
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
@@ -319,13 +365,23 @@ pub(super) fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
-/// One placed call, from which the conversation and webhook are built.
-struct SimCall {
-    req: OutboundCallRequest,
-    outcome: SimOutcome,
-    conversation_id: String,
-    call_sid: String,
-    started: i64,
+/// Where a webhook goes, signed as its provider signs.
+pub(super) enum Webhook {
+    /// ElevenLabs' endpoint, with the simulator's secret.
+    ElevenLabs,
+    /// Retell's endpoint, with the API key the call was placed with.
+    Retell { api_key: String },
+}
+
+/// One placed call, from which the conversation and webhook are built (a Retell call is
+/// scripted the same way and then told in Retell's words).
+pub(super) struct SimCall {
+    pub(super) req: OutboundCallRequest,
+    pub(super) line: Line,
+    pub(super) outcome: SimOutcome,
+    pub(super) conversation_id: String,
+    pub(super) call_sid: String,
+    pub(super) started: i64,
 }
 
 impl SimCall {
@@ -351,6 +407,29 @@ impl SimCall {
         ))
     }
 
+    /// `phone_call.type`: `twilio` or `sip_trunking`.
+    fn line_kind(&self) -> &'static str {
+        match self.line {
+            Line::Twilio => "twilio",
+            Line::Sip => "sip_trunking",
+        }
+    }
+
+    /// The media stream's SID (Twilio's `MZ…`), derived from the call's.
+    fn stream_sid(&self) -> String {
+        format!("MZ{}", &self.call_sid[2..])
+    }
+
+    /// The line's result once the call is over.
+    fn call_result(&self) -> CallResult {
+        match self.outcome {
+            SimOutcome::Interested | SimOutcome::NotInterested => CallResult::Answered,
+            SimOutcome::Voicemail => CallResult::Voicemail,
+            SimOutcome::Busy => CallResult::Busy,
+            SimOutcome::NoAnswer | SimOutcome::Failed => CallResult::NoAnswer,
+        }
+    }
+
     /// The conversation in `status`, with transcript and analysis once it is final.
     fn conversation(&self, status: ConversationStatus) -> Conversation {
         let client = &self.req.conversation_initiation_client_data;
@@ -359,18 +438,21 @@ impl SimCall {
             conversation_id: self.conversation_id.clone(),
             status,
             user_id: client.user_id.clone(),
-            metadata: ConversationMetadata {
+            transcript: Some(Vec::new()),
+            metadata: Some(ConversationMetadata {
                 start_time_unix_secs: Some(self.started),
                 phone_call: Some(PhoneCall {
-                    kind: Some("twilio".into()),
+                    kind: Some(self.line_kind().into()),
                     direction: Some("outbound".into()),
                     phone_number_id: Some(self.req.agent_phone_number_id.clone()),
                     agent_number: Some("+15550100000".into()),
                     external_number: Some(self.req.to_number.clone()),
-                    call_sid: Some(self.call_sid.clone()),
+                    call_sid: (self.line == Line::Twilio).then(|| self.call_sid.clone()),
+                    stream_sid: (self.line == Line::Twilio).then(|| self.stream_sid()),
+                    call_result: status.is_final().then(|| self.call_result()),
                 }),
                 ..Default::default()
-            },
+            }),
             conversation_initiation_client_data: Some(client.clone()),
             ..Default::default()
         };
@@ -424,7 +506,7 @@ impl SimCall {
         let turn = |i: usize, role, message| TranscriptTurn {
             role,
             message,
-            time_in_call_secs: (duration as f64 * i as f64 / count).round(),
+            time_in_call_secs: (duration as f64 * i as f64 / count).round() as i64,
         };
         let mut transcript = Vec::with_capacity(lines.len() + 2);
         if self.outcome != SimOutcome::Voicemail {
@@ -438,10 +520,15 @@ impl SimCall {
             transcript.push(turn(i + 1, role, Some(said.replace("{name}", &name))));
         }
         transcript.push(turn(lines.len() + 1, Role::Agent, None)); // the end_call tool turn
-        conversation.transcript = transcript;
-        conversation.metadata.call_duration_secs = Some(duration as f64);
-        conversation.metadata.cost = Some((duration * 10) as f64);
-        conversation.metadata.termination_reason = Some(reason.into());
+        conversation.transcript = Some(transcript);
+        conversation.has_audio = true;
+        conversation.has_user_audio = true;
+        conversation.has_response_audio = true;
+        if let Some(metadata) = conversation.metadata.as_mut() {
+            metadata.call_duration_secs = Some(duration as i64);
+            metadata.cost = Some((duration * 10) as i64);
+            metadata.termination_reason = Some(reason.into());
+        }
         conversation.analysis = Some(ConversationAnalysis {
             call_successful: Some(successful.into()),
             transcript_summary: Some(summary),
@@ -471,7 +558,7 @@ impl SimCall {
     }
 
     /// The final conversation and the webhook body announcing it.
-    fn finish(&self) -> (Conversation, Result<Vec<u8>, serde_json::Error>) {
+    pub(super) fn finish(&self) -> (Conversation, Result<Vec<u8>, serde_json::Error>) {
         let now = chrono::Utc::now().timestamp();
         let reason = match self.outcome {
             SimOutcome::Busy => Some(FailureReason::Busy),
@@ -489,16 +576,29 @@ impl SimCall {
             return (conversation, body);
         };
         let mut conversation = self.conversation(ConversationStatus::Failed);
-        conversation.metadata.termination_reason =
-            Some(format!("Call initiation failed: {}", reason.as_str()));
+        if let Some(metadata) = conversation.metadata.as_mut() {
+            metadata.termination_reason =
+                Some(format!("Call initiation failed: {}", reason.as_str()));
+        }
         let data = InitiationFailureData {
             agent_id: Some(self.req.agent_id.clone()),
             conversation_id: self.conversation_id.clone(),
             failure_reason: reason,
             metadata: Some(FailureMetadata {
-                kind: Some("twilio".into()),
-                body: json!({"CallSid": self.call_sid, "CallStatus": reason.as_str(),
-                    "To": self.req.to_number}),
+                kind: Some(
+                    if self.line == Line::Twilio {
+                        "twilio"
+                    } else {
+                        "sip"
+                    }
+                    .into(),
+                ),
+                body: match self.line {
+                    Line::Twilio => json!({"CallSid": self.call_sid,
+                        "CallStatus": reason.as_str(), "To": self.req.to_number}),
+                    Line::Sip => json!({"sip_call_id": self.call_sid,
+                        "status": reason.as_str(), "to_number": self.req.to_number}),
+                },
             }),
         };
         let kind = el::EVENT_INITIATION_FAILURE.to_owned();

@@ -6,15 +6,15 @@ use base64::Engine as _;
 use reqwest::header::HeaderMap;
 
 use super::{
-    AgentOverride, ClientData, ConfigOverride, Conversation, ConversationStatus, ElevenLabsClient,
-    FailureReason, OutboundCallRequest, PromptOverride, Role, SIGNATURE_HEADER,
-    TelephonyCallConfig, TtsOverride, WebhookEvent,
+    AgentOverride, CallResult, ClientData, ConfigOverride, Conversation, ConversationMetadata,
+    ConversationStatus, ElevenLabsClient, FailureReason, OutboundCallRequest, PromptOverride, Role,
+    SIGNATURE_HEADER, SignatureCheck, TelephonyCallConfig, TtsOverride, WebhookEvent,
 };
 use crate::policy::NoConnect;
 use crate::providers::ProviderError;
 use crate::providers::voice::{
-    CallEvent, CallReport, CallRequest, CallStatus, PlacedCall, SignatureError, VAR_CALL_KEY,
-    VoiceProvider,
+    BodyCheck, CallEvent, CallReport, CallRequest, CallStatus, PlacedCall, SignatureError,
+    VAR_CALL_KEY, VoiceProvider,
 };
 
 /// ElevenLabs Agents: the client plus the secret its webhooks are signed with.
@@ -83,24 +83,40 @@ fn call_key(c: &Conversation) -> Option<String> {
     vars.get(VAR_CALL_KEY)?.as_str().map(str::to_owned)
 }
 
-/// A finished conversation: ended, or not connected when a voicemail answered or it failed.
+/// A finished conversation as the pipeline reads it. The structured `call_result` decides
+/// first, then a voicemail named in the termination reason; a failed conversation in which the
+/// person spoke still connected (it is analysed, not dialled again). A conversation without its
+/// transcript or metadata (left out of a webhook) is [`CallEvent::Incomplete`].
 pub(crate) fn conversation_event(c: &Conversation) -> CallEvent {
-    let termination = c
-        .metadata
-        .termination_reason
-        .as_deref()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
     let not_connected = |reason| CallEvent::NotConnected {
         call_id: c.conversation_id.clone(),
         call_key: call_key(c),
         to_number: None,
         reason,
     };
+    let termination = c
+        .metadata
+        .as_ref()
+        .and_then(|m| m.termination_reason.as_deref())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let line = c.metadata.as_ref().and_then(call_result);
+    if let Some(reason) = line.and_then(line_no_connect) {
+        return not_connected(reason);
+    }
     if termination.contains("voicemail") {
         return not_connected(NoConnect::Voicemail);
     }
-    if c.status == ConversationStatus::Failed {
+    let (Some(metadata), Some(turns)) = (&c.metadata, &c.transcript) else {
+        return CallEvent::Incomplete {
+            call_id: c.conversation_id.clone(),
+            call_key: call_key(c),
+        };
+    };
+    let person_spoke = turns.iter().any(|t| {
+        t.role == Role::User && t.message.as_deref().is_some_and(|m| !m.trim().is_empty())
+    });
+    if c.status == ConversationStatus::Failed && !person_spoke {
         return not_connected(if termination.contains("busy") {
             NoConnect::Busy
         } else if termination.contains("no-answer") || termination.contains("no_answer") {
@@ -109,8 +125,7 @@ pub(crate) fn conversation_event(c: &Conversation) -> CallEvent {
             NoConnect::Unknown
         });
     }
-    let transcript = c
-        .transcript
+    let transcript = turns
         .iter()
         .filter_map(|t| {
             let role = match t.role {
@@ -126,8 +141,22 @@ pub(crate) fn conversation_event(c: &Conversation) -> CallEvent {
         call_id: c.conversation_id.clone(),
         call_key: call_key(c),
         transcript,
-        duration_secs: c.metadata.call_duration_secs,
+        duration_secs: metadata.call_duration_secs.map(|secs| secs as f64),
     })
+}
+
+fn call_result(metadata: &ConversationMetadata) -> Option<CallResult> {
+    metadata.phone_call.as_ref()?.call_result
+}
+
+/// The line's result when it says the person was not reached.
+fn line_no_connect(result: CallResult) -> Option<NoConnect> {
+    match result {
+        CallResult::Voicemail => Some(NoConnect::Voicemail),
+        CallResult::Busy => Some(NoConnect::Busy),
+        CallResult::NoAnswer => Some(NoConnect::NoAnswer),
+        CallResult::Answered | CallResult::Failed | CallResult::Unknown => None,
+    }
 }
 
 fn no_connect(reason: FailureReason) -> NoConnect {
@@ -168,17 +197,17 @@ impl VoiceProvider for ElevenLabs {
         })
     }
 
-    fn verify_webhook(
+    fn webhook_check(
         &self,
         headers: &HeaderMap,
-        body: &[u8],
         now_unix: i64,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<Box<dyn BodyCheck>, SignatureError> {
         let header = headers
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        super::verify(&self.webhook_secret, header, body, now_unix)
+        let check = SignatureCheck::start(&self.webhook_secret, header, now_unix)?;
+        Ok(Box::new(check))
     }
 
     fn parse_webhook(&self, body: &[u8]) -> Result<CallEvent, serde_json::Error> {

@@ -128,12 +128,15 @@ fn parse_transcription_with_string_timestamp_and_null_messages() {
     };
     assert_eq!(c.status, ConversationStatus::Done);
     assert_eq!(c.user_id.as_deref(), Some("lead_1"));
-    assert_eq!(c.transcript.len(), 3);
-    assert_eq!(c.transcript[1].message, None);
-    assert_eq!(c.transcript[1].role, Role::User);
-    assert_eq!(c.transcript[2].time_in_call_secs, 0.0);
-    assert_eq!(c.metadata.call_duration_secs, Some(22.0));
-    let phone = c.metadata.phone_call.as_ref().expect("phone call");
+    let transcript = c.transcript.as_ref().expect("transcript");
+    assert_eq!(transcript.len(), 3);
+    assert_eq!(transcript[1].message, None);
+    assert_eq!(transcript[1].role, Role::User);
+    assert_eq!(transcript[2].time_in_call_secs, 0);
+    let metadata = c.metadata.as_ref().expect("metadata");
+    assert_eq!(metadata.call_duration_secs, Some(22));
+    assert_eq!(metadata.cost, Some(296));
+    let phone = metadata.phone_call.as_ref().expect("phone call");
     assert_eq!(phone.kind.as_deref(), Some("twilio"));
     let analysis = c.analysis.as_ref().expect("analysis");
     assert_eq!(analysis.call_successful.as_deref(), Some("success"));
@@ -152,7 +155,10 @@ fn parse_minimal_and_odd_transcriptions() {
         panic!("not a transcription")
     };
     assert_eq!(c.status, ConversationStatus::Unknown);
-    assert!(c.transcript.is_empty());
+    assert!(
+        c.transcript.is_none() && c.metadata.is_none(),
+        "left out, not empty"
+    );
     assert!(c.analysis.is_none());
     assert!(parse_webhook(br#"{"type":"post_call_transcription","data":{}}"#).is_err());
     assert!(parse_webhook(b"not json").is_err());
@@ -820,4 +826,107 @@ fn the_provider_reads_every_webhook_type_into_call_events() {
         }
     );
     assert!(provider.parse_webhook(b"{not json").is_err());
+}
+
+/// A transcription webhook for `conv_1` with `data` merged over a minimal conversation.
+fn conversation_event_of(data: serde_json::Value) -> crate::providers::voice::CallEvent {
+    let mut conversation = json!({"conversation_id": "conv_1", "status": "done",
+        "conversation_initiation_client_data": {"dynamic_variables": {"call_key": "run:1"}}});
+    for (k, v) in data.as_object().unwrap() {
+        conversation[k] = v.clone();
+    }
+    let body =
+        json!({"type": "post_call_transcription", "event_timestamp": NOW, "data": conversation});
+    let WebhookEvent::Transcription(c) = parse_webhook(body.to_string().as_bytes()).unwrap() else {
+        panic!("not a transcription")
+    };
+    super::provider::conversation_event(&c)
+}
+
+#[test]
+fn a_conversation_is_read_by_its_call_result_then_its_words() {
+    use crate::policy::NoConnect;
+    use crate::providers::voice::CallEvent;
+    let greeting = json!([{"role": "user", "message": "Hi, you've reached Ada, leave a message."},
+        {"role": "agent", "message": "Hi Ada, I'll call back."}]);
+    let line = |result: &str| {
+        json!({"termination_reason": "Call ended by remote party",
+        "call_duration_secs": 21, "phone_call": {"type": "twilio", "call_result": result}})
+    };
+    let reason = |event: CallEvent| match event {
+        CallEvent::NotConnected {
+            reason, call_key, ..
+        } => {
+            assert_eq!(call_key.as_deref(), Some("run:1"));
+            Some(reason)
+        }
+        CallEvent::Ended(_) => None,
+        other => panic!("unexpected {other:?}"),
+    };
+    // The structured result decides, whatever the free text says.
+    for (result, expected) in [
+        ("voicemail", Some(NoConnect::Voicemail)),
+        ("busy", Some(NoConnect::Busy)),
+        ("no_answer", Some(NoConnect::NoAnswer)),
+        ("answered", None),
+        ("something_new", None),
+    ] {
+        let event =
+            conversation_event_of(json!({"transcript": greeting, "metadata": line(result)}));
+        assert_eq!(reason(event), expected, "call_result {result}");
+    }
+    // A failed conversation in which the person spoke connected: it is analysed.
+    let spoke = json!([{"role": "agent", "message": "Hi Ada"},
+        {"role": "user", "message": "Yes, I'm interested, call me back."}]);
+    let failed = |transcript| {
+        conversation_event_of(json!({"status": "failed", "transcript": transcript,
+        "metadata": {"termination_reason": "Client disconnected: 1011"}}))
+    };
+    match failed(spoke) {
+        CallEvent::Ended(report) => assert!(report.transcript.contains("interested")),
+        other => panic!("a conversation with the person's words is analysed: {other:?}"),
+    }
+    // One in which nobody answered did not.
+    let silent = json!([{"role": "agent", "message": "Hello?"}, {"role": "user", "message": null}]);
+    assert_eq!(reason(failed(silent)), Some(NoConnect::Unknown));
+    let busy = conversation_event_of(json!({"status": "failed", "transcript": [],
+        "metadata": {"termination_reason": "Call initiation failed: busy"}}));
+    assert_eq!(reason(busy), Some(NoConnect::Busy));
+}
+
+#[test]
+fn a_conversation_without_its_transcript_or_metadata_is_incomplete() {
+    use crate::policy::NoConnect;
+    use crate::providers::voice::CallEvent;
+    let incomplete = CallEvent::Incomplete {
+        call_id: "conv_1".into(),
+        call_key: Some("run:1".into()),
+    };
+    let metadata =
+        json!({"call_duration_secs": 42, "termination_reason": "end_call tool was called"});
+    for data in [
+        json!({"transcript": null, "metadata": null}),
+        json!({"metadata": metadata}),
+        json!({"transcript": null, "metadata": metadata}),
+        json!({"transcript": [{"role": "user", "message": "Yes please"}]}),
+        json!({"transcript": [{"role": "user", "message": "Yes please"}], "metadata": null}),
+    ] {
+        assert_eq!(conversation_event_of(data.clone()), incomplete, "{data}");
+    }
+    // What the line reported is enough to know the person was not reached.
+    let voicemail = conversation_event_of(json!({"transcript": null,
+        "metadata": {"phone_call": {"call_result": "voicemail"}}}));
+    assert!(matches!(
+        voicemail,
+        CallEvent::NotConnected {
+            reason: NoConnect::Voicemail,
+            ..
+        }
+    ));
+    // An empty transcript that was sent is a call where nobody spoke, not a missing one.
+    let empty = conversation_event_of(json!({"transcript": [], "metadata": metadata}));
+    assert!(
+        matches!(empty, CallEvent::Ended(ref r) if r.transcript.is_empty()),
+        "{empty:?}"
+    );
 }

@@ -57,14 +57,12 @@ fn outcomes() {
     let refused = outcome_from_response(&response(None, Some("I can't help"), "stop")).expect("ok");
     assert_eq!(refused, AnalysisOutcome::Refused("I can't help".into()));
 
-    for reason in ["length", "content_filter"] {
+    for (reason, expected) in [
+        ("length", AnalysisOutcome::Truncated),
+        ("content_filter", AnalysisOutcome::Filtered),
+    ] {
         let got = outcome_from_response(&response(Some("{\"summ"), None, reason)).expect("ok");
-        assert_eq!(
-            got,
-            AnalysisOutcome::Truncated {
-                finish_reason: reason.into()
-            }
-        );
+        assert_eq!(got, expected, "{reason}");
     }
 
     let mut wrong = serde_json::to_value(sample()).expect("value");
