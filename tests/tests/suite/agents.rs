@@ -24,6 +24,7 @@ use switchboard_workflows::store::agents::{self as stored_agents, provider_agent
 crate::on_both_backends!(
     sync_adopts_the_configured_agents_and_a_second_run_sends_nothing,
     a_missing_agent_fails_the_command_and_usage_errors_exit_2,
+    sync_creates_agents_at_the_built_in_simulator_and_finds_them_again,
 );
 
 const KEY: &str = "xi_agents_test";
@@ -284,4 +285,55 @@ async fn a_missing_agent_fails_the_command_and_usage_errors_exit_2(backend: Back
     assert_eq!(keyless.code, 2);
     assert!(keyless.stderr.contains("ELEVENLABS_API_KEY"));
     assert_eq!(fake.lock().unwrap().writes, n - 1);
+}
+
+async fn sync_creates_agents_at_the_built_in_simulator_and_finds_them_again(backend: Backend) {
+    let database = TestDatabase::create(&backend).await;
+    let sim = switchboard_workflows::simulator::Simulator::new(String::new(), "secret".into());
+    let base = format!(
+        "{}/elevenlabs",
+        sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap()
+    );
+    // The demo business with an agent the provider does not know yet.
+    let dir = std::env::temp_dir().join(format!("sb-agents-{}", uuid::Uuid::now_v7().simple()));
+    let folder = dir.join("fresh");
+    std::fs::create_dir_all(&folder).unwrap();
+    let toml = include_str!("../../../scripts/demo/business.toml")
+        .replace("id = \"demo\"", "id = \"fresh\"")
+        .replace("agent_id = \"agent_demo_realty\"", "agent_id = \"\"");
+    std::fs::write(folder.join("business.toml"), toml).unwrap();
+    std::fs::write(
+        folder.join("policy.rhai"),
+        include_str!("../../../scripts/demo/policy.rhai"),
+    )
+    .unwrap();
+    let sync = || SyncArgs {
+        business: Some("fresh".into()),
+        json: true,
+        businesses_dir: Some(dir.clone()),
+        ..args(&database.url, &base)
+    };
+
+    let first = agents_sync(sync()).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let report: Value = serde_json::from_str(&first.stdout).expect("JSON report");
+    let agent = &report["agents"][0];
+    assert_eq!(agent["action"], "created", "{report}");
+    let id = agent["provider_agent_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("agent_sim_"), "{report}");
+    // The simulator keeps what was sent, as ElevenLabs would.
+    let client = switchboard_workflows::providers::elevenlabs::ElevenLabsClient::new(
+        base.clone(),
+        KEY,
+        std::time::Duration::from_secs(5),
+    );
+    let stored = client.get_agent(&id).await.expect("the agent exists");
+    assert_eq!(stored.spec.tags, ["switchboard", "fresh"]);
+    // A second run finds it and sends nothing.
+    let second = agents_sync(sync()).await;
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    let report: Value = serde_json::from_str(&second.stdout).expect("JSON report");
+    assert_eq!(report["agents"][0]["action"], "unchanged", "{report}");
+    assert_eq!(report["agents"][0]["provider_agent_id"], id.as_str());
+    std::fs::remove_dir_all(dir).ok();
 }
