@@ -21,7 +21,9 @@ pub mod workflow;
 
 pub use error::{EngineError, ResultExt, StepError};
 pub use ids::{BusinessId, RunId, StepId, WaitId};
-pub use runtime::{ChangeFeed, Delivery, Engine, ExternalEvent, NewRun, WorkerOptions, Workers};
+pub use runtime::{
+    ChangeFeed, Delivery, Engine, ExternalEvent, NewRun, WorkerOptions, Workers, end_run,
+};
 pub use store::{Db, migrate, pending_migrations};
 pub use workflow::{
     Registry, Resumed, Step, StepContext, StepPolicy, Transition, WaitFor, WaitOutcome, Workflow,

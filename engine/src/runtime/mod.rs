@@ -11,6 +11,7 @@ mod wake;
 mod workers;
 
 pub use feed::ChangeFeed;
+pub use operator::end_run;
 pub use workers::{WorkerOptions, Workers};
 
 use std::sync::Arc;

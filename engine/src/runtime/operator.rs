@@ -1,5 +1,6 @@
 //! What an operator can do to a run by hand: cancel it, retry it from the step that failed, or
-//! resume a waiting run now (an event wait ends as if its deadline passed; a timer fires).
+//! resume a waiting run now (an event wait ends as if its deadline passed; a timer fires); and
+//! ending a run with an outcome of its own ([`end_run`]), which a step may do to another run.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::ids::{RunId, StepId};
 use crate::store::runs::{self, Advance, RunRow, TERMINAL};
 use crate::store::steps;
 use crate::store::tasks::{self, StepTask, TaskKind};
-use crate::store::waits;
+use crate::store::{Tx, waits};
 use crate::workflow::WaitOutcome;
 
 impl Engine {
@@ -57,9 +58,7 @@ impl Engine {
                 action: "cancel",
             });
         }
-        runs::cancel(&mut tx, id).await?;
-        steps::cancel_open(&mut tx, id).await?;
-        waits::cancel_for_run(&mut tx, id).await?;
+        end_run(&mut tx, id, "cancelled").await?;
         let run = runs::get(&mut tx, id)
             .await?
             .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
@@ -189,4 +188,17 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))
     }
+}
+
+/// Ends a run that has not finished in `tx`, with `outcome` (status `cancelled`): its open
+/// attempts and waits are cancelled, a step still executing has its result discarded, and a
+/// late event changes nothing. False if it had finished. (A step may end another run this way,
+/// e.g. a lead's other runs once the person asked not to be called again.)
+pub async fn end_run(tx: &mut Tx, id: &RunId, outcome: &str) -> Result<bool> {
+    if !runs::cancel(tx, id, outcome).await? {
+        return Ok(false);
+    }
+    steps::cancel_open(tx, id).await?;
+    waits::cancel_for_run(tx, id).await?;
+    Ok(true)
 }

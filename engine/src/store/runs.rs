@@ -212,17 +212,19 @@ pub async fn reopen(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<bo
     Ok(n == 1)
 }
 
-/// Cancels a run that is not finished; returns whether it did.
-pub async fn cancel(tx: &mut Tx, id: &RunId) -> Result<bool> {
+/// Cancels a run that is not finished, with `outcome` (`cancelled`, or why it was ended);
+/// returns whether it did.
+pub async fn cancel(tx: &mut Tx, id: &RunId, outcome: &str) -> Result<bool> {
     let n = tx
         .execute(
             Q::new(
-                "UPDATE sb_runs SET status = 'cancelled', outcome = 'cancelled', wait_kind = NULL, \
+                "UPDATE sb_runs SET status = 'cancelled', outcome = $3, wait_kind = NULL, \
                  wait_key = NULL, wait_until = NULL, seq = seq + 1, updated_at = $1 \
                  WHERE id = $2 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
             )
             .bind(now_ms())
-            .bind(id),
+            .bind(id)
+            .bind(outcome),
         )
         .await?;
     Ok(n == 1)
