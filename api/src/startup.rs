@@ -145,6 +145,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/businesses/{id}/schedules/{name}/resume",
             post(routes::schedules::resume),
         )
+        .route(
+            "/api/v1/businesses/{id}/do-not-call/{phone}",
+            get(routes::do_not_call::check).delete(routes::do_not_call::remove),
+        )
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))
         .route("/api/v1/dead-letters/{id}", get(routes::dead_letters::show))
         .route(
@@ -168,6 +172,12 @@ pub fn app(state: AppState) -> Router {
             post(routes::imports::import).layer(DefaultBodyLimit::max(routes::imports::BODY_LIMIT)),
         )
         .route("/api/v1/imports/{id}", get(routes::imports::show))
+        .route(
+            "/api/v1/businesses/{id}/do-not-call",
+            get(routes::do_not_call::list)
+                .post(routes::do_not_call::add)
+                .layer(DefaultBodyLimit::max(routes::do_not_call::BODY_LIMIT)),
+        )
         .route(
             "/api/v1/businesses/{id}/script/dry-run",
             post(routes::scripts::dry_run)

@@ -8,6 +8,7 @@ pub mod parse;
 pub mod store;
 
 use std::collections::HashMap;
+use switchboard_workflows::store::do_not_call;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -162,6 +163,11 @@ async fn store_batch(
                     tally.updated += 1;
                 }
             },
+            None if do_not_call::listed(engine.db(), &business.id, phone.as_str()).await? => {
+                tally
+                    .rejections
+                    .push(reject(leads::on_the_list(&business.id).to_string()));
+            }
             None => {
                 let key = format!("import:{}", phone.as_str());
                 let phone_text = phone.as_str().to_owned();

@@ -57,6 +57,15 @@ fn unknown_business(id: &str) -> ApiError {
     )
 }
 
+/// The 422 for a number on the business' do-not-call list.
+pub(crate) fn on_the_list(business: &str) -> ApiError {
+    ApiError::invalid(
+        "do_not_call",
+        "phone",
+        format!("the number is on {business}'s do-not-call list: it is never called"),
+    )
+}
+
 /// Validates everything about the lead before anything is stored.
 async fn validate(state: &AppState, new: &NewLead) -> ApiResult<Phone> {
     let business = store::business(state.engine.db(), &new.business)
@@ -133,7 +142,7 @@ async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
     post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key again returns the same lead and run (answered with `Idempotent-Replayed: true`)")),
     request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, sim?}`", content_type = "application/json"),
-    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`)", body = ErrorBody))
+    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`), or `do_not_call`: the number is on the business' do-not-call list", body = ErrorBody))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -146,6 +155,9 @@ pub async fn create(
     }
     let key = idempotency_key(&headers)?;
     let phone = validate(&state, &new).await?;
+    if store::do_not_call::listed(state.engine.db(), &new.business, phone.as_str()).await? {
+        return Err(on_the_list(&new.business));
+    }
     let engine = &state.engine;
     let mut tx = engine.db().begin().await?;
     if let Some(key) = &key

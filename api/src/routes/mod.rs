@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod audit;
 pub mod businesses;
 pub mod dead_letters;
+pub mod do_not_call;
 pub mod events;
 pub mod exports;
 pub mod imports;

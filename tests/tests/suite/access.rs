@@ -44,6 +44,7 @@ fn concrete(path: &str, p: &Probed) -> String {
         .replace("/dead-letters/{id}", "/dead-letters/dl_0")
         .replace("/imports/{id}", &format!("/imports/{}", p.import_id))
         .replace("{version}", "1")
+        .replace("{phone}", "%2B14155550100")
 }
 
 /// What each operation is sent: a body aimed at the probed business.
@@ -54,6 +55,7 @@ fn body_for(method: &str, path: &str, script: &str) -> Option<Value> {
         })),
         ("post", "/api/v1/keys") => Some(json!({ "name": "stolen", "business": MINE })),
         (_, p) if p.contains("/script") && method != "get" => Some(json!({ "source": script })),
+        ("post", p) if p.ends_with("/do-not-call") => Some(json!({ "phones": ["+14155550100"] })),
         ("post", _) => Some(json!({})),
         _ => None,
     }

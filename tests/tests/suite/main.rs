@@ -9,6 +9,7 @@ mod call_windows;
 mod chaos;
 mod crash;
 mod dead_letters;
+mod do_not_call;
 mod engine;
 mod erasure;
 mod events;

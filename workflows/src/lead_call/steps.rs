@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_engine::{
-    ResultExt, Resumed, Step, StepContext, StepError, StepPolicy, Transition, WaitFor, WaitOutcome,
+    ResultExt, Resumed, RunId, Step, StepContext, StepError, StepPolicy, Transition, WaitFor,
+    WaitOutcome, end_run,
 };
 use tracing::{error, info};
 
@@ -19,6 +20,7 @@ use crate::providers::ProviderError;
 use crate::providers::error::CODE_INSUFFICIENT_QUOTA;
 use crate::providers::openai::{ANALYSIS_TOKENS, AnalysisOutcome};
 use crate::providers::voice::{CallEvent, CallRequest, CallStatus};
+use crate::store::do_not_call::{self, Reason};
 use crate::store::{self, calls};
 
 /// The run's business.
@@ -297,6 +299,14 @@ impl Step for PlaceCall {
         // Never dial blindly twice: look at what an earlier execution recorded.
         if let Some(next) = self.recorded(ctx, &input, &call_key, &business).await? {
             return Ok(next);
+        }
+        // Checked at every dial: the number may have gone on the list since the run started.
+        if let Some(entry) = do_not_call::find(&deps.db, &business.id, lead.phone.as_str()).await? {
+            ctx.log(format!(
+                "not dialled: the number is on the business' do-not-call list ({})",
+                entry.reason
+            ));
+            return Ok(Transition::complete("do_not_call"));
         }
         // The hours may have closed since the route was decided (the call waited for a line or
         // for the provider): a call is only dialled inside them, unless a script allowed it.
@@ -707,6 +717,9 @@ impl Step for Score {
         // The lead's history carries what this call found to the next call's context.
         let call_key = call_key(&ctx.run_id, input.call_attempt);
         calls::record_summary(&self.0.db, &call_key, &input.analysis.summary).await?;
+        if input.analysis.opt_out {
+            opt_out(&self.0, ctx, &business, &lead).await?;
+        }
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let score = decider.score(&input.analysis).await.record(ctx);
         Ok(Transition::next::<FollowUp>(CallResult {
@@ -745,6 +758,19 @@ impl Step for FollowUp {
             score.map(|s| s.tag.as_str()),
         )
         .await?;
+        // The number may have gone on the list during the call (or the person asked, above).
+        if let Some(entry) =
+            do_not_call::find(&self.0.db, &business.id, lead.phone.as_str()).await?
+        {
+            ctx.log(format!(
+                "not called again: the number is on the business' do-not-call list ({})",
+                entry.reason
+            ));
+            return Ok(Transition::complete(match entry.reason.as_str() {
+                "opted_out" => "opted_out",
+                _ => "do_not_call",
+            }));
+        }
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let run = RunView::after_call(
             ctx.run_id.to_string(),
@@ -798,4 +824,39 @@ fn without_analysis(business: &Business, why: &str) -> FollowUpDecision {
             outcome: "analysis_unavailable".into(),
         },
     }
+}
+
+/// The person asked on the call not to be called again: their number goes on the business'
+/// do-not-call list and the other open runs for that number end `opted_out` (this one ends so
+/// at its follow-up). Personalised inbound calls still work for them.
+async fn opt_out(
+    deps: &Deps,
+    ctx: &StepContext,
+    business: &Business,
+    lead: &Lead,
+) -> Result<(), StepError> {
+    let runs = store::open_runs_of_number(&deps.db, &business.id, lead.phone.as_str()).await?;
+    let mut tx = deps.db.begin().await?;
+    let phones = [lead.phone.clone()];
+    do_not_call::add(
+        &mut tx,
+        &business.id,
+        &phones,
+        Reason::OptedOut,
+        Some("asked on a call"),
+    )
+    .await?;
+    let mut ended = 0;
+    for run in runs.iter().filter(|r| **r != ctx.run_id.0) {
+        ended += u32::from(end_run(&mut tx, &RunId(run.clone()), "opted_out").await?);
+    }
+    tx.commit().await?;
+    ctx.log(format!(
+        "the lead asked not to be called again: the number is on the do-not-call list{}",
+        match ended {
+            0 => String::new(),
+            n => format!(", and {n} other run(s) for the number ended"),
+        }
+    ));
+    Ok(())
 }

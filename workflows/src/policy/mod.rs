@@ -196,5 +196,6 @@ pub fn sample_analysis() -> CallAnalysis {
             sample: false,
             escalated_to_human: false,
         },
+        opt_out: false,
     }
 }

@@ -54,6 +54,10 @@ pub struct CallAnalysis {
     pub engagement: Dimension,
     /// Calls to action the customer took up.
     pub cta: CtaInteractions,
+    /// The customer asked not to be called again (absent in analyses made before it was asked
+    /// for: false).
+    #[serde(default)]
+    pub opt_out: bool,
 }
 
 /// The customer's overall sentiment.
@@ -155,6 +159,8 @@ pub fn call_analysis_schema() -> Value {
             "budget": dimension("Whether the customer can pay for it."),
             "fit": dimension("How well the customer matches the offer."),
             "engagement": dimension("How engaged the customer was in the conversation."),
+            "opt_out": {"type": "boolean",
+                "description": "The customer asked not to be called again (stop calling, remove me, do not call)."},
             "cta": {
                 "type": "object",
                 "description": "Calls to action the customer took up.",
@@ -170,7 +176,7 @@ pub fn call_analysis_schema() -> Value {
             }
         },
         "required": ["summary", "sentiment", "objections", "next_action", "intent", "urgency",
-            "budget", "fit", "engagement", "cta"],
+            "budget", "fit", "engagement", "cta", "opt_out"],
         "additionalProperties": false
     })
 }

@@ -281,6 +281,7 @@ pub(super) fn analyze_transcript(input: &str) -> CallAnalysis {
             fit: dim(40, format!("{why}.")),
             engagement: dim(5, format!("{why}.")),
             cta: CtaInteractions::default(),
+            opt_out: false,
         };
     }
     let sentiment = if neg > 0 && neg >= pos {
@@ -355,5 +356,6 @@ pub(super) fn analyze_transcript(input: &str) -> CallAnalysis {
             format!("{lines} customer turns"),
         ),
         cta,
+        opt_out: do_not_call,
     }
 }

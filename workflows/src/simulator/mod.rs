@@ -10,7 +10,7 @@
 //!
 //! Steering, through the call's dynamic variables (strings, numbers and booleans all accepted):
 //! - `sim_outcome`: one of [`SimOutcome`]'s names (`interested`, `not_interested`, `no_answer`,
-//!   `busy`, `voicemail`, `failed`). Without it the outcome is a realistic deterministic mix
+//!   `busy`, `voicemail`, `failed`, `opt_out`). Without it the outcome is a realistic deterministic mix
 //!   hashed from (`user_id`, `call_attempt`): ~45% interested, 20% not interested, 15% no answer,
 //!   7% busy, 8% voicemail, 5% failed. A simulated `failed` is transient (a retry of the same
 //!   attempt connects), and from `call_attempt` 3 on (1 = first call; missing means 1) only
@@ -93,17 +93,20 @@ pub enum SimOutcome {
     Voicemail,
     /// The call does not start: the outbound-call request answers HTTP 500.
     Failed,
+    /// The customer asks not to be called again (only when steered: not in the default mix).
+    OptOut,
 }
 
 impl SimOutcome {
     /// Every outcome.
-    pub const ALL: [SimOutcome; 6] = [
+    pub const ALL: [SimOutcome; 7] = [
         SimOutcome::Interested,
         SimOutcome::NotInterested,
         SimOutcome::NoAnswer,
         SimOutcome::Busy,
         SimOutcome::Voicemail,
         SimOutcome::Failed,
+        SimOutcome::OptOut,
     ];
 
     /// The steering name, e.g. `not_interested`.
@@ -115,6 +118,7 @@ impl SimOutcome {
             SimOutcome::Busy => "busy",
             SimOutcome::Voicemail => "voicemail",
             SimOutcome::Failed => "failed",
+            SimOutcome::OptOut => "opt_out",
         }
     }
 

@@ -180,6 +180,7 @@ pub(super) async fn create_phone_call(
 fn told_by_retell(mut call: Call, conversation: &Conversation, outcome: SimOutcome) -> Call {
     let (status, reason) = match outcome {
         SimOutcome::Interested | SimOutcome::NotInterested => (CallState::Ended, "agent_hangup"),
+        SimOutcome::OptOut => (CallState::Ended, "user_hangup"),
         SimOutcome::Voicemail => (CallState::Ended, "voicemail_reached"),
         SimOutcome::Busy => (CallState::NotConnected, "dial_busy"),
         SimOutcome::NoAnswer | SimOutcome::Failed => (CallState::NotConnected, "dial_no_answer"),
@@ -234,7 +235,7 @@ fn told_by_retell(mut call: Call, conversation: &Conversation, outcome: SimOutco
             user_sentiment: Some(
                 match outcome {
                     SimOutcome::Interested => "Positive",
-                    SimOutcome::NotInterested => "Negative",
+                    SimOutcome::NotInterested | SimOutcome::OptOut => "Negative",
                     _ => "Neutral",
                 }
                 .into(),

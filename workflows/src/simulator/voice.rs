@@ -423,7 +423,9 @@ impl SimCall {
     /// The line's result once the call is over.
     fn call_result(&self) -> CallResult {
         match self.outcome {
-            SimOutcome::Interested | SimOutcome::NotInterested => CallResult::Answered,
+            SimOutcome::Interested | SimOutcome::NotInterested | SimOutcome::OptOut => {
+                CallResult::Answered
+            }
             SimOutcome::Voicemail => CallResult::Voicemail,
             SimOutcome::Busy => CallResult::Busy,
             SimOutcome::NoAnswer | SimOutcome::Failed => CallResult::NoAnswer,
@@ -458,7 +460,10 @@ impl SimCall {
         };
         let connected = matches!(
             self.outcome,
-            SimOutcome::Interested | SimOutcome::NotInterested | SimOutcome::Voicemail
+            SimOutcome::Interested
+                | SimOutcome::NotInterested
+                | SimOutcome::Voicemail
+                | SimOutcome::OptOut
         );
         if !status.is_final() || !connected {
             return conversation;
@@ -489,6 +494,13 @@ impl SimCall {
                     summary,
                 )
             }
+            SimOutcome::OptOut => (
+                OPT_OUT,
+                30 + self.hash() % 31,
+                "end_call tool was called",
+                "failure",
+                format!("{name} asked not to be called again."),
+            ),
             _ => {
                 let summary =
                     format!("The call reached {name}'s voicemail; the agent left a short message.");
@@ -638,7 +650,7 @@ const NOT_INTERESTED: [&[&str]; 2] = [
         "A: It's Alex from Switchboard, following up on your enquiry. Is now a good time?",
         "U: No thanks, I'm not interested. We already have a solution.",
         "A: Understood. Would it help if I sent some information for later?",
-        "U: No, please don't call again.",
+        "U: No, thank you. Goodbye.",
         "A: Of course, I'll make a note. Have a good day.",
     ],
     &[
@@ -647,6 +659,12 @@ const NOT_INTERESTED: [&[&str]; 2] = [
         "U: It's too expensive for us right now and there's no budget this year. Not interested.",
         "A: Thanks for being upfront, {name}. I'll close this out.",
     ],
+];
+const OPT_OUT: &[&str] = &[
+    "U: Who is this?",
+    "A: It's Alex from Switchboard, following up on your enquiry.",
+    "U: Please stop calling me. Remove me from your list and don't call again.",
+    "A: Understood, {name}. You won't hear from us again. Goodbye.",
 ];
 const VOICEMAIL: &[&str] = &[
     "U: Hi, you've reached {name}. I can't take your call right now, please leave a message after the tone.",

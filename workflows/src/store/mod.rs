@@ -1,9 +1,10 @@
 //! SQL for the lead pipeline's tables: `businesses` and `leads` here, `calls` in [`calls`],
-//! scripts in [`scripts`], provider agents in [`agents`].
+//! scripts in [`scripts`], provider agents in [`agents`], do-not-call lists in [`do_not_call`].
 
 pub mod agents;
 pub mod analytics;
 pub mod calls;
+pub mod do_not_call;
 pub mod schedules;
 pub mod scripts;
 
@@ -23,6 +24,22 @@ type Result<T> = std::result::Result<T, EngineError>;
 #[derive(FromRow)]
 struct BusinessRow {
     config: String,
+}
+
+/// The ids of the runs that have not finished of every lead of `business_id` with `phone`.
+pub async fn open_runs_of_number(db: &Db, business_id: &str, phone: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = db
+        .fetch_all(
+            Q::new(
+                "SELECT r.id FROM sb_runs r JOIN leads l ON l.id = r.subject_id \
+                 WHERE l.business_id = $1 AND l.phone = $2 \
+                 AND r.status NOT IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(business_id)
+            .bind(phone),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Makes `run_id` the lead's current run (a cron campaign called it again).

@@ -117,7 +117,8 @@ pub async fn set_paused(db: &Db, business_id: &str, name: &str, paused: bool) ->
 }
 
 /// Leads of `business_id` a tick calls again, at most `limit`, oldest first: no run in
-/// progress, their latest scored call tagged `tag`, and no call since `idle_since` (Unix ms).
+/// progress, their latest scored call tagged `tag`, no call since `idle_since` (Unix ms), and
+/// not on the business' do-not-call list.
 pub async fn due_leads(
     tx: &mut Tx,
     business_id: &str,
@@ -135,6 +136,8 @@ pub async fn due_leads(
                    ORDER BY c.created_at DESC LIMIT 1) = $2 \
                  AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.lead_id = l.id \
                    AND c.created_at > $3) \
+                 AND NOT EXISTS (SELECT 1 FROM do_not_call d \
+                   WHERE d.business_id = l.business_id AND d.phone = l.phone) \
                  ORDER BY l.created_at, l.id LIMIT $4",
             )
             .bind(business_id)

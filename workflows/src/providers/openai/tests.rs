@@ -30,6 +30,7 @@ fn sample() -> CallAnalysis {
             sample: false,
             escalated_to_human: false,
         },
+        opt_out: false,
     }
 }
 

@@ -1,0 +1,204 @@
+//! Each business' do-not-call list: numbers added (one or in bulk), checked, listed and removed.
+//! Every change is audited. A number on the list is refused at intake, rejected by imports,
+//! skipped by cron campaigns and checked again before every dial.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_workflows::phone::Phone;
+use switchboard_workflows::store::do_not_call::{self, Entry, Reason};
+
+use super::businesses::find;
+use super::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::ErrorBody;
+use crate::startup::AppState;
+use crate::tenant::Caller;
+
+/// Numbers one request may add, at most.
+pub const MAX_PHONES: usize = 10_000;
+/// Room for that many numbers in a request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Entries a page lists by default, and at most.
+const PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1_000;
+
+fn entry_json(e: &Entry) -> Value {
+    json!({ "phone": e.phone, "reason": e.reason, "note": e.note, "added_at": rfc3339(e.added_at) })
+}
+
+/// Body of `POST /api/v1/businesses/{id}/do-not-call`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddBody {
+    /// E.164 numbers (other formats are read as the phone field of a lead is).
+    pub phones: Vec<String>,
+    /// Why, for the record.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The last number of the previous page.
+    pub after: Option<String>,
+    /// Entries on this page (default 100, at most 1,000).
+    pub limit: Option<i64>,
+}
+
+fn parse_phone(raw: &str, field: &str) -> ApiResult<Phone> {
+    Phone::parse(raw).map_err(|e| ApiError::invalid("invalid_phone", field, e.to_string()))
+}
+
+/// `POST /api/v1/businesses/{id}/do-not-call` → `{added, already}`: every number is on the
+/// list afterwards; one unreadable number refuses the whole request (nothing added).
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{id}/do-not-call", tag = "do-not-call", operation_id = "add_do_not_call",
+    params(("id" = String, Path, description = "Business id", example = "demo")),
+    request_body(content = Object, description = "`{phones: [E.164, …] (1 to 10,000), note?}`", content_type = "application/json"),
+    responses((status = 200, description = "`{added, already}`: numbers newly listed and already listed", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A number that is not a phone number (`details.field` says which, e.g. `phones[3]`), none or too many", body = ErrorBody))
+)]
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<AddBody, BODY_LIMIT>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    if body.phones.is_empty() || body.phones.len() > MAX_PHONES {
+        return Err(ApiError::invalid(
+            "invalid_phones",
+            "phones",
+            format!("phones must list 1 to {MAX_PHONES} numbers"),
+        ));
+    }
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+        return Err(ApiError::invalid(
+            "invalid_note",
+            "note",
+            "note must be at most 500 characters",
+        ));
+    }
+    let phones = body
+        .phones
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| parse_phone(raw, &format!("phones[{i}]")))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut tx = state.engine.db().begin().await?;
+    let added = do_not_call::add(
+        &mut tx,
+        &business.id,
+        &phones,
+        Reason::Listed,
+        body.note.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    let already = phones.len() as u64 - added;
+    let detail = json!({ "added": added, "already": already, "note": body.note });
+    let target = match phones.as_slice() {
+        [one] => one.as_str().to_owned(),
+        many => format!("{} numbers", many.len()),
+    };
+    crate::access::audit(
+        &state,
+        &caller,
+        Some(&business.id),
+        "do_not_call.added",
+        &target,
+        detail,
+    )
+    .await?;
+    Ok(JsonResponse(json!({ "added": added, "already": already })))
+}
+
+/// `GET /api/v1/businesses/{id}/do-not-call/{phone}` → `{phone, listed, entry}`.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}/do-not-call/{phone}", tag = "do-not-call", operation_id = "check_do_not_call",
+    params(("id" = String, Path, description = "Business id", example = "demo"), ("phone" = String, Path, description = "The number, E.164", example = "+14155552671")),
+    responses((status = 200, description = "`{phone, listed, entry: {phone, reason: listed | opted_out, note, added_at} | null}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
+)]
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, phone)): Path<(String, String)>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let phone = parse_phone(&phone, "phone")?;
+    let entry = do_not_call::find(state.engine.db(), &business.id, phone.as_str()).await?;
+    Ok(JsonResponse(json!({
+        "phone": phone.as_str(),
+        "listed": entry.is_some(),
+        "entry": entry.as_ref().map(entry_json),
+    })))
+}
+
+/// `GET /api/v1/businesses/{id}/do-not-call?after&limit` → `{entries, next}` by number.
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{id}/do-not-call", tag = "do-not-call", operation_id = "list_do_not_call",
+    params(("id" = String, Path, description = "Business id", example = "demo"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, description = "Entries on this page: 1 to 1,000, default 100")),
+    responses((status = 200, description = "`{entries: [{phone, reason, note, added_at}], next}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A limit out of range", body = ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let limit = q.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit",
+            "limit must be 1 to 1000",
+        ));
+    }
+    let entries =
+        do_not_call::list(state.engine.db(), &business.id, q.after.as_deref(), limit).await?;
+    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.phone.clone()));
+    Ok(JsonResponse(json!({
+        "entries": entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "next": next.flatten(),
+    })))
+}
+
+/// `DELETE /api/v1/businesses/{id}/do-not-call/{phone}` → `{removed: true}`; the number may be
+/// called again.
+#[utoipa::path(
+    delete, path = "/api/v1/businesses/{id}/do-not-call/{phone}", tag = "do-not-call", operation_id = "remove_do_not_call",
+    params(("id" = String, Path, description = "Business id", example = "demo"), ("phone" = String, Path, description = "The number, E.164", example = "+14155552671")),
+    responses((status = 200, description = "`{removed: true}`", body = Object), (status = 404, description = "No such business, or the number is not on its list", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
+)]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, phone)): Path<(String, String)>,
+) -> ApiResult<JsonResponse<Value>> {
+    let business = find(&state, &caller, &id).await?;
+    let phone = parse_phone(&phone, "phone")?;
+    let mut tx = state.engine.db().begin().await?;
+    if !do_not_call::remove(&mut tx, &business.id, &phone).await? {
+        return Err(ApiError::NotFound(format!(
+            "{} is not on {}'s do-not-call list",
+            phone.as_str(),
+            business.id
+        )));
+    }
+    tx.commit().await?;
+    crate::access::audit(
+        &state,
+        &caller,
+        Some(&business.id),
+        "do_not_call.removed",
+        phone.as_str(),
+        json!({}),
+    )
+    .await?;
+    Ok(JsonResponse(json!({ "removed": true })))
+}
