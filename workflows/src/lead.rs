@@ -24,9 +24,71 @@ pub struct NewLead {
     /// Values of the business' custom fields.
     #[serde(default)]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    /// The person's prior consent to be called.
+    #[serde(default)]
+    pub consent: Option<Consent>,
     /// Simulator steering.
     #[serde(default)]
     pub sim: Option<SimSteer>,
+}
+
+/// The person's prior consent to be called, as the business recorded it. A business that
+/// requires consent (`calling.require_consent`) never calls a lead without one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Where it was given: `web_form`, `phone`, `paper`, …
+    pub source: String,
+    /// When it was given.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The words the person agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Where the record of it is kept (a document id, a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl Consent {
+    /// Checks a submitted consent at `now`: a source of 1 to 100 characters, a time not in the
+    /// future, and the text (at most 2,000 characters) or a reference (at most 500) it was given
+    /// under. `Err` names the field.
+    pub fn check(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(), (&'static str, String)> {
+        let source = self.source.trim();
+        if source.is_empty() || source.chars().count() > 100 {
+            return Err((
+                "consent.source",
+                "consent.source must be 1 to 100 characters".into(),
+            ));
+        }
+        if self.at > now + chrono::Duration::minutes(5) {
+            return Err(("consent.at", "consent.at is in the future".into()));
+        }
+        if self.text.as_ref().is_some_and(|t| t.chars().count() > 2000) {
+            return Err((
+                "consent.text",
+                "consent.text must be at most 2000 characters".into(),
+            ));
+        }
+        if self
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 500)
+        {
+            return Err((
+                "consent.reference",
+                "consent.reference must be at most 500 characters".into(),
+            ));
+        }
+        let given = |f: &Option<String>| f.as_ref().is_some_and(|v| !v.trim().is_empty());
+        if !given(&self.text) && !given(&self.reference) {
+            return Err((
+                "consent",
+                "consent needs the text the person agreed to or a reference to its record".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A stored lead.
@@ -41,6 +103,8 @@ pub struct Lead {
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sim: Option<SimSteer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
     pub run_id: String,
     pub created_at: i64,
 }

@@ -163,6 +163,7 @@ fn lead(cells: &Cells, business: &Business, mapping: &Mapping) -> Result<NewLead
         email: cell(&mapping.email, "email"),
         source: cell(&mapping.source, "source"),
         custom_fields,
+        consent: None,
         sim: None,
     })
 }

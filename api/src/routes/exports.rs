@@ -69,7 +69,7 @@ fn write(w: &mut csv::Writer<Vec<u8>>, record: &[&str]) -> ApiResult<()> {
         ("to" = Option<String>, Query, description = "Created before (RFC 3339)"),
     ),
     responses(
-        (status = 200, description = "CSV: `id,business,name,phone,email,source,created_at,run_id,custom_fields` (custom fields as JSON)", content_type = "text/csv", body = String),
+        (status = 200, description = "CSV: `id,business,name,phone,email,source,created_at,run_id,custom_fields,consent` (custom fields and consent as JSON)", content_type = "text/csv", body = String),
         (status = 404, description = "Not the caller's business", body = ErrorBody),
     )
 )]
@@ -91,6 +91,7 @@ pub async fn leads(
         "created_at",
         "run_id",
         "custom_fields",
+        "consent",
     ];
     write(&mut w, &columns)?;
     let (mut after, mut rows) = (None::<String>, 0);
@@ -106,6 +107,11 @@ pub async fn leads(
         for lead in &page {
             let created = rfc3339(lead.created_at);
             let fields = serde_json::to_string(&lead.custom_fields).unwrap_or_default();
+            let consent = lead
+                .consent
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok())
+                .unwrap_or_default();
             write(
                 &mut w,
                 &[
@@ -118,6 +124,7 @@ pub async fn leads(
                     &created,
                     &lead.run_id,
                     &fields,
+                    &consent,
                 ],
             )?;
         }

@@ -41,7 +41,7 @@ async fn leads_and_runs_export_as_csv_for_the_callers_business(backend: Backend)
     assert_eq!(status, 200);
     assert_eq!(
         leads[0],
-        "id,business,name,phone,email,source,created_at,run_id,custom_fields"
+        "id,business,name,phone,email,source,created_at,run_id,custom_fields,consent"
     );
     assert_eq!(leads.len(), 4, "{leads:#?}");
     assert!(

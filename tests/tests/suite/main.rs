@@ -7,6 +7,7 @@ mod analytics;
 mod browser;
 mod call_windows;
 mod chaos;
+mod consent;
 mod crash;
 mod dead_letters;
 mod do_not_call;

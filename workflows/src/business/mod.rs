@@ -224,6 +224,9 @@ pub struct CallingConfig {
     /// What follows a connected call the model would not analyse (it refused, or its content
     /// filter withheld the answer).
     pub analysis_unavailable: WithoutAnalysis,
+    /// Whether a lead is called only with a consent record (its run ends `no_consent` without
+    /// one).
+    pub require_consent: bool,
 }
 
 /// What follows a connected call without an analysis (`calling.analysis_unavailable`).
@@ -251,6 +254,7 @@ impl Default for CallingConfig {
             max_concurrent_calls: 10,
             max_calls_per_minute: None,
             analysis_unavailable: WithoutAnalysis::default(),
+            require_consent: false,
         }
     }
 }

@@ -308,6 +308,10 @@ impl Step for PlaceCall {
             ));
             return Ok(Transition::complete("do_not_call"));
         }
+        if business.calling.require_consent && lead.consent.is_none() {
+            ctx.log("not dialled: the business calls only with the person's consent, and none was recorded");
+            return Ok(Transition::complete("no_consent"));
+        }
         // The hours may have closed since the route was decided (the call waited for a line or
         // for the provider): a call is only dialled inside them, unless a script allowed it.
         let now = deps.policy.now();
