@@ -664,7 +664,8 @@ impl Step for Analyze {
              engagement from the transcript only, and answer in the given JSON schema.",
             business.name
         );
-        // Each attempt after an answer cut off at its budget doubles the budget.
+        // Each later attempt (after an answer cut off at its budget, or any other retry) may use
+        // twice the tokens of the one before.
         let budget = ANALYSIS_TOKENS.saturating_mul(1 << (ctx.attempt.clamp(1, 4) - 1));
         let outcome = self
             .0
