@@ -499,6 +499,28 @@ pub async fn wait_until_queue_idle(db: &switchboard_engine::Db) {
     .await
 }
 
+/// A fresh folder of business folders (`SWITCHBOARD_BUSINESSES_DIR`) holding one business `id`:
+/// the demo business' `business.toml` with each `(from, to)` of `edits` replaced (the id is set
+/// already), and its script.
+pub fn demo_variant(id: &str, edits: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sb-{id}-{}", uuid::Uuid::now_v7().simple()));
+    let business = dir.join(id);
+    std::fs::create_dir_all(&business).unwrap();
+    let mut toml = include_str!("../../scripts/demo/business.toml")
+        .replace("id = \"demo\"", &format!("id = \"{id}\""));
+    for (from, to) in edits {
+        assert!(toml.contains(from), "the demo business has no {from:?}");
+        toml = toml.replace(from, to);
+    }
+    std::fs::write(business.join("business.toml"), toml).unwrap();
+    std::fs::write(
+        business.join("policy.rhai"),
+        include_str!("../../scripts/demo/policy.rhai"),
+    )
+    .unwrap();
+    dir
+}
+
 /// A lead body for the demo business, steered by `sim`.
 pub fn lead(sim: Value) -> Value {
     json!({ "business": "demo", "name": "Ada Lovelace", "phone": "+14155552671", "sim": sim })

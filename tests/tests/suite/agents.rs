@@ -295,18 +295,10 @@ async fn sync_creates_agents_at_the_built_in_simulator_and_finds_them_again(back
         sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap()
     );
     // The demo business with an agent the provider does not know yet.
-    let dir = std::env::temp_dir().join(format!("sb-agents-{}", uuid::Uuid::now_v7().simple()));
-    let folder = dir.join("fresh");
-    std::fs::create_dir_all(&folder).unwrap();
-    let toml = include_str!("../../../scripts/demo/business.toml")
-        .replace("id = \"demo\"", "id = \"fresh\"")
-        .replace("agent_id = \"agent_demo_realty\"", "agent_id = \"\"");
-    std::fs::write(folder.join("business.toml"), toml).unwrap();
-    std::fs::write(
-        folder.join("policy.rhai"),
-        include_str!("../../../scripts/demo/policy.rhai"),
-    )
-    .unwrap();
+    let dir = demo_variant(
+        "fresh",
+        &[("agent_id = \"agent_demo_realty\"", "agent_id = \"\"")],
+    );
     let sync = || SyncArgs {
         business: Some("fresh".into()),
         json: true,

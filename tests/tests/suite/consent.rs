@@ -16,23 +16,13 @@ crate::on_both_backends!(
 
 /// A business folder `careful`: the demo business, calling only with consent.
 fn careful_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sb-consent-{}", uuid::Uuid::now_v7().simple()));
-    let business = dir.join("careful");
-    std::fs::create_dir_all(&business).unwrap();
-    let toml = include_str!("../../../scripts/demo/business.toml")
-        .replace("id = \"demo\"", "id = \"careful\"")
-        .replace(
+    demo_variant(
+        "careful",
+        &[(
             "follow_up_score = 40",
             "follow_up_score = 40\nrequire_consent = true",
-        );
-    assert!(toml.contains("require_consent = true"));
-    std::fs::write(business.join("business.toml"), toml).unwrap();
-    std::fs::write(
-        business.join("policy.rhai"),
-        include_str!("../../../scripts/demo/policy.rhai"),
+        )],
     )
-    .unwrap();
-    dir
 }
 
 fn consent() -> Value {

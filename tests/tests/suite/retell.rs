@@ -17,30 +17,24 @@ crate::on_both_backends!(
 
 /// A business folder `callcentre`: the demo business calling through Retell.
 fn callcentre_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sb-retell-{}", uuid::Uuid::now_v7().simple()));
-    let business = dir.join("callcentre");
-    std::fs::create_dir_all(&business).unwrap();
-    let toml = include_str!("../../../scripts/demo/business.toml")
-        .replace(
-            "id = \"demo\"",
-            "id = \"callcentre\"\nvoice_provider = \"retell\"",
-        )
-        .replace("name = \"Demo Realty\"", "name = \"Call Centre\"")
-        .replace(
-            "agent_id = \"agent_demo_realty\"",
-            "agent_id = \"agent_retell_callcentre\"",
-        )
-        .replace(
-            "phone_number_id = \"phnum_demo\"",
-            "phone_number_id = \"+15550100000\"",
-        );
-    std::fs::write(business.join("business.toml"), toml).unwrap();
-    std::fs::write(
-        business.join("policy.rhai"),
-        include_str!("../../../scripts/demo/policy.rhai"),
+    demo_variant(
+        "callcentre",
+        &[
+            (
+                "id = \"callcentre\"",
+                "id = \"callcentre\"\nvoice_provider = \"retell\"",
+            ),
+            ("name = \"Demo Realty\"", "name = \"Call Centre\""),
+            (
+                "agent_id = \"agent_demo_realty\"",
+                "agent_id = \"agent_retell_callcentre\"",
+            ),
+            (
+                "phone_number_id = \"phnum_demo\"",
+                "phone_number_id = \"+15550100000\"",
+            ),
+        ],
     )
-    .unwrap();
-    dir
 }
 
 async fn retell_app(backend: &Backend, await_call: Duration) -> (TestApp, std::path::PathBuf) {
