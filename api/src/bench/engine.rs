@@ -44,7 +44,7 @@ const NOOP_QUEUE: &str = "bench.noop";
 const ROUND: usize = 1_000;
 
 /// Raw apalis: `tasks` no-op tasks drained by one worker with batches of 100 and concurrency 100
-/// (as docs/benchmarks.md measured it), in rounds of [`ROUND`] queued tasks, each round by a
+/// (apalis' own benchmark settings), in rounds of [`ROUND`] queued tasks, each round by a
 /// fresh worker; tasks per second over the rounds, from each round's first task run to its last.
 ///
 /// Why rounds: apalis 1.0 acknowledges a batch with one statement that the database plans by

@@ -18,7 +18,7 @@ use crate::ids::{JobId, RunId};
 pub const QUEUE: &str = "switchboard.steps";
 
 /// apalis' own retries are for infrastructure trouble only (a database hiccup while handling);
-/// step retries are ours, with backoff. See pitfall 2 in docs/apalis.md.
+/// step retries are ours, with backoff (apalis retries a failed task at once, without backoff).
 pub const QUEUE_MAX_ATTEMPTS: usize = 5;
 
 /// The payload of one apalis task: which run, at which transition, and what to do.

@@ -5,7 +5,7 @@
 //! where a pitfall is about apalis itself, apalis' tables. Steps record every execution in a
 //! shared [`Probe`], so "executed exactly once" is counted, not inferred. Waiting is always for a
 //! condition with a deadline ([`eventually`]); timings are only ever checked as "not earlier than".
-//! The numbered pitfalls are those of `docs/apalis.md` ("Pitfalls reproduced with 1.0.0").
+//! The numbered pitfalls are apalis 1.0 behaviours each scenario names where it reproduces one.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,6 @@
 //! is reported with its line and reason; duplicates (the same phone number in the business) are
 //! skipped or updated as asked; the same upload again changes nothing.
 
-
 use serde_json::{Value, json};
 use switchboard_engine::store::Q;
 use switchboard_tests::*;
@@ -12,7 +11,6 @@ crate::on_both_backends!(
     bad_uploads_are_refused_and_change_nothing,
     a_stalled_import_is_run_again_by_the_next_upload,
 );
-
 
 async fn count(app: &TestApp, table: &str) -> i64 {
     let (n,): (i64,) = app

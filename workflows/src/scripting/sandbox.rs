@@ -1,6 +1,6 @@
 //! The sandbox tenant scripts run in: a hardened Rhai engine, size-limited compilation, errors
 //! with `source:line:col`, and a pool of big-stack threads that keeps scripts off the async
-//! workers. Every setting answers a hole listed in `docs/rhai.md`.
+//! workers. Every setting closes a hole a hostile script could use (see `sandbox/tests.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, mpsc};

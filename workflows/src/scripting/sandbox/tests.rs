@@ -1,4 +1,5 @@
-//! The hostile-script suite: every hole in `docs/rhai.md` ends in a clear error within its limit,
+//! The hostile-script suite: every hole a hostile script can use (endless loops, deep recursion,
+//! huge strings and arrays, imports, `eval`) ends in a clear error within its limit,
 //! on a script thread, while the process (and a well-behaved script beside it) carries on.
 
 use std::sync::Arc;
