@@ -727,6 +727,23 @@ impl TestApp {
         (lead_id, run_id, conversation_id)
     }
 
+    /// Waits until the run's first follow-up is decided (the run then ends or waits to call
+    /// again) and returns the run.
+    pub async fn first_follow_up_decided(&self, run_id: &str) -> Value {
+        eventually(
+            "the follow-up to be decided",
+            Duration::from_secs(30),
+            || async {
+                let run = self.run(run_id).await;
+                let decided = attempts(&run, "follow_up")
+                    .first()
+                    .is_some_and(|a| a["status"] == "succeeded");
+                decided.then_some(run)
+            },
+        )
+        .await
+    }
+
     /// Waits until the run waits on a call webhook; returns the conversation id.
     pub async fn wait_for_call_wait(&self, id: &str) -> String {
         eventually(

@@ -165,14 +165,7 @@ async fn a_listed_number_is_never_dialled(backend: Backend) {
         .create_lead_with(&json!({"business": "demo", "name": "Alan Turing",
             "phone": "+14155550104", "sim": {"outcome": "no_answer", "webhook_delay_ms": 20}}))
         .await;
-    eventually("the first call to be over", T, || async {
-        let run = app.run(&run_id).await;
-        let decided = attempts(&run, "follow_up")
-            .first()
-            .is_some_and(|a| a["status"] == "succeeded");
-        decided.then_some(())
-    })
-    .await;
+    app.first_follow_up_decided(&run_id).await;
     let (status, _) = app
         .send(
             "POST",

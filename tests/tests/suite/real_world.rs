@@ -44,18 +44,6 @@ async fn post(app: &TestApp, body: &Value) {
     );
 }
 
-/// The run once its first follow-up is decided (the run then ends or waits to call again).
-async fn follow_up_decided(app: &TestApp, run_id: &str) -> Value {
-    eventually("the follow-up to be decided", T, || async {
-        let run = app.run(run_id).await;
-        let decided = attempts(&run, "follow_up")
-            .first()
-            .is_some_and(|a| a["status"] == "succeeded");
-        decided.then_some(run)
-    })
-    .await
-}
-
 /// The lines the run's `await_call` attempts logged.
 fn await_call_log(run: &Value) -> String {
     attempts(run, "await_call")
@@ -117,7 +105,7 @@ async fn the_lines_result_tells_a_voicemail_from_a_conversation(backend: Backend
     });
     post(&app, &transcription(&conversation_id, voicemail)).await;
 
-    let run = follow_up_decided(&app, &run_id).await;
+    let run = app.first_follow_up_decided(&run_id).await;
     let steps = step_names(&run);
     assert!(
         !steps.contains(&"analyze".to_owned()),
@@ -148,7 +136,7 @@ async fn a_conversation_that_failed_after_the_lead_spoke_is_analysed(backend: Ba
     });
     post(&app, &transcription(&conversation_id, dropped)).await;
 
-    let run = follow_up_decided(&app, &run_id).await;
+    let run = app.first_follow_up_decided(&run_id).await;
     let steps = step_names(&run);
     assert_eq!(
         steps[..8],
@@ -247,7 +235,7 @@ async fn lead_says(app: &TestApp, said: &str) -> Value {
             "phone_call": {"type": "twilio", "call_result": "answered"}}
     });
     post(app, &transcription(&conversation_id, words)).await;
-    follow_up_decided(app, &run_id).await
+    app.first_follow_up_decided(&run_id).await
 }
 
 async fn an_analysis_cut_off_is_asked_again_with_a_larger_budget(backend: Backend) {

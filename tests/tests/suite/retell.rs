@@ -114,9 +114,8 @@ async fn the_pipeline_runs_on_retell_through_every_outcome(backend: Backend) {
     for ((lead_id, run_id), (sim, status, outcome, calls, reason)) in runs.iter().zip(&matrix) {
         let run = app.wait_for_status(run_id, status, T).await;
         assert_eq!(run["outcome"], *outcome, "{sim}: {run:#}");
-        assert_eq!(
+        assert!(
             app.sim().calls_for(lead_id) >= 1,
-            true,
             "{sim}: the Retell simulator was called"
         );
         if *calls > 0 {
