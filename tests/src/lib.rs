@@ -24,6 +24,17 @@ pub const PERSONALIZATION_SECRET: &str = "test-personalization-secret";
 /// sends it.
 pub const OPERATOR_KEY: &str = "sbk_test-operator-key-0123456789";
 
+/// With `TEST_LOG` set (e.g. `TEST_LOG=warn`), the apps of a test binary log to the test's
+/// output at that level, so a failure such as an unexpected 500 shows its cause.
+fn init_test_log() {
+    if let Ok(level) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A port free to bind on 127.0.0.1 (for a child process to listen on).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -271,6 +282,7 @@ async fn spawn_on(
     opts: TestOptions,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
+    init_test_log();
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
