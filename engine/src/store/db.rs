@@ -163,27 +163,60 @@ impl Raw for PgConnection {
 }
 
 /// Begins a transaction with `begin` on a connection from `pool`.
-async fn open<C: Raw>(pool: &Pool<C>, begin: &'static str) -> Result<Open<C>>
+async fn open<C: Raw + 'static>(pool: &Pool<C>, begin: &'static str) -> Result<Open<C>>
 where
     C::Options: Sync,
 {
-    let mut held = pool::lease(pool).await?;
-    let begun = held.raw(begin).await;
+    let mut pending = Pending(Some(pool::lease(pool).await?));
+    let begun = pending.conn().raw(begin).await;
+    let mut held = pending.finished();
     held.check(begun)?;
     Ok(Open { held: Some(held) })
 }
 
 /// Ends the transaction on `open` with `end` (`COMMIT`, `ROLLBACK`) and returns its connection.
-async fn close<C: Raw>(open: &mut Open<C>, end: &'static str) -> Result<()>
+async fn close<C: Raw + 'static>(open: &mut Open<C>, end: &'static str) -> Result<()>
 where
     C::Options: Sync,
 {
-    let mut held = open
-        .held
-        .take()
-        .expect("an open transaction has its connection");
-    let ended = held.raw(end).await;
-    held.check(ended)
+    let mut pending = Pending(open.held.take());
+    let ended = pending.conn().raw(end).await;
+    pending.finished().check(ended)
+}
+
+/// A connection whose `BEGIN`, `COMMIT` or `ROLLBACK` is under way. If the task awaiting it is
+/// cancelled (a worker aborted), the statement may still run to completion on the connection
+/// (SQLite's connection thread does), so the connection is rolled back before it is reused
+/// instead of going back to the pool inside a transaction.
+struct Pending<C: Raw + 'static>(Option<Leased<C>>)
+where
+    C::Options: Sync;
+
+impl<C: Raw + 'static> Pending<C>
+where
+    C::Options: Sync,
+{
+    fn conn(&mut self) -> &mut Leased<C> {
+        self.0
+            .as_mut()
+            .expect("a pending statement has its connection")
+    }
+
+    /// The connection, once its statement has finished.
+    fn finished(mut self) -> Leased<C> {
+        self.0
+            .take()
+            .expect("a pending statement has its connection")
+    }
+}
+
+impl<C: Raw + 'static> Drop for Pending<C>
+where
+    C::Options: Sync,
+{
+    fn drop(&mut self) {
+        roll_back_later(self.0.take());
+    }
 }
 
 /// One bound argument. Only the types the schema uses: integers and text, each nullable.
@@ -616,13 +649,12 @@ fn pg_options(url: &str) -> Result<PgConnectOptions> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::{Db, Q, anonymous_placeholders};
 
-    /// A transaction dropped before it ends leaves nothing behind, and its connection (SQLite's
-    /// one writer) serves the next transaction only once it is rolled back: begun on a connection
-    /// with the first still open, the second would fail.
-    #[tokio::test]
-    async fn a_dropped_transaction_is_rolled_back_before_its_connection_serves_again() {
+    /// A fresh SQLite file with one table `t (n INTEGER)`.
+    async fn scratch_db() -> (Db, PathBuf) {
         let path = std::env::temp_dir().join(format!("sb-db-{}.db", uuid::Uuid::now_v7()));
         let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
             .await
@@ -630,6 +662,22 @@ mod tests {
         db.execute(Q::new("CREATE TABLE t (n INTEGER)"))
             .await
             .unwrap();
+        (db, path)
+    }
+
+    async fn remove(db: Db, path: PathBuf) {
+        db.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// A transaction dropped before it ends leaves nothing behind, and its connection (SQLite's
+    /// one writer) serves the next transaction only once it is rolled back: begun on a connection
+    /// with the first still open, the second would fail.
+    #[tokio::test]
+    async fn a_dropped_transaction_is_rolled_back_before_its_connection_serves_again() {
+        let (db, path) = scratch_db().await;
         let mut tx = db.begin().await.unwrap();
         tx.execute(Q::new("INSERT INTO t (n) VALUES (1)"))
             .await
@@ -642,10 +690,30 @@ mod tests {
         tx.commit().await.unwrap();
         let rows: Vec<(i64,)> = db.fetch_all(Q::new("SELECT n FROM t")).await.unwrap();
         assert_eq!(rows, [(2,)]);
-        db.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        remove(db, path).await;
+    }
+
+    /// A task cancelled while its `BEGIN` is under way (a worker aborted) does not hand the
+    /// connection back inside the transaction that `BEGIN` went on to open.
+    #[tokio::test]
+    async fn a_begin_cancelled_midway_leaves_no_transaction_open() {
+        let (db, path) = scratch_db().await;
+        for _ in 0..20 {
+            // Polled once: the writer is idle, so `BEGIN` is on its way; then cancelled.
+            let begin = db.begin();
+            let _ = futures::FutureExt::now_or_never(begin);
+            let mut tx = db.begin().await.unwrap();
+            tx.execute(Q::new("INSERT INTO t (n) VALUES (1)"))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
         }
+        let rows: Vec<(i64,)> = db
+            .fetch_all(Q::new("SELECT count(*) FROM t"))
+            .await
+            .unwrap();
+        assert_eq!(rows, [(20,)]);
+        remove(db, path).await;
     }
 
     #[test]
