@@ -24,6 +24,17 @@ pub const PERSONALIZATION_SECRET: &str = "test-personalization-secret";
 /// sends it.
 pub const OPERATOR_KEY: &str = "sbk_test-operator-key-0123456789";
 
+/// Today at 18:30 UTC: inside the legal calling window (08:00–21:00) of every US timezone from
+/// Hawaii to Puerto Rico and of the UK, all year. The business clock of a test that does not set
+/// one starts here, so the leads' numbers may be called whatever the hour the suite runs at.
+pub fn lawful_hour_today() -> chrono::DateTime<chrono::Utc> {
+    let today = chrono::Utc::now().date_naive();
+    today
+        .and_hms_opt(18, 30, 0)
+        .expect("18:30 exists")
+        .and_utc()
+}
+
 /// With `TEST_LOG` set (e.g. `TEST_LOG=warn`), the apps of a test binary log to the test's
 /// output at that level, so a failure such as an unexpected 500 shows its cause.
 fn init_test_log() {
@@ -170,7 +181,7 @@ pub struct TestOptions {
     /// Start without workers.
     pub no_workers: bool,
     /// Where the business clock (scripts, routing, calling hours) starts; it runs on from there
-    /// (default: the real one).
+    /// (default: [`lawful_hour_today`]).
     pub business_clock: Option<chrono::DateTime<chrono::Utc>>,
     /// More business folders (`SWITCHBOARD_BUSINESSES_DIR`).
     pub businesses_dir: Option<std::path::PathBuf>,
@@ -286,7 +297,7 @@ async fn spawn_on(
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
-        business_clock: opts.business_clock,
+        business_clock: Some(opts.business_clock.unwrap_or_else(lawful_hour_today)),
     };
     let mut config = test_config(&database.url);
     config.businesses_dir = opts.businesses_dir.clone();

@@ -27,6 +27,10 @@ pub struct NewLead {
     /// The person's prior consent to be called.
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// The person's IANA timezone, when the business knows it (else it is derived from the
+    /// phone number's region).
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Simulator steering.
     #[serde(default)]
     pub sim: Option<SimSteer>,
@@ -105,6 +109,9 @@ pub struct Lead {
     pub sim: Option<SimSteer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Consent>,
+    /// The person's IANA timezone, as given with the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     pub run_id: String,
     pub created_at: i64,
 }

@@ -164,6 +164,7 @@ fn lead(cells: &Cells, business: &Business, mapping: &Mapping) -> Result<NewLead
         source: cell(&mapping.source, "source"),
         custom_fields,
         consent: None,
+        timezone: cell(&None, "timezone"),
         sim: None,
     })
 }

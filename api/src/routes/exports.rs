@@ -69,7 +69,7 @@ fn write(w: &mut csv::Writer<Vec<u8>>, record: &[&str]) -> ApiResult<()> {
         ("to" = Option<String>, Query, description = "Created before (RFC 3339)"),
     ),
     responses(
-        (status = 200, description = "CSV: `id,business,name,phone,email,source,created_at,run_id,custom_fields,consent` (custom fields and consent as JSON)", content_type = "text/csv", body = String),
+        (status = 200, description = "CSV: `id,business,name,phone,email,source,created_at,run_id,custom_fields,consent,timezone,do_not_call` (custom fields and consent as JSON; do_not_call: listed or opted_out when the number is on the business' list)", content_type = "text/csv", body = String),
         (status = 404, description = "Not the caller's business", body = ErrorBody),
     )
 )]
@@ -92,6 +92,8 @@ pub async fn leads(
         "run_id",
         "custom_fields",
         "consent",
+        "timezone",
+        "do_not_call",
     ];
     write(&mut w, &columns)?;
     let (mut after, mut rows) = (None::<String>, 0);
@@ -104,6 +106,17 @@ pub async fn leads(
             PAGE,
         )
         .await?;
+        let listed = match (page.first(), page.last()) {
+            (Some(first), Some(last)) => {
+                switchboard_workflows::store::do_not_call::reasons_of_leads(
+                    state.engine.db(),
+                    business.as_deref(),
+                    (&first.id, &last.id),
+                )
+                .await?
+            }
+            _ => Default::default(),
+        };
         for lead in &page {
             let created = rfc3339(lead.created_at);
             let fields = serde_json::to_string(&lead.custom_fields).unwrap_or_default();
@@ -125,6 +138,8 @@ pub async fn leads(
                     &lead.run_id,
                     &fields,
                     &consent,
+                    lead.timezone.as_deref().unwrap_or(""),
+                    listed.get(&lead.id).map_or("", String::as_str),
                 ],
             )?;
         }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_engine::store::runs::RunFilter;
-use switchboard_workflows::business::Business;
+use switchboard_workflows::business::{Business, LocalTime, timezone};
 use switchboard_workflows::lead::{Lead, NewLead};
 use switchboard_workflows::lead_call;
 use switchboard_workflows::phone::Phone;
@@ -30,6 +30,7 @@ fn lead_json(lead: &Lead) -> Value {
         "source": lead.source,
         "custom_fields": lead.custom_fields,
         "consent": lead.consent,
+        "timezone": lead.timezone,
         "created_at": rfc3339(lead.created_at),
     })
 }
@@ -116,6 +117,9 @@ pub(crate) fn check(business: &Business, new: &NewLead) -> ApiResult<Phone> {
             .check(chrono::Utc::now())
             .map_err(|(field, m)| ApiError::invalid("invalid_consent", field, m))?;
     }
+    if let Some(zone) = &new.timezone {
+        timezone(zone.trim()).map_err(|m| ApiError::invalid("invalid_timezone", "timezone", m))?;
+    }
     Ok(phone)
 }
 
@@ -147,7 +151,7 @@ async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
 #[utoipa::path(
     post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key again returns the same lead and run (answered with `Idempotent-Replayed: true`)")),
-    request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, consent?: {source, at (RFC 3339), text?, reference?}, sim?}`", content_type = "application/json"),
+    request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, consent?: {source, at (RFC 3339), text?, reference?}, timezone? (IANA, e.g. America/Los_Angeles: the person's own; else derived from the phone number's region), sim?}`", content_type = "application/json"),
     responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`), or `do_not_call`: the number is on the business' do-not-call list", body = ErrorBody))
 )]
 pub async fn create(
@@ -215,6 +219,7 @@ pub(crate) async fn start(
         custom_fields: new.custom_fields.clone(),
         sim: new.sim.clone(),
         consent: new.consent.clone(),
+        timezone: new.timezone.as_deref().map(|z| z.trim().to_owned()),
         run_id: run_id.0.clone(),
         created_at: switchboard_engine::ids::now_ms(),
     };
@@ -226,7 +231,7 @@ pub(crate) async fn start(
 #[utoipa::path(
     get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "get_lead",
     params(("id" = String, Path, description = "Lead id")),
-    responses((status = 200, description = "`{lead (with its consent, if any), do_not_call: {reason: listed | opted_out, note, added_at} | null, runs, calls}`", body = Object), (status = 404, description = "No such lead", body = ErrorBody))
+    responses((status = 200, description = "`{lead (with its consent and timezone, if any), do_not_call: {reason: listed | opted_out, note, added_at} | null, local_time: {zones: [IANA], region: US-CA | GB | null, from: lead | phone_number | business} (where calling hours are checked), runs, calls}`", body = Object), (status = 404, description = "No such lead", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
@@ -243,16 +248,19 @@ pub async fn show(
         limit: 100,
         ..RunFilter::default()
     };
-    let (runs, calls, listed) = futures::try_join!(
+    let (runs, calls, listed, business) = futures::try_join!(
         switchboard_engine::store::runs::list(db, &filter),
         store::lead_history(db, &lead.id),
         store::do_not_call::find(db, &lead.business_id, lead.phone.as_str()),
+        store::business(db, &lead.business_id),
     )?;
+    let local_time = business.map(|b| LocalTime::of(&lead, &b));
     let do_not_call = listed
         .map(|e| json!({ "reason": e.reason, "note": e.note, "added_at": rfc3339(e.added_at) }));
     Ok(axum::Json(json!({
         "lead": lead_json(&lead),
         "do_not_call": do_not_call,
+        "local_time": local_time,
         "runs": runs.iter().map(super::runs::run_json).collect::<Vec<_>>(),
         "calls": calls,
     })))

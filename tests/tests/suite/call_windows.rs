@@ -1,5 +1,6 @@
 //! Calling hours: a call is dialled only inside its business' hours, in the business' timezone,
-//! checked again just before dialling; the clock is set by the test and runs on from there.
+//! and inside the legal calling window in the lead's own local time, checked again just before
+//! dialling; the clock is set by the test and runs on from there.
 
 use std::time::Duration;
 
@@ -35,13 +36,13 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
     )
     .await;
     // One patient's call holds the only line (it lasts ten minutes)…
-    let mut long_call = patient("Ada Lovelace", "+14155552671");
+    let mut long_call = patient("Ada Lovelace", "+13125552671");
     long_call["sim"]["webhook_delay_ms"] = json!(600_000);
     let (_, first_run) = app.create_lead_with(&long_call).await;
     app.wait_for_call_wait(&first_run).await;
     // …so the second patient's call, routed while the desk is open, waits in line.
     let (second_lead, second_run) = app
-        .create_lead_with(&patient("Grace Hopper", "+14155552672"))
+        .create_lead_with(&patient("Grace Hopper", "+13125552672"))
         .await;
     let run = eventually("the second call waiting for a line", T, || async {
         let run = app.run(&second_run).await;
@@ -70,7 +71,7 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
         attempts(run, "place_call").iter().any(|a| {
             a["error"]
                 .as_str()
-                .is_some_and(|e| e.contains("outside the calling hours"))
+                .is_some_and(|e| e.contains("outside the business' opening hours"))
         })
     };
     let seen = within(T, || async {
@@ -90,7 +91,7 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
         put_off["error"]
             .as_str()
             .unwrap()
-            .ends_with("the next opening, 2026-11-02T08:00:00-06:00"),
+            .ends_with("the call waits until 2026-11-02T08:00:00-06:00"),
         "{put_off}"
     );
     assert_eq!(run["status"], "waiting", "{run}");
@@ -117,7 +118,7 @@ async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend
     )
     .await;
     let (lead, run_id) = app
-        .create_lead_with(&patient("Ada Lovelace", "+14155552671"))
+        .create_lead_with(&patient("Ada Lovelace", "+13125552671"))
         .await;
     let run = eventually("the call at the opening", T * 2, || async {
         let run = app.run(&run_id).await;
@@ -134,7 +135,78 @@ async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend
     );
 }
 
+async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_before(
+    backend: Backend,
+) {
+    // Monday 2026-11-09, 10:59:40 in New York (the demo business, no opening hours), 07:59:40
+    // in Los Angeles.
+    let app = spawn_app_with(
+        &backend,
+        TestOptions {
+            business_clock: Some(at("2026-11-09T15:59:40Z")),
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let person = |phone: &str| {
+        json!({"business": "demo", "name": "Ada Lovelace", "phone": phone,
+               "sim": {"outcome": "interested"}})
+    };
+    let (la, la_run) = app.create_lead_with(&person("+13105552671")).await;
+    let (ny, _) = app.create_lead_with(&person("+12125552671")).await;
+    // The New York lead is called at once; the Los Angeles lead waits and its timeline says
+    // which rule holds the call back, and until when.
+    eventually("the New York call", T, || async {
+        (app.sim().calls_for(&ny) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(app.sim().calls_for(&la), 0, "called before 08:00 Pacific");
+    let run = app.run(&la_run).await;
+    let route = attempts(&run, "route")[0];
+    assert!(
+        route["log"].to_string().contains(
+            "outside the legal calling window 08:00-21:00 in the lead's local time \
+             (America/Los_Angeles, from the phone number's region US-CA): the call waits until \
+             2026-11-09T08:00:00-08:00"
+        ),
+        "{route}"
+    );
+    let (_, page) = app.get(&format!("/api/v1/leads/{la}")).await;
+    assert_eq!(
+        page["local_time"],
+        json!({"zones": ["America/Los_Angeles"], "region": "US-CA", "from": "phone_number"})
+    );
+    // At 08:00 Pacific it is called.
+    eventually("the Los Angeles call at 08:00 Pacific", T, || async {
+        (app.sim().calls_for(&la) == 1).then_some(())
+    })
+    .await;
+    assert!(
+        Utc::now() >= app.started_at + chrono::TimeDelta::seconds(19),
+        "called before the business clock reached 08:00 Pacific"
+    );
+
+    // A timezone given with the lead is checked, and wins over the number's region.
+    let mut bad = person("+13105552672");
+    bad["timezone"] = json!("Mars/Olympus_Mons");
+    let resp = app.post_lead(&bad).await;
+    assert_eq!(resp.status(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (&err["error"]["code"], &err["error"]["details"]["field"]),
+        (&json!("invalid_timezone"), &json!("timezone")),
+        "{err}"
+    );
+    let mut given = person("+13105552673");
+    given["timezone"] = json!("America/New_York");
+    let (lead, _) = app.create_lead_with(&given).await;
+    let (_, page) = app.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(page["lead"]["timezone"], "America/New_York");
+    assert_eq!(page["local_time"]["from"], "lead");
+}
+
 crate::on_both_backends!(
+    a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_before,
     a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_opening,
     the_first_opening_after_the_clocks_change_is_kept_in_local_time,
 );

@@ -20,6 +20,7 @@ use switchboard_engine::store::Q;
 use switchboard_tests::children::{Process, log_dir};
 use switchboard_tests::fakes::{Chaos, FakeProviders};
 use switchboard_tests::*;
+use switchboard_workflows::phone::Phone;
 
 /// The provider faults: 6% 503, 4% 429, 4% answers held past the client's 1 s timeout.
 const CHAOS: Chaos = Chaos {
@@ -99,7 +100,7 @@ fn post_leads(client: reqwest::Client, address: String, n: usize) -> tokio::task
             let body = json!({
                 "business": "demo",
                 "name": format!("Chaos lead {i}"),
-                "phone": format!("+1415555{:04}", 2000 + i),
+                "phone": Phone::fictional(2000 + i).as_str(),
             });
             let created = eventually("the lead to be taken", Duration::from_secs(60), || async {
                 let resp = client

@@ -32,16 +32,36 @@ async fn leads_and_runs_export_as_csv_for_the_callers_business(backend: Backend)
         let (_, run) = app
             .create_lead_with(&json!({"business": "demo", "name": format!("Lead, {i}"),
                 "phone": format!("+1415555{:04}", 3000 + i),
+                "timezone": (i == 1).then_some("America/Chicago"),
                 "custom_fields": {"budget_range": "Over 1M"}}))
             .await;
         run_ids.push(run);
     }
+    // The second lead's number goes on the list after it came in.
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/v1/businesses/demo/do-not-call",
+            &json!({"phones": ["+14155553001"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let client = &app.client;
     let (status, leads) = csv(client, &app, "/api/v1/exports/leads?business=demo").await;
     assert_eq!(status, 200);
     assert_eq!(
         leads[0],
-        "id,business,name,phone,email,source,created_at,run_id,custom_fields,consent"
+        "id,business,name,phone,email,source,created_at,run_id,custom_fields,consent,timezone,do_not_call"
+    );
+    assert!(
+        leads[1].ends_with(",,"),
+        "no timezone, not listed: {}",
+        leads[1]
+    );
+    assert!(
+        leads[2].ends_with(",America/Chicago,listed"),
+        "{}",
+        leads[2]
     );
     assert_eq!(leads.len(), 4, "{leads:#?}");
     assert!(

@@ -22,6 +22,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use switchboard_tests::children::{Process, log_dir, registered_worker_name};
 use switchboard_tests::*;
+use switchboard_workflows::phone::Phone;
 
 /// Leads created, each one run.
 const RUNS: usize = 300;
@@ -268,7 +269,7 @@ async fn three_worker_processes(backend: Backend) {
             let body = json!({
                 "business": "demo",
                 "name": format!("Lead {i}"),
-                "phone": format!("+1415555{:04}", 1000 + i),
+                "phone": Phone::fictional(1000 + i).as_str(),
                 "sim": {"outcome": "interested", "webhook_delay_ms": 0},
             });
             let resp = client.post(&url).json(&body).send().await.unwrap();

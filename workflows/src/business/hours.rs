@@ -88,6 +88,21 @@ pub struct Hours {
 const LOOK_AHEAD_DAYS: i64 = 62;
 
 impl Hours {
+    /// Open in `window` every day.
+    pub fn every_day(window: Window) -> Hours {
+        let day = Some(window);
+        Hours {
+            mon: day,
+            tue: day,
+            wed: day,
+            thu: day,
+            fri: day,
+            sat: day,
+            sun: day,
+            ..Hours::default()
+        }
+    }
+
     /// The window of a weekday.
     pub fn on(&self, day: Weekday) -> Option<Window> {
         match day {

@@ -6,6 +6,7 @@
 
 mod fields;
 mod hours;
+mod local_time;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use crate::providers::voice::VoiceKind;
 
 pub use fields::{CustomField, FieldType};
 pub use hours::{Hours, Window, local_to_utc, timezone};
+pub use local_time::{Callable, LocalTime, ZoneSource, widest_legal_window};
 
 /// A business (tenant) as configured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -227,6 +229,13 @@ pub struct CallingConfig {
     /// Whether a lead is called only with a consent record (its run ends `no_consent` without
     /// one).
     pub require_consent: bool,
+    /// When calls may be placed in the called person's local time: 08:00–21:00 (the US federal
+    /// rule) unless narrowed; never wider.
+    pub legal_hours: Window,
+    /// Narrower windows for people in a region: a country (`GB`) or a US state or Canadian
+    /// province (`US-FL`), e.g. `{ "US-FL" = "08:00-20:00" }`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub region_hours: BTreeMap<String, Window>,
 }
 
 /// What follows a connected call without an analysis (`calling.analysis_unavailable`).
@@ -255,6 +264,8 @@ impl Default for CallingConfig {
             max_calls_per_minute: None,
             analysis_unavailable: WithoutAnalysis::default(),
             require_consent: false,
+            legal_hours: widest_legal_window(),
+            region_hours: BTreeMap::new(),
         }
     }
 }
@@ -287,19 +298,23 @@ pub fn shipped() -> Vec<Definition> {
 /// `business.toml` and a `policy.rhai`; a folder named like a shipped business replaces it).
 pub fn definitions(dir: Option<&std::path::Path>) -> Result<Vec<Definition>, String> {
     let mut all = shipped();
-    let Some(dir) = dir else { return Ok(all) };
+    for d in dir.map(folders).transpose()?.unwrap_or_default() {
+        all.retain(|s| s.business.id != d.business.id);
+        all.push(d);
+    }
+    Ok(all)
+}
+
+/// The businesses in `dir`: every folder holding a `business.toml` (and its `policy.rhai`),
+/// read and checked, in the order of their names.
+pub fn folders(dir: &std::path::Path) -> Result<Vec<Definition>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut folders: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("business.toml").is_file())
         .collect();
     folders.sort();
-    for folder in folders {
-        let d = Definition::load(&folder)?;
-        all.retain(|s| s.business.id != d.business.id);
-        all.push(d);
-    }
-    Ok(all)
+    folders.iter().map(|f| Definition::load(f)).collect()
 }
 
 impl Definition {
@@ -333,6 +348,16 @@ impl Definition {
     }
 }
 
+/// A configuration that does not hold together: which field (`campaigns[1].agent`), and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    /// The field's path in the configuration.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 /// When a business may next be called, seen from some instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opening {
@@ -352,64 +377,107 @@ impl Business {
         Ok(b)
     }
 
-    /// Checks the timezone, and that the default agent, campaigns and objectives refer to
-    /// things that exist.
-    pub fn check(&self) -> Result<(), String> {
-        timezone(&self.timezone)?;
-        if self.objectives.is_empty() {
-            return Err("at least one objective is needed".into());
+    /// Checks the timezone, the calling limits and windows, and that the default agent,
+    /// campaigns, objectives and schedules refer to things that exist; the error names the
+    /// field (`campaigns[1].agent`).
+    pub fn check(&self) -> Result<(), Invalid> {
+        let at = |field: String| move |message: String| Invalid { field, message };
+        let id_chars =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(id_chars) {
+            return Err(at("id".into())(format!(
+                "{:?} is not an id: 1 to 64 lowercase letters, digits, - and _",
+                self.id
+            )));
         }
-        if !self.agents.contains_key(&self.default_agent) {
-            return Err(format!(
-                "default_agent {:?} is not one of the agents {:?}",
-                self.default_agent,
-                self.agents.keys().collect::<Vec<_>>()
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+            return Err(at("name".into())("must be 1 to 200 characters".into()));
+        }
+        timezone(&self.timezone).map_err(at("timezone".into()))?;
+        if self.objectives.is_empty() {
+            return Err(at("objectives".into())(
+                "at least one objective is needed".into(),
             ));
         }
-        if self.calling.max_concurrent_calls == 0 || self.calling.max_calls_per_minute == Some(0) {
-            return Err(
-                "calling.max_concurrent_calls and calling.max_calls_per_minute must be at least 1"
-                    .into(),
-            );
+        if !self.agents.contains_key(&self.default_agent) {
+            return Err(at("default_agent".into())(format!(
+                "{:?} is not one of the agents {:?}",
+                self.default_agent,
+                self.agents.keys().collect::<Vec<_>>()
+            )));
         }
-        for c in &self.campaigns {
-            let split = c.split.iter().map(|s| &s.agent);
-            if let Some(a) = std::iter::once(&c.agent)
-                .chain(split)
-                .find(|a| !self.agents.contains_key(*a))
+        if self.calling.max_concurrent_calls == 0 {
+            return Err(at("calling.max_concurrent_calls".into())(
+                "must be at least 1".into(),
+            ));
+        }
+        if self.calling.max_calls_per_minute == Some(0) {
+            return Err(at("calling.max_calls_per_minute".into())(
+                "must be at least 1".into(),
+            ));
+        }
+        let widest = widest_legal_window();
+        let legal = self.calling.legal_hours;
+        if legal.open < widest.open || legal.close > widest.close {
+            return Err(at("calling.legal_hours".into())(format!(
+                "{legal} may only narrow the legal calling window {widest}"
+            )));
+        }
+        for region in self.calling.region_hours.keys() {
+            let mut parts = region.split('-');
+            let country = parts.next().unwrap_or_default();
+            let sub = parts.next();
+            let upper = |s: &str, n: std::ops::RangeInclusive<usize>| {
+                n.contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            };
+            if !upper(country, 2..=2)
+                || sub.is_some_and(|s| !upper(s, 1..=3))
+                || parts.next().is_some()
             {
-                return Err(format!("campaign {:?}: no agent {a:?}", c.name));
+                return Err(at(format!("calling.region_hours.{region}"))(format!(
+                    "{region:?} is not a region like \"GB\" or \"US-FL\""
+                )));
             }
-            if c.split.iter().any(|s| s.weight == 0) {
-                return Err(format!(
-                    "campaign {:?}: every split weight must be at least 1",
-                    c.name
-                ));
+        }
+        for (i, c) in self.campaigns.iter().enumerate() {
+            let field = |name: &str| format!("campaigns[{i}].{name}");
+            if !self.agents.contains_key(&c.agent) {
+                return Err(at(field("agent"))(format!("no agent {:?}", c.agent)));
             }
-            if let Some(o) = &c.objective {
-                self.objective(o)
-                    .ok_or_else(|| format!("campaign {:?}: no objective {o:?}", c.name))?;
+            for (j, share) in c.split.iter().enumerate() {
+                let field = field(&format!("split[{j}]"));
+                if !self.agents.contains_key(&share.agent) {
+                    return Err(at(field)(format!("no agent {:?}", share.agent)));
+                }
+                if share.weight == 0 {
+                    return Err(at(field)("every split weight must be at least 1".into()));
+                }
+            }
+            if let Some(o) = &c.objective
+                && self.objective(o).is_none()
+            {
+                return Err(at(field("objective"))(format!("no objective {o:?}")));
             }
         }
         for (i, schedule) in self.schedules.iter().enumerate() {
-            schedule.cron()?;
+            let field = |name: &str| format!("schedules[{i}].{name}");
+            schedule.cron().map_err(at(field("cron")))?;
             if !["hot", "warm", "cold", "disqualified"].contains(&schedule.tag.as_str()) {
-                return Err(format!(
-                    "schedule {:?}: tag {:?} is not one of hot, warm, cold, disqualified",
-                    schedule.name, schedule.tag
-                ));
+                return Err(at(field("tag"))(format!(
+                    "{:?} is not one of hot, warm, cold, disqualified",
+                    schedule.tag
+                )));
             }
             if self.schedules[..i].iter().any(|s| s.name == schedule.name) {
-                return Err(format!(
-                    "schedule {:?}: names must be unique",
+                return Err(at(field("name"))(format!(
+                    "{:?}: names must be unique",
                     schedule.name
-                ));
+                )));
             }
             if schedule.limit == 0 {
-                return Err(format!(
-                    "schedule {:?}: limit must be at least 1",
-                    schedule.name
-                ));
+                return Err(at(field("limit"))("must be at least 1".into()));
             }
         }
         Ok(())
@@ -501,7 +569,7 @@ mod tests {
             if change != "name" {
                 realty.schedules.remove(0);
             }
-            let e = realty.check().unwrap_err();
+            let e = realty.check().unwrap_err().to_string();
             assert!(e.contains(error), "{change}: {e}");
         }
     }
@@ -545,7 +613,7 @@ mod tests {
         zero.split[0].agent = business.default_agent.clone();
         zero.split[1].agent = business.default_agent.clone();
         business.campaigns.push(zero);
-        assert!(business.check().unwrap_err().contains("weight"));
+        assert!(business.check().unwrap_err().to_string().contains("weight"));
     }
 
     #[test]
@@ -559,10 +627,10 @@ mod tests {
         let demo = shipped().remove(0).business;
         let mut b = demo.clone();
         b.default_agent = "nobody".into();
-        assert!(b.check().unwrap_err().contains("nobody"));
+        assert!(b.check().unwrap_err().to_string().contains("nobody"));
         let mut b = demo.clone();
         b.timezone = "Nowhere/Land".into();
-        assert!(b.check().unwrap_err().contains("Nowhere/Land"));
+        assert!(b.check().unwrap_err().to_string().contains("Nowhere/Land"));
         let mut b = demo;
         b.campaigns.push(Campaign {
             name: "x".into(),
@@ -571,7 +639,7 @@ mod tests {
             objective: Some("Sell Ice".into()),
             split: vec![],
         });
-        assert!(b.check().unwrap_err().contains("Sell Ice"));
+        assert!(b.check().unwrap_err().to_string().contains("Sell Ice"));
     }
 
     #[test]

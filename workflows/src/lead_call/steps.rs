@@ -13,9 +13,11 @@ use tracing::{error, info};
 use super::inputs::*;
 use super::{CALL_EVENT, Deps};
 use crate::agents_sync;
-use crate::business::{Business, Opening, WithoutAnalysis};
+use crate::business::{Business, Callable, LocalTime, WithoutAnalysis};
 use crate::lead::Lead;
-use crate::policy::{Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults};
+use crate::policy::{
+    Decider, FollowUpDecision, NoConnect, RouteAction, RunView, defaults, secs_until,
+};
 use crate::providers::ProviderError;
 use crate::providers::error::CODE_INSUFFICIENT_QUOTA;
 use crate::providers::openai::{ANALYSIS_TOKENS, AnalysisOutcome};
@@ -137,15 +139,36 @@ impl Step for Route {
             prompt: prompt.clone(),
             first_message: first_message.clone(),
         };
-        Ok(match route.action.clone() {
-            RouteAction::CallNow => Transition::next::<PlaceCall>(plan(route)),
-            RouteAction::CallAfter { secs } => {
-                Transition::after::<PlaceCall>(plan(route), Duration::from_secs(secs))
-            }
+        let secs = match route.action.clone() {
+            RouteAction::CallNow => 0,
+            RouteAction::CallAfter { secs } => secs,
             RouteAction::Never { reason } => {
                 info!(%reason, "route decided not to call");
-                Transition::complete("not_called")
+                return Ok(Transition::complete("not_called"));
             }
+        };
+        // Whatever the route said, the call is due only where the lead may lawfully be called
+        // (and inside the opening hours, unless a script allowed otherwise).
+        let now = self.0.policy.now();
+        let due = now + chrono::Duration::seconds(secs as i64);
+        let local = LocalTime::of(&lead, &business);
+        let after = match business.callable(&local, due, !route.outside_hours) {
+            Callable::Now => secs,
+            Callable::At { at, why, zone } => {
+                ctx.log(format!(
+                    "{why}: the call waits until {}",
+                    at.with_timezone(&zone).to_rfc3339()
+                ));
+                secs_until(at, now)
+            }
+            Callable::Never { why } => {
+                ctx.log(format!("not called: {why}"));
+                return Ok(Transition::complete("not_called"));
+            }
+        };
+        Ok(match after {
+            0 => Transition::next::<PlaceCall>(plan(route)),
+            secs => Transition::after::<PlaceCall>(plan(route), Duration::from_secs(secs)),
         })
     }
 }
@@ -313,25 +336,23 @@ impl Step for PlaceCall {
             return Ok(Transition::complete("no_consent"));
         }
         // The hours may have closed since the route was decided (the call waited for a line or
-        // for the provider): a call is only dialled inside them, unless a script allowed it.
+        // for the provider): a call is only dialled inside the legal window in the lead's local
+        // time, and inside the opening hours unless a script allowed otherwise.
         let now = deps.policy.now();
-        let opening = match input.route.outside_hours {
-            true => Opening::Now,
-            false => business.opening(now),
-        };
-        match opening {
-            Opening::Now => {}
-            Opening::At(at) => {
+        let local = LocalTime::of(&lead, &business);
+        match business.callable(&local, now, !input.route.outside_hours) {
+            Callable::Now => {}
+            Callable::At { at, why, zone } => {
                 return Err(StepError::defer(
                     format!(
-                        "outside the calling hours: the call waits for the next opening, {}",
-                        at.with_timezone(&business.tz()).to_rfc3339()
+                        "{why}: the call waits until {}",
+                        at.with_timezone(&zone).to_rfc3339()
                     ),
                     (at - now).to_std().unwrap_or_default(),
                 ));
             }
-            Opening::Never => {
-                info!("the business has no opening hours left: not calling");
+            Callable::Never { why } => {
+                ctx.log(format!("not called: {why}"));
                 return Ok(Transition::complete("not_called"));
             }
         }

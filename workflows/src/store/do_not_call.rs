@@ -95,6 +95,29 @@ pub async fn find(db: &Db, business_id: &str, phone: &str) -> Result<Option<Entr
     .await
 }
 
+/// The do-not-call reason (`listed`, `opted_out`) of each lead with an id in `[first, last]`
+/// (of business `business_id`, or any) whose number is on its business' list: the leads of an
+/// export page.
+pub async fn reasons_of_leads(
+    db: &Db,
+    business_id: Option<&str>,
+    (first, last): (&str, &str),
+) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = db
+        .fetch_all(
+            Q::new(
+                "SELECT l.id, d.reason FROM leads l JOIN do_not_call d \
+                   ON d.business_id = l.business_id AND d.phone = l.phone \
+                 WHERE ($1 IS NULL OR l.business_id = $1) AND l.id >= $2 AND l.id <= $3",
+            )
+            .bind(business_id)
+            .bind(first)
+            .bind(last),
+        )
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Whether `phone` is on `business_id`'s list.
 pub async fn listed(db: &Db, business_id: &str, phone: &str) -> Result<bool> {
     Ok(find(db, business_id, phone).await?.is_some())

@@ -103,6 +103,7 @@ struct LeadRow {
     run_id: String,
     created_at: i64,
     consent: Option<String>,
+    timezone: Option<String>,
 }
 
 impl TryFrom<LeadRow> for Lead {
@@ -113,6 +114,7 @@ impl TryFrom<LeadRow> for Lead {
             custom_fields: serde_json::from_str(&r.custom_fields)?,
             sim: r.sim.as_deref().map(serde_json::from_str).transpose()?,
             consent: r.consent.as_deref().map(serde_json::from_str).transpose()?,
+            timezone: r.timezone,
             id: r.id,
             business_id: r.business_id,
             name: r.name,
@@ -124,14 +126,14 @@ impl TryFrom<LeadRow> for Lead {
     }
 }
 
-const LEAD_COLUMNS: &str =
-    "id, business_id, name, phone, email, source, custom_fields, sim, run_id, created_at, consent";
+const LEAD_COLUMNS: &str = "id, business_id, name, phone, email, source, custom_fields, sim, run_id, created_at, consent, \
+     timezone";
 
 /// Stores a lead (inside the transaction that starts its run).
 pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>) -> Result<()> {
     tx.execute(
         Q::new(format!(
-            "INSERT INTO leads ({LEAD_COLUMNS}, idempotency_key) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+            "INSERT INTO leads ({LEAD_COLUMNS}, idempotency_key) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
         ))
         .bind(&lead.id)
         .bind(&lead.business_id)
@@ -144,6 +146,7 @@ pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>
         .bind(&lead.run_id)
         .bind(lead.created_at)
         .bind(lead.consent.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(lead.timezone.clone())
         .bind(idempotency_key),
     )
     .await?;
