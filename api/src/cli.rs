@@ -5,6 +5,7 @@
 
 use crate::agents_cli::{self, AgentsCommand};
 use crate::bench::{self, BenchOptions};
+use crate::businesses_cli::{self, BusinessesCommand};
 use crate::config::{Config, LogFormat};
 use crate::redact::Masked;
 use crate::scripts_cli::{self, ScriptsCommand};
@@ -52,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Load business folders into the database (`businesses import DIR`).
+    Businesses {
+        #[command(subcommand)]
+        command: BusinessesCommand,
+    },
 }
 
 /// Parses the command line and runs the command (the `switchboard` binary's `main`).
@@ -77,6 +83,11 @@ pub async fn main() -> anyhow::Result<()> {
         Some(Command::Agents { command }) => {
             let code =
                 agents_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
+            std::process::exit(code);
+        }
+        Some(Command::Businesses { command }) => {
+            let code = businesses_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr())
+                .await?;
             std::process::exit(code);
         }
         None => (cli.serve, false),

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod agents_cli;
 pub mod bench;
+pub mod businesses_cli;
 pub mod call_audio;
 pub mod cli;
 pub mod config;

@@ -106,8 +106,25 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(routes::runs::cancel))
         .route("/api/v1/runs/{id}/retry", post(routes::runs::retry))
         .route("/api/v1/runs/{id}/resume", post(routes::runs::resume))
-        .route("/api/v1/businesses", get(routes::businesses::list))
+        .route(
+            "/api/v1/businesses",
+            get(routes::businesses::list).post(routes::business_config::create),
+        )
         .route("/api/v1/businesses/{id}", get(routes::businesses::show))
+        .route(
+            "/api/v1/businesses/{id}/config",
+            get(routes::business_config::show)
+                .put(routes::business_config::put)
+                .patch(routes::business_config::patch),
+        )
+        .route(
+            "/api/v1/businesses/{id}/config/versions",
+            get(routes::business_config::versions),
+        )
+        .route(
+            "/api/v1/businesses/{id}/config/versions/{version}",
+            get(routes::business_config::version),
+        )
         .route(
             "/api/v1/businesses/{id}/usage",
             get(routes::businesses::usage),
@@ -643,13 +660,15 @@ fn queue_board_url(listener: &TcpListener, public_url: &str) -> anyhow::Result<S
     Ok(format!("http://{host}:{}/", addr.port()))
 }
 
-/// Stores the businesses shipped in `scripts/` and those in `dir`; a business' script is stored
-/// only if it has none yet, so versions edited through the API survive restarts.
+/// Seeds the database with the businesses shipped in `scripts/` and those in `dir`: a business
+/// it does not hold yet is created with the folder's configuration and script. One it holds is
+/// left as it is: configurations and scripts are data, changed through the API or
+/// `switchboard businesses import`, and their versions survive restarts.
 pub(crate) async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     for d in business::definitions(dir).map_err(anyhow::Error::msg)? {
-        store::upsert_business(db, &d.business).await?;
-        if !store::scripts::has_any(db, &d.business.id).await? {
-            let mut tx = db.begin().await?;
+        let mut tx = db.begin().await?;
+        store::configs::create(&mut tx, &d.business).await?;
+        if !store::scripts::has_any_in(&mut tx, &d.business.id).await? {
             store::scripts::store_and_activate(
                 &mut tx,
                 &d.business.id,
@@ -657,8 +676,8 @@ pub(crate) async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> a
                 &d.script,
             )
             .await?;
-            tx.commit().await?;
         }
+        tx.commit().await?;
     }
     Ok(())
 }

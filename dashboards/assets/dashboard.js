@@ -1201,6 +1201,48 @@
     });
   }
 
+  // The business' configuration, edited as JSON and saved as a new version (PUT …/config),
+  // checked by the server: a refusal names the field.
+  async function initConfigForm(base) {
+    const editor = $('#config-editor');
+    const summary = $('#config-summary');
+    async function load() {
+      const [config, versions] = await Promise.all([api(base + '/config'), api(base + '/config/versions')]);
+      editor.value = JSON.stringify(config.config, null, 2);
+      const items = Array.isArray(versions && versions.versions) ? versions.versions : [];
+      syncChildren($('#config-versions'), items, (v) => String(v.version),
+        () => el('li'),
+        (li, v) => setText(li, 'v' + v.version + (v.active ? ' (active)' : '') + ' · ' + absolute(v.created_at)));
+    }
+    try {
+      await load();
+    } catch (err) {
+      setError('poll', err);
+      return;
+    }
+    $('#config-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      let config;
+      try {
+        config = JSON.parse(editor.value);
+      } catch (err) {
+        setText(summary, 'Not JSON: ' + err.message);
+        return;
+      }
+      try {
+        const saved = await api(base + '/config', {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(config),
+        });
+        setText(summary, saved.changed ? 'Saved as version ' + saved.version + '.' : 'Unchanged: version ' + saved.version + '.');
+        await load();
+      } catch (err) {
+        setText(summary, 'Not saved: ' + err.message);
+      }
+    });
+  }
+
   async function initBusinessView(id) {
     setHidden($('#business-view'), false);
     document.title = 'Business ' + id + ' · Switchboard';
@@ -1237,6 +1279,7 @@
     syncChildren($('#script-versions'), items, (v) => String(v.version),
       () => el('li'),
       (li, v) => setText(li, 'v' + v.version + (v.active ? ' (active)' : '') + ' · ' + String(v.hash).slice(0, 10) + ' · ' + absolute(v.created_at)));
+    initConfigForm(base);
     const source = script ? script.source : '';
     renderCode($('#script-source'), source, null);
     const editor = $('#script-editor');

@@ -2,13 +2,16 @@
 //! timezone, in each process that runs workers. A tick fires once however many processes see
 //! it (the first to record it in `schedule_ticks` starts its runs in the same transaction), and
 //! not at all while its schedule is paused. A tick that passes while no process runs is missed.
+//! A changed configuration restarts its business' schedules within a second.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use switchboard_engine::{Engine, EngineError};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::business::{Business, Schedule};
@@ -80,28 +83,48 @@ pub fn next_tick(
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// How often the businesses' configuration versions are read for changed schedules.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs every schedule of the businesses in the database until the task is dropped: each ticks
-/// on its own apalis-cron stream and fires through [`fire`].
+/// on its own apalis-cron stream and fires through [`fire`]. The configuration versions are
+/// read every second: a business created or changed since (a new version) has its schedules
+/// started again from the new version, so a change needs no restart.
 pub async fn run_all(engine: Engine) {
-    let businesses = match store::businesses(engine.db()).await {
-        Ok(b) => b,
-        Err(e) => {
-            warn!(error = %e, "cron campaigns could not be read; none will fire in this process");
-            return;
+    let mut running: HashMap<String, (i64, JoinSet<()>)> = HashMap::new();
+    let mut every = tokio::time::interval(RELOAD_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let versions = match store::configs::active_versions(engine.db()).await {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "cron campaigns could not be read; trying again");
+                continue;
+            }
+        };
+        // Dropping a business' tasks stops its tickers.
+        running.retain(|id, (version, _)| versions.get(id) == Some(version));
+        for (id, version) in versions {
+            if running.contains_key(&id) {
+                continue;
+            }
+            let business = match store::business(engine.db(), &id).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(business = %id, error = %e, "cron campaigns could not be read; trying again");
+                    continue;
+                }
+            };
+            let mut tickers = JoinSet::new();
+            for schedule in business.schedules.clone() {
+                let (engine, business) = (engine.clone(), business.clone());
+                tickers.spawn(async move { tick_forever(&engine, &business, &schedule).await });
+            }
+            running.insert(id, (version, tickers));
         }
-    };
-    let ticking = businesses.into_iter().flat_map(|business| {
-        business
-            .schedules
-            .clone()
-            .into_iter()
-            .map(move |schedule| (business.clone(), schedule))
-    });
-    futures::future::join_all(ticking.map(|(business, schedule)| {
-        let engine = engine.clone();
-        async move { tick_forever(&engine, &business, &schedule).await }
-    }))
-    .await;
+    }
 }
 
 /// How long a tick that failed (say the database was away) is tried again, at most.

@@ -30,8 +30,8 @@ async fn add_bench_business(db: &Db) -> anyhow::Result<()> {
     business.id = BUSINESS.into();
     business.name = "Bench (demo without a call cap)".into();
     business.calling.max_concurrent_calls = 1_000_000;
-    store::upsert_business(db, &business).await?;
     let mut tx = db.begin().await?;
+    store::configs::store_and_activate(&mut tx, &business).await?;
     store::scripts::store_and_activate(
         &mut tx,
         BUSINESS,

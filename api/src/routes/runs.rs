@@ -191,7 +191,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> 
 #[utoipa::path(
     get, path = "/api/v1/runs/{id}", tag = "runs", operation_id = "get_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run with every step attempt", body = Object), (status = 404, description = "No such run", body = ErrorBody))
+    responses((status = 200, description = "The run with every step attempt, its pinned `script {version, hash}` and `config_version` (the business configuration it started with)", body = Object), (status = 404, description = "No such run", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
@@ -206,6 +206,8 @@ pub async fn show(
             Some((version, hash)) => json!({ "version": version, "hash": hash }),
             None => Value::Null,
         };
+    v["config_version"] =
+        json!(switchboard_workflows::store::configs::pinned(state.engine.db(), &run.id).await?);
     v["steps"] = attempts
         .iter()
         .map(|s| {

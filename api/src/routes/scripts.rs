@@ -32,7 +32,7 @@ pub struct SourceBody {
     pub source: String,
 }
 
-fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError {
+pub(crate) fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError {
     let message = errors
         .first()
         .map(|e| format!("the script is not valid: {e}"))

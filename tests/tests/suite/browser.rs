@@ -278,6 +278,50 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .eval("return document.querySelector('#validate-errors').innerText;")
         .await;
     assert!(errors.as_str().unwrap().contains("line 2"), "{errors}");
+
+    // The configuration is edited on the same page: a refusal names the field and saves
+    // nothing; a valid change becomes version 2.
+    browser
+        .wait_for(
+            "the configuration",
+            "return document.querySelector('#config-editor').value.includes('\"timezone\"');",
+            T,
+        )
+        .await;
+    let edit = |change: &str| {
+        format!(
+            "const e = document.querySelector('#config-editor'); const c = JSON.parse(e.value); \
+             {change}; e.value = JSON.stringify(c, null, 2); return true;"
+        )
+    };
+    browser
+        .eval(&edit("c.calling.legal_hours = '07:00-21:00'"))
+        .await;
+    browser.click("#config-save").await;
+    let refused = browser
+        .wait_for(
+            "the refusal",
+            "const t = document.querySelector('#config-summary').innerText; return t.startsWith('Not saved') ? t : null;",
+            T,
+        )
+        .await;
+    assert!(
+        refused.as_str().unwrap().contains("calling.legal_hours"),
+        "{refused}"
+    );
+    browser
+        .eval(&edit("c.calling.legal_hours = '09:00-20:00'"))
+        .await;
+    browser.click("#config-save").await;
+    browser
+        .wait_for(
+            "version 2",
+            "return document.querySelector('#config-summary').innerText === 'Saved as version 2.' && document.querySelectorAll('#config-versions li').length === 2;",
+            T,
+        )
+        .await;
+    let (_, config) = app.get("/api/v1/businesses/dental/config").await;
+    assert_eq!(config["config"]["calling"]["legal_hours"], "09:00-20:00");
     browser.screenshot("business").await;
 
     // The apalis queue view, one click away, lists the engine's step queue.

@@ -25,6 +25,7 @@ async fn rows_of(app: &TestApp, lead_id: &str, run_id: &str) -> Vec<(&'static st
         ("sb_changes", "run_id", run_id),
         ("sb_events", "run_id", run_id),
         ("run_scripts", "run_id", run_id),
+        ("run_configs", "run_id", run_id),
     ];
     let mut counts = Vec::new();
     for (table, column, id) in owned {
@@ -55,6 +56,7 @@ async fn erasing_a_lead_removes_everything_derived_from_it_and_nothing_else(back
         "sb_changes",
         "sb_events",
         "run_scripts",
+        "run_configs",
     ] {
         let n = before.iter().find(|(t, _)| *t == table).unwrap().1;
         assert!(n > 0, "{table} holds the lead's rows before: {before:?}");

@@ -5,6 +5,7 @@ mod access;
 mod agents;
 mod analytics;
 mod browser;
+mod business_config;
 mod call_windows;
 mod chaos;
 mod consent;

@@ -164,9 +164,11 @@ fn business(id: &str, agents: &[(&str, &str)]) -> Business {
 }
 
 async fn store(db: &Db, b: &Business) {
-    store::upsert_business(db, b)
+    let mut tx = db.begin().await.expect("a transaction");
+    store::configs::store_and_activate(&mut tx, b)
         .await
         .expect("business stored");
+    tx.commit().await.expect("committed");
 }
 
 fn actions(report: &SyncReport) -> Vec<(String, SyncAction)> {

@@ -377,6 +377,27 @@ impl Business {
         Ok(b)
     }
 
+    /// A configuration given as JSON (the content of a `business.toml`), parsed and checked;
+    /// the error names the field.
+    pub fn from_json(config: serde_json::Value) -> Result<Business, Invalid> {
+        let business: Business = serde_path_to_error::deserialize(config).map_err(|e| {
+            let field = e.path().to_string();
+            Invalid {
+                field: if field == "." { "config".into() } else { field },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        business.check()?;
+        Ok(business)
+    }
+
+    /// This configuration with a JSON merge patch (RFC 7396) applied, parsed and checked.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Business, Invalid> {
+        let mut config = serde_json::to_value(self).unwrap_or_default();
+        json_patch::merge(&mut config, patch);
+        Business::from_json(config)
+    }
+
     /// Checks the timezone, the calling limits and windows, and that the default agent,
     /// campaigns, objectives and schedules refer to things that exist; the error names the
     /// field (`campaigns[1].agent`).

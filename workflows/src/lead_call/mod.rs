@@ -67,6 +67,7 @@ pub async fn start_run(
         )
         .await?;
     crate::store::scripts::pin(tx, &run_id.0, business_id).await?;
+    crate::store::configs::pin(tx, &run_id.0, business_id).await?;
     Ok(run_id)
 }
 

@@ -25,10 +25,10 @@ use crate::providers::voice::{CallEvent, CallRequest, CallStatus};
 use crate::store::do_not_call::{self, Reason};
 use crate::store::{self, calls};
 
-/// The run's business.
+/// The run's business, in the configuration version the run started with.
 async fn business(deps: &Deps, ctx: &StepContext) -> Result<Business, StepError> {
     let id = &ctx.business_id.0;
-    store::business(&deps.db, id)
+    store::configs::for_run(&deps.db, &ctx.run_id.0, id)
         .await?
         .ok_or_else(|| StepError::fatal(format!("business {id} does not exist")))
 }

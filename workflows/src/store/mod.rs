@@ -1,9 +1,11 @@
-//! SQL for the lead pipeline's tables: `businesses` and `leads` here, `calls` in [`calls`],
-//! scripts in [`scripts`], provider agents in [`agents`], do-not-call lists in [`do_not_call`].
+//! SQL for the lead pipeline's tables: `businesses` and `leads` here, configuration versions
+//! in [`configs`], `calls` in [`calls`], scripts in [`scripts`], provider agents in [`agents`],
+//! do-not-call lists in [`do_not_call`].
 
 pub mod agents;
 pub mod analytics;
 pub mod calls;
+pub mod configs;
 pub mod do_not_call;
 pub mod schedules;
 pub mod scripts;
@@ -12,7 +14,6 @@ pub use calls::lead_history;
 
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
-use switchboard_engine::ids::now_ms;
 use switchboard_engine::store::{Db, Q, Tx};
 
 use crate::business::Business;
@@ -48,24 +49,6 @@ pub async fn set_lead_run(tx: &mut Tx, lead_id: &str, run_id: &str) -> Result<()
         Q::new("UPDATE leads SET run_id = $1 WHERE id = $2")
             .bind(run_id)
             .bind(lead_id),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Inserts or replaces a business definition (its script versions are kept apart).
-pub async fn upsert_business(db: &Db, b: &Business) -> Result<()> {
-    db.execute(
-        Q::new(
-            "INSERT INTO businesses (id, name, timezone, config, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, \
-             config = excluded.config, updated_at = excluded.updated_at",
-        )
-        .bind(&b.id)
-        .bind(&b.name)
-        .bind(&b.timezone)
-        .bind(serde_json::to_string(b)?)
-        .bind(now_ms()),
     )
     .await?;
     Ok(())
@@ -249,6 +232,7 @@ pub async fn erase_lead(
     let mut tx = engine.db().begin().await?;
     let keys = calls::event_keys_of_lead(&mut tx, lead_id).await?;
     scripts::unpin_runs_of_subject(&mut tx, lead_id).await?;
+    configs::unpin_runs_of_subject(&mut tx, lead_id).await?;
     engine.erase_subject(&mut tx, lead_id, &keys).await?;
     calls::delete_of_lead(&mut tx, lead_id).await?;
     let existed = tx

@@ -97,8 +97,8 @@ pub async fn active(db: &Db, business_id: &str) -> Result<Option<ScriptVersion>>
 }
 
 /// Whether the business has any stored script version.
-pub async fn has_any(db: &Db, business_id: &str) -> Result<bool> {
-    let (n,): (i64,) = db
+pub async fn has_any_in(tx: &mut Tx, business_id: &str) -> Result<bool> {
+    let (n,): (i64,) = tx
         .fetch_one(
             Q::new("SELECT COUNT(*) FROM business_scripts WHERE business_id = $1")
                 .bind(business_id),
