@@ -56,6 +56,7 @@ fn body_for(method: &str, path: &str, script: &str) -> Option<Value> {
         ("post", "/api/v1/keys") => Some(json!({ "name": "stolen", "business": MINE })),
         (_, p) if p.contains("/script") && method != "get" => Some(json!({ "source": script })),
         ("post", p) if p.ends_with("/do-not-call") => Some(json!({ "phones": ["+14155550100"] })),
+        ("put" | "patch", p) if p.ends_with("/config") => Some(json!({ "name": "Stolen" })),
         ("post", _) => Some(json!({})),
         _ => None,
     }
@@ -69,6 +70,8 @@ fn expected_for_another_business() -> BTreeMap<(&'static str, &'static str), u16
         // business that does not exist.
         (("post", "/api/v1/leads"), 422),
         (("get", "/api/v1/businesses"), 200),
+        // Only operators create businesses.
+        (("post", "/api/v1/businesses"), 403),
         (("get", "/api/v1/scripts/reference"), 200),
         (("get", "/api/v1/sessions/current"), 200),
         (("delete", "/api/v1/sessions/current"), 204),
@@ -187,6 +190,8 @@ async fn every_route_refuses_no_key_and_hides_another_business_data(backend: Bac
         1,
         "{versions}"
     );
+    let (_, config) = app.get(&format!("/api/v1/businesses/{MINE}/config")).await;
+    assert_eq!(config["version"], 1, "{config}");
     let (leads,): (i64,) = app
         .engine
         .db()
