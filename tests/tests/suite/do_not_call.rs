@@ -12,6 +12,7 @@ use switchboard_tests::*;
 const T: Duration = Duration::from_secs(30);
 
 crate::on_both_backends!(
+    a_script_can_opt_a_lead_out,
     the_list_is_kept_through_the_api_per_business_and_audited,
     a_listed_number_is_never_dialled,
     a_lead_who_asks_not_to_be_called_again_is_listed_and_their_runs_end,
@@ -231,4 +232,56 @@ async fn a_lead_who_asks_not_to_be_called_again_is_listed_and_their_runs_end(bac
         .post_lead(&json!({"business": "demo", "name": "Ada", "phone": phone}))
         .await;
     assert_eq!(resp.status(), 422, "never called again");
+}
+
+async fn a_script_can_opt_a_lead_out(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions::webhooks_wait_an_hour()).await;
+    // The business learns of opt-outs its own way (say, an email reply) and keeps them in a
+    // custom field its script reads.
+    let (_, active) = app.get("/api/v1/businesses/demo/script").await;
+    let source = format!(
+        "{}\nfn follow_up(run) {{\n    if run.lead.source == \"unsubscribed\" {{\n        \
+         return #{{ action: \"opt_out\", reason: \"replied STOP by email\" }};\n    }}\n    \
+         #{{ action: \"hand_off\", reason: \"scripted\" }}\n}}\n",
+        active["source"].as_str().unwrap()
+    );
+    let (status, put) = app
+        .send(
+            "PUT",
+            "/api/v1/businesses/demo/script",
+            &json!({"source": source}),
+        )
+        .await;
+    assert_eq!(status, 200, "{put}");
+    let phone = "+14155550107";
+    let (_, waiting) = app
+        .create_lead_with(&json!({"business": "demo", "name": "Ada", "phone": phone,
+            "sim": {"outcome": "interested", "deliver_webhook": false}}))
+        .await;
+    app.wait_for_call_wait(&waiting).await;
+    let (_, run_id) = app
+        .create_lead_with(
+            &json!({"business": "demo", "name": "Ada Lovelace", "phone": phone,
+            "source": "unsubscribed", "sim": {"outcome": "interested"}}),
+        )
+        .await;
+    let run = app.wait_for_status(&run_id, "succeeded", T).await;
+    assert_eq!(run["outcome"], "opted_out", "{run:#}");
+    let follow_up = attempts(&run, "follow_up")[0];
+    assert!(
+        follow_up["log"]
+            .to_string()
+            .contains("replied STOP by email"),
+        "{follow_up}"
+    );
+    let other = app.run(&waiting).await;
+    assert_eq!(other["outcome"], "opted_out", "{other:#}");
+    let (_, check) = app
+        .get(&format!("/api/v1/businesses/demo/do-not-call/{phone}"))
+        .await;
+    assert_eq!(
+        (&check["entry"]["reason"], &check["entry"]["note"]),
+        (&json!("opted_out"), &json!("replied STOP by email")),
+        "{check}"
+    );
 }

@@ -744,7 +744,7 @@ impl Step for Score {
         let call_key = call_key(&ctx.run_id, input.call_attempt);
         calls::record_summary(&self.0.db, &call_key, &input.analysis.summary).await?;
         if input.analysis.opt_out {
-            opt_out(&self.0, ctx, &business, &lead).await?;
+            opt_out(&self.0, ctx, &business, &lead, "asked on a call").await?;
         }
         let decider = decider(&self.0, ctx, &lead, &business, input.call_attempt).await?;
         let score = decider.score(&input.analysis).await.record(ctx);
@@ -833,6 +833,10 @@ impl Step for FollowUp {
                 Transition::complete("handed_off")
             }
             FollowUpDecision::Stop { outcome } => Transition::complete(outcome),
+            FollowUpDecision::OptOut { reason } => {
+                opt_out(&self.0, ctx, &business, &lead, &reason).await?;
+                Transition::complete("opted_out")
+            }
         })
     }
 }
@@ -852,14 +856,16 @@ fn without_analysis(business: &Business, why: &str) -> FollowUpDecision {
     }
 }
 
-/// The person asked on the call not to be called again: their number goes on the business'
-/// do-not-call list and the other open runs for that number end `opted_out` (this one ends so
-/// at its follow-up). Personalised inbound calls still work for them.
+/// The person asked not to be called again (on the call, or so the business' script decided,
+/// `reason` says): their number goes on the business' do-not-call list and the other open runs
+/// for that number end `opted_out` (this one ends so at its follow-up). Personalised inbound
+/// calls still work for them.
 async fn opt_out(
     deps: &Deps,
     ctx: &StepContext,
     business: &Business,
     lead: &Lead,
+    reason: &str,
 ) -> Result<(), StepError> {
     let runs = store::open_runs_of_number(&deps.db, &business.id, lead.phone.as_str()).await?;
     let mut tx = deps.db.begin().await?;
@@ -869,7 +875,7 @@ async fn opt_out(
         &business.id,
         &phones,
         Reason::OptedOut,
-        Some("asked on a call"),
+        Some(reason),
     )
     .await?;
     let mut ended = 0;
@@ -878,7 +884,7 @@ async fn opt_out(
     }
     tx.commit().await?;
     ctx.log(format!(
-        "the lead asked not to be called again: the number is on the do-not-call list{}",
+        "the lead asked not to be called again ({reason}): the number is on the do-not-call list{}",
         match ended {
             0 => String::new(),
             n => format!(", and {n} other run(s) for the number ended"),

@@ -113,6 +113,9 @@ pub enum FollowUpDecision {
     HandOff { reason: String },
     /// Stop; `outcome` names why.
     Stop { outcome: String },
+    /// The person asked not to be called again: onto the do-not-call list, and every open run
+    /// for the number ends `opted_out`.
+    OptOut { reason: String },
 }
 
 /// The lead as a script's hooks see it (`lead.name`, `lead.fields.budget_range`, …).

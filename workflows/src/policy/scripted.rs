@@ -466,5 +466,12 @@ fn follow_up(c: FollowUpChoice) -> Result<FollowUpDecision, String> {
             }
             FollowUpDecision::Stop { outcome }
         }
+        FollowUpChoice::OptOut { reason } => {
+            let reason = reason.unwrap_or_else(|| "the business' script opted the lead out".into());
+            if reason.chars().count() > 500 {
+                return Err("opt_out reason must be at most 500 characters".into());
+            }
+            FollowUpDecision::OptOut { reason }
+        }
     })
 }

@@ -101,6 +101,13 @@ pub enum FollowUpChoice {
         /// How the run ends (`not_interested`, `unreachable`, …).
         outcome: String,
     },
+    /// The person does not want to be called again: the number goes on the business'
+    /// do-not-call list, this run and the number's other open runs end `opted_out`.
+    OptOut {
+        /// Why, kept as the list entry's note.
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 /// `terminology()`: the business' words, e.g. `#{ lead: "patient", appointment: "visit" }`.

@@ -58,7 +58,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         name: "follow_up",
         params: &["run"],
-        returns: "#{ action: \"call_again\" (delay_minutes) | \"hand_off\" (reason) | \"stop\" (outcome) }",
+        returns: "#{ action: \"call_again\" (delay_minutes) | \"hand_off\" (reason) | \"stop\" (outcome) | \"opt_out\" (reason?: the number goes on the do-not-call list; this and its other open runs end opted_out) }",
         default: "hot: hand off; warm: call again after [calling] follow_up_after_secs while calls remain; else stop",
     },
     Hook {
