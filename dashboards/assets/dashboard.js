@@ -693,6 +693,26 @@
 
     const poll = poller(refresh, RUN_REFRESH_MS);
 
+    // Where the lead's calling hours are checked, their consent record and whether their number
+    // is on the business' do-not-call list (read once: they rarely change during a run).
+    let leadShown = false;
+    async function showLead(leadId) {
+      let page;
+      try {
+        page = await api('/leads/' + encodeURIComponent(leadId));
+      } catch (_) {
+        return; // erased, or not the caller's: the facts stay blank
+      }
+      const local = page.local_time;
+      setText($('#run-lead-local'), local
+        ? local.zones.join(', ') + (local.region ? ' (' + local.region + ')' : '') + ' · from ' + String(local.from).replace('_', ' ')
+        : '\u2014');
+      const consent = page.lead && page.lead.consent;
+      setText($('#run-lead-consent'), consent ? display(consent.source) + ', ' + absolute(consent.at) : 'none recorded');
+      const dnc = page.do_not_call;
+      setText($('#run-lead-dnc'), dnc ? 'listed (' + display(dnc.reason) + ')' + (dnc.note ? ': ' + dnc.note : '') : 'not listed');
+    }
+
     function render(run) {
       setBadge($('#run-status'), run.status);
       setText($('#run-business'), display(run.business));
@@ -702,6 +722,11 @@
       setText($('#run-outcome'), display(run.outcome));
       const script = run.script && typeof run.script === 'object' ? run.script : null;
       setText($('#run-script'), script ? 'version ' + script.version + ' (' + String(script.hash).slice(0, 12) + ')' : 'defaults (no script)');
+      setText($('#run-config'), run.config_version != null ? 'version ' + run.config_version : 'active');
+      if (!leadShown && run.lead_id && run.workflow === 'lead_call') {
+        leadShown = true;
+        showLead(run.lead_id);
+      }
       setTime($('#run-created'), run.created_at);
       setTime($('#run-updated'), run.updated_at);
 
@@ -1243,6 +1268,54 @@
     });
   }
 
+  // The business' do-not-call list: the first hundred numbers, each with a button to take it
+  // off, and a form to add numbers (the server refuses the lot if one is not a number).
+  async function initDncForm(base) {
+    const summary = $('#dnc-summary');
+    async function load() {
+      const data = await api(base + '/do-not-call?limit=100');
+      const entries = Array.isArray(data && data.entries) ? data.entries : [];
+      setHidden($('#dnc-empty'), entries.length > 0);
+      syncChildren($('#dnc-list'), entries, (e) => String(e.phone),
+        () => el('li', {}, el('span'), ' ', el('button', { type: 'button', class: 'button' }, 'Remove')),
+        (li, e) => {
+          setText(li.firstChild, e.phone + ' · ' + display(e.reason) + (e.note ? ' · ' + e.note : '') + ' · ' + absolute(e.added_at));
+          li.lastChild.onclick = async () => {
+            try {
+              await api(base + '/do-not-call/' + encodeURIComponent(e.phone), { method: 'DELETE' });
+              setText(summary, e.phone + ' is off the list.');
+              await load();
+            } catch (err) {
+              setText(summary, 'Not removed: ' + err.message);
+            }
+          };
+        });
+    }
+    try {
+      await load();
+    } catch (err) {
+      setError('poll', err);
+      return;
+    }
+    $('#dnc-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const phones = $('#dnc-phones').value.split(/\s+/).map((p) => p.trim()).filter(Boolean);
+      if (phones.length === 0) return;
+      try {
+        const added = await api(base + '/do-not-call', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ phones: phones }),
+        });
+        setText(summary, 'Added ' + added.added + (added.already ? ', ' + added.already + ' already listed' : '') + '.');
+        $('#dnc-phones').value = '';
+        await load();
+      } catch (err) {
+        setText(summary, 'Not added: ' + err.message);
+      }
+    });
+  }
+
   async function initBusinessView(id) {
     setHidden($('#business-view'), false);
     document.title = 'Business ' + id + ' · Switchboard';
@@ -1280,6 +1353,7 @@
       () => el('li'),
       (li, v) => setText(li, 'v' + v.version + (v.active ? ' (active)' : '') + ' · ' + String(v.hash).slice(0, 10) + ' · ' + absolute(v.created_at)));
     initConfigForm(base);
+    initDncForm(base);
     const source = script ? script.source : '';
     renderCode($('#script-source'), source, null);
     const editor = $('#script-editor');

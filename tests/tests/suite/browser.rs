@@ -173,6 +173,19 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
             T,
         )
         .await;
+    // The lead's compliance facts: where its calling hours are checked, consent, the list.
+    let local = browser
+        .wait_for(
+            "the lead's local time",
+            "const t = document.querySelector('#run-lead-local').textContent; return t.includes('America/') ? t : null;",
+            T,
+        )
+        .await;
+    assert!(local.as_str().unwrap().contains("US-CA"), "{local}");
+    let dnc = browser
+        .eval("return document.querySelector('#run-lead-dnc').textContent;")
+        .await;
+    assert_eq!(dnc, "not listed");
     browser.screenshot("run-waiting").await;
     browser.click("#cancel-button").await;
     browser
@@ -322,6 +335,31 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         .await;
     let (_, config) = app.get("/api/v1/businesses/dental/config").await;
     assert_eq!(config["config"]["calling"]["legal_hours"], "09:00-20:00");
+
+    // The do-not-call list: a number added, shown, and taken off again.
+    browser
+        .eval("document.querySelector('#dnc-phones').value = '+13125552699'; return true;")
+        .await;
+    browser.click("#dnc-add").await;
+    browser
+        .wait_for(
+            "the listed number",
+            "const l = document.querySelectorAll('#dnc-list li'); return l.length === 1 && l[0].textContent.includes('+13125552699');",
+            T,
+        )
+        .await;
+    let (_, check) = app
+        .get("/api/v1/businesses/dental/do-not-call/+13125552699")
+        .await;
+    assert_eq!(check["listed"], true, "{check}");
+    browser.click("#dnc-list li button").await;
+    browser
+        .wait_for(
+            "the number off the list",
+            "return document.querySelectorAll('#dnc-list li').length === 0 && document.querySelector('#dnc-summary').textContent.includes('off the list');",
+            T,
+        )
+        .await;
     browser.screenshot("business").await;
 
     // The apalis queue view, one click away, lists the engine's step queue.
