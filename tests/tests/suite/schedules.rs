@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use switchboard_engine::store::Q;
 use switchboard_tests::*;
 
-crate::on_both_backends!(a_cron_tick_fires_once_with_three_processes_and_pauses);
+crate::on_both_backends!(
+    a_cron_tick_fires_once_with_three_processes_and_pauses,
+    a_schedule_changed_through_the_api_ticks_anew_without_a_restart,
+);
 
 const T: Duration = Duration::from_secs(60);
 
@@ -184,4 +187,60 @@ async fn a_cron_tick_fires_once_with_three_processes_and_pauses(backend: Backend
     assert_eq!(status, 404);
     assert_eq!(schedule(&app).await["paused"], true);
     std::fs::remove_dir_all(dir).ok();
+}
+
+async fn a_schedule_changed_through_the_api_ticks_anew_without_a_restart(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    // Cron Co signs up through the API with a schedule that calls hot leads back every second;
+    // its leads end cold.
+    let every_second =
+        |tag: &str| json!([{"name": "every-second", "cron": "* * * * * *", "tag": tag}]);
+    let config = json!({
+        "id": "cronco", "name": "Cron Co", "timezone": "America/New_York",
+        "default_agent": "riley", "objectives": [{"name": "Re-engage"}],
+        "agents": {"riley": {"agent_id": "agent_cronco", "phone_number_id": "phnum_cronco",
+            "prompt": "You are Riley from Cron Co.",
+            "first_message": "Hi {{customer_name}}, this is Riley from Cron Co."}},
+        "schedules": every_second("hot"),
+    });
+    let script = r#"
+fn score(lead, analysis) { #{ score: 10, tag: "cold", reasons: ["always cold"] } }
+fn follow_up(run) { #{ action: "stop", outcome: "cold" } }
+"#;
+    let (status, created) = app
+        .send(
+            "POST",
+            "/api/v1/businesses",
+            &json!({"config": config, "script": script}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (lead, run) = app
+        .create_lead_with(&json!({"business": "cronco", "name": "Ada Lovelace",
+            "phone": "+14155550111", "sim": {"outcome": "interested"}}))
+        .await;
+    app.wait_for_status(&run, "succeeded", T).await;
+    // The running process picked the new business up: its schedule ticks, calling no one.
+    eventually("the schedule ticking", T, || async {
+        (ticks(&app).await.len() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(runs_of(&app, &lead).await.len(), 1);
+
+    // Changed to call cold leads back, it calls the lead again, without a restart.
+    let (status, changed) = app
+        .send(
+            "PATCH",
+            "/api/v1/businesses/cronco/config",
+            &json!({"schedules": every_second("cold")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    eventually(
+        "the lead called back by the changed schedule",
+        T,
+        || async { (runs_of(&app, &lead).await.len() >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(schedule(&app).await["tag"], "cold");
 }
