@@ -6,7 +6,7 @@ use crate::phone::Phone;
 pub use crate::simulator::SimSteer;
 
 /// A lead as submitted to `POST /api/v1/leads`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// The business id.
@@ -34,6 +34,16 @@ pub struct NewLead {
     /// Simulator steering.
     #[serde(default)]
     pub sim: Option<SimSteer>,
+}
+
+impl NewLead {
+    /// What identifies this request for `Idempotency-Key`: SHA-256 (hex) of its canonical JSON
+    /// (fields in a fixed order, custom fields sorted), so the same lead sent with its fields
+    /// in another order or spacing is the same request.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(serde_json::to_vec(self).unwrap_or_default()))
+    }
 }
 
 /// The person's prior consent to be called, as the business recorded it. A business that

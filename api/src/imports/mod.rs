@@ -8,7 +8,7 @@ pub mod parse;
 pub mod store;
 
 use std::collections::HashMap;
-use switchboard_workflows::store::do_not_call;
+use switchboard_workflows::store::{Idempotency, do_not_call};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -171,7 +171,11 @@ async fn store_batch(
             None => {
                 let key = format!("import:{}", phone.as_str());
                 let phone_text = phone.as_str().to_owned();
-                let lead = leads::start(engine, &mut tx, &new, phone, Some(&key)).await?;
+                let idempotency = Idempotency {
+                    key: &key,
+                    fingerprint: None,
+                };
+                let lead = leads::start(engine, &mut tx, &new, phone, Some(idempotency)).await?;
                 phones.insert(phone_text, lead.id);
                 tally.created += 1;
             }

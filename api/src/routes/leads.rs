@@ -11,7 +11,7 @@ use switchboard_workflows::business::{Business, LocalTime, timezone};
 use switchboard_workflows::lead::{Lead, NewLead};
 use switchboard_workflows::lead_call;
 use switchboard_workflows::phone::Phone;
-use switchboard_workflows::store;
+use switchboard_workflows::store::{self, Idempotency};
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -134,7 +134,24 @@ fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
     resp
 }
 
-async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
+/// How long an `Idempotency-Key` is remembered: a day, as payment APIs do.
+const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// The answer to a request whose key a lead was created with: that lead again if the request is
+/// the same (`fingerprint`), else `422 idempotency_key_reused` (nothing created).
+async fn replay(
+    state: &AppState,
+    (lead, used_with): (Lead, Option<String>),
+    fingerprint: &str,
+) -> ApiResult<Response> {
+    if used_with.is_some_and(|f| f != fingerprint) {
+        return Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "Idempotency-Key",
+            "this Idempotency-Key came with a different request in the last 24 hours: send the \
+             same request to get its answer again, or a new key for a new lead",
+        ));
+    }
     let run = switchboard_engine::store::runs::find(
         state.engine.db(),
         &switchboard_engine::RunId(lead.run_id.clone()),
@@ -152,7 +169,7 @@ async fn replay(state: &AppState, lead: Lead) -> ApiResult<Response> {
     post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key again returns the same lead and run (answered with `Idempotent-Replayed: true`)")),
     request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, consent?: {source, at (RFC 3339), text?, reference?}, timezone? (IANA, e.g. America/Los_Angeles: the person's own; else derived from the phone number's region), sim?}`", content_type = "application/json"),
-    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`), or `do_not_call`: the number is on the business' do-not-call list", body = ErrorBody))
+    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`); `do_not_call`: the number is on the business' do-not-call list; `idempotency_key_reused`: the `Idempotency-Key` came with a different request in the last 24 hours (nothing created)", body = ErrorBody))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -169,14 +186,21 @@ pub async fn create(
         return Err(on_the_list(&new.business));
     }
     let engine = &state.engine;
+    let fingerprint = new.fingerprint();
     let mut tx = engine.db().begin().await?;
-    if let Some(key) = &key
-        && let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?
-    {
-        tx.rollback().await?;
-        return replay(&state, existing).await;
+    if let Some(key) = &key {
+        let day_ago = switchboard_engine::ids::now_ms() - IDEMPOTENCY_KEY_TTL_MS;
+        store::expire_idempotency_key(&mut tx, &new.business, key, day_ago).await?;
+        if let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await? {
+            tx.rollback().await?;
+            return replay(&state, existing, &fingerprint).await;
+        }
     }
-    let started = start(engine, &mut tx, &new, phone, key.as_deref()).await;
+    let idempotency = key.as_deref().map(|key| Idempotency {
+        key,
+        fingerprint: Some(&fingerprint),
+    });
+    let started = start(engine, &mut tx, &new, phone, idempotency).await;
     let lead = match started {
         Ok(lead) => lead,
         Err(e) => {
@@ -187,7 +211,7 @@ pub async fn create(
                 let existing = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?;
                 tx.rollback().await?;
                 if let Some(existing) = existing {
-                    return replay(&state, existing).await;
+                    return replay(&state, existing, &fingerprint).await;
                 }
             }
             return Err(e);
@@ -199,13 +223,14 @@ pub async fn create(
 }
 
 /// Stores a checked lead and starts its run in `tx` (the caller commits, then notifies the
-/// engine); `key` is its idempotency key, unique in the business.
+/// engine); `idempotency` is its idempotency key (unique in the business) and the fingerprint
+/// of the request it came with.
 pub(crate) async fn start(
     engine: &switchboard_engine::Engine,
     tx: &mut switchboard_engine::store::Tx,
     new: &NewLead,
     phone: Phone,
-    key: Option<&str>,
+    idempotency: Option<Idempotency<'_>>,
 ) -> ApiResult<Lead> {
     let lead_id = switchboard_engine::ids::new_id();
     let run_id = lead_call::start_run(engine, tx, &new.business, &lead_id).await?;
@@ -223,7 +248,7 @@ pub(crate) async fn start(
         run_id: run_id.0.clone(),
         created_at: switchboard_engine::ids::now_ms(),
     };
-    store::insert_lead(tx, &lead, key).await?;
+    store::insert_lead(tx, &lead, idempotency).await?;
     Ok(lead)
 }
 

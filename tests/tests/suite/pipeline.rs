@@ -416,26 +416,61 @@ async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend
 async fn idempotency_key_returns_the_same_lead_and_run(backend: Backend) {
     let app = spawn_app(&backend).await;
     let body = lead(json!({"outcome": "interested"}));
-    let send = || async {
-        let resp = app
-            .client
-            .post(format!("{}/api/v1/leads", app.address))
-            .header("Idempotency-Key", "lead-42")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        let replayed = resp.headers().get("idempotent-replayed").is_some();
-        (resp.json::<Value>().await.unwrap(), replayed)
+    let send = |body: Value| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(format!("{}/api/v1/leads", app.address))
+                .header("Idempotency-Key", "lead-42")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let replayed = resp.headers().get("idempotent-replayed").is_some();
+            (status, resp.json::<Value>().await.unwrap(), replayed)
+        }
     };
-    let (first, replayed1) = send().await;
-    let (second, replayed2) = send().await;
+    let (status1, first, replayed1) = send(body.clone()).await;
+    // The same request, its fields in another order: the same request.
+    let reordered: Value = serde_json::from_str(&format!(
+        "{{\"sim\": {}, \"phone\": {}, \"name\": {}, \"business\": \"demo\"}}",
+        body["sim"], body["phone"], body["name"]
+    ))
+    .unwrap();
+    let (status2, second, replayed2) = send(reordered).await;
+    assert_eq!((status1, status2), (201, 201));
     assert!(!replayed1 && replayed2);
     assert_eq!(first["lead"]["id"], second["lead"]["id"]);
     assert_eq!(first["run"]["id"], second["run"]["id"]);
+
+    // The same key with another lead is refused, not answered with the first lead.
+    let mut other = body.clone();
+    other["name"] = json!("Grace Hopper");
+    let (status, refused, _) = send(other.clone()).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (422, &json!("idempotency_key_reused")),
+        "{refused}"
+    );
     let (_, list) = app.get("/api/v1/runs").await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+
+    // A key is remembered for a day: after that it is a new request.
+    let day_ago = switchboard_engine::ids::now_ms() - 24 * 3600 * 1000 - 1000;
+    app.engine
+        .db()
+        .execute(
+            switchboard_engine::store::Q::new("UPDATE leads SET created_at = $1").bind(day_ago),
+        )
+        .await
+        .unwrap();
+    let (status, third, replayed) = send(other).await;
+    assert_eq!((status, replayed), (201, false), "{third}");
+    assert_ne!(third["lead"]["id"], first["lead"]["id"]);
+    let (_, list) = app.get("/api/v1/runs").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 2);
 }
 
 async fn runs_list_pages_by_cursor(backend: Backend) {

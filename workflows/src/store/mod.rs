@@ -112,11 +112,24 @@ impl TryFrom<LeadRow> for Lead {
 const LEAD_COLUMNS: &str = "id, business_id, name, phone, email, source, custom_fields, sim, run_id, created_at, consent, \
      timezone";
 
+/// An `Idempotency-Key` with the fingerprint of the request it came with.
+#[derive(Clone, Copy, Debug)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    /// `None`: not compared (an import's own key).
+    pub fingerprint: Option<&'a str>,
+}
+
 /// Stores a lead (inside the transaction that starts its run).
-pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>) -> Result<()> {
+pub async fn insert_lead(
+    tx: &mut Tx,
+    lead: &Lead,
+    idempotency: Option<Idempotency<'_>>,
+) -> Result<()> {
     tx.execute(
         Q::new(format!(
-            "INSERT INTO leads ({LEAD_COLUMNS}, idempotency_key) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+            "INSERT INTO leads ({LEAD_COLUMNS}, idempotency_key, idempotency_fingerprint) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
         ))
         .bind(&lead.id)
         .bind(&lead.business_id)
@@ -128,9 +141,15 @@ pub async fn insert_lead(tx: &mut Tx, lead: &Lead, idempotency_key: Option<&str>
         .bind(lead.sim.as_ref().map(serde_json::to_string).transpose()?)
         .bind(&lead.run_id)
         .bind(lead.created_at)
-        .bind(lead.consent.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(
+            lead.consent
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+        )
         .bind(lead.timezone.clone())
-        .bind(idempotency_key),
+        .bind(idempotency.map(|i| i.key))
+        .bind(idempotency.and_then(|i| i.fingerprint)),
     )
     .await?;
     Ok(())
@@ -194,22 +213,52 @@ pub async fn update_lead_details(
     Ok(changed == 1)
 }
 
-/// The lead a business stored under an idempotency key, if any.
+/// The lead a business stored under an idempotency key, if any, with the fingerprint of the
+/// request it came with.
 pub async fn lead_by_idempotency_key(
     tx: &mut Tx,
     business_id: &str,
     key: &str,
-) -> Result<Option<Lead>> {
-    let row: Option<LeadRow> = tx
+) -> Result<Option<(Lead, Option<String>)>> {
+    #[derive(FromRow)]
+    struct Keyed {
+        #[sqlx(flatten)]
+        lead: LeadRow,
+        idempotency_fingerprint: Option<String>,
+    }
+    let row: Option<Keyed> = tx
         .fetch_optional(
             Q::new(format!(
-                "SELECT {LEAD_COLUMNS} FROM leads WHERE business_id = $1 AND idempotency_key = $2"
+                "SELECT {LEAD_COLUMNS}, idempotency_fingerprint FROM leads \
+                 WHERE business_id = $1 AND idempotency_key = $2"
             ))
             .bind(business_id)
             .bind(key),
         )
         .await?;
-    row.map(Lead::try_from).transpose()
+    row.map(|r| Ok((Lead::try_from(r.lead)?, r.idempotency_fingerprint)))
+        .transpose()
+}
+
+/// Frees `key` in the business if the lead that used it came in before `before` (unix ms): an
+/// `Idempotency-Key` is remembered for a day, then means a new request.
+pub async fn expire_idempotency_key(
+    tx: &mut Tx,
+    business_id: &str,
+    key: &str,
+    before: i64,
+) -> Result<()> {
+    tx.execute(
+        Q::new(
+            "UPDATE leads SET idempotency_key = NULL, idempotency_fingerprint = NULL \
+             WHERE business_id = $1 AND idempotency_key = $2 AND created_at < $3",
+        )
+        .bind(business_id)
+        .bind(key)
+        .bind(before),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Reads a lead.
