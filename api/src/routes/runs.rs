@@ -101,7 +101,7 @@ const SEARCH_LEADS: i64 = 500;
 /// `{"runs":[…],"next_cursor"}`, newest first.
 #[utoipa::path(
     get, path = "/api/v1/runs", tag = "runs", operation_id = "list_runs",
-    params(("business" = Option<String>, Query, description = "Business id"), ("status" = Option<String>, Query, description = "queued, running, waiting, succeeded, failed or cancelled"), ("step" = Option<String>, Query, description = "Current (or last) step"), ("outcome" = Option<String>, Query, description = "Outcome"), ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"), ("to" = Option<String>, Query, description = "Created before (RFC 3339)"), ("q" = Option<String>, Query, description = "Part of the lead's name or phone"), ("lead_id" = Option<String>, Query, description = "One lead's runs"), ("limit" = Option<i64>, Query, description = "1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(("business" = Option<String>, Query, description = "Business id"), ("status" = Option<String>, Query, description = "queued, running, waiting, succeeded, failed or cancelled"), ("step" = Option<String>, Query, description = "Current (or last) step: intake, build_context, route, place_call, await_call, analyze, score or follow_up (422 otherwise)"), ("outcome" = Option<String>, Query, description = "Outcome (1–64 of a-z, 0-9, _; 422 otherwise), e.g. handed_off"), ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"), ("to" = Option<String>, Query, description = "Created before (RFC 3339)"), ("q" = Option<String>, Query, description = "Part of the lead's name or phone"), ("lead_id" = Option<String>, Query, description = "One lead's runs"), ("limit" = Option<i64>, Query, description = "1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "`{runs, next_cursor}`, newest first", body = Object), (status = 422, description = "Invalid filter", body = ErrorBody))
 )]
 pub async fn list(
@@ -116,6 +116,27 @@ pub async fn list(
             "invalid_status",
             "status",
             format!("status must be one of {STATUSES:?}"),
+        ));
+    }
+    let steps = state.engine.registry().step_names();
+    if let Some(step) = &q.step
+        && !steps.contains(&step.as_str())
+    {
+        return Err(ApiError::invalid(
+            "invalid_step",
+            "step",
+            format!("step must be one of {steps:?}"),
+        ));
+    }
+    // Outcomes are open (a script names its own), but always 1–64 of a-z, 0-9 and _.
+    let outcome_chars = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+    if let Some(outcome) = &q.outcome
+        && !((1..=64).contains(&outcome.len()) && outcome.bytes().all(outcome_chars))
+    {
+        return Err(ApiError::invalid(
+            "invalid_outcome",
+            "outcome",
+            "an outcome is 1 to 64 characters of a-z, 0-9 and _ (e.g. handed_off)",
         ));
     }
     let limit = q.limit.unwrap_or(50);

@@ -150,4 +150,16 @@ impl Registry {
     pub fn get(&self, name: &str) -> Option<&Workflow> {
         self.workflows.get(name)
     }
+
+    /// The step names of every workflow, sorted, each once.
+    pub fn step_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .workflows
+            .values()
+            .flat_map(|w| w.step_names().iter().copied())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }

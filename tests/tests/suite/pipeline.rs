@@ -357,11 +357,21 @@ async fn invalid_input_is_rejected_in_the_error_shape_and_stores_nothing(backend
     }
     let (_, list) = app.get("/api/v1/runs").await;
     assert_eq!(list["runs"], json!([]), "a rejected lead stored a run");
-    let (status, body) = app.get("/api/v1/runs?status=bogus").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (422, Some("invalid_status"))
-    );
+    for (query, code) in [
+        ("status=bogus", "invalid_status"),
+        ("step=bogus", "invalid_step"),
+        ("outcome=Handed%20Off", "invalid_outcome"),
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/runs?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    // Known steps and well-formed outcomes filter (here: nothing yet).
+    let (status, _) = app.get("/api/v1/runs?step=follow_up&outcome=bogus").await;
+    assert_eq!(status, 200);
     let (status, body) = app.get("/api/v1/runs?limit=0").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
