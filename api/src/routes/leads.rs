@@ -188,13 +188,17 @@ pub async fn create(
     let engine = &state.engine;
     let fingerprint = new.fingerprint();
     let mut tx = engine.db().begin().await?;
-    if let Some(key) = &key {
+    if let Some(key) = &key
+        && let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await?
+    {
+        // A key older than a day means a new request: free it (the one extra write happens
+        // only then, not on every keyed request).
         let day_ago = switchboard_engine::ids::now_ms() - IDEMPOTENCY_KEY_TTL_MS;
-        store::expire_idempotency_key(&mut tx, &new.business, key, day_ago).await?;
-        if let Some(existing) = store::lead_by_idempotency_key(&mut tx, &new.business, key).await? {
+        if existing.0.created_at >= day_ago {
             tx.rollback().await?;
             return replay(&state, existing, &fingerprint).await;
         }
+        store::release_idempotency_key(&mut tx, &existing.0.id).await?;
     }
     let idempotency = key.as_deref().map(|key| Idempotency {
         key,

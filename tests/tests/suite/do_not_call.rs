@@ -193,11 +193,7 @@ async fn a_lead_who_asks_not_to_be_called_again_is_listed_and_their_runs_end(bac
     let app = spawn_app_with(&backend, TestOptions::webhooks_wait_an_hour()).await;
     let phone = "+14155550105";
     // The same person came in twice: one run waits on its call while the other calls.
-    let (_, waiting) = app
-        .create_lead_with(&json!({"business": "demo", "name": "Ada", "phone": phone,
-            "sim": {"outcome": "interested", "deliver_webhook": false}}))
-        .await;
-    app.wait_for_call_wait(&waiting).await;
+    let waiting = a_run_waiting_on_its_call(&app, phone).await;
     let (_, run_id) = app
         .create_lead_with(
             &json!({"business": "demo", "name": "Ada Lovelace", "phone": phone,
@@ -254,11 +250,7 @@ async fn a_script_can_opt_a_lead_out(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{put}");
     let phone = "+14155550107";
-    let (_, waiting) = app
-        .create_lead_with(&json!({"business": "demo", "name": "Ada", "phone": phone,
-            "sim": {"outcome": "interested", "deliver_webhook": false}}))
-        .await;
-    app.wait_for_call_wait(&waiting).await;
+    let waiting = a_run_waiting_on_its_call(&app, phone).await;
     let (_, run_id) = app
         .create_lead_with(
             &json!({"business": "demo", "name": "Ada Lovelace", "phone": phone,
@@ -284,4 +276,14 @@ async fn a_script_can_opt_a_lead_out(backend: Backend) {
         (&json!("opted_out"), &json!("replied STOP by email")),
         "{check}"
     );
+}
+
+/// Starts a run for `phone` whose call never ends (no webhook) and returns it once it waits.
+async fn a_run_waiting_on_its_call(app: &TestApp, phone: &str) -> String {
+    let (_, waiting) = app
+        .create_lead_with(&json!({"business": "demo", "name": "Ada", "phone": phone,
+            "sim": {"outcome": "interested", "deliver_webhook": false}}))
+        .await;
+    app.wait_for_call_wait(&waiting).await;
+    waiting
 }

@@ -181,8 +181,9 @@ impl Business {
             });
             match closed {
                 None if at == now => return Callable::Now,
+                // `at` moved, so a rule held the call back and said why.
                 None => {
-                    let (why, zone) = held_back.unwrap_or_else(|| (String::new(), self.tz()));
+                    let (why, zone) = held_back.unwrap_or_default();
                     return Callable::At { at, why, zone };
                 }
                 Some((_, None)) => break,

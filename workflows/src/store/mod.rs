@@ -240,22 +240,14 @@ pub async fn lead_by_idempotency_key(
         .transpose()
 }
 
-/// Frees `key` in the business if the lead that used it came in before `before` (unix ms): an
-/// `Idempotency-Key` is remembered for a day, then means a new request.
-pub async fn expire_idempotency_key(
-    tx: &mut Tx,
-    business_id: &str,
-    key: &str,
-    before: i64,
-) -> Result<()> {
+/// Frees lead `lead_id`'s idempotency key (remembered for a day; an older key means a new
+/// request).
+pub async fn release_idempotency_key(tx: &mut Tx, lead_id: &str) -> Result<()> {
     tx.execute(
         Q::new(
-            "UPDATE leads SET idempotency_key = NULL, idempotency_fingerprint = NULL \
-             WHERE business_id = $1 AND idempotency_key = $2 AND created_at < $3",
+            "UPDATE leads SET idempotency_key = NULL, idempotency_fingerprint = NULL WHERE id = $1",
         )
-        .bind(business_id)
-        .bind(key)
-        .bind(before),
+        .bind(lead_id),
     )
     .await?;
     Ok(())
