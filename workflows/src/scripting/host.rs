@@ -53,6 +53,21 @@ impl Compiled {
         }
     }
 
+    /// Where the first statement outside a function is, if there is one: hooks are called
+    /// without running the top level, so anything there would never run.
+    pub fn top_level_statement(&self) -> Option<ScriptError> {
+        let statements: &[_] = self.ast.as_ref().as_ref();
+        let pos = statements.first()?.position();
+        Some(ScriptError {
+            source_name: self.name.clone(),
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+            message: "only `fn` definitions may be at the top level of a script: a statement \
+                      there would never run (hooks are called on their own)"
+                .into(),
+        })
+    }
+
     /// The functions the script defines: name and number of parameters, in source order.
     pub fn functions(&self) -> Vec<(String, usize)> {
         self.ast

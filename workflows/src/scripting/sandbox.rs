@@ -131,7 +131,9 @@ pub fn harden(limits: &Limits) -> Engine {
         .set_max_strings_interned(0)
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
-        .disable_symbol("eval");
+        .disable_symbol("eval")
+        // Scripts are self-contained: no modules to import (the resolver finds none anyway).
+        .disable_symbol("import");
     engine.on_print(log_line);
     engine.on_debug(|s, _, pos| log_line(&format!("{pos}: {s}")));
     engine.on_progress(|ops| {

@@ -125,6 +125,7 @@ pub async fn validate(host: &ScriptHost, business: &Business, source: &str) -> R
             return report;
         }
     };
+    report.errors.extend(script.top_level_statement());
     let functions = script.functions();
     for (f, arity) in &functions {
         let problem = match HOOKS.iter().find(|h| h.name == f) {
@@ -230,5 +231,36 @@ mod tests {
         assert!(!report.valid);
         assert_eq!(report.errors[0].line, 2);
         assert!(report.errors[0].column > 0);
+    }
+
+    #[tokio::test]
+    async fn imports_and_statements_outside_functions_are_refused() {
+        let host = host();
+        let demo = shipped().remove(0).business;
+        let report = validate(
+            &host,
+            &demo,
+            "fn score(lead, analysis) { 50 }
+
+loop {}
+",
+        )
+        .await;
+        assert!(!report.valid);
+        let e = &report.errors[0];
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.message.contains("only `fn` definitions"), "{e}");
+        for source in [
+            "import \"policy\" as p;\nfn score(lead, analysis) { 50 }",
+            "fn score(lead, analysis) { import \"policy\" as p; 50 }",
+        ] {
+            let report = validate(&host, &demo, source).await;
+            assert!(!report.valid, "{source}");
+            assert!(
+                report.errors[0].message.contains("import"),
+                "{:?}",
+                report.errors
+            );
+        }
     }
 }

@@ -134,7 +134,7 @@ async fn deep_recursion_stops_before_the_stack_does() {
 
 #[tokio::test]
 async fn imports_and_eval_are_unavailable() {
-    refused("import \"/etc/passwd\" as p; fn run() { 1 }", "module").await;
+    refused("import \"/etc/passwd\" as p; fn run() { 1 }", "import").await;
     refused("fn run() { eval(\"40 + 2\") }", "eval").await;
     refused("fn run() { sleep(10) }", "sleep is not available").await;
 }
