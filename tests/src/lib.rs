@@ -348,10 +348,7 @@ impl TestApp {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200, "events stream refused");
-        let mut stream = EventStream {
-            resp,
-            buf: String::new(),
-        };
+        let mut stream = EventStream::new(resp);
         let first = stream
             .next(Duration::from_secs(10))
             .await
@@ -398,6 +395,14 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// Reads `resp`, an answer of `GET /api/v1/events`, as events.
+    pub fn new(resp: reqwest::Response) -> Self {
+        EventStream {
+            resp,
+            buf: String::new(),
+        }
+    }
+
     /// The next event, or `None` when `within` passes first (keep-alive comments are skipped).
     pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + within;

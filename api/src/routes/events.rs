@@ -2,7 +2,7 @@
 //! change's position), optionally for one business or one run. Every process serves every change,
 //! whichever process's worker made it. A client that reconnects with `Last-Event-ID` (or
 //! `?last_event_id=`) gets the changes it missed first; if they are older than the feed keeps, it
-//! gets `event: reset` and should reload. The first event, `ready`, says the stream is live. A
+//! gets `event: reset` and should reload. The first event, `ready` (`{}`), says the stream is live. A
 //! stream ends when its key is revoked or its session ends (checked every
 //! [`access::CREDENTIALS_RECHECK`]).
 
@@ -48,7 +48,7 @@ impl EventsQuery {
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "runs", operation_id = "run_events",
     params(("business" = Option<String>, Query, description = "Business id"), ("run" = Option<String>, Query, description = "Run id"), ("last_event_id" = Option<i64>, Query, description = "Resume after this event id"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over the query)")),
-    responses((status = 200, description = "Server-sent events: `ready`, then `run` for every change (`reset` when the missed changes are no longer kept)", content_type = "text/event-stream", body = String), (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody))
+    responses((status = 200, description = "Server-sent events: `ready`, then `run` for every change (`reset` when the missed changes are no longer kept)", content_type = "text/event-stream", body = String), (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody), (status = 404, description = "`run` names no run (or not the caller's)", body = ErrorBody))
 )]
 pub async fn stream(
     State(state): State<AppState>,
@@ -58,6 +58,9 @@ pub async fn stream(
     Query(mut query): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     query.business = caller.scope(query.business)?;
+    if let Some(run) = &query.run {
+        super::runs::find(&state, &caller, run).await?;
+    }
     let header = headers
         .get("last-event-id")
         .map(|v| {
@@ -125,9 +128,8 @@ async fn pump(
         }
         None => feed.position(),
     };
-    let ready = json!({ "position": sent });
-    tx.send(Event::default().event("ready").data(ready.to_string()))
-        .await?;
+    // No position: the feed's is every business' (its pace would tell one tenant another's).
+    tx.send(Event::default().event("ready").data("{}")).await?;
     sent = replay(&feed, &query, sent, &tx).await?;
     loop {
         match live.recv().await {

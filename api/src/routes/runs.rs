@@ -200,7 +200,9 @@ pub async fn list(
     ))
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
+/// Run `id`, if `caller` may see it; `404` otherwise (also what the event stream's `run` filter
+/// uses).
+pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
     let run = runs::find(state.engine.db(), &RunId(id.to_owned())).await?;
     match run {
         Some(run) if caller.can_access(&run.business_id) => Ok(run),

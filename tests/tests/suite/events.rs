@@ -12,6 +12,7 @@ crate::on_both_backends!(
     run_changes_stream_live_and_resume_after_a_reconnect,
     events_are_filtered_by_business_and_run,
     a_malformed_last_event_id_is_refused,
+    another_business_run_is_not_found_and_ready_tells_no_position,
 );
 
 async fn run_changes_stream_live_and_resume_after_a_reconnect(backend: Backend) {
@@ -120,4 +121,32 @@ async fn a_malformed_last_event_id_is_refused(backend: Backend) {
         (status, body["error"]["code"].as_str()),
         (422, Some("invalid_query"))
     );
+}
+
+/// A business' key cannot watch (or learn of) another business' run, and the `ready` event does
+/// not carry the feed's position, which counts every business' changes.
+async fn another_business_run_is_not_found_and_ready_tells_no_position(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions::without_workers()).await;
+    let (_, run_id) = app.create_lead_with(&lead(json!({}))).await;
+    let (_, dental_key) = app.create_key("dental").await;
+    let dental = client_with_key(&dental_key);
+    for (client, run) in [(&dental, run_id.as_str()), (&app.client, "run_nope")] {
+        let (status, body) = app
+            .send_with(client, "get", &format!("/api/v1/events?run={run}"), None)
+            .await;
+        assert_eq!(status, 404, "{run}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+    }
+    let (_, demo_key) = app.create_key("demo").await;
+    let resp = client_with_key(&demo_key)
+        .get(format!("{}/api/v1/events?run={run_id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = EventStream::new(resp);
+    let ready = stream.next(T).await.expect("the ready event");
+    assert_eq!(ready.event, "ready");
+    assert_eq!(ready.data, json!({}), "no position in it");
+    assert_eq!(ready.id, None);
 }
