@@ -49,8 +49,9 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_SCRIPT_THREADS", default_value_t = 2)]
     pub script_threads: usize,
 
-    /// Database connections in the pool [default: worker concurrency + 16]. Every step in
-    /// flight holds one while it commits; the queue, the API and the change feed need the rest.
+    /// Database connections in the pool [default: worker concurrency + 16; 16 with
+    /// `--no-workers`]. Every step in flight holds one while it commits; the queue, the API and
+    /// the change feed need the rest.
     #[arg(long, env = "SWITCHBOARD_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
 
@@ -238,10 +239,19 @@ impl Config {
         Duration::from_secs(self.provider_timeout_secs)
     }
 
+    /// Steps this process runs at once: none without workers (`serve --no-workers`).
+    fn steps_in_flight(&self, runs_workers: bool) -> u32 {
+        if runs_workers {
+            self.worker_concurrency as u32
+        } else {
+            0
+        }
+    }
+
     /// Connections in the database pool.
-    pub fn db_connections(&self) -> u32 {
+    pub fn db_connections(&self, runs_workers: bool) -> u32 {
         self.db_connections
-            .unwrap_or(self.worker_concurrency as u32 + DB_CONNECTIONS_BESIDES_STEPS)
+            .unwrap_or(self.steps_in_flight(runs_workers) + DB_CONNECTIONS_BESIDES_STEPS)
     }
 
     /// The worker poll interval.
@@ -249,8 +259,9 @@ impl Config {
         Duration::from_millis(self.poll_interval_ms.max(50))
     }
 
-    /// Rejects settings that cannot work, with a message naming the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects settings that cannot work, with a message naming the setting; the pool's size is
+    /// checked against the workers only when this process runs them.
+    pub fn validate(&self, runs_workers: bool) -> Result<(), String> {
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
         {
             return Err(format!(
@@ -275,7 +286,7 @@ impl Config {
             }
         }
         if let Some(n) = self.db_connections
-            && n < self.worker_concurrency as u32 + MIN_DB_CONNECTIONS_BESIDES_STEPS
+            && n < self.steps_in_flight(runs_workers) + MIN_DB_CONNECTIONS_BESIDES_STEPS
         {
             return Err(format!(
                 "SWITCHBOARD_DB_CONNECTIONS ({n}) must be at least the worker concurrency ({}) + \
@@ -356,15 +367,27 @@ mod tests {
 
     #[test]
     fn the_pool_grows_with_the_worker_concurrency() {
-        assert_eq!(parse(&[]).db_connections(), 16 + 16);
-        assert_eq!(parse(&["--worker-concurrency", "40"]).db_connections(), 56);
-        assert_eq!(parse(&["--db-connections", "22"]).db_connections(), 22);
+        assert_eq!(parse(&[]).db_connections(true), 16 + 16);
+        assert_eq!(
+            parse(&["--worker-concurrency", "40"]).db_connections(true),
+            56
+        );
+        assert_eq!(parse(&["--db-connections", "22"]).db_connections(true), 22);
+        assert_eq!(
+            parse(&["--worker-concurrency", "40"]).db_connections(false),
+            16
+        );
     }
 
     #[test]
     fn a_pool_too_small_for_the_workers_is_refused_with_the_setting_named() {
-        let error = parse(&["--db-connections", "16"]).validate().unwrap_err();
+        let error = parse(&["--db-connections", "16"])
+            .validate(true)
+            .unwrap_err();
         assert!(error.contains("SWITCHBOARD_DB_CONNECTIONS (16)"), "{error}");
-        assert!(parse(&["--db-connections", "22"]).validate().is_ok());
+        assert!(parse(&["--db-connections", "22"]).validate(true).is_ok());
+        // `serve --no-workers` runs no steps: a small pool serves the API.
+        assert!(parse(&["--db-connections", "8"]).validate(false).is_ok());
+        assert!(parse(&["--db-connections", "5"]).validate(false).is_err());
     }
 }

@@ -325,9 +325,15 @@ impl Core {
         overrides: &Overrides,
         public_url: &str,
     ) -> anyhow::Result<Core> {
-        config.validate().map_err(anyhow::Error::msg)?;
+        config
+            .validate(!overrides.no_workers)
+            .map_err(anyhow::Error::msg)?;
         crate::prometheus::handle(); // record from the first step on
-        let db = Db::connect(&config.database_url, config.db_connections()).await?;
+        let db = Db::connect(
+            &config.database_url,
+            config.db_connections(!overrides.no_workers),
+        )
+        .await?;
         switchboard_engine::migrate(&db).await?;
         load_businesses(&db, config.businesses_dir.as_deref()).await?;
         // Unconfigured (simulator only): one secret per database, so every process verifies the
