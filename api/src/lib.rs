@@ -20,3 +20,4 @@ pub mod routes;
 pub mod scripts_cli;
 pub mod startup;
 pub mod tenant;
+pub mod time;

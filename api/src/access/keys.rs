@@ -26,9 +26,13 @@ pub struct ApiKey {
     pub name: String,
     /// Its first characters, to recognise it.
     pub prefix: String,
-    /// Unix ms.
+    /// When it was made (RFC 3339; unix ms in the database).
+    #[serde(serialize_with = "crate::time::serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    /// Unix ms; `null` while usable.
+    /// When it was revoked; `null` while usable.
+    #[serde(serialize_with = "crate::time::serialize_maybe_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 

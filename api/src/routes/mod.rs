@@ -93,26 +93,4 @@ pub async fn queue_board(
     Ok(axum::response::Redirect::temporary(&state.queue_board_url))
 }
 
-/// An RFC 3339 time parameter as unix milliseconds; `422 invalid_time` naming `field` otherwise.
-pub(crate) fn parse_time(field: &str, value: Option<&str>) -> crate::error::ApiResult<Option<i64>> {
-    value
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| t.timestamp_millis())
-                .map_err(|_| {
-                    crate::error::ApiError::invalid(
-                        "invalid_time",
-                        field,
-                        format!("{field} must be an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
-                    )
-                })
-        })
-        .transpose()
-}
-
-/// Unix milliseconds as RFC 3339.
-pub(crate) fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub(crate) use crate::time::{parse_time, rfc3339};

@@ -258,6 +258,11 @@ async fn keys_are_shown_once_stored_hashed_and_revocable(backend: Backend) {
         .await;
     assert_eq!(status, 201, "{own}");
     assert_eq!(own["business_id"], MINE, "{own}");
+    let created = own["created_at"].as_str().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "times are RFC 3339, as in every answer: {own}"
+    );
     let (status, _) = app
         .send_with(
             &mine,
@@ -289,7 +294,10 @@ async fn keys_are_shown_once_stored_hashed_and_revocable(backend: Backend) {
     // Revoked: refused at once; revoking again is a conflict.
     let (status, revoked) = app.delete(&format!("/api/v1/keys/{key_id}")).await;
     assert_eq!(status, 200, "{revoked}");
-    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(revoked["revoked_at"].as_str().unwrap()).is_ok(),
+        "{revoked}"
+    );
     let (status, answer) = app.send_with(&mine, "get", "/api/v1/runs", None).await;
     assert_eq!(status, 401, "{answer}");
     assert_eq!(answer["error"]["code"], "unauthorized");
