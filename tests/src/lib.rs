@@ -680,6 +680,31 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Uploads a file as [`TestApp::upload_import`] does, expects `202` and returns the import
+    /// once it ended.
+    pub async fn import_file(&self, query: &str, content_type: &str, body: String) -> Value {
+        let resp = self.upload_import(query, content_type, body).await;
+        assert_eq!(resp.status(), 202);
+        let id = resp.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.import_done(&id).await
+    }
+
+    /// Rows in `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = self
+            .engine
+            .db()
+            .fetch_one(switchboard_engine::store::Q::new(format!(
+                "SELECT COUNT(*) FROM {table}"
+            )))
+            .await
+            .unwrap();
+        n
+    }
+
     /// Waits (up to two minutes) until import `id` is no longer processing and returns it.
     pub async fn import_done(&self, id: &str) -> Value {
         eventually("the import to finish", Duration::from_secs(120), || async {

@@ -1,7 +1,7 @@
 //! Reading an upload: CSV (with a header row) or JSON lines, each row mapped onto a lead through a
 //! column mapping (by default, columns named like the fields), custom field cells typed from text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -54,17 +54,59 @@ type Cells = BTreeMap<String, Value>;
 /// A row's line and its cells, or why they could not be read.
 type LineCells = (u64, Result<Cells, String>);
 
-/// Reads every row of `body`; `Err` when the file as a whole cannot be read.
+/// Why a file as a whole is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// It cannot be read as its format.
+    Unreadable(String),
+    /// The mapping names a column the file does not have (every row would be rejected).
+    UnknownColumn(String),
+}
+
+impl Mapping {
+    /// Refuses a mapping naming a column that is not among `columns` (lower-cased).
+    fn check(&self, columns: &BTreeSet<String>) -> Result<(), FileError> {
+        let fields = [
+            ("name", &self.name),
+            ("phone", &self.phone),
+            ("email", &self.email),
+            ("source", &self.source),
+        ];
+        let named = fields
+            .into_iter()
+            .filter_map(|(field, column)| Some((field.to_owned(), column.as_ref()?)))
+            .chain(
+                self.custom_fields
+                    .iter()
+                    .map(|(field, column)| (format!("custom_fields.{field}"), column)),
+            );
+        for (field, column) in named {
+            if !columns.contains(&column.to_lowercase()) {
+                let known: Vec<&str> = columns.iter().map(String::as_str).collect();
+                return Err(FileError::UnknownColumn(format!(
+                    "mapping.{field} names the column {column:?}, which the file does not have \
+                     (its columns: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every row of `body`; `Err` when the file as a whole cannot be read, or `mapping` names
+/// a column it does not have.
 pub fn rows(
     format: Format,
     body: &[u8],
     business: &Business,
     mapping: &Mapping,
-) -> Result<Vec<Row>, String> {
-    let cells = match format {
-        Format::Csv => csv_cells(body)?,
+) -> Result<Vec<Row>, FileError> {
+    let (columns, cells) = match format {
+        Format::Csv => csv_cells(body).map_err(FileError::Unreadable)?,
         Format::Jsonl => jsonl_cells(body),
     };
+    mapping.check(&columns)?;
     Ok(cells
         .into_iter()
         .map(|(line, cells)| Row {
@@ -74,7 +116,10 @@ pub fn rows(
         .collect())
 }
 
-fn csv_cells(body: &[u8]) -> Result<Vec<LineCells>, String> {
+/// The file's columns (lower-cased) and its rows' cells.
+type Read = (BTreeSet<String>, Vec<LineCells>);
+
+fn csv_cells(body: &[u8]) -> Result<Read, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -107,11 +152,12 @@ fn csv_cells(body: &[u8]) -> Result<Vec<LineCells>, String> {
             }
         }
     }
-    Ok(out)
+    Ok((headers.into_iter().collect(), out))
 }
 
-fn jsonl_cells(body: &[u8]) -> Vec<LineCells> {
-    String::from_utf8_lossy(body)
+/// The columns of JSON lines are the keys any line has.
+fn jsonl_cells(body: &[u8]) -> Read {
+    let cells: Vec<LineCells> = String::from_utf8_lossy(body)
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -127,7 +173,13 @@ fn jsonl_cells(body: &[u8]) -> Vec<LineCells> {
             };
             (i as u64 + 1, cells)
         })
-        .collect()
+        .collect();
+    let columns = cells
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok())
+        .flat_map(|c| c.keys().cloned())
+        .collect();
+    (columns, cells)
 }
 
 /// The lead a row makes.
@@ -178,6 +230,32 @@ mod tests {
 
     fn demo() -> Business {
         shipped().remove(0).business
+    }
+
+    #[test]
+    fn a_mapping_naming_a_missing_column_refuses_the_file() {
+        let body = b"Full Name,Mobile\nAda,+14155550101\n";
+        let mapping: Mapping =
+            serde_json::from_str(r#"{"name":"full name","phone":"Cell"}"#).unwrap();
+        let Err(FileError::UnknownColumn(message)) = rows(Format::Csv, body, &demo(), &mapping)
+        else {
+            panic!("accepted")
+        };
+        assert!(
+            message.starts_with("mapping.phone names the column \"Cell\""),
+            "{message}"
+        );
+        assert!(message.contains("full name, mobile"), "{message}");
+        let mapping: Mapping =
+            serde_json::from_str(r#"{"name":"full name","phone":"MOBILE"}"#).unwrap();
+        let read = rows(Format::Csv, body, &demo(), &mapping).unwrap();
+        assert!(read[0].lead.is_ok());
+        let jsonl = b"{\"n\":\"Ada\",\"phone\":\"+14155550101\"}\n";
+        let mapping: Mapping = serde_json::from_str(r#"{"name":"name"}"#).unwrap();
+        assert!(matches!(
+            rows(Format::Jsonl, jsonl, &demo(), &mapping),
+            Err(FileError::UnknownColumn(_))
+        ));
     }
 
     proptest! {

@@ -12,7 +12,7 @@ use switchboard_engine::ids::now_ms;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Path, Query};
-use crate::imports::parse::{self, Format, Mapping};
+use crate::imports::parse::{self, FileError, Format, Mapping};
 use crate::imports::{self, MAX_ROWS, OnDuplicate, import_json};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
@@ -74,7 +74,7 @@ fn format_of(query: Option<Format>, headers: &HeaderMap) -> ApiResult<Format> {
         (status = 202, description = "Accepted: the import, `processing`; follow `Location` (`GET /api/v1/imports/{id}`)", body = Object),
         (status = 200, description = "The same file with the same options was imported already: that import (`Idempotent-Replayed: true`)", body = Object),
         (status = 404, description = "No such business (or not the caller's)", body = ErrorBody),
-        (status = 422, description = "`invalid_mapping`, `unreadable_file`, `empty_file` or `too_many_rows`", body = ErrorBody),
+        (status = 422, description = "`invalid_mapping` (also: the mapping names a column the file does not have), `unreadable_file`, `empty_file` or `too_many_rows`", body = ErrorBody),
     )
 )]
 pub async fn import(
@@ -89,8 +89,10 @@ pub async fn import(
     let mapping_text = q.mapping.as_deref().unwrap_or("{}").trim();
     let mapping: Mapping = serde_json::from_str(mapping_text)
         .map_err(|e| ApiError::invalid("invalid_mapping", "mapping", e.to_string()))?;
-    let rows = parse::rows(format, &body, &business, &mapping)
-        .map_err(|e| ApiError::invalid("unreadable_file", "body", e))?;
+    let rows = parse::rows(format, &body, &business, &mapping).map_err(|e| match e {
+        FileError::Unreadable(e) => ApiError::invalid("unreadable_file", "body", e),
+        FileError::UnknownColumn(e) => ApiError::invalid("invalid_mapping", "mapping", e),
+    })?;
     if rows.is_empty() {
         return Err(ApiError::invalid(
             "empty_file",

@@ -136,15 +136,9 @@ async fn a_listed_number_is_never_dialled(backend: Backend) {
     .map(Value::to_string)
     .collect::<Vec<_>>()
     .join("\n");
-    let resp = app
-        .upload_import("business=demo", "application/x-ndjson", file)
+    let import = app
+        .import_file("business=demo", "application/x-ndjson", file)
         .await;
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let import = app.import_done(&id).await;
     assert_eq!(
         (import["created"].as_i64(), import["rejected"].as_i64()),
         (Some(1), Some(1)),

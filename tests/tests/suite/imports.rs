@@ -12,16 +12,6 @@ crate::on_both_backends!(
     a_stalled_import_is_run_again_by_the_next_upload,
 );
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    let (n,): (i64,) = app
-        .engine
-        .db()
-        .fetch_one(Q::new(format!("SELECT COUNT(*) FROM {table}")))
-        .await
-        .unwrap();
-    n
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_changes_nothing() {
     // No workers: the runs wait in the queue; this is about the import.
@@ -96,8 +86,8 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     assert!(reasons[1].contains("email"), "{:?}", &reasons[..4]);
     assert!(reasons[2].contains("budget_range"), "{:?}", &reasons[..4]);
     assert!(reasons[3].contains("name"), "{:?}", &reasons[..4]);
-    assert_eq!(count(&app, "leads").await, good);
-    assert_eq!(count(&app, "sb_runs").await, good);
+    assert_eq!(app.count("leads").await, good);
+    assert_eq!(app.count("sb_runs").await, good);
 
     // The same file again: the same import, nothing new.
     let resp = app.upload_import(&query, "text/csv", csv).await;
@@ -105,8 +95,8 @@ async fn ten_thousand_rows_with_bad_ones_become_leads_and_a_second_upload_change
     assert_eq!(resp.headers()["idempotent-replayed"], "true");
     let again: Value = resp.json().await.unwrap();
     assert_eq!(again["id"], id.as_str());
-    assert_eq!(count(&app, "leads").await, good);
-    assert_eq!(count(&app, "sb_runs").await, good);
+    assert_eq!(app.count("leads").await, good);
+    assert_eq!(app.count("sb_runs").await, good);
 }
 
 async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {
@@ -166,8 +156,8 @@ async fn duplicates_are_skipped_or_updated_as_asked(backend: Backend) {
     let (_, lead) = app.get(&format!("/api/v1/leads/{existing}")).await;
     assert_eq!(lead["lead"]["name"], "Ada Lovelace", "{lead}");
     assert_eq!(lead["lead"]["source"], "fair", "{lead}");
-    assert_eq!(count(&app, "leads").await, 2);
-    assert_eq!(count(&app, "sb_runs").await, 2, "updates start no run");
+    assert_eq!(app.count("leads").await, 2);
+    assert_eq!(app.count("sb_runs").await, 2, "updates start no run");
 }
 
 async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
@@ -183,6 +173,14 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
         ),
         (
             "business=demo&mapping=%7Bnope",
+            "text/csv",
+            csv.clone(),
+            422,
+            "invalid_mapping",
+        ),
+        (
+            // A column the file does not have: every row would be rejected.
+            "business=demo&mapping=%7B%22phone%22%3A%22mobile%22%7D",
             "text/csv",
             csv.clone(),
             422,
@@ -227,8 +225,8 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(count(&app, "leads").await, 0);
-    assert_eq!(count(&app, "lead_imports").await, 0);
+    assert_eq!(app.count("leads").await, 0);
+    assert_eq!(app.count("lead_imports").await, 0);
 }
 
 async fn a_stalled_import_is_run_again_by_the_next_upload(backend: Backend) {
@@ -260,5 +258,5 @@ async fn a_stalled_import_is_run_again_by_the_next_upload(backend: Backend) {
         (Some(0), Some(2)),
         "stored the first time: duplicates now; {again}"
     );
-    assert_eq!(count(&app, "leads").await, 2);
+    assert_eq!(app.count("leads").await, 2);
 }
