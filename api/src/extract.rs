@@ -8,16 +8,22 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, JSON_BODY_LIMIT};
 
 /// `axum::Json` with rejections as [`ApiError`]; `LIMIT` is the route's body limit (set by its
-/// `DefaultBodyLimit` layer), named in a 413.
+/// `DefaultBodyLimit` layer), named in a 413. A body holding a NUL is refused (see
+/// [`crate::storable`]).
 pub struct Json<T, const LIMIT: usize = JSON_BODY_LIMIT>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for Json<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let Body(bytes) =
+            Body::<LIMIT>::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        let again = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let axum::Json(v) = axum::Json::<T>::from_request(again, state)
             .await
             .map_err(|r| ApiError::from_json_rejection(r, LIMIT))?;
+        crate::storable::check_json(&bytes)?;
         Ok(Json(v))
     }
 }

@@ -19,5 +19,6 @@ pub mod redact;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;
+pub mod storable;
 pub mod tenant;
 pub mod time;

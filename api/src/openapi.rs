@@ -167,6 +167,12 @@ impl utoipa::Modify for Conventions {
                         ("422", "Invalid body"),
                     ]);
                 }
+                // Any URL can hold a NUL (see `storable`).
+                answers.push((
+                    "422",
+                    "`invalid_text`: the URL or the body holds a NUL character (`%00`, \
+                     `\\u0000`), which cannot be stored",
+                ));
                 for (status, description) in answers {
                     op.responses
                         .responses

@@ -230,6 +230,9 @@ pub fn app(state: AppState) -> Router {
     let api = public
         .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(
+            crate::storable::refuse_nul_in_url,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.request_timeout,
             crate::limits::time_limit,

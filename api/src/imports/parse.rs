@@ -111,7 +111,9 @@ pub fn rows(
         .into_iter()
         .map(|(line, cells)| Row {
             line,
-            lead: cells.and_then(|c| lead(&c, business, mapping)),
+            lead: cells
+                .and_then(|c| lead(&c, business, mapping))
+                .and_then(storable),
         })
         .collect())
 }
@@ -180,6 +182,17 @@ fn jsonl_cells(body: &[u8]) -> Read {
         .flat_map(|c| c.keys().cloned())
         .collect();
     (columns, cells)
+}
+
+/// The lead, unless a field of it holds what cannot be stored (see `crate::storable`).
+fn storable(lead: NewLead) -> Result<NewLead, String> {
+    let fields = serde_json::to_value(&lead).map_err(|e| e.to_string())?;
+    match crate::storable::nul_path(&fields) {
+        Some(field) => Err(format!(
+            "{field} holds a NUL character (U+0000), which cannot be stored"
+        )),
+        None => Ok(lead),
+    }
 }
 
 /// The lead a row makes.
@@ -256,6 +269,25 @@ mod tests {
             rows(Format::Jsonl, jsonl, &demo(), &mapping),
             Err(FileError::UnknownColumn(_))
         ));
+    }
+
+    #[test]
+    fn a_row_holding_a_nul_is_rejected_and_the_next_read() {
+        let body = "name,phone\nAda\0Lovelace,+14155550101\nGrace,+14155550102\n";
+        let read = rows(Format::Csv, body.as_bytes(), &demo(), &Mapping::default()).unwrap();
+        assert_eq!(read.len(), 2);
+        let refused = read[0].lead.as_ref().unwrap_err();
+        assert!(refused.starts_with("name holds a NUL"), "{refused}");
+        assert!(read[1].lead.is_ok());
+        let body = "{\"name\":\"Ada\",\"phone\":\"+14155550101\",\"email\":\"a\\u0000@b.c\"}\n";
+        let read = rows(Format::Jsonl, body.as_bytes(), &demo(), &Mapping::default()).unwrap();
+        assert!(
+            read[0]
+                .lead
+                .as_ref()
+                .unwrap_err()
+                .starts_with("email holds a NUL")
+        );
     }
 
     proptest! {

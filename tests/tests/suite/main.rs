@@ -17,6 +17,7 @@ mod erasure;
 mod events;
 mod exports;
 mod fairness;
+mod hostile_text;
 mod imports;
 mod observability;
 mod operator;
