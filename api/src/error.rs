@@ -107,8 +107,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body =
-            json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
+        let body = error_body(code, &self.to_string(), details);
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited(after) = &self {
             response
@@ -117,6 +116,11 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error shape: `{"error": {"code", "message", "details"}}`.
+pub fn error_body(code: &str, message: &str, details: Value) -> Value {
+    json!({ "error": { "code": code, "message": message, "details": details } })
 }
 
 impl From<EngineError> for ApiError {

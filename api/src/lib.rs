@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod imports;
 pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod prometheus;
 pub mod queue_board;

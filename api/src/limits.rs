@@ -5,7 +5,7 @@
 //! Rate limits are kept in each process: with N API processes behind a balancer a key gets up
 //! to N times its limit.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +112,8 @@ pub async fn limit_by_address(
 ) -> Response {
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<crate::listener::Peer>>()
+        .map(|c| c.0.0.ip());
     if let Some(ip) = peer
         && let Err(e) = limits.check_address(ip)
     {

@@ -33,6 +33,7 @@ use crate::access::{self, Bootstrap};
 use crate::config::Config;
 use crate::error::{ApiError, JSON_BODY_LIMIT};
 use crate::limits::RateLimits;
+use crate::listener::ApiListener;
 use crate::routes;
 
 /// What every handler can reach.
@@ -571,7 +572,7 @@ impl Application {
         let board = tokio::spawn(axum::serve(board_listener, board).into_future());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
-            axum::serve(self.listener, with_peers(self.router))
+            axum::serve(ApiListener(self.listener), with_peers(self.router))
                 .with_graceful_shutdown(async {
                     let _ = stop_rx.await;
                 })
@@ -628,8 +629,8 @@ pub struct Parts {
 /// The router as a service that knows each connection's peer (rate limits by client address).
 fn with_peers(
     router: Router,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr> {
-    router.into_make_service_with_connect_info::<std::net::SocketAddr>()
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, crate::listener::Peer> {
+    router.into_make_service_with_connect_info::<crate::listener::Peer>()
 }
 
 /// A validated rate (`Config::validate` refuses 0).
@@ -643,7 +644,7 @@ async fn serve_both(
     (board_listener, board): (TcpListener, Router),
 ) -> std::io::Result<()> {
     tokio::try_join!(
-        axum::serve(listener, with_peers(router)).into_future(),
+        axum::serve(ApiListener(listener), with_peers(router)).into_future(),
         axum::serve(board_listener, board).into_future(),
     )?;
     Ok(())

@@ -40,8 +40,8 @@ pub async fn authenticate(
             // Requests with bad credentials draw on their address' bucket: guessing is throttled.
             let peer = request
                 .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip());
+                .get::<axum::extract::ConnectInfo<crate::listener::Peer>>()
+                .map(|c| c.0.0.ip());
             if let Some(ip) = peer
                 && let Err(limited) = state.limits.check_address(ip)
             {

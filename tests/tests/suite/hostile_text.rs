@@ -8,6 +8,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use switchboard_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -15,6 +16,7 @@ crate::on_both_backends!(
     a_nul_anywhere_is_refused_in_the_error_shape_and_stores_nothing,
     an_import_rejects_a_row_holding_a_nul_and_goes_on,
     every_route_answers_arbitrary_strings_without_a_5xx,
+    requests_http_cannot_parse_are_answered_in_the_error_shape,
 );
 
 fn assert_refused(status: u16, answer: &Value, field: &str, what: &str) {
@@ -256,6 +258,48 @@ async fn every_route_answers_arbitrary_strings_without_a_5xx(backend: Backend) {
     }
     assert!(sent > 1000, "only {sent} requests sent");
     // The server still serves.
+    let (status, _) = app.get("/api/v1/runs").await;
+    assert_eq!(status, 200);
+}
+
+/// Requests hyper refuses before any handler (a control character in a header, a URL over
+/// 64 KiB) are answered in the error shape, not with an empty body.
+async fn requests_http_cannot_parse_are_answered_in_the_error_shape(backend: Backend) {
+    let app = spawn_app_with(&backend, TestOptions::without_workers()).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let long_url = format!("/api/v1/runs?q={}", "a".repeat(100_000));
+    let cases = [
+        (
+            format!("GET {long_url} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            "414",
+            "url_too_long",
+        ),
+        (
+            "POST /api/v1/leads HTTP/1.1\r\nhost: x\r\nidempotency-key: a\u{1}b\r\n\
+             content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+                .to_owned(),
+            "400",
+            "malformed_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // The server may answer (and close) before reading all of a long request.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        tokio::time::timeout(T, stream.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // The server goes on serving.
     let (status, _) = app.get("/api/v1/runs").await;
     assert_eq!(status, 200);
 }
