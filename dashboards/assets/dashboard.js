@@ -870,13 +870,19 @@
       setAttr(li, 'data-attempt', String(step.attempt));
       setAttr(li, 'data-status', status);
       setText(r.name, display(step.name));
-      setText(r.attempt, 'attempt ' + display(step.attempt));
+      // A deferred attempt (a busy line, say) waits as the same attempt: say how often.
+      const deferrals = Number(step.deferrals) || 0;
+      setText(r.attempt, 'attempt ' + display(step.attempt) + (deferrals > 0 ? ' · put off ' + deferrals + '×' : ''));
       setBadge(r.badge, status);
 
       if (step.started_at) {
         setText(r.started, 'started ' + absolute(step.started_at));
         setAttr(r.started, 'datetime', step.started_at);
         setAttr(r.started, 'title', step.started_at);
+      } else if (step.due_at && !TERMINAL.has(status)) {
+        setText(r.started, 'due ' + absolute(step.due_at));
+        setAttr(r.started, 'datetime', step.due_at);
+        setAttr(r.started, 'title', step.due_at);
       } else {
         setText(r.started, 'not started');
         setAttr(r.started, 'datetime', null);

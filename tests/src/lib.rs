@@ -887,6 +887,19 @@ pub fn transcription_webhook(conversation_id: &str, interested: bool) -> Value {
     })
 }
 
+/// The attempts of step `name` in a run's timeline that were put off at least once.
+pub fn deferred<'a>(run: &'a Value, name: &str) -> Vec<&'a Value> {
+    attempts(run, name)
+        .into_iter()
+        .filter(|a| a["deferrals"].as_i64().unwrap_or(0) > 0)
+        .collect()
+}
+
+/// Why attempt `a` was last put off (empty if it never was).
+pub fn deferred_because(a: &Value) -> &str {
+    a["deferred_because"].as_str().unwrap_or_default()
+}
+
 /// The attempts of step `name` in a run's timeline.
 pub fn attempts<'a>(run: &'a Value, name: &str) -> Vec<&'a Value> {
     run["steps"]

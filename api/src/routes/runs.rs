@@ -214,7 +214,7 @@ pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResu
 #[utoipa::path(
     get, path = "/api/v1/runs/{id}", tag = "runs", operation_id = "get_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run with every step attempt, its pinned `script {version, hash}` and `config_version` (the business configuration it started with)", body = Object), (status = 404, description = "No such run", body = ErrorBody))
+    responses((status = 200, description = "The run with every step attempt (`{name, attempt, status, input, scheduled_at, due_at, started_at, finished_at, output, error, log, deferrals, deferred_because}`: `deferrals` counts the times the attempt was put off, when a line was busy say, and `deferred_because` says why the last time; put off, it waits until `due_at`), its pinned `script {version, hash}` and `config_version` (the business configuration it started with)", body = Object), (status = 404, description = "No such run", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
@@ -240,6 +240,9 @@ pub async fn show(
                 "status": s.status,
                 "input": parse_json(&s.input),
                 "scheduled_at": rfc3339(s.scheduled_at),
+                "due_at": rfc3339(s.run_at),
+                "deferrals": s.deferrals,
+                "deferred_because": s.deferred_because,
                 "started_at": s.started_at.map(rfc3339),
                 "finished_at": s.finished_at.map(rfc3339),
                 "output": s.output.as_deref().map(parse_json),

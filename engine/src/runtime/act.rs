@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::decide::Decision;
+use super::decide::{Decision, Deferral};
 use crate::error::Result;
 use crate::ids::{RunId, StepId, WaitId, due_at, new_id, now_ms};
 use crate::store::runs::{self, Advance, RunRow};
@@ -43,6 +43,8 @@ pub(crate) fn new_row(
         finished_at: None,
         claimed_by: None,
         log: None,
+        deferrals: 0,
+        deferred_because: None,
     }
 }
 
@@ -73,6 +75,28 @@ pub(crate) async fn advance_and_queue(
     Ok(true)
 }
 
+/// Commits a [`Decision::Defer`]: attempt `row_id` of `run` waits again, the same row, and the
+/// run with it.
+async fn defer(tx: &mut Tx, run: &RunRow, row_id: &StepId, d: &Deferral) -> Result<Applied> {
+    let until = due_at(now_ms(), d.delay);
+    if !steps::defer(tx, row_id, until, &d.message, d.log.clone()).await? {
+        return Ok(Applied::Stale);
+    }
+    let advance = Advance {
+        status: "waiting",
+        current_step: Some(d.step.clone()),
+        current_row: Some(row_id.0.clone()),
+        wait_kind: Some("deferred".into()),
+        wait_until: Some(until),
+        ..Advance::default()
+    };
+    if advance_and_queue(tx, run, &advance, TaskKind::Step, d.delay).await? {
+        Ok(Applied::Moved)
+    } else {
+        Ok(Applied::Stale)
+    }
+}
+
 /// What committing a decision did.
 #[derive(Debug)]
 pub(crate) enum Applied {
@@ -95,16 +119,17 @@ pub(crate) async fn apply(
     decision: Decision,
     go_on: Option<&str>,
 ) -> Result<Applied> {
-    let finish = decision.finish();
-    if !steps::finish(
-        tx,
-        row_id,
-        finish.status,
-        finish.output.clone(),
-        finish.error.clone(),
-        finish.log.clone(),
-    )
-    .await?
+    // A deferral puts the attempt off instead (see `defer`).
+    if let Some(finish) = decision.finish()
+        && !steps::finish(
+            tx,
+            row_id,
+            finish.status,
+            finish.output.clone(),
+            finish.error.clone(),
+            finish.log.clone(),
+        )
+        .await?
     {
         return Ok(Applied::Stale);
     }
@@ -116,6 +141,7 @@ pub(crate) async fn apply(
         }
     };
     match decision {
+        Decision::Defer(deferral) => defer(tx, run, row_id, &deferral).await,
         Decision::Schedule {
             step,
             attempt,

@@ -43,6 +43,19 @@ pub(crate) enum Decision {
     Complete { finish: Finish, outcome: String },
     /// The run failed.
     Fail { finish: Finish, error: String },
+    /// Put the attempt off (a line is busy, the provider's breaker is open).
+    Defer(Deferral),
+}
+
+/// An attempt put off by `delay`: the same attempt row waits again, its deferrals counted, so
+/// however long a step waits its turn, it writes no new rows.
+#[derive(Debug)]
+pub(crate) struct Deferral {
+    pub step: String,
+    /// Why, e.g. `every line is busy`.
+    pub message: String,
+    pub log: Option<String>,
+    pub delay: Duration,
 }
 
 impl Finish {
@@ -96,13 +109,14 @@ impl Decision {
             && elapsed < SEGMENT_TIME
     }
 
-    /// How the finished attempt is recorded.
-    pub(crate) fn finish(&self) -> &Finish {
+    /// How the finished attempt is recorded; `None` when it is put off, not finished.
+    pub(crate) fn finish(&self) -> Option<&Finish> {
         match self {
             Decision::Schedule { finish, .. }
             | Decision::Wait { finish, .. }
             | Decision::Complete { finish, .. }
-            | Decision::Fail { finish, .. } => finish,
+            | Decision::Fail { finish, .. } => Some(finish),
+            Decision::Defer(_) => None,
         }
     }
 }
@@ -158,19 +172,12 @@ pub(crate) fn decide(
             finish: ok(Some(serde_json::json!({ "outcome": &outcome }).to_string())),
             outcome,
         },
-        Err(StepError::Defer { message, after }) => Decision::Schedule {
-            finish: Finish {
-                status: "deferred",
-                output: None,
-                error: Some(message),
-                log: log.clone(),
-            },
+        Err(StepError::Defer { message, after }) => Decision::Defer(Deferral {
             step: step.to_owned(),
-            attempt,
-            input,
+            message,
+            log: log.clone(),
             delay: after,
-            why: "deferred",
-        },
+        }),
         Err(err) => {
             let message = err.to_string();
             let failed = Finish::failed(message.clone(), log.clone());
@@ -267,25 +274,13 @@ mod tests {
     #[test]
     fn a_deferred_attempt_runs_again_without_using_up_an_attempt() {
         let d = after_error(3, StepError::defer("lines busy", Duration::from_secs(4)));
-        match d {
-            Decision::Schedule {
-                attempt,
-                delay,
-                why,
-                finish,
-                ref step,
-                ..
-            } => {
-                assert_eq!(
-                    (attempt, delay, why),
-                    (3, Duration::from_secs(4), "deferred")
-                );
-                assert_eq!(step, "s");
-                assert_eq!(finish.status, "deferred");
-                assert_eq!(finish.error.as_deref(), Some("lines busy"));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        assert!(d.finish().is_none(), "the attempt is put off, not finished");
+        let Decision::Defer(deferral) = d else {
+            panic!("unexpected {d:?}")
+        };
+        assert_eq!(deferral.step, "s");
+        assert_eq!(deferral.message, "lines busy");
+        assert_eq!(deferral.delay, Duration::from_secs(4));
     }
 
     /// What follows an attempt that returned `transition`.
@@ -340,7 +335,7 @@ mod tests {
             Ok(Transition::complete("done")),
             journal,
         );
-        let finish = d.finish().clone();
+        let finish = d.finish().unwrap().clone();
         assert_eq!(finish.status, "failed");
         assert_eq!(finish.error.as_deref(), Some("acme/policy.rhai:3:9: boom"));
         assert_eq!(finish.log.as_deref(), Some(r#"["scored 80"]"#));

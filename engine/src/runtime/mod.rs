@@ -199,6 +199,8 @@ impl Engine {
             finished_at: None,
             claimed_by: None,
             log: None,
+            deferrals: 0,
+            deferred_because: None,
         };
         let run = RunRow {
             id: run_id.0.clone(),

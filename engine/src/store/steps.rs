@@ -25,16 +25,21 @@ pub struct StepRow {
     pub claimed_by: Option<String>,
     /// What the attempt logged (a JSON array of lines), e.g. a script's `log()` calls.
     pub log: Option<String>,
+    /// How many times the attempt was put off (see [`defer`]); `run_at` says until when.
+    pub deferrals: i64,
+    /// Why it was last put off.
+    pub deferred_because: Option<String>,
 }
 
 const COLUMNS: &str = "id, run_id, name, attempt, status, input, output, error, scheduled_at, \
-    run_at, started_at, finished_at, claimed_by, log";
+    run_at, started_at, finished_at, claimed_by, log, deferrals, deferred_because";
 
 /// Inserts a scheduled attempt (`queued` or `waiting`).
 pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
     tx.execute(
         Q::new(format!(
-            "INSERT INTO sb_steps ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+            "INSERT INTO sb_steps ({COLUMNS}) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
         ))
         .bind(&s.id)
         .bind(&s.run_id)
@@ -49,7 +54,9 @@ pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
         .bind(s.started_at)
         .bind(s.finished_at)
         .bind(s.claimed_by.clone())
-        .bind(s.log.clone()),
+        .bind(s.log.clone())
+        .bind(s.deferrals)
+        .bind(s.deferred_because.clone()),
     )
     .await?;
     Ok(())
@@ -112,6 +119,32 @@ pub async fn finish(
             .bind(now_ms())
             .bind(id)
             .bind(log),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Puts a running attempt off until `run_at`: it waits again (the same row), counting the
+/// deferral and saying why; false if it is no longer running.
+pub async fn defer(
+    tx: &mut Tx,
+    id: &StepId,
+    run_at: i64,
+    why: &str,
+    log: Option<String>,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            Q::new(
+                "UPDATE sb_steps SET status = 'waiting', deferrals = deferrals + 1, \
+                 deferred_because = $1, log = $2, run_at = $3, started_at = NULL, \
+                 claimed_by = NULL \
+                 WHERE id = $4 AND status = 'running'",
+            )
+            .bind(why)
+            .bind(log)
+            .bind(run_at)
+            .bind(id),
         )
         .await?;
     Ok(n == 1)

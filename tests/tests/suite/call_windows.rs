@@ -46,10 +46,7 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
         .await;
     let run = eventually("the second call waiting for a line", T, || async {
         let run = app.run(&second_run).await;
-        attempts(&run, "place_call")
-            .iter()
-            .any(|a| a["status"] == "deferred")
-            .then_some(run)
+        (!deferred(&run, "place_call").is_empty()).then_some(run)
     })
     .await;
     let route = &attempts(&run, "place_call")[0]["input"]["route"];
@@ -68,11 +65,9 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
 
     // The call is not dialled: it waits for Monday 08:00, which is CST (UTC-6) by then.
     let put_off = |run: &Value| {
-        attempts(run, "place_call").iter().any(|a| {
-            a["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("outside the business' opening hours"))
-        })
+        deferred(run, "place_call")
+            .iter()
+            .any(|a| deferred_because(a).contains("outside the business' opening hours"))
     };
     let seen = within(T, || async {
         let run = app.run(&second_run).await;
@@ -83,15 +78,9 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
         let run = app.run(&second_run).await;
         panic!("the call was not put off until the next opening: {run:#}");
     };
-    let put_off = attempts(&run, "place_call")
-        .into_iter()
-        .find(|a| a["status"] == "deferred" && a["error"].to_string().contains("hours"))
-        .unwrap();
+    let put_off = deferred(&run, "place_call")[0];
     assert!(
-        put_off["error"]
-            .as_str()
-            .unwrap()
-            .ends_with("the call waits until 2026-11-02T08:00:00-06:00"),
+        deferred_because(put_off).ends_with("the call waits until 2026-11-02T08:00:00-06:00"),
         "{put_off}"
     );
     assert_eq!(run["status"], "waiting", "{run}");

@@ -3,9 +3,10 @@
 //! attempt is executed twice, and a worker stopped with SIGTERM mid-load loses nothing.
 //!
 //! "Once" is read from the database: each step of each run succeeded exactly once, on its first
-//! attempt (no attempt failed, timed out or was lost with a worker; the only other rows are
-//! `place_call` deferred while every line was busy), and each run placed exactly one call whose
-//! one end-of-call webhook it consumed (a second dial would show as a second conversation).
+//! attempt, and there are no other rows (no attempt failed, timed out or was lost with a worker;
+//! a `place_call` put off while every line was busy counts its deferrals in its one row), and each
+//! run placed exactly one call whose one end-of-call webhook it consumed (a second dial would show
+//! as a second conversation).
 //!
 //! Without provider keys each worker process answers its own calls with the built-in simulator;
 //! a stopping worker lets its simulator's calls end and post their webhooks before it exits, as
@@ -411,11 +412,22 @@ async fn three_worker_processes(backend: Backend) {
     assert_eq!(stored, run_ids, "the runs are the leads' runs");
 
     // Step attempts: per run, each step of the pipeline succeeded once, on its first attempt,
-    // in order; the only other rows are place_call deferred while every line was busy (by
-    // design: the same attempt runs again later). Nothing was lost with a worker or failed.
-    let rows = sqlx::query_as::<_, (String, String, i64, String, Option<String>, Option<String>)>(
-        "SELECT run_id, name, attempt, status, claimed_by, error FROM sb_steps \
-         ORDER BY run_id, scheduled_at, id",
+    // in order, and nothing else: a place_call put off while every line was busy runs again as
+    // the same attempt (its deferrals counted). Nothing was lost with a worker or failed.
+    let rows = sqlx::query_as::<
+        _,
+        (
+            String,
+            String,
+            i64,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+        ),
+    >(
+        "SELECT run_id, name, attempt, status, claimed_by, deferrals, deferred_because \
+         FROM sb_steps ORDER BY run_id, scheduled_at, id",
     )
     .fetch_all(&pool)
     .await
@@ -423,16 +435,14 @@ async fn three_worker_processes(backend: Backend) {
     let mut per_run: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut deferred = 0;
     let mut wrong = Vec::new();
-    for (run_id, name, attempt, status, claimed_by, error) in &rows {
+    for (run_id, name, attempt, status, claimed_by, deferrals, why) in &rows {
+        deferred += deferrals;
+        let put_off_for_lines = *deferrals == 0
+            || (name == "place_call" && why.as_deref().is_some_and(|e| e.contains("lines")));
         let fine = match status.as_str() {
             "succeeded" => {
                 per_run.entry(run_id).or_default().push(name);
-                *attempt == 1 && claimed_by.is_some()
-            }
-            // Deferred while every line was busy: the same attempt runs again later.
-            "deferred" => {
-                deferred += 1;
-                name == "place_call" && error.as_deref().is_some_and(|e| e.contains("lines"))
+                *attempt == 1 && claimed_by.is_some() && put_off_for_lines
             }
             _ => false,
         };

@@ -96,7 +96,7 @@ async fn provider_outage_waits_then_completes_and_the_circuit_opens_and_closes(b
         for id in &runs {
             let run = app.run(id).await;
             assert_ne!(run["status"], "failed", "{run}");
-            all &= place_call_statuses(&run).iter().any(|s| s == "deferred");
+            all &= !deferred(&run, "place_call").is_empty();
         }
         all.then_some(())
     })
@@ -107,24 +107,15 @@ async fn provider_outage_waits_then_completes_and_the_circuit_opens_and_closes(b
     for id in &runs {
         let run = app.wait_for_status(id, "succeeded", T).await;
         assert_eq!(run["outcome"], "handed_off");
+        // One row: waiting for the provider spent no attempt and wrote no row per deferral.
         let statuses = place_call_statuses(&run);
-        assert_eq!(statuses.last().map(String::as_str), Some("succeeded"));
+        assert_eq!(statuses, ["succeeded"], "{run:#}");
+        let put_off = deferred(&run, "place_call");
+        assert_eq!(put_off[0]["attempt"], 1);
         assert!(
-            attempts(&run, "place_call")
-                .iter()
-                .all(|a| a["attempt"] == 1),
-            "waiting for the provider spent no attempt: {statuses:?}"
-        );
-        let deferred = attempts(&run, "place_call")
-            .into_iter()
-            .find(|a| a["status"] == "deferred")
-            .unwrap();
-        assert!(
-            deferred["error"]
-                .as_str()
-                .unwrap()
-                .contains("elevenlabs is failing"),
-            "{deferred}"
+            deferred_because(put_off[0]).contains("elevenlabs is failing"),
+            "{}",
+            put_off[0]
         );
     }
     assert_eq!(breaker.current(), BreakerState::Closed);
@@ -153,20 +144,13 @@ async fn concurrent_calls_never_exceed_the_caps(backend: Backend) {
         let run = app
             .wait_for_status(id, "succeeded", Duration::from_secs(60))
             .await;
-        let deferred: Vec<_> = attempts(&run, "place_call")
-            .into_iter()
-            .filter(|a| a["status"] == "deferred")
-            .collect();
-        for d in &deferred {
+        for d in deferred(&run, "place_call") {
             assert!(
-                d["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("call lines (global) are busy"),
+                deferred_because(d).contains("call lines (global) are busy"),
                 "{d}"
             );
+            waited += d["deferrals"].as_i64().unwrap();
         }
-        waited += deferred.len();
     }
     let max = app.sim().max_active_calls();
     assert!(
@@ -199,16 +183,11 @@ async fn the_providers_concurrency_limit_puts_calls_back_in_line(backend: Backen
         assert_eq!(run["outcome"], "handed_off");
         for a in attempts(&run, "place_call") {
             assert_eq!(a["attempt"], 1, "a busy provider spends no attempt: {a}");
-            if a["status"] == "deferred" {
+            if a["deferrals"].as_i64().unwrap() > 0 {
+                let why = deferred_because(a);
                 assert!(
-                    a["error"]
-                        .as_str()
-                        .unwrap()
-                        .contains("concurrent_limit_exceeded")
-                        || a["error"]
-                            .as_str()
-                            .unwrap()
-                            .contains("Too many concurrent calls"),
+                    why.contains("concurrent_limit_exceeded")
+                        || why.contains("Too many concurrent calls"),
                     "{a}"
                 );
                 refused += 1;

@@ -187,10 +187,7 @@ async fn a_billing_lapse_pauses_analyses_until_it_clears(backend: Backend) {
     // The account is out of credit: the analysis waits, spending no attempt.
     let run = eventually("the analysis to wait for billing", T, || async {
         let run = app.run(&run_id).await;
-        let deferred = analyze_attempts(&run)
-            .iter()
-            .any(|(status, _)| status == "deferred");
-        deferred.then_some(run)
+        (!deferred(&run, "analyze").is_empty()).then_some(run)
     })
     .await;
     let waits = ["waiting", "queued", "running"];
@@ -198,7 +195,7 @@ async fn a_billing_lapse_pauses_analyses_until_it_clears(backend: Backend) {
         waits.contains(&run["status"].as_str().unwrap()),
         "not failed: {run:#}"
     );
-    let (_, error) = &analyze_attempts(&run)[0];
+    let error = deferred_because(deferred(&run, "analyze")[0]);
     assert!(
         error.contains("insufficient_quota") && error.contains("billing"),
         "the timeline says why: {error}"
