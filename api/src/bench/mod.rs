@@ -28,10 +28,10 @@ pub struct BenchOptions {
     /// Fewer iterations and smaller data sets: every figure in about two minutes.
     #[arg(long)]
     pub quick: bool,
-    /// Run only the scenarios whose name contains this: script_decision, personalize,
-    /// db_commit_limit, raw_apalis, engine, pipeline (the last two run db_commit_limit and
-    /// raw_apalis too, for their ratios), step_overhead, webhook_resume, intake, runs_list,
-    /// memory.
+    /// Run only the scenarios whose name contains this: script_decision, script_fairness,
+    /// personalize, db_commit_limit, raw_apalis, engine, pipeline (the last two run
+    /// db_commit_limit and raw_apalis too, for their ratios), step_overhead, webhook_resume,
+    /// intake, runs_list, memory.
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write the figures as JSON.
@@ -126,6 +126,9 @@ async fn measure(
     let quick = opts.quick;
     if wanted("script_decision") {
         figures.extend(decisions::script_decision(if quick { 5_000 } else { 50_000 }).await?);
+    }
+    if wanted("script_fairness") {
+        figures.extend(decisions::script_fairness(if quick { 100 } else { 1_000 }).await?);
     }
     if wanted("personalize") {
         figures.extend(http_api::personalize(if quick { 500 } else { 5_000 }).await?);

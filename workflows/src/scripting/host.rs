@@ -153,7 +153,7 @@ impl ScriptHost {
         );
         let ast = self
             .threads
-            .run(move || compile(&engine, &limits, &name_owned, &src))
+            .run(name, move || compile(&engine, &limits, &name_owned, &src))
             .await??;
         Ok(Compiled {
             hash: content_hash(&source),
@@ -215,8 +215,11 @@ impl ScriptHost {
             script.clone(),
             env.clone(),
         );
+        let tenant = script.name.clone();
         self.threads
-            .run(move || call_here(&engine, &limits, &script, &name, args, &env))
+            .run(&tenant, move || {
+                call_here(&engine, &limits, &script, &name, args, &env)
+            })
             .await?
     }
 

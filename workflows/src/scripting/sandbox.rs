@@ -3,7 +3,8 @@
 //! workers. Every setting closes a hole a hostile script could use (see `sandbox/tests.rs`).
 
 use std::cell::{Cell, RefCell};
-use std::sync::{Arc, Mutex, mpsc};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rhai::module_resolvers::DummyModuleResolver;
@@ -136,10 +137,9 @@ pub fn harden(limits: &Limits) -> Engine {
         .disable_symbol("import");
     engine.on_print(log_line);
     engine.on_debug(|s, _, pos| log_line(&format!("{pos}: {s}")));
-    engine.on_progress(|ops| {
-        if ops % 256 != 0 {
-            return None;
-        }
+    // The clock is read at every operation (a few ns): a script stops within one operation of
+    // its time limit, and the data limits bound what one operation can cost.
+    engine.on_progress(|_| {
         DEADLINE.with(|d| match d.get() {
             Some(deadline) if Instant::now() > deadline => {
                 Some(Dynamic::from("time limit exceeded"))
@@ -249,44 +249,95 @@ pub fn with_limits<T>(limits: &Limits, f: impl FnOnce() -> T) -> (T, Vec<String>
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A small pool of big-stack threads that runs script calls off the async workers.
+/// A small pool of big-stack threads that runs script calls off the async workers. Calls queue
+/// per tenant (a business' script) and the threads take them in turns, one tenant after the
+/// other: a business flooding the pool (validations of heavy tests, say) holds at most its share
+/// of the threads while another business' calls wait.
 #[derive(Clone)]
 pub struct ScriptThreads {
-    jobs: mpsc::Sender<Job>,
+    pool: Arc<Pool>,
+}
+
+/// The handle the callers share: the threads stop when the last one is dropped.
+struct Pool {
+    shared: Arc<Shared>,
+}
+
+/// What the threads and the callers share.
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Each tenant's calls, in order.
+    jobs: HashMap<String, VecDeque<Job>>,
+    /// The tenants with calls queued, in the order they take their next turn.
+    turns: VecDeque<String>,
+    closed: bool,
+}
+
+impl Queues {
+    fn push(&mut self, tenant: &str, job: Job) {
+        let queue = self.jobs.entry(tenant.to_owned()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(tenant.to_owned());
+        }
+        queue.push_back(job);
+    }
+
+    /// The next call: the first of the tenant whose turn it is, who then goes to the back.
+    fn next(&mut self) -> Option<Job> {
+        let tenant = self.turns.pop_front()?;
+        let queue = self.jobs.get_mut(&tenant)?;
+        let job = queue.pop_front();
+        if queue.is_empty() {
+            self.jobs.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant);
+        }
+        job
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.queues.lock() {
+            q.closed = true;
+        }
+        self.shared.ready.notify_all();
+    }
 }
 
 impl ScriptThreads {
     /// Starts `threads` script threads.
     pub fn start(threads: usize) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            ready: Condvar::new(),
+        });
         for i in 0..threads.max(1) {
-            let rx = rx.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("script-{i}"))
                 .stack_size(SCRIPT_THREAD_STACK)
                 .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            // A panic inside a job must not take the thread down with it.
-                            Ok(job) => {
-                                drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)))
-                            }
-                            Err(_) => return,
-                        }
+                    while let Some(job) = shared.take() {
+                        // A panic inside a job must not take the thread down with it.
+                        drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
                     }
                 })?;
         }
-        Ok(ScriptThreads { jobs: tx })
+        Ok(ScriptThreads {
+            pool: Arc::new(Pool { shared }),
+        })
     }
 
-    /// Runs `f` on a script thread and awaits its result.
+    /// Runs `f` on a script thread, in `tenant`'s turn, and awaits its result.
     pub async fn run<T: Send + 'static>(
         &self,
+        tenant: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ScriptError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -294,8 +345,26 @@ impl ScriptThreads {
             let _ = tx.send(f());
         });
         let lost = || ScriptError::at("sandbox", Position::NONE, "the script thread was lost");
-        self.jobs.send(job).map_err(|_| lost())?;
+        let shared = &self.pool.shared;
+        shared.queues.lock().map_err(|_| lost())?.push(tenant, job);
+        shared.ready.notify_one();
         rx.await.map_err(|_| lost())
+    }
+}
+
+impl Shared {
+    /// Waits for the next call; `None` once the pool is dropped.
+    fn take(&self) -> Option<Job> {
+        let mut q = self.queues.lock().ok()?;
+        loop {
+            if q.closed {
+                return None;
+            }
+            if let Some(job) = q.next() {
+                return Some(job);
+            }
+            q = self.ready.wait(q).ok()?;
+        }
     }
 }
 

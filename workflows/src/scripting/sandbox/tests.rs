@@ -32,7 +32,7 @@ impl Sandbox {
     async fn run(&self, source: &str) -> Result<Dynamic, ScriptError> {
         let (engine, limits, source) =
             (self.engine.clone(), self.limits.clone(), source.to_owned());
-        let job = self.threads.run(move || {
+        let job = self.threads.run("evil", move || {
             let ast = compile(&engine, &limits, "evil.rhai", &source)?;
             let (result, _log) = with_limits(&limits, || {
                 engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "run", ())
@@ -221,7 +221,7 @@ async fn print_and_debug_go_to_a_capped_log() {
     let (engine, limits) = (sandbox.engine.clone(), sandbox.limits.clone());
     let log = sandbox
         .threads
-        .run(move || {
+        .run("log", move || {
             let ast = compile(
                 &engine,
                 &limits,
@@ -238,4 +238,39 @@ async fn print_and_debug_go_to_a_capped_log() {
         .unwrap();
     assert_eq!(log.len(), Limits::default().max_log_lines);
     assert_eq!(log[0], "line 0");
+}
+
+#[tokio::test]
+async fn a_tenant_flooding_the_threads_takes_turns_with_the_others() {
+    let threads = ScriptThreads::start(1).unwrap();
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
+    let job = |tenant: &'static str| {
+        let (finished, gate) = (finished.clone(), gate.clone());
+        move || {
+            // Each call holds the thread until the test lets it go.
+            gate.lock().unwrap().recv().unwrap();
+            finished.lock().unwrap().push(tenant);
+        }
+    };
+    let call = |tenant: &'static str| {
+        let (threads, job) = (threads.clone(), job(tenant));
+        tokio::spawn(async move { threads.run(tenant, job).await })
+    };
+    let mut calls: Vec<_> = (0..10).map(|_| call("flood")).collect();
+    // Queued behind ten calls of another tenant, its call waits for one of them at most (besides
+    // the one running): first come first served, it would run last.
+    let mine = call("mine");
+    tokio::task::yield_now().await;
+    calls.push(mine);
+    for _ in 0..11 {
+        release.send(()).unwrap();
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let order = finished.lock().unwrap().clone();
+    let mine_at = order.iter().position(|t| *t == "mine").unwrap();
+    assert!(mine_at <= 2, "ran at {mine_at}: {order:?}");
 }
