@@ -60,7 +60,19 @@ enum Command {
     },
 }
 
-/// Parses the command line and runs the command (the `switchboard` binary's `main`).
+/// The `switchboard` binary's `main`: runs the command and prints its error as people read it
+/// (the causes on one line, no backtrace).
+pub async fn run() -> std::process::ExitCode {
+    match main().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the command line and runs the command.
 pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (config, no_workers) = match cli.command {

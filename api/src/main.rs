@@ -1,6 +1,6 @@
 //! The `switchboard` binary; see [`switchboard_api::cli`].
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    switchboard_api::cli::main().await
+async fn main() -> std::process::ExitCode {
+    switchboard_api::cli::run().await
 }

@@ -360,7 +360,10 @@ impl Core {
             .with_retell_webhook_url(format!("{public_url}/api/v1/webhooks/retell"))
         });
         let sim_url = match &simulator {
-            Some(sim) => sim.serve(config.simulator_addr).await?,
+            Some(sim) => sim
+                .serve(config.simulator_addr)
+                .await
+                .map_err(|e| bind_error(config.simulator_addr, "SWITCHBOARD_SIMULATOR_ADDR", e))?,
             None => String::new(),
         };
         let (voice_resilience, retell_resilience, llm_resilience) = resilience(config);
@@ -417,7 +420,9 @@ impl Core {
         });
         let registry = Registry::new().register(lead_call::workflow(deps)?)?;
         if let Some(addr) = config.metrics_addr {
-            let bound = crate::prometheus::serve_listener(addr, db.clone()).await?;
+            let bound = crate::prometheus::serve_listener(addr, db.clone())
+                .await
+                .map_err(|e| bind_error(addr, "SWITCHBOARD_METRICS_ADDR", e))?;
             info!(metrics = %bound, "serving metrics");
         }
         info!(database = %redact(&config.database_url), simulated_voice, simulated_retell, simulated_llm, simulator = %sim_url, "engine ready");
@@ -480,9 +485,13 @@ impl Application {
     /// Connects, migrates, loads the shipped businesses, binds `config.addr` and the queue view's
     /// address, and starts workers unless told not to.
     pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(config.addr).await?;
+        let listener = bind(config.addr, "SWITCHBOARD_ADDR (--addr)").await?;
         let port = listener.local_addr()?.port();
-        let board_listener = TcpListener::bind(config.queue_board_addr).await?;
+        let board_listener = bind(
+            config.queue_board_addr,
+            "SWITCHBOARD_QUEUE_BOARD_ADDR (--queue-board-addr)",
+        )
+        .await?;
         let public_url = config
             .public_url
             .clone()
@@ -631,6 +640,25 @@ fn with_peers(
     router: Router,
 ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, crate::listener::Peer> {
     router.into_make_service_with_connect_info::<crate::listener::Peer>()
+}
+
+/// Binds `addr`, the value of `setting`; an address in use or not allowed says which setting to
+/// change.
+async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, setting, e))
+}
+
+/// The error of listening on `addr`, the value of `setting`.
+fn bind_error(addr: std::net::SocketAddr, setting: &str, e: std::io::Error) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there, perhaps another switchboard)"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("cannot listen on {addr}{hint}: {e}; set {setting} to another address")
 }
 
 /// A validated rate (`Config::validate` refuses 0).

@@ -72,6 +72,14 @@ impl Process {
         }
     }
 
+    /// Waits up to `deadline` for it to exit by itself; panics otherwise.
+    pub async fn exited(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} still runs:\n{}", self.label, self.log_text()))
+            .expect("wait for the process")
+    }
+
     /// Sends `signal` (`TERM`, `KILL`).
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")

@@ -2,6 +2,6 @@
 //! (`CARGO_BIN_EXE_switchboard-process`): the same `main` as the product's binary.
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    switchboard_api::cli::main().await
+async fn main() -> std::process::ExitCode {
+    switchboard_api::cli::run().await
 }

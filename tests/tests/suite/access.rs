@@ -551,6 +551,37 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
     );
 }
 
+/// A second server started on an address in use stops with one line naming the address and the
+/// setting to change, for each of its listeners, and no backtrace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_taken_address_names_the_setting_to_change() {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let logs = switchboard_tests::children::log_dir("taken_address");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for setting in ["SWITCHBOARD_ADDR", "SWITCHBOARD_QUEUE_BOARD_ADDR"] {
+        let mut env = vec![
+            ("DATABASE_URL", database.url.clone()),
+            ("SWITCHBOARD_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("SWITCHBOARD_QUEUE_BOARD_ADDR", "127.0.0.1:0".to_owned()),
+            ("SWITCHBOARD_NO_WORKERS", "true".to_owned()),
+            ("RUST_BACKTRACE", "1".to_owned()),
+        ];
+        env.retain(|(name, _)| *name != setting);
+        env.push((setting, taken.clone()));
+        let mut process = Process::start(setting, "serve", &env, &logs);
+        let status = process.exited(T).await;
+        assert!(!status.success(), "{status}");
+        let output = process.log_text();
+        assert!(
+            output.contains(&format!("Error: cannot listen on {taken}"))
+                && output.contains(&format!("set {setting}")),
+            "{output}"
+        );
+        assert!(!output.contains("backtrace"), "{output}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_start_prints_an_operator_key_once_and_it_works() {
     let database = TestDatabase::create(&Backend::Sqlite).await;
