@@ -306,7 +306,7 @@ async fn steer(request: Request, outcome: &str, call_ms: u64) -> Request {
         "/retell_llm_dynamic_variables",
     ]
     .into_iter()
-    .find_map(|at| value.pointer(at).is_some().then_some(at));
+    .find(|at| value.pointer(at).is_some());
     if let Some(vars) = vars
         .and_then(|at| value.pointer_mut(at))
         .and_then(Value::as_object_mut)

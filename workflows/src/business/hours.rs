@@ -129,7 +129,7 @@ impl Hours {
     }
 
     /// `at` itself if open then, else the next opening (a window opening, or a quiet window
-    /// ending inside one) within [`LOOK_AHEAD_DAYS`]; `None` if never open.
+    /// ending inside one) within `LOOK_AHEAD_DAYS`; `None` if never open.
     pub fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.is_open(tz, at) {
             return Some(at);

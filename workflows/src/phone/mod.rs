@@ -56,7 +56,7 @@ impl Phone {
         ))
     }
 
-    /// Where the number rings, as far as its digits tell (see [`regions`]); `None` for a
+    /// Where the number rings, as far as its digits tell (see the `regions` table); `None` for a
     /// country the table does not know.
     pub fn region(&self) -> Option<PhoneRegion> {
         let number = phonenumber::parse(None, &self.0).ok()?;

@@ -1,6 +1,6 @@
 //! The host API scripts call: time in the business' timezone, opening hours, durations, the lead's
 //! history, terminology, logging, and the fixtures and asserts of `fn test_*()`. Every function
-//! is registered with its parameters and doc comment, and [`reference`] is generated from them.
+//! is registered with its parameters and doc comment, and [`reference()`](fn@reference) is generated from them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
