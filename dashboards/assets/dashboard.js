@@ -356,6 +356,12 @@
 
   // ---------------------------------------------------------------- runs list
 
+  // A phone number shown in a list: its last two digits (`+…71`), as the logs mask it.
+  function maskPhone(phone) {
+    const text = phone == null ? '' : String(phone);
+    return text.length > 2 ? '+…' + text.slice(-2) : text;
+  }
+
   function runHref(id) {
     return '/runs/' + encodeURIComponent(String(id));
   }
@@ -541,7 +547,10 @@
       waitHint.append(waitKind, ' · ', waitDue);
       const outcome = el('span', { class: 'outcome' });
       const business = el('span');
-      const lead = el('span', { class: 'lead-id' });
+      // Who the run is for: the lead's name and masked phone, linking to the lead on the run page.
+      const leadName = el('span', { class: 'lead-name' });
+      const leadPhone = el('span', { class: 'lead-phone' });
+      const lead = el('a', { class: 'lead-link' }, leadName, ' ', leadPhone);
       const updated = el('time', { class: 'rel-time' });
       const tr = el('tr', { class: 'run-row' },
         el('td', { class: 'col-id', 'data-label': 'Run' }, link),
@@ -551,7 +560,7 @@
         el('td', { class: 'col-business', 'data-label': 'Business' }, business),
         el('td', { class: 'col-lead', 'data-label': 'Lead' }, lead),
         el('td', { class: 'col-updated', 'data-label': 'Updated' }, updated));
-      rowRefs.set(tr, { link, badge, step, waitHint, waitKind, waitDue, outcome, business, lead, updated });
+      rowRefs.set(tr, { link, badge, step, waitHint, waitKind, waitDue, outcome, business, lead, leadName, leadPhone, updated });
       return tr;
     }
 
@@ -576,7 +585,11 @@
       }
       setText(r.outcome, display(run.outcome));
       setText(r.business, display(run.business));
-      setText(r.lead, display(run.lead_id));
+      const who = run.lead && typeof run.lead === 'object' ? run.lead : null;
+      setText(r.leadName, who ? display(who.name) : display(run.lead_id));
+      setText(r.leadPhone, who ? maskPhone(who.phone) : '');
+      setAttr(r.lead, 'href', runHref(id) + '#run-lead');
+      setAttr(r.lead, 'title', 'lead ' + String(run.lead_id));
       setAttr(r.updated, 'data-rel-ts', run.updated_at || null);
       setAttr(r.updated, 'datetime', run.updated_at || null);
       setAttr(r.updated, 'title', run.updated_at ? absolute(run.updated_at) + ' (' + run.updated_at + ')' : null);

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use switchboard_engine::RunId;
 use switchboard_engine::store::runs::{self, RunFilter, RunRow};
 use switchboard_engine::store::steps;
+use switchboard_workflows::store::LeadLabel;
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -102,7 +103,7 @@ const SEARCH_LEADS: i64 = 500;
 #[utoipa::path(
     get, path = "/api/v1/runs", tag = "runs", operation_id = "list_runs",
     params(("business" = Option<String>, Query, description = "Business id"), ("status" = Option<String>, Query, description = "queued, running, waiting, succeeded, failed or cancelled"), ("step" = Option<String>, Query, description = "Current (or last) step: intake, build_context, route, place_call, await_call, analyze, score or follow_up (422 otherwise)"), ("outcome" = Option<String>, Query, description = "Outcome (1–64 of a-z, 0-9, _; 422 otherwise), e.g. handed_off"), ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"), ("to" = Option<String>, Query, description = "Created before (RFC 3339)"), ("q" = Option<String>, Query, description = "Part of the lead's name or phone"), ("lead_id" = Option<String>, Query, description = "One lead's runs"), ("limit" = Option<i64>, Query, description = "1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "`{runs, next_cursor}`, newest first", body = Object), (status = 422, description = "Invalid filter", body = ErrorBody))
+    responses((status = 200, description = "`{runs, next_cursor}`, newest first; each run with its `lead: {name, phone}`", body = Object), (status = 422, description = "Invalid filter", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -195,8 +196,28 @@ pub async fn list(
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
+    // Who each run is for, as a person looks for it: the lead's name and phone.
+    let mut ids: Vec<String> = rows.iter().map(|r| r.subject_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let labels: std::collections::HashMap<String, LeadLabel> =
+        switchboard_workflows::store::lead_labels(state.engine.db(), &ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.id.clone(), l))
+            .collect();
+    let runs: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = run_json(r);
+            if let Some(l) = labels.get(&r.subject_id) {
+                v["lead"] = json!({ "name": l.name, "phone": l.phone });
+            }
+            v
+        })
+        .collect();
     Ok(JsonResponse(
-        json!({ "runs": rows.iter().map(run_json).collect::<Vec<_>>(), "next_cursor": next_cursor }),
+        json!({ "runs": runs, "next_cursor": next_cursor }),
     ))
 }
 

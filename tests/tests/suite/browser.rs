@@ -92,6 +92,13 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
         )
         .await;
     assert!(chips.as_str().unwrap().contains("succeeded"), "{chips}");
+    // The row names the lead as a person looks for it: name and masked phone.
+    let who = browser
+        .eval(&format!(
+            "const l = document.querySelector('{row} .lead-link'); return l ? l.innerText : null;"
+        ))
+        .await;
+    assert_eq!(who, json!("Ada Lovelace +…71"), "{who}");
     browser.screenshot("runs").await;
 
     // Searching by the lead's name filters the rows (and the URL keeps the filter).

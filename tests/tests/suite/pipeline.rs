@@ -514,6 +514,12 @@ async fn runs_list_pages_by_cursor(backend: Backend) {
     ids.reverse();
     assert_eq!(got, ids, "newest first, no gaps, no repeats");
     assert!(page2["next_cursor"].is_null());
+    // Each run names its lead as a person looks for it.
+    assert_eq!(
+        page1["runs"][0]["lead"],
+        json!({"name": "Ada Lovelace", "phone": "+14155552671"}),
+        "{page1}"
+    );
     let (_, queued) = app.get("/api/v1/runs?status=queued&business=demo").await;
     assert_eq!(queued["runs"].as_array().unwrap().len(), 5);
     let (_, none) = app.get("/api/v1/runs?business=other").await;

@@ -328,6 +328,30 @@ struct IdRow {
     id: String,
 }
 
+/// A lead's name and phone, as lists show who a run is for.
+#[derive(Clone, Debug, FromRow)]
+pub struct LeadLabel {
+    pub id: String,
+    pub name: String,
+    pub phone: String,
+}
+
+/// The name and phone of each of the leads `ids` that exists (one query, for a page of runs).
+pub async fn lead_labels(db: &Db, ids: &[String]) -> Result<Vec<LeadLabel>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let slots: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let mut q = Q::new(format!(
+        "SELECT id, name, phone FROM leads WHERE id IN ({})",
+        slots.join(", ")
+    ));
+    for id in ids {
+        q = q.bind(id);
+    }
+    db.fetch_all(q).await
+}
+
 /// Ids of the leads (of one business, or all) whose name or phone contains `text`, case
 /// insensitively; newest first, at most `limit`.
 pub async fn lead_ids_matching(
