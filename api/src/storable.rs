@@ -15,11 +15,12 @@ use crate::error::ApiError;
 
 /// The refusal, naming where the NUL is (`url`, or a field of the body such as `name`).
 pub fn refusal(field: &str) -> ApiError {
-    ApiError::invalid(
-        "invalid_text",
-        field,
-        format!("{field} holds a NUL character (U+0000), which cannot be stored"),
-    )
+    ApiError::invalid("invalid_text", field, why(field))
+}
+
+/// Why `field` is refused, for people (an error's message, an import row's rejection).
+pub fn why(field: &str) -> String {
+    format!("{field} holds a NUL character (U+0000), which cannot be stored")
 }
 
 /// Middleware: refuses a request whose path or query holds a percent-encoded NUL.

@@ -188,9 +188,7 @@ fn jsonl_cells(body: &[u8]) -> Read {
 fn storable(lead: NewLead) -> Result<NewLead, String> {
     let fields = serde_json::to_value(&lead).map_err(|e| e.to_string())?;
     match crate::storable::nul_path(&fields) {
-        Some(field) => Err(format!(
-            "{field} holds a NUL character (U+0000), which cannot be stored"
-        )),
+        Some(field) => Err(crate::storable::why(&field)),
         None => Ok(lead),
     }
 }

@@ -43,7 +43,7 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
     post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook", security(()),
     params(("ElevenLabs-Signature" = String, Header, description = "`t=<unix secs>,v0=<hex HMAC-SHA256>`")),
     request_body(content = Object, description = "`{type, event_timestamp, data}`: post_call_transcription, call_initiation_failure, post_call_audio or any other type", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 422, description = "`invalid_text`: the body holds a NUL character (`\\u0000`), which cannot be stored", body = ErrorBody), (status = 413, description = "Body over 16 MiB that is not a call recording (a recording is spilled to disk, up to 1 GiB)", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB that is not a call recording (a recording is spilled to disk, up to 1 GiB)", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn elevenlabs(
     State(state): State<AppState>,
@@ -58,7 +58,7 @@ pub async fn elevenlabs(
     post, path = "/api/v1/webhooks/retell", tag = "webhooks", operation_id = "retell_webhook", security(()),
     params(("x-retell-signature" = String, Header, description = "`v=<unix ms>,d=<hex HMAC-SHA256 of body + ms, keyed with the API key>`")),
     request_body(content = Object, description = "`{event, call}`: call_ended or call_analyzed (either ends the call), or any other event", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 422, description = "`invalid_text`: the body holds a NUL character (`\\u0000`), which cannot be stored", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn retell(
     State(state): State<AppState>,
