@@ -63,6 +63,8 @@ pub struct ErrorDetail {
         routes::scripts::put,
         routes::scripts::validate,
         routes::scripts::dry_run,
+        routes::backtests::start,
+        routes::backtests::show,
         routes::scripts::versions,
         routes::scripts::version,
         routes::scripts::reference,

@@ -201,6 +201,12 @@ pub fn app(state: AppState) -> Router {
             post(routes::scripts::dry_run)
                 .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
         )
+        .route(
+            "/api/v1/businesses/{id}/script/backtest",
+            post(routes::backtests::start)
+                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+        )
+        .route("/api/v1/backtests/{id}", get(routes::backtests::show))
         .route("/metrics", get(crate::prometheus::metrics))
         .route("/queue", get(routes::queue_board))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,7 +1,8 @@
 //! Erasure and retention: [`erase`] removes a lead with everything derived from it, its call
 //! recordings included (`DELETE /api/v1/leads/{id}`); a lead of a business with `retention_days`
-//! whose runs have all ended more than that many days ago is erased the same way. Every process that runs workers sweeps once an hour; sweeps are idempotent, so several
-//! processes sweeping at once only share the work.
+//! whose runs have all ended more than that many days ago is erased the same way, and backtests
+//! are kept a week. Every process that runs workers sweeps once an hour; sweeps are idempotent,
+//! so several processes sweeping at once only share the work.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,12 +44,16 @@ pub async fn erase(
 
 /// Erases every lead past its business' retention at `now` (unix ms), with its recordings in
 /// `audio_dir`; returns how many were erased per business (those without a retention are
-/// skipped).
+/// skipped). Backtests older than a week go too (their samples name leads).
 pub async fn sweep(
     engine: &Engine,
     now: i64,
     audio_dir: Option<&Path>,
 ) -> Result<Vec<(String, u64)>, EngineError> {
+    let backtests = crate::policy::backtest::jobs::sweep(engine.db(), now).await?;
+    if backtests > 0 {
+        info!(backtests, "old backtests deleted");
+    }
     let mut erased = Vec::new();
     for business in store::businesses(engine.db()).await? {
         let Some(days) = business.retention_days else {

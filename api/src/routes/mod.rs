@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod backtests;
 pub mod business_config;
 pub mod businesses;
 pub mod dead_letters;

@@ -200,3 +200,81 @@ pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
     )
     .await
 }
+
+/// Which attempts of one business' runs [`of_business`] reads: those of `steps` that started in
+/// `[from, to)` (unix ms) and returned a transition (their output is recorded).
+#[derive(Clone, Copy, Debug)]
+pub struct OfBusiness<'a> {
+    pub business_id: &'a str,
+    /// Step names.
+    pub steps: &'a [&'a str],
+    pub from: i64,
+    pub to: i64,
+}
+
+impl OfBusiness<'_> {
+    /// The `FROM … WHERE …` shared by the count and the pages, and its arguments.
+    fn filter(&self) -> (String, Vec<super::Arg>) {
+        let names = (0..self.steps.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "FROM sb_steps s JOIN sb_runs r ON r.id = s.run_id \
+             WHERE r.business_id = $1 AND s.started_at >= $2 AND s.started_at < $3 \
+             AND s.output IS NOT NULL AND s.name IN ({names})"
+        );
+        let mut args = vec![self.business_id.into(), self.from.into(), self.to.into()];
+        args.extend(self.steps.iter().map(|s| super::Arg::from(*s)));
+        (sql, args)
+    }
+}
+
+/// How many attempts `which` names.
+pub async fn count_of_business(db: &Db, which: &OfBusiness<'_>) -> Result<i64> {
+    let (filter, args) = which.filter();
+    let q = args
+        .into_iter()
+        .fold(Q::new(format!("SELECT count(*) {filter}")), Q::bind);
+    let (n,): (i64,) = db.fetch_one(q).await?;
+    Ok(n)
+}
+
+/// Up to `limit` of the attempts `which` names, newest first (by start, then id), after the
+/// attempt `after` (`(started_at, id)` of the last one of the previous page).
+pub async fn of_business(
+    db: &Db,
+    which: &OfBusiness<'_>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<StepRow>> {
+    let (filter, args) = which.filter();
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = args.len();
+    let (cursor, limit_at) = match after {
+        Some(_) => (
+            format!(
+                " AND (s.started_at < ${a} OR (s.started_at = ${a} AND s.id < ${b}))",
+                a = n + 1,
+                b = n + 2
+            ),
+            n + 3,
+        ),
+        None => (String::new(), n + 1),
+    };
+    let mut q = args.into_iter().fold(
+        Q::new(format!(
+            "SELECT {columns} {filter}{cursor} ORDER BY s.started_at DESC, s.id DESC \
+             LIMIT ${limit_at}"
+        )),
+        Q::bind,
+    );
+    if let Some((started_at, id)) = after {
+        q = q.bind(started_at).bind(id);
+    }
+    db.fetch_all(q.bind(limit)).await
+}

@@ -4,6 +4,7 @@
 mod access;
 mod agents;
 mod analytics;
+mod backtest;
 mod browser;
 mod business_config;
 mod call_windows;

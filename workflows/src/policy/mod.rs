@@ -3,6 +3,7 @@
 //! themselves. Each decision runs the business' script hook if it defines one, else the
 //! documented default in [`defaults`]; a hook that fails falls back to the default and says so.
 
+pub mod backtest;
 pub mod defaults;
 mod scripted;
 

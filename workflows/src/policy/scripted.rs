@@ -95,6 +95,12 @@ impl Policy {
         &self.host
     }
 
+    /// How far the policy's clock is from the system clock (zero unless set for tests or
+    /// demos): attempts record system time, decisions saw this much later.
+    pub fn clock_offset(&self) -> chrono::TimeDelta {
+        self.clock_offset
+    }
+
     /// Now, by the policy's clock.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + self.clock_offset
@@ -187,7 +193,8 @@ pub struct Decider {
 }
 
 impl Decider {
-    async fn new(
+    /// The decisions about `lead` with `script`, at `now`, with the lead's `history`.
+    pub(super) async fn new(
         host: Arc<ScriptHost>,
         business: &Business,
         lead: LeadView,

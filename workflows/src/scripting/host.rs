@@ -20,6 +20,9 @@ pub struct Compiled {
     pub hash: String,
     /// The script's name in errors, e.g. `acme/policy.rhai`.
     pub name: String,
+    /// Whose turn on the script threads its calls take (the script's name, unless moved to a
+    /// lane of its own with [`Compiled::on_lane`]).
+    lane: Arc<str>,
     ast: Arc<AST>,
     source: Arc<str>,
 }
@@ -34,6 +37,16 @@ impl std::fmt::Debug for Compiled {
 }
 
 impl Compiled {
+    /// The same script, its calls taking turns on the script threads as `lane` instead of as
+    /// the script's business (a backtest's thousands of calls then never make the business'
+    /// live decisions wait behind them).
+    pub fn on_lane(&self, lane: &str) -> Compiled {
+        Compiled {
+            lane: lane.into(),
+            ..self.clone()
+        }
+    }
+
     /// Whether the script defines `hook` with `arity` parameters.
     pub fn defines(&self, hook: &str, arity: usize) -> bool {
         self.ast
@@ -158,6 +171,7 @@ impl ScriptHost {
         Ok(Compiled {
             hash: content_hash(&source),
             name: name.to_owned(),
+            lane: name.into(),
             ast: Arc::new(ast),
             source,
         })
@@ -215,7 +229,7 @@ impl ScriptHost {
             script.clone(),
             env.clone(),
         );
-        let tenant = script.name.clone();
+        let tenant = script.lane.clone();
         self.threads
             .run(&tenant, move || {
                 call_here(&engine, &limits, &script, &name, args, &env)

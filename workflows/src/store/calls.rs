@@ -466,6 +466,7 @@ pub async fn record_outcome(
 #[derive(FromRow)]
 struct HistoryRow {
     run_id: String,
+    lead_id: String,
     attempt: i64,
     created_at: i64,
     outcome: Option<String>,
@@ -474,21 +475,12 @@ struct HistoryRow {
     summary: Option<String>,
 }
 
-/// The calls placed to a lead, oldest first (the last 50).
-pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
-    let rows: Vec<HistoryRow> = db
-        .fetch_all(
-            Q::new(
-                "SELECT run_id, attempt, created_at, outcome, score, tag, summary FROM calls \
-                 WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT 50",
-            )
-            .bind(lead_id),
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .rev()
-        .map(|r| HistoryEntry {
+/// The most calls a lead's history holds (the latest).
+pub const HISTORY_LEN: usize = 50;
+
+impl From<HistoryRow> for HistoryEntry {
+    fn from(r: HistoryRow) -> HistoryEntry {
+        HistoryEntry {
             run_id: r.run_id,
             attempt: r.attempt,
             at: chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -498,8 +490,60 @@ pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
             score: r.score,
             tag: r.tag,
             summary: r.summary,
-        })
-        .collect())
+        }
+    }
+}
+
+/// The calls placed to a lead, oldest first (the last [`HISTORY_LEN`]).
+pub async fn lead_history(db: &Db, lead_id: &str) -> Result<Vec<HistoryEntry>> {
+    let rows: Vec<HistoryRow> = db
+        .fetch_all(
+            Q::new(
+                "SELECT run_id, lead_id, attempt, created_at, outcome, score, tag, summary \
+                 FROM calls WHERE lead_id = $1 ORDER BY created_at DESC, attempt DESC LIMIT $2",
+            )
+            .bind(lead_id)
+            .bind(HISTORY_LEN as i64),
+        )
+        .await?;
+    Ok(rows.into_iter().rev().map(HistoryEntry::from).collect())
+}
+
+/// A call as a lead's history saw it at some moment: placed at `placed_at` (unix ms).
+#[derive(Clone, Debug)]
+pub struct PastCall {
+    pub placed_at: i64,
+    pub entry: HistoryEntry,
+}
+
+/// Every call placed to these leads, oldest first per lead (a backtest cuts each lead's history
+/// at the moment of each decision).
+pub async fn calls_of_leads(
+    db: &Db,
+    lead_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<PastCall>>> {
+    let mut by_lead: std::collections::HashMap<String, Vec<PastCall>> = Default::default();
+    if lead_ids.is_empty() {
+        return Ok(by_lead);
+    }
+    let q = Q::new(format!(
+        "SELECT run_id, lead_id, attempt, created_at, outcome, score, tag, summary FROM calls \
+         WHERE lead_id IN ({}) ORDER BY created_at, attempt",
+        super::placeholders(1, lead_ids.len())
+    ));
+    let rows: Vec<HistoryRow> = db
+        .fetch_all(lead_ids.iter().fold(q, |q, id| q.bind(*id)))
+        .await?;
+    for r in rows {
+        by_lead
+            .entry(r.lead_id.clone())
+            .or_default()
+            .push(PastCall {
+                placed_at: r.created_at,
+                entry: r.into(),
+            });
+    }
+    Ok(by_lead)
 }
 
 #[derive(FromRow)]

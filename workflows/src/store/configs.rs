@@ -217,6 +217,14 @@ pub async fn pinned(db: &Db, run_id: &str) -> Result<Option<i64>> {
     Ok(row.map(|(v,)| v))
 }
 
+/// The configuration versions these runs are pinned to, by run.
+pub async fn pinned_runs(
+    db: &Db,
+    run_ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>> {
+    super::run_pins(db, "run_configs", run_ids).await
+}
+
 /// Deletes the configuration pins of every run of `subject_id` (erasure, before the runs go).
 pub async fn unpin_runs_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
     tx.execute(

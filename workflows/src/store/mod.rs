@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod analytics;
+pub mod backtests;
 pub mod calls;
 pub mod configs;
 pub mod do_not_call;
@@ -61,6 +62,50 @@ pub async fn business(db: &Db, id: &str) -> Result<Option<Business>> {
         .await?;
     row.map(|r| serde_json::from_str(&r.config).map_err(EngineError::from))
         .transpose()
+}
+
+/// `$first, $first+1, …`: `n` placeholders for an `IN (…)` list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The versions these runs are pinned to in `table` (`run_scripts` or `run_configs`), by run.
+async fn run_pins(
+    db: &Db,
+    table: &'static str,
+    run_ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>> {
+    if run_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let q = Q::new(format!(
+        "SELECT run_id, version FROM {table} WHERE run_id IN ({})",
+        placeholders(1, run_ids.len())
+    ));
+    let rows: Vec<(String, i64)> = db
+        .fetch_all(run_ids.iter().fold(q, |q, id| q.bind(*id)))
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The leads with these ids (those that still exist), by id.
+pub async fn leads_by_id(db: &Db, ids: &[&str]) -> Result<std::collections::HashMap<String, Lead>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let q = Q::new(format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({})",
+        placeholders(1, ids.len())
+    ));
+    let rows: Vec<LeadRow> = db
+        .fetch_all(ids.iter().fold(q, |q, id| q.bind(*id)))
+        .await?;
+    rows.into_iter()
+        .map(|r| Lead::try_from(r).map(|l| (l.id.clone(), l)))
+        .collect()
 }
 
 /// Every business, by id.
