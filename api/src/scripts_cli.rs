@@ -1,4 +1,7 @@
-//! `switchboard scripts check|test|reference`: for authors working from files in `scripts/`.
+//! `switchboard scripts check|test|backtest|reference`: for authors working from files in
+//! `scripts/`.
+
+pub mod backtest;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +27,10 @@ pub enum ScriptsCommand {
         /// `scripts/<business>` or `scripts/<business>/policy.rhai`.
         path: PathBuf,
     },
+    /// Replay the folder's script over the business' recorded decisions in a database (read
+    /// only) and print what it would have decided differently: per hook, routing, scores and
+    /// tags, follow-ups, its errors and changed decisions with their runs.
+    Backtest(backtest::BacktestArgs),
     /// Print the entry points and host functions scripts can use.
     Reference,
 }
@@ -35,6 +42,10 @@ pub async fn run(command: ScriptsCommand) -> anyhow::Result<i32> {
         ScriptsCommand::Reference => {
             print!("{}", reference_markdown(host.engine()));
             return Ok(0);
+        }
+        ScriptsCommand::Backtest(args) => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            return backtest::run(args, &mut out, &mut err).await;
         }
         ScriptsCommand::Check { path } => (path, false),
         ScriptsCommand::Test { path } => (path, true),

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     another_business_decisions_are_never_read,
     bad_backtests_are_refused_and_change_nothing,
     a_backtest_whose_process_stopped_reads_interrupted_and_blocks_nothing,
+    the_cli_backtests_a_script_folder_against_the_database,
 );
 
 /// Scores a lead by the points in its source: hot from `hot`, warm from 40.
@@ -426,4 +427,59 @@ async fn a_backtest_whose_process_stopped_reads_interrupted_and_blocks_nothing(b
             .contains("bt_busy"),
         "{err}"
     );
+}
+
+async fn the_cli_backtests_a_script_folder_against_the_database(backend: Backend) {
+    use switchboard_api::scripts_cli::backtest::{BacktestArgs, run};
+    let app = spawn_app(&backend).await;
+    assert_eq!(app.put_script("demo", &scoring(70)).await.0, 200);
+    let runs = scored_leads(&app, "demo", 2750, &[95, 75]).await;
+    let folder = demo_variant("demo", &[]).join("demo");
+    std::fs::write(folder.join("policy.rhai"), scoring(80)).unwrap();
+    let args = |json| BacktestArgs {
+        path: folder.clone(),
+        database_url: app.database.url.clone(),
+        // Wide: the app's business clock is not the system clock the command uses.
+        from: Some("2020-01-01T00:00:00Z".parse().unwrap()),
+        to: Some("2100-01-01T00:00:00Z".parse().unwrap()),
+        hooks: vec![],
+        limit: 10_000,
+        json,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        run(args(true), &mut out, &mut err).await.unwrap(),
+        0,
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        tag_moves(&report),
+        ["hot → hot: 1", "hot → warm: 1"],
+        "{report:#}"
+    );
+    assert_eq!(report["samples"][0]["run_id"], runs[1].as_str());
+
+    // The same report as the API's, for people.
+    let api = backtest(
+        &app,
+        "demo",
+        &scoring(80),
+        json!({"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(report["scoring"], api["report"]["scoring"]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(run(args(false), &mut out, &mut err).await.unwrap(), 0);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("hot → warm: 1  *"), "{text}");
+    assert!(text.contains(&format!("score run {}", runs[1])), "{text}");
+
+    // A candidate that is not valid is refused, with where.
+    std::fs::write(folder.join("policy.rhai"), "fn score(lead, analysis) {").unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(run(args(false), &mut out, &mut err).await.unwrap(), 1);
+    let err = String::from_utf8(err).unwrap();
+    assert!(err.contains("policy.rhai:"), "{err}");
 }
