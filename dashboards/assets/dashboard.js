@@ -1422,6 +1422,17 @@
         setError('action', err);
       }
     });
+
+    // Backtest: the editor's script replayed over the business' recorded decisions (backtest.js).
+    if (window.SwitchboardBacktest) {
+      window.SwitchboardBacktest.init({
+        base, editor, $, el, api, setText, setAttr, setHidden, setBadge, syncChildren,
+        display, absolute, runHref, renderCode,
+      });
+    } else {
+      setHidden($('#backtest-button'), true);
+      setHidden($('#backtest-days').parentNode, true);
+    }
     setLive('done', 'Loaded');
   }
 

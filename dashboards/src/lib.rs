@@ -1,7 +1,7 @@
 //! The operator dashboard: embedded HTML/JS/CSS pages over the JSON API.
 //!
-//! Dashboard v0 is a single HTML shell plus one script and one stylesheet, all
-//! compiled into the binary with `include_str!` (no front-end build step, no
+//! Dashboard v0 is a single HTML shell plus its scripts (the dashboard's, and the business
+//! page's backtest view in a file of its own) and one stylesheet, all compiled into the binary with `include_str!` (no front-end build step, no
 //! third-party assets). The pages are static; everything they show is fetched
 //! by the browser from the same-origin JSON API under `/api/v1`.
 //!
@@ -12,12 +12,13 @@
 //! - `GET /overview` — the analytics of the period's leads (funnel, outcomes, scores, calls by
 //!   agent, campaign and objective) and each business' activity.
 //! - `GET /businesses`, `GET /businesses/{id}` — the businesses, one business'
-//!   configuration and script (highlighted), its versions, validate and dry-run.
+//!   configuration and script (highlighted), its versions, validate, dry-run and backtest.
 //! - `GET /schedules` — the cron campaigns, with their next and last ticks, paused and resumed
 //!   from there.
 //! - `GET /dead-letters` — webhooks whose processing failed, each with a replay button
 //!   (operators).
-//! - `GET /assets/dashboard.js`, `GET /assets/dashboard.css` — the assets.
+//! - `GET /assets/dashboard.js`, `GET /assets/backtest.js`, `GET /assets/dashboard.css` — the
+//!   assets.
 //!
 //! Every response carries `cache-control: no-cache`, so a redeployed binary is
 //! picked up on the next page load. The HTML also carries a strict
@@ -37,6 +38,8 @@ use axum::{
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 /// The dashboard script (vanilla JS, no dependencies).
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
+/// The business page's backtest view (loaded before the dashboard script, which starts it).
+const BACKTEST_JS: &str = include_str!("../assets/backtest.js");
 /// The dashboard stylesheet.
 const DASHBOARD_CSS: &str = include_str!("../assets/dashboard.css");
 
@@ -52,7 +55,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// The dashboard routes, ready to be merged into the API router.
 ///
 /// Routes: `GET /` (runs list), `GET /runs/{id}` (one run's timeline), `GET /businesses[/{id}]`,
-/// `GET /assets/dashboard.js`, `GET /assets/dashboard.css`.
+/// `GET /assets/dashboard.js`, `GET /assets/backtest.js`, `GET /assets/dashboard.css`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
@@ -63,6 +66,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/schedules", get(index))
         .route("/dead-letters", get(index))
         .route("/assets/dashboard.js", get(script))
+        .route("/assets/backtest.js", get(backtest_script))
         .route("/assets/dashboard.css", get(stylesheet))
 }
 
@@ -94,6 +98,10 @@ async fn index() -> impl IntoResponse {
 
 async fn script() -> impl IntoResponse {
     asset(JS_CONTENT_TYPE, DASHBOARD_JS)
+}
+
+async fn backtest_script() -> impl IntoResponse {
+    asset(JS_CONTENT_TYPE, BACKTEST_JS)
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -164,6 +172,11 @@ mod tests {
         assert!(body.starts_with("<!doctype html>"));
         assert!(body.contains("Switchboard"));
         assert!(body.contains(r#"src="/assets/dashboard.js""#));
+        // The backtest view is loaded first: the dashboard script starts it.
+        let backtest = body
+            .find(r#"src="/assets/backtest.js""#)
+            .expect("backtest.js");
+        assert!(backtest < body.find(r#"src="/assets/dashboard.js""#).unwrap());
         assert!(body.contains(r#"href="/assets/dashboard.css""#));
         for id in [
             "runs-table",
@@ -171,6 +184,10 @@ mod tests {
             "run-status",
             "timeline",
             "cancel-button",
+            "backtest-button",
+            "backtest-tags",
+            "backtest-histogram",
+            "backtest-samples",
         ] {
             assert!(body.contains(&format!(r#"id="{id}""#)), "missing #{id}");
         }
@@ -194,20 +211,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn script_is_javascript() {
-        let (status, headers, body) = get_path("/assets/dashboard.js").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(header_str(&headers, header::CONTENT_TYPE), JS_CONTENT_TYPE);
-        assert_eq!(header_str(&headers, header::CACHE_CONTROL), "no-cache");
-        assert_eq!(
-            header_str(&headers, header::X_CONTENT_TYPE_OPTIONS),
-            "nosniff"
-        );
-        assert_eq!(body, DASHBOARD_JS);
-        // Data is only ever inserted as text.
-        assert!(!body.contains("innerHTML"));
-        assert!(!body.contains("insertAdjacentHTML"));
-        assert!(!body.contains("document.write"));
+    async fn scripts_are_javascript() {
+        for (path, script) in [
+            ("/assets/dashboard.js", DASHBOARD_JS),
+            ("/assets/backtest.js", BACKTEST_JS),
+        ] {
+            let (status, headers, body) = get_path(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(header_str(&headers, header::CONTENT_TYPE), JS_CONTENT_TYPE);
+            assert_eq!(header_str(&headers, header::CACHE_CONTROL), "no-cache");
+            assert_eq!(
+                header_str(&headers, header::X_CONTENT_TYPE_OPTIONS),
+                "nosniff"
+            );
+            assert_eq!(body, script, "{path}");
+            // Data is only ever inserted as text.
+            assert!(!body.contains("innerHTML"), "{path}");
+            assert!(!body.contains("insertAdjacentHTML"), "{path}");
+            assert!(!body.contains("document.write"), "{path}");
+        }
     }
 
     #[tokio::test]

@@ -17,13 +17,18 @@ crate::on_both_backends!(
     the_cli_backtests_a_script_folder_against_the_database,
 );
 
-/// Scores a lead by the points in its source: hot from `hot`, warm from 40.
-fn scoring(hot: u32) -> String {
+/// Scores a lead by the points in its source: hot from `hot`, warm from 40. Every run stops
+/// after its first call, so no call-again adds decisions while a test counts them.
+pub(crate) fn scoring(hot: u32) -> String {
     format!(
         r#"fn score(lead, analysis) {{
     let s = parse_int(lead.source);
     let tag = if s >= {hot} {{ "hot" }} else if s >= 40 {{ "warm" }} else {{ "cold" }};
     #{{ score: s, tag: tag, reasons: [`${{s}} points`] }}
+}}
+
+fn follow_up(run) {{
+    #{{ action: "stop", outcome: "scored" }}
 }}
 "#
     )
@@ -31,7 +36,7 @@ fn scoring(hot: u32) -> String {
 
 /// Leads of `business` whose calls connect, one per entry of `points` (their source), each
 /// waited for until its first follow-up is decided; their run ids.
-async fn scored_leads(
+pub(crate) async fn scored_leads(
     app: &TestApp,
     business: &str,
     phone_base: u32,

@@ -1,13 +1,15 @@
 //! The dashboard in headless Chromium, driven over WebDriver: a lead created through the API
 //! appears and advances to `succeeded` without a reload; its run page shows the transcript and
-//! the score; a waiting run is cancelled from its page; pages fit a phone's width. Screenshots of
-//! the main pages are saved (see `Browser::screenshot`).
+//! the score; a waiting run is cancelled from its page; a candidate script is backtested from
+//! the business page; pages fit a phone's width. Screenshots of the main pages are saved (see
+//! `Browser::screenshot`).
 //!
 //! Skipped when Chromium is not installed, unless `SWITCHBOARD_BROWSER_TESTS=required` (as in
 //! `.ci/run`, which installs it).
 
 use std::time::Duration;
 
+use crate::backtest::{scored_leads, scoring};
 use serde_json::json;
 use switchboard_tests::browser::Browser;
 use switchboard_tests::*;
@@ -475,5 +477,285 @@ async fn the_dashboard_follows_runs_live_and_acts_on_them() {
             "{page} overflows by {sideways}px on a phone: {culprits}"
         );
     }
+    phone.close().await;
+}
+
+/// Puts `source` in the business page's script editor.
+fn edit_script(source: &str) -> String {
+    format!(
+        "document.querySelector('#script-editor').value = {}; return true;",
+        json!(source)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_business_page_backtests_a_candidate_script() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    assert_eq!(app.put_script("demo", &scoring(70)).await.0, 200);
+    // Five connected calls scored by the active version: 95, 85, 75 and 72 hot, 30 cold.
+    let runs = scored_leads(&app, "demo", 2800, &[95, 75, 72, 85, 30]).await;
+    let Some(browser) = Browser::start(1280, 900).await else {
+        return;
+    };
+    browser
+        .open(&format!("{}/businesses/demo", app.address))
+        .await;
+    browser.sign_in(OPERATOR_KEY).await;
+    browser
+        .wait_for(
+            "the active script in the editor",
+            "return document.querySelector('#script-editor').value.includes('parse_int');",
+            T,
+        )
+        .await;
+
+    // A candidate that does not compile is refused, its error shown at its line as validate does.
+    browser
+        .eval(&edit_script("fn score(lead, analysis) {\n    let x = ;\n}"))
+        .await;
+    browser.click("#backtest-button").await;
+    let refused = browser
+        .wait_for(
+            "the refusal",
+            "const m = document.querySelector('#backtest-message'); \
+             return !m.hidden && m.textContent.includes('not valid') ? m.textContent : null;",
+            T,
+        )
+        .await;
+    assert!(
+        refused.as_str().unwrap().starts_with("Not run"),
+        "{refused}"
+    );
+    let marked = browser
+        .eval(
+            "const l = document.querySelector('#backtest-lines .code-line.has-error'); \
+             return l ? l.getAttribute('data-line') : null;",
+        )
+        .await;
+    assert_eq!(marked, "2", "the error is on line 2");
+    let problems = browser
+        .eval("return document.querySelector('#backtest-problems').innerText;")
+        .await;
+    assert!(problems.as_str().unwrap().contains("line 2"), "{problems}");
+
+    // A higher hot threshold: replayed, followed to its end, and its report drawn.
+    browser.eval(&edit_script(&scoring(80))).await;
+    browser.click("#backtest-button").await;
+    browser
+        .wait_for(
+            "the backtest's report",
+            "return !document.querySelector('#backtest-report').hidden && \
+             document.querySelector('#backtest-status').textContent === 'done';",
+            Duration::from_secs(60),
+        )
+        .await;
+    let message = browser
+        .eval("return document.querySelector('#backtest-message').hidden;")
+        .await;
+    assert_eq!(message, true, "no error shown once done");
+    // Its progress reads `done / total`, all of it replayed.
+    let progress = browser
+        .eval(
+            "const m = document.querySelector('#backtest-progress-text').textContent \
+             .match(/(\\d+) \\/ (\\d+)$/); return m ? [Number(m[1]), Number(m[2])] : null;",
+        )
+        .await;
+    assert!(progress[1].as_u64().unwrap() >= 5, "{progress}");
+    assert_eq!(progress[0], progress[1], "{progress}");
+    let summary = browser
+        .eval("return document.querySelector('#backtest-summary').textContent;")
+        .await;
+    assert!(
+        summary.as_str().unwrap().contains(": 2 changed,"),
+        "{summary}"
+    );
+
+    // The tag transitions: every pair, the move highlighted.
+    let tags = browser
+        .eval(
+            "return Array.from(document.querySelectorAll('#backtest-tags tbody tr')).map(r => \
+             [r.children[0].textContent, r.children[1].textContent, r.classList.contains('changed')]);",
+        )
+        .await;
+    assert_eq!(
+        tags,
+        json!([
+            ["cold → cold", "1", false],
+            ["hot → hot", "2", false],
+            ["hot → warm", "2", true],
+        ]),
+        "{tags}"
+    );
+
+    // The histogram: ten buckets, two bars each, drawn to scale (the same scores before and
+    // after: 72 and 75 in 70–79, the tallest).
+    let histogram = browser
+        .eval(
+            "const b = Array.from(document.querySelectorAll('#backtest-histogram .hist-bucket')); \
+             return b.map(d => { const bars = d.querySelectorAll('.hist-bar'); \
+             return [d.getAttribute('data-before'), d.getAttribute('data-after'), bars.length, \
+             Math.round(bars[0].getBoundingClientRect().height), \
+             Math.round(bars[1].getBoundingClientRect().height)]; });",
+        )
+        .await;
+    let buckets = histogram.as_array().unwrap();
+    assert_eq!(buckets.len(), 10, "{histogram}");
+    let counts: Vec<(&str, &str)> = buckets
+        .iter()
+        .map(|b| (b[0].as_str().unwrap(), b[1].as_str().unwrap()))
+        .collect();
+    let expected = ["0", "0", "0", "1", "0", "0", "0", "2", "1", "1"];
+    assert_eq!(
+        counts,
+        expected.iter().map(|n| (*n, *n)).collect::<Vec<_>>(),
+        "{histogram}"
+    );
+    for b in buckets {
+        assert_eq!(b[2], 2, "two bars per bucket: {histogram}");
+    }
+    let tallest = &buckets[7];
+    let one = &buckets[3];
+    assert!(tallest[3].as_i64().unwrap() > 50, "{histogram}");
+    assert_eq!(tallest[3], tallest[4], "{histogram}");
+    assert!(
+        (tallest[3].as_i64().unwrap() - 2 * one[3].as_i64().unwrap()).abs() <= 1,
+        "bars to scale: {histogram}"
+    );
+    assert!(buckets[0][3].as_i64().unwrap() <= 1, "{histogram}");
+
+    // The changed decisions: exactly the two moved leads, each linking to its run.
+    let samples = browser
+        .eval(
+            "return Array.from(document.querySelectorAll('#backtest-samples tbody tr')).map(r => \
+             [r.getAttribute('data-run-id'), r.getAttribute('data-hook'), r.children[2].textContent, \
+             r.querySelector('a.run-link').getAttribute('href')]);",
+        )
+        .await;
+    let mut samples: Vec<Vec<String>> = serde_json::from_value(samples).unwrap();
+    samples.sort();
+    let mut moved = vec![
+        (runs[1].clone(), "75 hot → 75 warm"),
+        (runs[2].clone(), "72 hot → 72 warm"),
+    ];
+    moved.sort();
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    for (sample, (run, change)) in samples.iter().zip(&moved) {
+        assert_eq!(sample[0], *run, "{samples:?}");
+        assert_eq!(sample[1], "score", "{samples:?}");
+        assert_eq!(sample[2], *change, "{samples:?}");
+        assert_eq!(sample[3], format!("/runs/{run}"), "{samples:?}");
+    }
+    let errors = browser
+        .eval(
+            "return [document.querySelectorAll('#backtest-errors tbody tr').length, \
+             document.querySelector('#backtest-errors-empty').hidden];",
+        )
+        .await;
+    assert_eq!(errors, json!([0, false]), "no candidate error");
+    browser
+        .eval("document.querySelector('#backtest').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("backtest").await;
+    browser
+        .eval("document.querySelector('#backtest-samples').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("backtest-decisions").await;
+
+    // A candidate that raises, with markup in its error: counted per hook, shown as text, and
+    // linked to the first run it raised in.
+    let hostile = "fn score(lead, analysis) { throw \"<img src=x onerror=window.pwned=1>\"; }\n";
+    browser.eval(&edit_script(hostile)).await;
+    browser.click("#backtest-button").await;
+    let raised = browser
+        .wait_for(
+            "the candidate's errors",
+            "const r = document.querySelectorAll('#backtest-errors tbody tr'); \
+             return document.querySelector('#backtest-status').textContent === 'done' && r.length \
+             ? Array.from(r).map(t => [t.children[0].textContent, t.children[1].textContent, \
+             t.children[2].textContent, t.querySelector('a.run-link').getAttribute('href')]) : null;",
+            Duration::from_secs(60),
+        )
+        .await;
+    let raised: Vec<Vec<String>> = serde_json::from_value(raised).unwrap();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let [hook, message, times, link] = &raised[0][..] else {
+        panic!("{raised:?}")
+    };
+    assert_eq!(
+        (hook.as_str(), times.as_str()),
+        ("score", "5"),
+        "{raised:?}"
+    );
+    assert!(
+        message.contains("<img src=x onerror=window.pwned=1>"),
+        "{raised:?}"
+    );
+    assert!(
+        runs.iter().any(|r| *link == format!("/runs/{r}")),
+        "{raised:?}"
+    );
+    let parsed = browser
+        .eval(
+            "return document.querySelectorAll('#backtest img').length + \
+             (window.pwned === undefined ? 0 : 100);",
+        )
+        .await;
+    assert_eq!(parsed, 0, "markup in an error is never parsed");
+
+    // A changed decision's link opens its run.
+    browser
+        .click(&format!(
+            "#backtest-samples tr[data-run-id='{}'] a.run-link",
+            runs[1]
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the decision's run",
+            &format!(
+                "return location.pathname === '/runs/{0}' && \
+                 document.querySelector('#run-id').textContent === '{0}';",
+                runs[1]
+            ),
+            T,
+        )
+        .await;
+    browser.close().await;
+
+    // The report fits a phone's width (its tables become cards, the histogram narrows).
+    let Some(phone) = Browser::start(390, 844).await else {
+        return;
+    };
+    phone
+        .open(&format!("{}/businesses/demo", app.address))
+        .await;
+    phone.sign_in(OPERATOR_KEY).await;
+    phone
+        .wait_for(
+            "the editor on a phone",
+            "return document.querySelector('#script-editor').value.includes('parse_int');",
+            T,
+        )
+        .await;
+    phone.eval(&edit_script(&scoring(80))).await;
+    phone.click("#backtest-button").await;
+    phone
+        .wait_for(
+            "the report on a phone",
+            "return document.querySelector('#backtest-tags tr.changed') !== null;",
+            Duration::from_secs(60),
+        )
+        .await;
+    let sideways = phone
+        .eval("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        sideways.as_i64().unwrap() <= 1,
+        "the backtest report overflows by {sideways}px on a phone"
+    );
+    phone
+        .eval("document.querySelector('#backtest-histogram').scrollIntoView(); return true;")
+        .await;
+    phone.screenshot("backtest-phone").await;
     phone.close().await;
 }
