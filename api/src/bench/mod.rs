@@ -5,6 +5,7 @@
 //! PostgreSQL database each, removed afterwards. Servers run in this process over loopback HTTP;
 //! worker processes and measured servers are this binary started as `worker` / `serve`.
 
+mod backtest;
 mod decisions;
 mod engine;
 mod http_api;
@@ -31,7 +32,7 @@ pub struct BenchOptions {
     /// Run only the scenarios whose name contains this: script_decision, script_fairness,
     /// personalize, db_commit_limit, raw_apalis, engine, pipeline (the last two run
     /// db_commit_limit and raw_apalis too, for their ratios), step_overhead, webhook_resume,
-    /// intake, runs_list, memory.
+    /// intake, runs_list, memory, backtest.
     #[arg(long)]
     pub only: Option<String>,
     /// Where to write the figures as JSON.
@@ -181,6 +182,10 @@ async fn measure(
                 (1_000_000, 300)
             };
             figures.extend(http_api::runs_list(b, runs, iterations).await?);
+        }
+        if wanted("backtest") {
+            let decisions = if quick { 1_000 } else { 10_000 };
+            figures.extend(backtest::backtest(b, decisions).await?);
         }
         if wanted("memory") {
             let (waiting, settle) = if quick { (10_000, 2) } else { (100_000, 5) };

@@ -19,9 +19,9 @@ use super::{
 
 /// The business the pipeline figures use: the demo business (no opening hours, the simulator's
 /// outcomes) without its cap on concurrent calls, so the figures measure the engine.
-const BUSINESS: &str = "bench";
+pub(super) const BUSINESS: &str = "bench";
 
-async fn add_bench_business(db: &Db) -> anyhow::Result<()> {
+pub(super) async fn add_bench_business(db: &Db) -> anyhow::Result<()> {
     let demo = shipped()
         .into_iter()
         .find(|d| d.business.id == "demo")
@@ -41,6 +41,25 @@ async fn add_bench_business(db: &Db) -> anyhow::Result<()> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Waits until all `runs` runs succeeded (an error as soon as one fails).
+pub(super) async fn every_run_succeeded(
+    db: &Db,
+    runs: usize,
+    within: Duration,
+) -> anyhow::Result<()> {
+    until(
+        "every run to succeed",
+        within,
+        Duration::from_millis(100),
+        || async {
+            let failed = count_runs(db, "failed").await?;
+            anyhow::ensure!(failed == 0, "{failed} runs failed");
+            Ok((count_runs(db, "succeeded").await? as usize == runs).then_some(()))
+        },
+    )
+    .await
 }
 
 /// What pipeline throughput is compared with, measured in the same bench run.
@@ -73,17 +92,7 @@ pub(super) async fn throughput(
         let args = ["--public-url", &base, "--db-connections", "24"];
         workers.push(spawn_process(&bench, "worker", &args)?);
     }
-    until(
-        "every run to succeed",
-        Duration::from_secs(600),
-        Duration::from_millis(100),
-        || async {
-            let failed = count_runs(&db, "failed").await?;
-            anyhow::ensure!(failed == 0, "{failed} runs failed");
-            Ok((count_runs(&db, "succeeded").await? as usize == runs).then_some(()))
-        },
-    )
-    .await?;
+    every_run_succeeded(&db, runs, Duration::from_secs(600)).await?;
     let (steps, secs) = super::succeeded_steps(&db).await?;
     for w in workers {
         stop_process(w).await?;
