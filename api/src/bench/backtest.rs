@@ -32,9 +32,6 @@ pub(super) async fn backtest(backend: &Backend, decisions: usize) -> anyhow::Res
     let sim = json!({"outcome": "interested", "webhook_delay_ms": 0});
     create_leads(&base, runs, 16, BUSINESS, sim).await?;
     every_run_succeeded(&db, runs, Duration::from_secs(900)).await?;
-    shut(parts, task).await;
-
-    let db = switchboard_engine::Db::connect(&bench.url, 8).await?;
     let business = store::business(&db, BUSINESS)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the bench business is stored"))?;
@@ -81,7 +78,8 @@ pub(super) async fn backtest(backend: &Backend, decisions: usize) -> anyhow::Res
             report.compared
         );
     }
-    db.close().await;
+    // Stopped only now: its background tasks would complain about a closed pool meanwhile.
+    shut(parts, task).await;
     bench.remove().await?;
     anyhow::ensure!(
         reports[0] == reports[1],

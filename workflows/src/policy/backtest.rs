@@ -52,7 +52,7 @@ pub const MAX_LIMIT: u32 = 100_000;
 pub const DEFAULT_DAYS: i64 = 30;
 
 /// Decisions read per query (progress is reported after each page).
-const PAGE: i64 = 500;
+const PAGE: usize = 500;
 
 /// Decisions replayed at once (each waits its turn on the script threads).
 const CONCURRENCY: usize = 16;
@@ -256,6 +256,8 @@ pub struct Backtest {
     scripts: tokio::sync::Mutex<HashMap<i64, Result<Option<Compiled>, ScriptError>>>,
     /// Configuration versions by number.
     configs: tokio::sync::Mutex<HashMap<i64, Business>>,
+    /// The attempts in range, newest first: `(started_at, id)`.
+    attempts: tokio::sync::OnceCell<Vec<(i64, String)>>,
 }
 
 impl Backtest {
@@ -282,6 +284,7 @@ impl Backtest {
             clock_offset: policy.clock_offset(),
             scripts: Default::default(),
             configs: Default::default(),
+            attempts: Default::default(),
         })
     }
 
@@ -290,27 +293,27 @@ impl Backtest {
         &self.candidate.hash
     }
 
-    fn steps(&self) -> Vec<&'static str> {
-        let steps: BTreeSet<_> = self.request.hooks.iter().map(|h| h.step()).collect();
-        steps.into_iter().collect()
+    /// The attempts in range (read once), newest first.
+    async fn attempts(&self) -> Result<&[(i64, String)], EngineError> {
+        let read = self.attempts.get_or_try_init(|| async {
+            let steps: BTreeSet<_> = self.request.hooks.iter().map(|h| h.step()).collect();
+            let steps: Vec<&str> = steps.into_iter().collect();
+            let which = steps::OfBusiness {
+                business_id: &self.business.id,
+                steps: &steps,
+                from: (self.request.from - self.clock_offset).timestamp_millis(),
+                to: (self.request.to - self.clock_offset).timestamp_millis(),
+            };
+            steps::of_business(&self.db, &which).await
+        });
+        Ok(read.await?.as_slice())
     }
 
-    /// The attempts in range, and whether there are more than the limit.
+    /// How many attempts will be replayed, and whether the range holds more than the limit.
     pub async fn total(&self) -> Result<(u64, bool), EngineError> {
-        let steps = self.steps();
-        let found = steps::count_of_business(&self.db, &self.which(&steps)).await?;
+        let found = self.attempts().await?.len() as u64;
         let limit = u64::from(self.request.limit);
-        let found = found.max(0) as u64;
         Ok((found.min(limit), found > limit))
-    }
-
-    fn which<'a>(&'a self, steps: &'a [&'a str]) -> steps::OfBusiness<'a> {
-        steps::OfBusiness {
-            business_id: &self.business.id,
-            steps,
-            from: (self.request.from - self.clock_offset).timestamp_millis(),
-            to: (self.request.to - self.clock_offset).timestamp_millis(),
-        }
     }
 
     /// Replays every decision in range, newest first, calling `progress` with how many were
@@ -320,25 +323,16 @@ impl Backtest {
         F: FnMut(u64) -> Fut,
         Fut: std::future::Future<Output = Result<(), EngineError>>,
     {
-        let (_, truncated) = self.total().await?;
-        let steps = self.steps();
-        let which = self.which(&steps);
-        let limit = i64::from(self.request.limit);
+        let (total, truncated) = self.total().await?;
+        let attempts = &self.attempts().await?[..total as usize];
         let mut tally = Tally::default();
-        let mut read = 0_i64;
-        let mut after: Option<(i64, String)> = None;
-        while read < limit {
-            let want = PAGE.min(limit - read);
-            let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
-            let rows = steps::of_business(&self.db, &which, cursor, want).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some((last.started_at.unwrap_or_default(), last.id.clone()));
-            read += rows.len() as i64;
+        let mut read = 0;
+        for page in attempts.chunks(PAGE) {
+            let ids: Vec<&str> = page.iter().map(|(_, id)| id.as_str()).collect();
+            let rows = steps::by_ids(&self.db, &ids).await?;
             self.replay_page(&rows, &mut tally).await?;
-            progress(read as u64).await?;
-            if (rows.len() as i64) < want {
-                break;
-            }
+            read += page.len() as u64;
+            progress(read).await?;
         }
         Ok(tally.finish(truncated))
     }
