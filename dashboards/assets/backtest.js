@@ -121,6 +121,12 @@
           button.disabled = false;
           return;
         }
+        if (err.status === 401 || err.status === 403) {
+          // Signed out or not allowed: asking again will not help.
+          showMessage('Could not read the backtest: ' + err.message);
+          button.disabled = false;
+          return;
+        }
         // A passing problem (the network, a restart): say so and keep following.
         showMessage('Could not read the backtest (' + err.message + '); trying again.');
         timer = setTimeout(() => follow(id, gen), POLL_MS * 4);

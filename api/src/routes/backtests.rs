@@ -50,9 +50,14 @@ impl BacktestBody {
     /// What to replay, with the defaults filled in, at `now`.
     fn request(&self, now: DateTime<Utc>) -> ApiResult<Request> {
         let to = self.to.unwrap_or(now);
-        let from = self
-            .from
-            .unwrap_or(to - chrono::Duration::days(DEFAULT_DAYS));
+        let from = match self.from {
+            Some(from) => from,
+            None => to
+                .checked_sub_signed(chrono::Duration::days(DEFAULT_DAYS))
+                .ok_or_else(|| {
+                    ApiError::invalid("invalid_range", "to", format!("to ({to}) is too early"))
+                })?,
+        };
         if from >= to {
             return Err(ApiError::invalid(
                 "invalid_range",

@@ -92,11 +92,11 @@ pub async fn run(
     let to = args.to.unwrap_or_else(Utc::now);
     let from = args
         .from
-        .unwrap_or(to - chrono::Duration::days(DEFAULT_DAYS));
-    if from >= to {
-        writeln!(err, "--from ({from}) must be before --to ({to})")?;
+        .or_else(|| to.checked_sub_signed(chrono::Duration::days(DEFAULT_DAYS)));
+    let Some(from) = from.filter(|from| *from < to) else {
+        writeln!(err, "--from must be before --to ({to})")?;
         return Ok(1);
-    }
+    };
     let hooks: BTreeSet<Hook> = match args.hooks.is_empty() {
         true => Hook::ALL.into(),
         false => args.hooks.into_iter().collect(),

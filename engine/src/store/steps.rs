@@ -223,13 +223,18 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The attempts `which` names, newest first (by start, then id): `(started_at, id)`.
+/// The newest `keep` of the attempts `which` names, newest first (by start, then id):
+/// `(started_at, id)`.
 ///
 /// Read in two steps that each use an index whatever the planner believes: the business' runs
 /// updated since `from` (a run that decided then was updated since), then their attempts, runs
 /// a few hundred at a time. One join let PostgreSQL, with tables not yet analysed, pair every
 /// run with every attempt: two seconds for 10,000 attempts.
-pub async fn of_business(db: &Db, which: &OfBusiness<'_>) -> Result<Vec<(i64, String)>> {
+pub async fn of_business(
+    db: &Db,
+    which: &OfBusiness<'_>,
+    keep: usize,
+) -> Result<Vec<(i64, String)>> {
     let runs: Vec<(String,)> = db
         .fetch_all(
             Q::new("SELECT id FROM sb_runs WHERE business_id = $1 AND updated_at >= $2")
@@ -250,8 +255,9 @@ pub async fn of_business(db: &Db, which: &OfBusiness<'_>) -> Result<Vec<(i64, St
         let q = which.steps.iter().fold(q, |q, s| q.bind(*s));
         let q = chunk.iter().fold(q, |q, (id,)| q.bind(id));
         found.extend(db.fetch_all::<(i64, String)>(q).await?);
+        found.sort_by(|a, b| b.cmp(a));
+        found.truncate(keep);
     }
-    found.sort_by(|a, b| b.cmp(a));
     Ok(found)
 }
 

@@ -179,6 +179,20 @@ async fn a_raised_hot_threshold_moves_exactly_the_expected_leads_from_hot_to_war
         serde_json::to_string(&bt["report"]).unwrap()
     );
     assert_ne!(again["id"], bt["id"]);
+
+    // Erasing a lead takes the backtests whose samples name it with it.
+    let lead_id = app.run(&runs[1]).await["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app.delete(&format!("/api/v1/leads/{lead_id}")).await;
+    assert_eq!(status, 204, "{body}");
+    for id in [&bt["id"], &again["id"]] {
+        let (status, _) = app
+            .get(&format!("/api/v1/backtests/{}", id.as_str().unwrap()))
+            .await;
+        assert_eq!(status, 404);
+    }
 }
 
 async fn a_candidate_identical_to_the_active_version_changes_nothing(backend: Backend) {
@@ -206,7 +220,7 @@ async fn a_candidate_identical_to_the_active_version_changes_nothing(backend: Ba
     }
     assert_eq!(report["hooks"]["score"]["compared"], 3, "{report:#}");
     // Replaying the runs' own version reproduces every decision the steps recorded.
-    for hook in ["context", "route", "score"] {
+    for hook in ["context", "route", "score", "follow_up"] {
         let h = &report["hooks"][hook];
         assert!(h["checked"].as_u64().unwrap() >= 3, "{hook}: {report:#}");
         assert_eq!(h["checked"], h["reproduced"], "{hook}: {report:#}");
@@ -265,8 +279,10 @@ async fn a_hostile_candidate_is_contained_and_reported(backend: Backend) {
         hooks.contains(&"score") && hooks.contains(&"route"),
         "{report:#}"
     );
+    // (A loop may be stopped by the operation limit or, on a loaded machine, the time limit.)
+    let counted: u64 = errors.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 4, "{report:#}");
     for e in errors {
-        assert_eq!(e["count"], 2, "{e}");
         assert!(
             e["message"]
                 .as_str()
@@ -277,7 +293,7 @@ async fn a_hostile_candidate_is_contained_and_reported(backend: Backend) {
         assert!(!e["run_id"].as_str().unwrap().is_empty(), "{e}");
     }
 
-    // Nothing changed, and live decisions still run while and after it ran.
+    // Nothing changed, and live decisions still run after it.
     let mut after = Vec::new();
     for t in tables {
         after.push(app.count(t).await);
@@ -419,6 +435,7 @@ async fn a_backtest_whose_process_stopped_reads_interrupted_and_blocks_nothing(b
     assert_eq!(done["status"], "done", "{done}");
 
     // One still making progress: a second is refused until it ends.
+    let now = switchboard_engine::ids::now_ms();
     db.execute(insert("bt_busy", now)).await.unwrap();
     let body = json!({ "source": scoring(80) });
     let (status, err) = app

@@ -119,25 +119,41 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// `at` on the policy's clock as unix ms on the system clock the tables record.
+fn system_ms(at: DateTime<Utc>, clock_offset: chrono::TimeDelta) -> i64 {
+    at.timestamp_millis()
+        .saturating_sub(clock_offset.num_milliseconds())
+}
+
 /// One recorded decision, ready to replay.
 struct Recorded {
     hook: Hook,
     run_id: String,
     lead_id: String,
     call_attempt: u32,
-    /// When the step's attempt started (unix ms, on the policy's clock): the clock both sides
-    /// see.
+    /// When the step's attempt started (unix ms, the system clock the tables record).
+    started_at: i64,
+    /// The same on the policy's clock: the clock both sides see.
     decided_at: i64,
     replay: Replay,
     /// The decision as the step recorded it, where it did.
     made: Option<Made>,
 }
 
-/// A decision as a step recorded it (in the input it handed the next step).
+/// A decision as a step recorded it (in the input it handed the next step, or its log).
 enum Made {
     Context(super::CallContext),
     Route(super::RouteDecision),
     Score(super::Score),
+    FollowUp(super::FollowUpDecision),
+}
+
+/// The follow-up decision the `follow_up` step logged (`decision: {…}`, its last line: a
+/// script's own lines come before it), if it took one.
+fn logged_decision(row: &StepRow) -> Option<super::FollowUpDecision> {
+    let lines: Vec<String> = serde_json::from_str(row.log.as_deref()?).ok()?;
+    let line = lines.iter().rev().find(|l| l.starts_with("decision: "))?;
+    serde_json::from_str(&line["decision: ".len()..]).ok()
 }
 
 /// The hook's own input, as the step recorded it.
@@ -164,7 +180,7 @@ impl Recorded {
         fn handed<T: serde::de::DeserializeOwned>(row: &StepRow) -> Option<T> {
             serde_json::from_str(row.output.as_deref()?).ok()
         }
-        let mut made = None;
+        let made;
         let (hook, lead_id, call_attempt, replay) = match row.name.as_str() {
             "build_context" => {
                 let i: CallAttempt = serde_json::from_str(&row.input)?;
@@ -186,6 +202,12 @@ impl Recorded {
                 (Hook::Score, i.lead_id, i.call_attempt, replay)
             }
             "follow_up" => {
+                // Only an attempt that took its decision (a number found on the do-not-call
+                // list ends the run before the hook is asked); it logged what it decided.
+                let Some(decided) = logged_decision(row) else {
+                    return Ok(None);
+                };
+                made = Some(Made::FollowUp(decided));
                 let i: CallResult = serde_json::from_str(&row.input)?;
                 let (hook, outcome, score) = match i.result {
                     Outcome::Scored { score } => (Hook::FollowUp, "connected".into(), Some(score)),
@@ -205,6 +227,7 @@ impl Recorded {
             run_id: row.run_id.clone(),
             lead_id,
             call_attempt,
+            started_at: row.started_at.unwrap_or_default(),
             decided_at: row.started_at.unwrap_or_default() + clock_offset.num_milliseconds(),
             replay,
             made,
@@ -216,7 +239,7 @@ impl Recorded {
     fn history(&self, placed: &[calls::PastCall]) -> Vec<HistoryEntry> {
         let mut seen: Vec<HistoryEntry> = placed
             .iter()
-            .filter(|c| c.placed_at <= self.decided_at)
+            .filter(|c| c.placed_at <= self.started_at)
             .map(|c| {
                 let mut e = c.entry.clone();
                 let this_call =
@@ -301,10 +324,11 @@ impl Backtest {
             let which = steps::OfBusiness {
                 business_id: &self.business.id,
                 steps: &steps,
-                from: (self.request.from - self.clock_offset).timestamp_millis(),
-                to: (self.request.to - self.clock_offset).timestamp_millis(),
+                from: system_ms(self.request.from, self.clock_offset),
+                to: system_ms(self.request.to, self.clock_offset),
             };
-            steps::of_business(&self.db, &which).await
+            let keep = self.request.limit as usize + 1;
+            steps::of_business(&self.db, &which, keep).await
         });
         Ok(read.await?.as_slice())
     }
@@ -330,6 +354,8 @@ impl Backtest {
         for page in attempts.chunks(PAGE) {
             let ids: Vec<&str> = page.iter().map(|(_, id)| id.as_str()).collect();
             let rows = steps::by_ids(&self.db, &ids).await?;
+            // An attempt erased since (its lead was) is not there to replay.
+            (rows.len()..ids.len()).for_each(|_| tally.skip());
             self.replay_page(&rows, &mut tally).await?;
             read += page.len() as u64;
             progress(read).await?;
@@ -464,6 +490,7 @@ impl Backtest {
                 script,
                 now,
                 history.clone(),
+                false,
             )
         };
         let (before, after) =
@@ -503,6 +530,7 @@ impl Pair {
             (Pair::Context(before, _), Made::Context(m)) => before == m,
             (Pair::Route(before, _), Made::Route(m)) => before == m,
             (Pair::Score(before, _), Made::Score(m)) => before == m,
+            (Pair::FollowUp(before, _), Made::FollowUp(m)) => before == m,
             _ => false,
         }
     }

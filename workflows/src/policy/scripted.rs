@@ -136,6 +136,7 @@ impl Policy {
             script,
             self.now(),
             history,
+            true,
         )
         .await)
     }
@@ -159,6 +160,7 @@ impl Policy {
             Ok(Some(script)),
             self.now(),
             history,
+            true,
         )
         .await)
     }
@@ -190,10 +192,13 @@ pub struct Decider {
     env: Arc<HostEnv>,
     /// What `terminology()` / `objectives()` logged or failed with; reported with every decision.
     preamble: Decided<()>,
+    /// Script errors count in the metrics (not while a backtest replays decisions).
+    live: bool,
 }
 
 impl Decider {
-    /// The decisions about `lead` with `script`, at `now`, with the lead's `history`.
+    /// The decisions about `lead` with `script`, at `now`, with the lead's `history`; `live`
+    /// ones count their script errors in the metrics.
     pub(super) async fn new(
         host: Arc<ScriptHost>,
         business: &Business,
@@ -201,6 +206,7 @@ impl Decider {
         script: Result<Option<Compiled>, ScriptError>,
         now: DateTime<Utc>,
         history: Vec<HistoryEntry>,
+        live: bool,
     ) -> Decider {
         let env = HostEnv::for_business(business, now, history, false);
         let mut d = Decider {
@@ -214,6 +220,7 @@ impl Decider {
                 log: Vec::new(),
                 error: None,
             },
+            live,
         };
         let base = d.business.terminology.clone();
         let terms = d
@@ -288,7 +295,9 @@ impl Decider {
             Ok(Some(value)) => (value, self.preamble.error.clone()),
             Ok(None) => (default(), self.preamble.error.clone()),
             Err(e) => {
-                crate::telemetry::script_error(&self.business.id, hook);
+                if self.live {
+                    crate::telemetry::script_error(&self.business.id, hook);
+                }
                 (default(), Some(e))
             }
         };

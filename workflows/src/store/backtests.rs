@@ -29,41 +29,52 @@ pub struct BacktestRow {
 const COLUMNS: &str = "id, business_id, candidate_hash, request, status, total, done, report, \
      error, created_at, updated_at, finished_at";
 
-/// Records a new backtest as `running` with `total` decisions to replay.
+/// Records a new backtest as `running` (how many decisions it replays is not known yet).
 pub async fn insert(
     tx: &mut Tx,
     id: &str,
     business_id: &str,
     candidate_hash: &str,
     request: &str,
-    total: i64,
 ) -> Result<()> {
     let now = now_ms();
     tx.execute(
         Q::new(
             "INSERT INTO backtests (id, business_id, candidate_hash, request, status, total, \
-             done, created_at, updated_at) VALUES ($1, $2, $3, $4, 'running', $5, 0, $6, $6)",
+             done, created_at, updated_at) VALUES ($1, $2, $3, $4, 'running', 0, 0, $5, $5)",
         )
         .bind(id)
         .bind(business_id)
         .bind(candidate_hash)
         .bind(request)
-        .bind(total)
         .bind(now),
     )
     .await?;
     Ok(())
 }
 
-/// Records how many decisions a running backtest has replayed.
-pub async fn progress(db: &Db, id: &str, done: i64) -> Result<()> {
+/// Records how many of its `total` decisions a running backtest has replayed.
+pub async fn progress(db: &Db, id: &str, done: i64, total: i64) -> Result<()> {
     db.execute(
         Q::new(
-            "UPDATE backtests SET done = $1, updated_at = $2 WHERE id = $3 AND status = 'running'",
+            "UPDATE backtests SET done = $1, total = $2, updated_at = $3 \
+             WHERE id = $4 AND status = 'running'",
         )
         .bind(done)
+        .bind(total)
         .bind(now_ms())
         .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records that a running backtest is alive.
+pub async fn beat(db: &Db, id: &str) -> Result<()> {
+    db.execute(
+        Q::new("UPDATE backtests SET updated_at = $1 WHERE id = $2 AND status = 'running'")
+            .bind(now_ms())
+            .bind(id),
     )
     .await?;
     Ok(())
@@ -102,7 +113,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<BacktestRow>> {
         .await
 }
 
-/// The business' backtests still running whose progress moved since `since` (unix ms).
+/// The business' backtests still running whose heartbeat moved since `since` (unix ms).
 pub async fn running(tx: &mut Tx, business_id: &str, since: i64) -> Result<Vec<BacktestRow>> {
     tx.fetch_all(
         Q::new(format!(
@@ -111,6 +122,16 @@ pub async fn running(tx: &mut Tx, business_id: &str, since: i64) -> Result<Vec<B
         ))
         .bind(business_id)
         .bind(since),
+    )
+    .await
+}
+
+/// Deletes the backtests whose report samples a decision about lead `lead_id` (erasure: the
+/// samples hold what the decisions said about the lead).
+pub async fn delete_sampling_lead(tx: &mut Tx, lead_id: &str) -> Result<u64> {
+    tx.execute(
+        Q::new("DELETE FROM backtests WHERE report LIKE $1")
+            .bind(format!("%\"lead_id\":\"{lead_id}\"%")),
     )
     .await
 }

@@ -308,9 +308,9 @@ pub async fn lead(db: &Db, id: &str) -> Result<Option<Lead>> {
 
 /// Erases a lead and everything derived from it, in one transaction: its runs (with their
 /// attempts, waits, events and changes), their script pins, its calls (transcripts, analyses,
-/// scores) and the lead itself. Refused while one of its runs has not finished. Returns the keys
-/// its calls were known by (call keys and conversation ids: files named after them are the
-/// caller's to remove), or `None` if the lead did not exist.
+/// scores), the backtests whose samples name it and the lead itself. Refused while one of its
+/// runs has not finished. Returns the keys its calls were known by (call keys and conversation
+/// ids: files named after them are the caller's to remove), or `None` if the lead did not exist.
 pub async fn erase_lead(
     engine: &switchboard_engine::Engine,
     lead_id: &str,
@@ -321,6 +321,7 @@ pub async fn erase_lead(
     configs::unpin_runs_of_subject(&mut tx, lead_id).await?;
     engine.erase_subject(&mut tx, lead_id, &keys).await?;
     calls::delete_of_lead(&mut tx, lead_id).await?;
+    backtests::delete_sampling_lead(&mut tx, lead_id).await?;
     let existed = tx
         .execute(Q::new("DELETE FROM leads WHERE id = $1").bind(lead_id))
         .await?

@@ -1,7 +1,8 @@
 //! Backtests as background jobs: checked and recorded when asked for, replayed off the request
-//! path with their progress stored after every page, read back by id. A process that stops
-//! mid-way leaves its backtest `running` without progress: after [`STALE_MS`] it reads as
-//! `interrupted` (start it again; a backtest changes nothing, so nothing is half done).
+//! path with their progress stored after every page and a heartbeat in between, read back by
+//! id. A process that stops mid-way leaves its backtest `running` without a heartbeat: after
+//! [`STALE_MS`] it reads as `interrupted` (start it again; a backtest changes nothing, so
+//! nothing is half done).
 
 use serde::{Deserialize, Serialize};
 use switchboard_engine::EngineError;
@@ -17,9 +18,13 @@ use crate::scripting::sandbox::ScriptError;
 use crate::scripting::validate::{self, Report as Validation};
 use crate::store::backtests::{self, BacktestRow};
 
-/// A running backtest whose progress has not moved for this long was cut off (its process
-/// stopped): pages take well under a second.
+/// A running backtest whose heartbeat has not moved for this long was cut off (its process
+/// stopped).
 pub const STALE_MS: i64 = 60_000;
+
+/// How often a running backtest says it is alive, whatever its progress (a page of hostile
+/// hooks, each running to its time limit, can take minutes).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long backtests are kept (their samples name leads): a week.
 pub const KEPT_MS: i64 = 7 * 86_400_000;
@@ -131,7 +136,6 @@ pub async fn start(
             errors: vec![e],
             validation: None,
         })?;
-    let (total, _) = backtest.total().await?;
     let id = format!("bt_{}", uuid::Uuid::now_v7().simple());
     let mut tx = db.begin().await?;
     tx.lock_key(&format!("backtest:{business_id}")).await?;
@@ -144,25 +148,44 @@ pub async fn start(
     }
     let asked = serde_json::to_string(&request).map_err(EngineError::from)?;
     let hash = backtest.candidate_hash().to_owned();
-    backtests::insert(&mut tx, &id, &business_id, &hash, &asked, total as i64).await?;
+    backtests::insert(&mut tx, &id, &business_id, &hash, &asked).await?;
     tx.commit().await?;
-    info!(backtest = %id, business = %business_id, total, "backtest started");
+    info!(backtest = %id, business = %business_id, "backtest started");
     tokio::spawn(replay(backtest, db.clone(), id.clone()));
     Ok(status(&db, &id)
         .await?
         .expect("the backtest was just recorded"))
 }
 
-/// Replays backtest `id` to the end and records its report (or why it failed).
+/// Replays backtest `id` to the end and records its report (or why it failed), beating its
+/// heart meanwhile.
 async fn replay(backtest: Backtest, db: Db, id: String) {
-    let outcome = backtest
-        .run(|done| backtests::progress(&db, &id, done as i64))
-        .await;
+    let work = async {
+        let (total, _) = backtest.total().await?;
+        backtests::progress(&db, &id, 0, total as i64).await?;
+        let report = backtest
+            .run(|done| backtests::progress(&db, &id, done as i64, total as i64))
+            .await?;
+        Ok::<_, EngineError>((total, report))
+    };
+    let heartbeat = async {
+        let mut every = tokio::time::interval(HEARTBEAT);
+        loop {
+            every.tick().await;
+            if let Err(e) = backtests::beat(&db, &id).await {
+                warn!(backtest = %id, error = %e, "backtest heartbeat not recorded");
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = heartbeat => unreachable!("the heartbeat beats until the work is done"),
+    };
     let recorded = match &outcome {
-        Ok(report) => {
+        Ok((total, report)) => {
             info!(backtest = %id, compared = report.compared, changed = report.changed, "backtest done");
             match serde_json::to_string(report) {
-                Ok(json) => backtests::finish(&db, &id, Ok((report.compared as i64, &json))).await,
+                Ok(json) => backtests::finish(&db, &id, Ok((*total as i64, &json))).await,
                 Err(e) => backtests::finish(&db, &id, Err(&e.to_string())).await,
             }
         }
