@@ -52,6 +52,20 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+impl From<switchboard_workflows::intake::IntakeError> for ApiError {
+    fn from(e: switchboard_workflows::intake::IntakeError) -> Self {
+        use switchboard_workflows::intake::IntakeError as E;
+        let message = e.to_string();
+        match e {
+            E::Invalid { code, field, .. } => ApiError::invalid(code, field, message),
+            E::UnknownBusiness(_) => ApiError::invalid("unknown_business", "business", message),
+            E::DoNotCall(_) => ApiError::invalid("do_not_call", "phone", message),
+            E::KeyReused => ApiError::invalid("idempotency_key_reused", "Idempotency-Key", message),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// `Result` with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -135,6 +149,25 @@ impl From<EngineError> for ApiError {
 
 /// The body limit of JSON routes.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// The body limit of the routes that take a script: a script may be 64 KiB, escaped in JSON.
+pub const SCRIPT_BODY_LIMIT: usize = 256 * 1024;
+
+/// The 422 for a script that is not valid: its errors and failed tests (from `report`).
+pub(crate) fn invalid_script(
+    errors: Vec<switchboard_workflows::scripting::sandbox::ScriptError>,
+    report: Option<&switchboard_workflows::scripting::validate::Report>,
+) -> ApiError {
+    let message = errors
+        .first()
+        .map(|e| format!("the script is not valid: {e}"))
+        .unwrap_or_else(|| "the script is not valid".into());
+    ApiError::Invalid {
+        code: "invalid_script",
+        message,
+        details: json!({ "errors": errors, "tests": report.map(|r| &r.tests) }),
+    }
+}
 
 impl ApiError {
     /// A JSON body's rejection, for a route whose body limit is `limit`.

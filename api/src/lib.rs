@@ -1,7 +1,11 @@
-//! Switchboard's HTTP API and process start-up: the `switchboard` binary's library.
+//! Switchboard's HTTP API and process start-up: the `switchboard` binary's library. Routes
+//! (`routes/`) only translate between HTTP and the use cases of `switchboard_workflows`
+//! (intake, call events, backtests, …); around them live access control (`access`, `tenant`),
+//! limits, the bulk import, dead letters, and the command-line tools.
 
 pub mod access;
 pub mod agents_cli;
+pub mod answers;
 pub mod bench;
 pub mod businesses_cli;
 pub mod call_audio;
@@ -15,6 +19,7 @@ pub mod limits;
 pub mod listener;
 pub mod openapi;
 pub mod prometheus;
+pub mod provider_webhooks;
 pub mod queue_board;
 pub mod redact;
 pub mod routes;

@@ -178,12 +178,12 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/businesses/{id}/script",
             get(routes::scripts::show)
                 .put(routes::scripts::put)
-                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+                .layer(DefaultBodyLimit::max(crate::error::SCRIPT_BODY_LIMIT)),
         )
         .route(
             "/api/v1/businesses/{id}/script/validate",
             post(routes::scripts::validate)
-                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+                .layer(DefaultBodyLimit::max(crate::error::SCRIPT_BODY_LIMIT)),
         )
         .route(
             "/api/v1/leads/import",
@@ -199,12 +199,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/businesses/{id}/script/dry-run",
             post(routes::scripts::dry_run)
-                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+                .layer(DefaultBodyLimit::max(crate::error::SCRIPT_BODY_LIMIT)),
         )
         .route(
             "/api/v1/businesses/{id}/script/backtest",
             post(routes::backtests::start)
-                .layer(DefaultBodyLimit::max(routes::scripts::BODY_LIMIT)),
+                .layer(DefaultBodyLimit::max(crate::error::SCRIPT_BODY_LIMIT)),
         )
         .route("/api/v1/backtests/{id}", get(routes::backtests::show))
         .route("/metrics", get(crate::prometheus::metrics))

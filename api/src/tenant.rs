@@ -1,12 +1,19 @@
 //! Who is calling and which businesses they may reach. Handlers take a resolved [`Caller`]
-//! (put in place by `access::authenticate`) and never read tenancy from the request themselves.
+//! (put in place by `access::authenticate`) and never read tenancy from the request themselves;
+//! they look a business or a run up through `business` and `run`.
 //! Another business' data answers 404, exactly as data that does not exist.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use switchboard_engine::RunId;
+use switchboard_engine::store::runs::{self, RunRow};
+use switchboard_workflows::business::Business;
+use switchboard_workflows::store;
+
 use crate::access::keys::ApiKey;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::startup::AppState;
 
 /// The resolved caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +82,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 "a handler that takes a Caller is mounted outside authentication"
             ))
         })
+    }
+}
+
+/// The business `id`, if the caller may reach it; 404 otherwise.
+pub(crate) async fn business(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Business> {
+    let found = match caller.can_access(id) {
+        true => store::business(state.engine.db(), id).await?,
+        false => None,
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("business {id:?} does not exist")))
+}
+
+/// Run `id`, if the caller may see it; 404 otherwise (also what the event stream's `run` filter
+/// uses).
+pub(crate) async fn run(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
+    let run = runs::find(state.engine.db(), &RunId(id.to_owned())).await?;
+    match run {
+        Some(run) if caller.can_access(&run.business_id) => Ok(run),
+        _ => Err(ApiError::NotFound(format!("run {id} not found"))),
     }
 }
 

@@ -46,6 +46,67 @@ impl NewLead {
     }
 }
 
+/// A person's name: 1 to 200 characters once trimmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadName(String);
+
+impl LeadName {
+    /// The trimmed name, or why it is not one.
+    pub fn parse(name: &str) -> Result<LeadName, String> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err("name must be 1 to 200 characters".into());
+        }
+        Ok(LeadName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address: at most 254 characters, a local part, `@` and a domain with a dot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// The address, or why it is not one.
+    pub fn parse(email: &str) -> Result<Email, String> {
+        let valid = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+        match valid {
+            true => Ok(Email(email.to_owned())),
+            false => Err(format!("{email:?} is not an email address")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A submitted lead checked against its business (see `intake::check`): every field parsed, so
+/// what is stored was valid when it came in.
+#[derive(Clone, Debug)]
+pub struct CheckedLead {
+    pub business: String,
+    pub name: LeadName,
+    pub phone: Phone,
+    pub email: Option<Email>,
+    /// At most 200 characters.
+    pub source: Option<String>,
+    /// Valid for the business' custom fields.
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    pub consent: Option<Consent>,
+    /// A known IANA zone, trimmed.
+    pub timezone: Option<String>,
+    pub sim: Option<SimSteer>,
+    /// [`NewLead::fingerprint`] of the request it came in.
+    pub fingerprint: String,
+}
+
 /// The person's prior consent to be called, as the business recorded it. A business that
 /// requires consent (`calling.require_consent`) never calls a lead without one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod parse;
 pub mod store;
 
 use std::collections::HashMap;
+use switchboard_workflows::intake::{self, IntakeError};
 use switchboard_workflows::store::{Idempotency, do_not_call};
 
 use serde::Deserialize;
@@ -17,7 +18,6 @@ use switchboard_workflows::business::Business;
 use tracing::{info, warn};
 
 use crate::error::ApiError;
-use crate::routes::leads;
 use parse::Row;
 
 /// Rows an import may hold.
@@ -142,41 +142,38 @@ async fn store_batch(
             line: row.line,
             reason,
         };
-        let checked = row.lead.clone().and_then(|new| {
-            leads::check(business, &new)
-                .map(|phone| (new, phone))
-                .map_err(|e| e.to_string())
-        });
-        let (new, phone) = match checked {
+        let checked = row
+            .lead
+            .clone()
+            .and_then(|new| intake::check(business, new).map_err(|e| e.to_string()));
+        let lead = match checked {
             Ok(ok) => ok,
             Err(reason) => {
                 tally.rejections.push(reject(reason));
                 continue;
             }
         };
-        match phones.get(phone.as_str()) {
+        match phones.get(lead.phone.as_str()) {
             Some(existing) => match on_duplicate {
                 OnDuplicate::Skip => tally.skipped += 1,
                 OnDuplicate::Update => {
-                    switchboard_workflows::store::update_lead_details(&mut tx, existing, &new)
+                    switchboard_workflows::store::update_lead_details(&mut tx, existing, &lead)
                         .await?;
                     tally.updated += 1;
                 }
             },
-            None if do_not_call::listed(engine.db(), &business.id, phone.as_str()).await? => {
-                tally
-                    .rejections
-                    .push(reject(leads::on_the_list(&business.id).to_string()));
+            None if do_not_call::listed(engine.db(), &business.id, lead.phone.as_str()).await? => {
+                let listed = IntakeError::DoNotCall(business.id.clone());
+                tally.rejections.push(reject(listed.to_string()));
             }
             None => {
-                let key = format!("import:{}", phone.as_str());
-                let phone_text = phone.as_str().to_owned();
+                let key = format!("import:{}", lead.phone.as_str());
                 let idempotency = Idempotency {
                     key: &key,
                     fingerprint: None,
                 };
-                let lead = leads::start(engine, &mut tx, &new, phone, Some(idempotency)).await?;
-                phones.insert(phone_text, lead.id);
+                let stored = intake::start(engine, &mut tx, &lead, Some(idempotency)).await?;
+                phones.insert(lead.phone.as_str().to_owned(), stored.id);
                 tally.created += 1;
             }
         }
@@ -201,7 +198,7 @@ pub fn import_json(i: &store::Import) -> serde_json::Value {
         "rejected": i.rejected,
         "rejections": serde_json::from_str::<serde_json::Value>(&i.rejections).unwrap_or_default(),
         "error": i.error,
-        "created_at": crate::routes::rfc3339(i.created_at),
-        "finished_at": i.finished_at.map(crate::routes::rfc3339),
+        "created_at": crate::time::rfc3339(i.created_at),
+        "finished_at": i.finished_at.map(crate::time::rfc3339),
     })
 }

@@ -16,13 +16,12 @@ use switchboard_workflows::policy::backtest::{
     DEFAULT_DAYS, DEFAULT_LIMIT, Hook, MAX_LIMIT, Request,
 };
 
-use super::businesses::find;
-use super::scripts::{BODY_LIMIT, invalid_script};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, SCRIPT_BODY_LIMIT, invalid_script};
 use crate::extract::{Json, Path};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
+use crate::tenant::business as find;
 
 /// A backtest as asked for.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,7 +105,7 @@ pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<BacktestBody, BODY_LIMIT>,
+    Json(body): Json<BacktestBody, SCRIPT_BODY_LIMIT>,
 ) -> ApiResult<Response> {
     let business = find(&state, &caller, &id).await?;
     let request = body.request(state.policy.now())?;

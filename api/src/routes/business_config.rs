@@ -11,15 +11,14 @@ use switchboard_workflows::business::{Business, Invalid};
 use switchboard_workflows::scripting::validate;
 use switchboard_workflows::store::{self, configs::ConfigVersion};
 
-use super::businesses::find;
 use super::rfc3339;
-use super::scripts::invalid_script;
 use crate::access::keys;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, invalid_script};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
+use crate::tenant::business as find;
 
 /// The script a new business starts with when none is given: every hook left to its
 /// documented default.

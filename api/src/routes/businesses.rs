@@ -3,23 +3,13 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use serde_json::{Value, json};
-use switchboard_workflows::business::Business;
 use switchboard_workflows::store;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
-use crate::tenant::Caller;
-
-/// The business `id`, if the caller may reach it; 404 otherwise.
-pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Business> {
-    let found = match caller.can_access(id) {
-        true => store::business(state.engine.db(), id).await?,
-        false => None,
-    };
-    found.ok_or_else(|| ApiError::NotFound(format!("business {id:?} does not exist")))
-}
+use crate::tenant::{Caller, business as find};
 
 /// `GET /api/v1/businesses` → the businesses the caller may reach.
 #[utoipa::path(

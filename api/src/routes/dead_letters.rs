@@ -119,7 +119,7 @@ pub async fn replay(
     }
     let db = state.engine.db();
     let kind = VoiceKind::parse(&letter.provider).unwrap_or_default();
-    let outcome = super::webhooks::process(&state, kind, letter.body.as_bytes()).await;
+    let outcome = crate::provider_webhooks::process(&state, kind, letter.body.as_bytes()).await;
     let detail = json!({ "ok": outcome.is_ok() });
     crate::access::audit(&state, &caller, None, "dead_letter.replayed", &id, detail).await?;
     match outcome {

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use switchboard_workflows::phone::Phone;
 use switchboard_workflows::store::do_not_call::{self, Entry, Reason};
 
-use super::businesses::find;
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
+use crate::tenant::business as find;
 
 /// Numbers one request may add, at most.
 pub const MAX_PHONES: usize = 10_000;

@@ -59,7 +59,7 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     query.business = caller.scope(query.business)?;
     if let Some(run) = &query.run {
-        super::runs::find(&state, &caller, run).await?;
+        crate::tenant::run(&state, &caller, run).await?;
     }
     let header = headers
         .get("last-event-id")

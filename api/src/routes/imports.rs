@@ -84,7 +84,7 @@ pub async fn import(
     Query(q): Query<ImportQuery>,
     Body(body): Body<BODY_LIMIT>,
 ) -> ApiResult<Response> {
-    let business = super::businesses::find(&state, &caller, &q.business).await?;
+    let business = crate::tenant::business(&state, &caller, &q.business).await?;
     let format = format_of(q.format, &headers)?;
     let mapping_text = q.mapping.as_deref().unwrap_or("{}").trim();
     let mapping: Mapping = serde_json::from_str(mapping_text)

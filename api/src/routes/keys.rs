@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::businesses;
 use crate::access::keys;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -78,7 +77,7 @@ pub async fn create(
     }
     let business = caller.scope(new.business)?;
     if let Some(b) = &business {
-        businesses::find(&state, &caller, b).await?;
+        crate::tenant::business(&state, &caller, b).await?;
     }
     let secret = keys::generate();
     let id = keys::new_id();

@@ -10,33 +10,17 @@ use switchboard_engine::store::steps;
 use switchboard_workflows::store::LeadLabel;
 
 use super::rfc3339;
+use crate::answers::RunSummary;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
-use crate::tenant::Caller;
+use crate::tenant::{Caller, run as find};
 
 use switchboard_engine::store::runs::STATUSES;
 
-pub(crate) fn run_json(r: &RunRow) -> Value {
-    let mut v = json!({
-        "id": r.id,
-        "business": r.business_id,
-        "lead_id": r.subject_id,
-        "workflow": r.workflow,
-        "status": r.status,
-        "current_step": r.current_step,
-        "outcome": r.outcome,
-        "created_at": rfc3339(r.created_at),
-        "updated_at": rfc3339(r.updated_at),
-    });
-    if let Some(error) = &r.error {
-        v["error"] = json!(error);
-    }
-    if let (Some(kind), Some(until)) = (&r.wait_kind, r.wait_until) {
-        v["wait"] = json!({ "kind": kind, "key": r.wait_key, "deadline": rfc3339(until) });
-    }
-    v
+fn run_json(r: &RunRow) -> Value {
+    serde_json::to_value(RunSummary::from(r)).unwrap_or_default()
 }
 
 fn parse_json(text: &str) -> Value {
@@ -219,16 +203,6 @@ pub async fn list(
     Ok(JsonResponse(
         json!({ "runs": runs, "next_cursor": next_cursor }),
     ))
-}
-
-/// Run `id`, if `caller` may see it; `404` otherwise (also what the event stream's `run` filter
-/// uses).
-pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RunRow> {
-    let run = runs::find(state.engine.db(), &RunId(id.to_owned())).await?;
-    match run {
-        Some(run) if caller.can_access(&run.business_id) => Ok(run),
-        _ => Err(ApiError::NotFound(format!("run {id} not found"))),
-    }
 }
 
 /// `GET /api/v1/runs/{id}` → the run with every step attempt.

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 use switchboard_workflows::business::Business;
 use switchboard_workflows::{schedules, store};
 
-use super::businesses::find;
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
+use crate::tenant::business as find;
 
 /// Ticks shown per schedule.
 const RECENT_TICKS: i64 = 5;

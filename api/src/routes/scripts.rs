@@ -9,20 +9,16 @@ use switchboard_workflows::business::Business;
 use switchboard_workflows::policy::{Decided, LeadView, RunView};
 use switchboard_workflows::providers::openai::CallAnalysis;
 use switchboard_workflows::scripting::host_api::{self, HistoryEntry, sample_lead};
-use switchboard_workflows::scripting::sandbox::ScriptError;
 use switchboard_workflows::scripting::validate::{self, HOOKS, Report};
 use switchboard_workflows::store;
 
-use super::businesses::find;
 use super::rfc3339;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, SCRIPT_BODY_LIMIT, invalid_script};
 use crate::extract::{Json, Path};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
-
-/// Largest request body on the script routes: a script may be 64 KiB, escaped in JSON.
-pub const BODY_LIMIT: usize = 256 * 1024;
+use crate::tenant::business as find;
 
 /// A script source sent by an author.
 #[derive(Debug, Deserialize)]
@@ -30,18 +26,6 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct SourceBody {
     /// The whole `policy.rhai`.
     pub source: String,
-}
-
-pub(crate) fn invalid_script(errors: Vec<ScriptError>, report: Option<&Report>) -> ApiError {
-    let message = errors
-        .first()
-        .map(|e| format!("the script is not valid: {e}"))
-        .unwrap_or_else(|| "the script is not valid".into());
-    ApiError::Invalid {
-        code: "invalid_script",
-        message,
-        details: json!({ "errors": errors, "tests": report.map(|r| &r.tests) }),
-    }
 }
 
 /// `GET /api/v1/businesses/{id}/script` → the active version and its source.
@@ -85,7 +69,7 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<SourceBody, BODY_LIMIT>,
+    Json(body): Json<SourceBody, SCRIPT_BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let report = validate::validate(state.policy.host(), &business, &body.source).await;
@@ -122,7 +106,7 @@ pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<SourceBody, BODY_LIMIT>,
+    Json(body): Json<SourceBody, SCRIPT_BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Report>> {
     let business = find(&state, &caller, &id).await?;
     Ok(JsonResponse(
@@ -177,7 +161,7 @@ pub async fn dry_run(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<DryRunBody, BODY_LIMIT>,
+    Json(body): Json<DryRunBody, SCRIPT_BODY_LIMIT>,
 ) -> ApiResult<JsonResponse<Value>> {
     let business = find(&state, &caller, &id).await?;
     let source = match body.source {

@@ -1,6 +1,7 @@
 //! `POST /api/v1/webhooks/elevenlabs` and `POST /api/v1/webhooks/retell`: verify the provider's
-//! signature over the raw body, record the event once, resume the waiting run. The work itself happens in the run's next step, so this answers
-//! fast. Call recordings (`post_call_audio`) are written to the audio directory when one is
+//! signature over the raw body, then record the event once and resume the waiting run
+//! (`provider_webhooks::process`). The work itself happens in the run's next step, so this
+//! answers fast. Call recordings (`post_call_audio`) are written to the audio directory when one is
 //! configured, and otherwise acknowledged and dropped; a recording too large to hold in memory
 //! (a call of a quarter of an hour or more) is spilled to disk as it arrives, or, without an
 //! audio directory, acknowledged unread (the provider counts a refused delivery against the
@@ -12,16 +13,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use switchboard_engine::{Delivery, ExternalEvent};
-use switchboard_workflows::lead_call::CALL_EVENT;
-use switchboard_workflows::providers::voice::{BodyCheck, CallEvent, VoiceKind};
-use switchboard_workflows::store::calls;
+use switchboard_workflows::providers::voice::{BodyCheck, VoiceKind};
 use tracing::info;
 
 use crate::call_audio;
 use crate::dead_letters;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::ErrorBody;
+use crate::provider_webhooks::{audio_error, process};
 use crate::startup::AppState;
 
 /// Webhook bodies up to this size are held in memory (a call's audio in base64 mp3: about 12
@@ -30,13 +29,6 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The largest recording spilled to disk (base64: about 17 hours of mp3 at 128 kbit/s).
 pub const SPILL_LIMIT: u64 = 1 << 30;
-
-fn malformed(e: impl std::fmt::Display) -> ApiError {
-    ApiError::BadRequest {
-        code: "malformed_webhook",
-        message: e.to_string(),
-    }
-}
 
 /// Handles an ElevenLabs post-call webhook.
 #[utoipa::path(
@@ -156,76 +148,4 @@ async fn large(
     let (call_id, path) = spill.store(dir).await.map_err(audio_error)?;
     info!(%call_id, bytes, path = %path.display(), "large call audio stored");
     Ok(json!({ "status": "stored" }))
-}
-
-fn audio_error(e: call_audio::AudioError) -> ApiError {
-    match e {
-        call_audio::AudioError::Malformed(message) => malformed(message),
-        e @ call_audio::AudioError::Io(_) => ApiError::Internal(anyhow::Error::new(e)),
-    }
-}
-
-/// Processes a verified webhook body of `kind`'s provider: records the event once and resumes
-/// the waiting run, or stores the call's audio. Also what replaying a dead letter runs.
-pub(crate) async fn process(state: &AppState, kind: VoiceKind, body: &[u8]) -> ApiResult<Value> {
-    let voice = &state.voices.get(kind).provider;
-    let event = voice.parse_webhook(body).map_err(malformed)?;
-    let call_id = match &event {
-        CallEvent::Audio { call_id, audio } => {
-            let stored = store_audio(state, call_id, audio).await?;
-            return Ok(json!({ "status": if stored { "stored" } else { "ignored" } }));
-        }
-        CallEvent::Ignored { kind } => {
-            return Ok(json!({ "status": "ignored", "type": kind }));
-        }
-        _ => event.call_id().unwrap_or_default().to_owned(),
-    };
-    if call_id.is_empty() {
-        return Err(malformed("the event names no call"));
-    }
-    let payload: Value = serde_json::from_slice(body).map_err(malformed)?;
-    let deliver = |key: String, dedupe_key: String| {
-        state.engine.deliver(ExternalEvent {
-            kind: CALL_EVENT.into(),
-            key,
-            dedupe_key,
-            payload: payload.clone(),
-        })
-    };
-    let dedupe = format!("{}:{}:{call_id}", voice.name(), event.kind());
-    // A call whose answer was never recorded (a timeout or a crash after sending) is waited on
-    // by its call key, which the provider echoes (or, for a call that never connected, names by
-    // the number called): record its id and resume that wait too.
-    let db = state.engine.db();
-    let call_key = match (event.call_key(), event.to_number()) {
-        (Some(key), _) => Some(key.to_owned()),
-        (None, Some(to_number)) => calls::unanswered_call_to(db, to_number, &call_id).await?,
-        (None, None) => None,
-    };
-    if let Some(call_key) = call_key.as_deref()
-        && calls::adopt_conversation(db, call_key, &call_id).await?
-    {
-        info!(%call_id, call_key, "webhook names a call whose answer was never recorded");
-        deliver(call_key.to_owned(), format!("{dedupe}:by-call-key")).await?;
-    }
-    let delivery = deliver(call_id.clone(), dedupe).await?;
-    let status = match &delivery {
-        Delivery::Duplicate => "duplicate",
-        Delivery::Stored => "stored",
-        Delivery::Resumed(_) => "resumed",
-    };
-    info!(%call_id, kind = event.kind(), status, "voice webhook");
-    Ok(json!({ "status": status }))
-}
-
-/// Writes a call's audio as `<dir>/<call id>.mp3` when an audio directory is configured.
-async fn store_audio(state: &AppState, call_id: &str, audio: &[u8]) -> ApiResult<bool> {
-    let Some(dir) = &state.call_audio_dir else {
-        return Ok(false);
-    };
-    let path = call_audio::store(dir, call_id, audio)
-        .await
-        .map_err(audio_error)?;
-    info!(%call_id, bytes = audio.len(), path = %path.display(), "call audio stored");
-    Ok(true)
 }

@@ -240,7 +240,7 @@ pub async fn leads_by_phone(db: &Db, business_id: &str) -> Result<Vec<(String, S
 pub async fn update_lead_details(
     tx: &mut Tx,
     id: &str,
-    new: &crate::lead::NewLead,
+    new: &crate::lead::CheckedLead,
 ) -> Result<bool> {
     let changed = tx
         .execute(
@@ -248,8 +248,8 @@ pub async fn update_lead_details(
                 "UPDATE leads SET name = $1, email = $2, source = $3, custom_fields = $4 \
                  WHERE id = $5",
             )
-            .bind(new.name.trim())
-            .bind(new.email.clone())
+            .bind(new.name.as_str())
+            .bind(new.email.as_ref().map(|e| e.as_str()))
             .bind(new.source.clone())
             .bind(serde_json::to_string(&new.custom_fields)?)
             .bind(id),

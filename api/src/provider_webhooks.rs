@@ -1,0 +1,65 @@
+//! What a verified provider webhook does, and the answer it gives: its call event delivered
+//! through `switchboard_workflows::call_events`, a recording kept in the audio directory when
+//! one is configured. The webhook routes and dead-letter replay both call `process`.
+
+use serde_json::{Value, json};
+use switchboard_engine::Delivery;
+use switchboard_workflows::call_events::{self, CallEventError, Received};
+use switchboard_workflows::providers::voice::VoiceKind;
+use tracing::info;
+
+use crate::call_audio;
+use crate::error::{ApiError, ApiResult};
+use crate::startup::AppState;
+
+/// The 400 for a body that is not an event of the provider's.
+pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest {
+        code: "malformed_webhook",
+        message: e.to_string(),
+    }
+}
+
+/// A recording that could not be kept.
+pub(crate) fn audio_error(e: call_audio::AudioError) -> ApiError {
+    match e {
+        call_audio::AudioError::Malformed(message) => malformed(message),
+        e @ call_audio::AudioError::Io(_) => ApiError::Internal(anyhow::Error::new(e)),
+    }
+}
+
+/// Processes a verified webhook body of `kind`'s provider: records the event once and resumes
+/// the waiting run, or stores the call's audio; `{status}` as the webhook answers it.
+pub(crate) async fn process(state: &AppState, kind: VoiceKind, body: &[u8]) -> ApiResult<Value> {
+    let voice = &state.voices.get(kind).provider;
+    let received = call_events::receive(&state.engine, voice.as_ref(), body)
+        .await
+        .map_err(|e| match e {
+            CallEventError::Malformed(m) => malformed(m),
+            CallEventError::Store(e) => e.into(),
+        })?;
+    Ok(match received {
+        Received::Delivered(delivery) => json!({ "status": match delivery {
+            Delivery::Duplicate => "duplicate",
+            Delivery::Stored => "stored",
+            Delivery::Resumed(_) => "resumed",
+        }}),
+        Received::Audio { call_id, audio } => {
+            let stored = store_audio(state, &call_id, &audio).await?;
+            json!({ "status": if stored { "stored" } else { "ignored" } })
+        }
+        Received::Ignored { kind } => json!({ "status": "ignored", "type": kind }),
+    })
+}
+
+/// Writes a call's audio as `<dir>/<call id>.mp3` when an audio directory is configured.
+async fn store_audio(state: &AppState, call_id: &str, audio: &[u8]) -> ApiResult<bool> {
+    let Some(dir) = &state.call_audio_dir else {
+        return Ok(false);
+    };
+    let path = call_audio::store(dir, call_id, audio)
+        .await
+        .map_err(audio_error)?;
+    info!(%call_id, bytes = audio.len(), path = %path.display(), "call audio stored");
+    Ok(true)
+}
