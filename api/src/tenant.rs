@@ -11,9 +11,9 @@ use switchboard_engine::store::runs::{self, RunRow};
 use switchboard_workflows::business::Business;
 use switchboard_workflows::store;
 
-use crate::access::keys::ApiKey;
 use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
+use crate::store::keys::ApiKey;
 
 /// The resolved caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

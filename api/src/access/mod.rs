@@ -5,10 +5,6 @@
 //! public ones (health, the OpenAPI document, signed webhooks, sign-in) are listed in
 //! `startup::app`.
 
-pub mod audit;
-pub mod keys;
-pub mod sessions;
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
@@ -17,6 +13,7 @@ use switchboard_engine::{Db, EngineError};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store::{audit, keys, sessions};
 use crate::tenant::Caller;
 
 /// The dashboard session cookie.

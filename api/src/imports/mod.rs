@@ -5,7 +5,6 @@
 //! updated as asked. The same file uploaded again with the same options is the same import.
 
 pub mod parse;
-pub mod store;
 
 use std::collections::HashMap;
 use switchboard_workflows::intake::{self, IntakeError};
@@ -18,6 +17,7 @@ use switchboard_workflows::business::Business;
 use tracing::{info, warn};
 
 use crate::error::ApiError;
+use crate::store::imports as store;
 use parse::Row;
 
 /// Rows an import may hold.

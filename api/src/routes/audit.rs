@@ -6,11 +6,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::rfc3339;
-use crate::access::audit;
 use crate::error::ApiResult;
 use crate::extract::Query;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::store::audit;
 use crate::tenant::Caller;
 
 /// Query of `GET /api/v1/audit`.

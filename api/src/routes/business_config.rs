@@ -12,11 +12,11 @@ use switchboard_workflows::scripting::validate;
 use switchboard_workflows::store::{self, configs::ConfigVersion};
 
 use super::rfc3339;
-use crate::access::keys;
 use crate::error::{ApiError, ApiResult, invalid_script};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::store::keys;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
 

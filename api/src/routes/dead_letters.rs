@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use switchboard_workflows::providers::voice::VoiceKind;
 
 use super::rfc3339;
-use crate::dead_letters::{self, DeadLetter};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::store::dead_letters::{self, DeadLetter};
 use crate::tenant::Caller;
 
 /// Query of `GET /api/v1/dead-letters`.

@@ -120,7 +120,7 @@ pub async fn import(
     hash.update(&body);
     let id = format!("imp_{}", &hex::encode(hash.finalize())[..24]);
     let db = state.engine.db();
-    let fresh = imports::store::insert(
+    let fresh = crate::store::imports::insert(
         db,
         &id,
         &business.id,
@@ -131,8 +131,8 @@ pub async fn import(
     .await?;
     // The same upload whose import stalled (its process died mid-way) is run again: rows stored
     // the first time are duplicates now, so nothing is stored twice.
-    let stalled =
-        !fresh && imports::store::take_over_stalled(db, &id, now_ms() - STALLED_AFTER_MS).await?;
+    let stalled = !fresh
+        && crate::store::imports::take_over_stalled(db, &id, now_ms() - STALLED_AFTER_MS).await?;
     if fresh || stalled {
         tokio::spawn(imports::run(
             state.engine.clone(),
@@ -142,7 +142,7 @@ pub async fn import(
             q.on_duplicate,
         ));
     }
-    let stored = imports::store::find(db, &id)
+    let stored = crate::store::imports::find(db, &id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("import {id} vanished")))?;
     let status = if fresh {
@@ -176,7 +176,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JsonResponse<Value>> {
-    let found = imports::store::find(state.engine.db(), &id)
+    let found = crate::store::imports::find(state.engine.db(), &id)
         .await?
         .filter(|i| caller.can_access(&i.business_id))
         .ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;

@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::keys;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::store::keys;
 use crate::tenant::Caller;
 
 /// Body of `POST /api/v1/keys`.

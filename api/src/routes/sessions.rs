@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::sessions::{self, SESSION_LENGTH};
-use crate::access::{CSRF_HEADER, SESSION_COOKIE, SignedIn, keys};
+use crate::access::{CSRF_HEADER, SESSION_COOKIE, SignedIn};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
+use crate::store::keys;
+use crate::store::sessions::{self, SESSION_LENGTH};
 use crate::tenant::Caller;
 
 /// Body of `POST /api/v1/sessions`.

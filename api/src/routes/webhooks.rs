@@ -17,11 +17,11 @@ use switchboard_workflows::providers::voice::{BodyCheck, VoiceKind};
 use tracing::info;
 
 use crate::call_audio;
-use crate::dead_letters;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::ErrorBody;
 use crate::provider_webhooks::{audio_error, process};
 use crate::startup::AppState;
+use crate::store::dead_letters;
 
 /// Webhook bodies up to this size are held in memory (a call's audio in base64 mp3: about 12
 /// minutes fit); a larger recording is spilled to disk, and any other larger body refused (413).

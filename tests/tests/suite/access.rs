@@ -698,7 +698,7 @@ async fn the_first_operator_key_is_created_once_by_processes_starting_together(b
     let (n,): (i64,) = db
         .fetch_one(
             Q::new("SELECT COUNT(*) FROM sb_api_keys WHERE secret_hash = $1").bind(
-                switchboard_api::access::keys::hash("sbk_padded-operator-key"),
+                switchboard_api::store::keys::hash("sbk_padded-operator-key"),
             ),
         )
         .await

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use switchboard_engine::ids::now_ms;
 use switchboard_engine::store::{Db, Q};
 
-use super::Tally;
+use crate::imports::Tally;
 
 type Result<T> = std::result::Result<T, switchboard_engine::EngineError>;
 
