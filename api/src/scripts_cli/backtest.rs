@@ -162,14 +162,13 @@ pub fn text(r: &Report) -> String {
     }
     s += "\n\nhook            compared  changed  errors  reproduced\n";
     for (hook, t) in &r.hooks {
-        let hook = serde_json::to_value(hook).unwrap_or_default();
         let reproduced = match t.checked {
             0 => "-".to_owned(),
             n => format!("{}/{n}", t.reproduced),
         };
         s += &format!(
             "{:<14} {:>9} {:>8} {:>7}  {reproduced}\n",
-            hook.as_str().unwrap_or_default(),
+            hook.as_str(),
             t.compared,
             t.changed,
             t.errors
@@ -210,10 +209,9 @@ pub fn text(r: &Report) -> String {
     if !r.errors.is_empty() {
         s += "\nerrors the candidate raised (the default decision was used)\n";
         for e in &r.errors {
-            let hook = serde_json::to_value(e.hook).unwrap_or_default();
             s += &format!(
                 "  {} ×{}: {} (first in run {})\n",
-                hook.as_str().unwrap_or_default(),
+                e.hook.as_str(),
                 e.count,
                 e.message,
                 e.run_id
@@ -223,11 +221,10 @@ pub fn text(r: &Report) -> String {
     if !r.samples.is_empty() {
         s += "\nchanged decisions\n";
         for c in &r.samples {
-            let hook = serde_json::to_value(c.hook).unwrap_or_default();
             s += &format!(
                 "  {} {} run {}\n    before: {}\n    after:  {}\n",
                 c.decided_at,
-                hook.as_str().unwrap_or_default(),
+                c.hook.as_str(),
                 c.run_id,
                 c.before,
                 c.after

@@ -293,6 +293,14 @@ impl Q {
             ..Q::new(sql)
         }
     }
+    /// `$first, $first+1, …`: `n` placeholders, for an `IN (…)` list bound in order.
+    pub fn placeholders(first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Binds the next `$n` argument.
     pub fn bind(mut self, arg: impl Into<Arg>) -> Self {
         self.args.push(arg.into());

@@ -215,14 +215,6 @@ pub struct OfBusiness<'a> {
 /// Runs (or attempts) read per `IN (…)` list.
 const CHUNK: usize = 500;
 
-/// `$first, $first+1, …`: `n` placeholders.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The newest `keep` of the attempts `which` names, newest first (by start, then id):
 /// `(started_at, id)`.
 ///
@@ -244,8 +236,8 @@ pub async fn of_business(
         .await?;
     let mut found = Vec::new();
     for chunk in runs.chunks(CHUNK) {
-        let names = placeholders(3, which.steps.len());
-        let ids = placeholders(3 + which.steps.len(), chunk.len());
+        let names = Q::placeholders(3, which.steps.len());
+        let ids = Q::placeholders(3 + which.steps.len(), chunk.len());
         let q = Q::new(format!(
             "SELECT started_at, id FROM sb_steps WHERE started_at >= $1 AND started_at < $2 \
              AND output IS NOT NULL AND name IN ({names}) AND run_id IN ({ids})"
@@ -267,7 +259,7 @@ pub async fn by_ids(db: &Db, ids: &[&str]) -> Result<Vec<StepRow>> {
     for chunk in ids.chunks(CHUNK) {
         let q = Q::new(format!(
             "SELECT {COLUMNS} FROM sb_steps WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            Q::placeholders(1, chunk.len())
         ));
         let q = chunk.iter().fold(q, |q, id| q.bind(*id));
         rows.extend(

@@ -90,6 +90,17 @@ impl Hook {
         Hook::OnNoAnswer,
     ];
 
+    /// The hook's name in scripts and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Context => "context",
+            Hook::Route => "route",
+            Hook::Score => "score",
+            Hook::FollowUp => "follow_up",
+            Hook::OnNoAnswer => "on_no_answer",
+        }
+    }
+
     /// The step that takes this hook's decisions.
     fn step(self) -> &'static str {
         match self {

@@ -529,7 +529,7 @@ pub async fn calls_of_leads(
     let q = Q::new(format!(
         "SELECT run_id, lead_id, attempt, created_at, outcome, score, tag, summary FROM calls \
          WHERE lead_id IN ({}) ORDER BY created_at, attempt",
-        super::placeholders(1, lead_ids.len())
+        Q::placeholders(1, lead_ids.len())
     ));
     let rows: Vec<HistoryRow> = db
         .fetch_all(lead_ids.iter().fold(q, |q, id| q.bind(*id)))

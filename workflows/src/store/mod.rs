@@ -64,14 +64,6 @@ pub async fn business(db: &Db, id: &str) -> Result<Option<Business>> {
         .transpose()
 }
 
-/// `$first, $first+1, …`: `n` placeholders for an `IN (…)` list.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The versions these runs are pinned to in `table` (`run_scripts` or `run_configs`), by run.
 async fn run_pins(
     db: &Db,
@@ -83,7 +75,7 @@ async fn run_pins(
     }
     let q = Q::new(format!(
         "SELECT run_id, version FROM {table} WHERE run_id IN ({})",
-        placeholders(1, run_ids.len())
+        Q::placeholders(1, run_ids.len())
     ));
     let rows: Vec<(String, i64)> = db
         .fetch_all(run_ids.iter().fold(q, |q, id| q.bind(*id)))
@@ -98,7 +90,7 @@ pub async fn leads_by_id(db: &Db, ids: &[&str]) -> Result<std::collections::Hash
     }
     let q = Q::new(format!(
         "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({})",
-        placeholders(1, ids.len())
+        Q::placeholders(1, ids.len())
     ));
     let rows: Vec<LeadRow> = db
         .fetch_all(ids.iter().fold(q, |q, id| q.bind(*id)))
