@@ -1,9 +1,13 @@
 //! The operator dashboard: embedded HTML/JS/CSS pages over the JSON API.
 //!
-//! Dashboard v0 is a single HTML shell plus its scripts (the dashboard's, and the business
-//! page's backtest view in a file of its own) and one stylesheet, all compiled into the binary with `include_str!` (no front-end build step, no
-//! third-party assets). The pages are static; everything they show is fetched
-//! by the browser from the same-origin JSON API under `/api/v1`.
+//! Dashboard v0 is a single HTML shell plus its scripts and one stylesheet, all compiled into
+//! the binary with `include_str!` (no front-end build step, no bundler, no third-party assets).
+//! The scripts are plain ES modules: the shell loads `main.js` (`<script type="module">`),
+//! which picks the page from the path and imports the rest, one file per page (`runs.js`,
+//! `run.js`, `overview.js`, `businesses.js` with `backtest.js` and `code.js`, `schedules.js`,
+//! `dead-letters.js`, `session.js` for signing in) over what they share (`core.js`). The pages
+//! are static; everything they show is fetched by the browser from the same-origin JSON API
+//! under `/api/v1`.
 //!
 //! Routes:
 //! - `GET /` — the runs list (filters, load more, refreshes every 2 s).
@@ -17,13 +21,13 @@
 //!   from there.
 //! - `GET /dead-letters` — webhooks whose processing failed, each with a replay button
 //!   (operators).
-//! - `GET /assets/dashboard.js`, `GET /assets/backtest.js`, `GET /assets/dashboard.css` — the
-//!   assets.
+//! - `GET /assets/{name}` — the scripts and the stylesheet, one route per entry of `ASSETS`
+//!   (a fixed table: any other name under `/assets/` is not found).
 //!
 //! Every response carries `cache-control: no-cache`, so a redeployed binary is
 //! picked up on the next page load. The HTML also carries a strict
 //! content-security-policy: the pages use no inline script or style, and the
-//! script only talks to its own origin.
+//! scripts (same-origin modules) only talk to their own origin.
 //!
 //! The router sets no fallback, so it can be `merge`d into the API router.
 
@@ -36,16 +40,50 @@ use axum::{
 
 /// The HTML shell served for every page.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-/// The dashboard script (vanilla JS, no dependencies).
-const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
-/// The business page's backtest view (loaded before the dashboard script, which starts it).
-const BACKTEST_JS: &str = include_str!("../assets/backtest.js");
-/// The dashboard stylesheet.
-const DASHBOARD_CSS: &str = include_str!("../assets/dashboard.css");
 
 const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 const JS_CONTENT_TYPE: &str = "text/javascript; charset=utf-8";
 const CSS_CONTENT_TYPE: &str = "text/css; charset=utf-8";
+
+/// An `ASSETS` entry: the file `assets/{name}`, compiled in, served as `content_type`.
+macro_rules! embedded {
+    ($name:literal, $content_type:expr) => {
+        (
+            $name,
+            $content_type,
+            include_str!(concat!("../assets/", $name)),
+        )
+    };
+}
+
+/// Everything served under `/assets/`: name, content type, content. The scripts are ES modules
+/// (vanilla JS, no dependencies) importing each other by these names; `main.js` is the one the
+/// HTML shell loads.
+const ASSETS: &[(&str, &str, &str)] = &[
+    // Startup and the router: picks the page, imports the rest.
+    embedded!("main.js", JS_CONTENT_TYPE),
+    // What every page shares: DOM helpers, formatting, api(), errors, polling.
+    embedded!("core.js", JS_CONTENT_TYPE),
+    // Signing in (any page without a session) and out.
+    embedded!("session.js", JS_CONTENT_TYPE),
+    // `/`: the runs list.
+    embedded!("runs.js", JS_CONTENT_TYPE),
+    // `/runs/{id}`: one run.
+    embedded!("run.js", JS_CONTENT_TYPE),
+    // `/overview`.
+    embedded!("overview.js", JS_CONTENT_TYPE),
+    // `/businesses` and `/businesses/{id}`, with the business page's backtest view and its
+    // script highlighting.
+    embedded!("businesses.js", JS_CONTENT_TYPE),
+    embedded!("backtest.js", JS_CONTENT_TYPE),
+    embedded!("code.js", JS_CONTENT_TYPE),
+    // `/schedules`.
+    embedded!("schedules.js", JS_CONTENT_TYPE),
+    // `/dead-letters`.
+    embedded!("dead-letters.js", JS_CONTENT_TYPE),
+    // The stylesheet.
+    embedded!("dashboard.css", CSS_CONTENT_TYPE),
+];
 
 /// Only same-origin script, style and API calls; no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -54,20 +92,27 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 
 /// The dashboard routes, ready to be merged into the API router.
 ///
-/// Routes: `GET /` (runs list), `GET /runs/{id}` (one run's timeline), `GET /businesses[/{id}]`,
-/// `GET /assets/dashboard.js`, `GET /assets/backtest.js`, `GET /assets/dashboard.css`.
+/// Routes: `GET /` (runs list), `GET /runs/{id}` (one run's timeline), `GET /overview`,
+/// `GET /businesses[/{id}]`, `GET /schedules`, `GET /dead-letters`, and `GET /assets/{name}` for
+/// each name in `ASSETS` (one route each, so any other path falls through to the router this
+/// one is merged into).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(index))
         .route("/runs/{id}", get(index))
         .route("/overview", get(index))
         .route("/businesses", get(index))
         .route("/businesses/{id}", get(index))
         .route("/schedules", get(index))
-        .route("/dead-letters", get(index))
-        .route("/assets/dashboard.js", get(script))
-        .route("/assets/backtest.js", get(backtest_script))
-        .route("/assets/dashboard.css", get(stylesheet))
+        .route("/dead-letters", get(index));
+    ASSETS
+        .iter()
+        .fold(pages, |router, &(name, content_type, body)| {
+            router.route(
+                &format!("/assets/{name}"),
+                get(move || async move { asset(content_type, body) }),
+            )
+        })
 }
 
 /// The HTML shell; the script decides which view to show from the path.
@@ -94,18 +139,6 @@ async fn index() -> impl IntoResponse {
         ],
         INDEX_HTML,
     )
-}
-
-async fn script() -> impl IntoResponse {
-    asset(JS_CONTENT_TYPE, DASHBOARD_JS)
-}
-
-async fn backtest_script() -> impl IntoResponse {
-    asset(JS_CONTENT_TYPE, BACKTEST_JS)
-}
-
-async fn stylesheet() -> impl IntoResponse {
-    asset(CSS_CONTENT_TYPE, DASHBOARD_CSS)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -171,12 +204,9 @@ mod tests {
         assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
         assert!(body.starts_with("<!doctype html>"));
         assert!(body.contains("Switchboard"));
-        assert!(body.contains(r#"src="/assets/dashboard.js""#));
-        // The backtest view is loaded first: the dashboard script starts it.
-        let backtest = body
-            .find(r#"src="/assets/backtest.js""#)
-            .expect("backtest.js");
-        assert!(backtest < body.find(r#"src="/assets/dashboard.js""#).unwrap());
+        // One script, the module that imports the rest.
+        assert!(body.contains(r#"<script type="module" src="/assets/main.js"></script>"#));
+        assert_eq!(body.matches("<script").count(), 1);
         assert!(body.contains(r#"href="/assets/dashboard.css""#));
         for id in [
             "runs-table",
@@ -210,35 +240,85 @@ mod tests {
         assert_eq!(body, INDEX_HTML);
     }
 
+    /// The names a module imports (`… from './name.js'`).
+    fn imports(script: &str) -> Vec<&str> {
+        script
+            .split("from './")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('\'').expect("a closing quote")])
+            .collect()
+    }
+
     #[tokio::test]
-    async fn scripts_are_javascript() {
-        for (path, script) in [
-            ("/assets/dashboard.js", DASHBOARD_JS),
-            ("/assets/backtest.js", BACKTEST_JS),
-        ] {
-            let (status, headers, body) = get_path(path).await;
+    async fn every_asset_is_served_with_its_content_type() {
+        for &(name, content_type, content) in ASSETS {
+            let path = format!("/assets/{name}");
+            let (status, headers, body) = get_path(&path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
-            assert_eq!(header_str(&headers, header::CONTENT_TYPE), JS_CONTENT_TYPE);
+            let expected = if name.ends_with(".js") {
+                JS_CONTENT_TYPE
+            } else if name.ends_with(".css") {
+                CSS_CONTENT_TYPE
+            } else {
+                panic!("{name}: neither a script nor a stylesheet")
+            };
+            assert_eq!(content_type, expected, "{path}");
+            assert_eq!(
+                header_str(&headers, header::CONTENT_TYPE),
+                expected,
+                "{path}"
+            );
             assert_eq!(header_str(&headers, header::CACHE_CONTROL), "no-cache");
             assert_eq!(
                 header_str(&headers, header::X_CONTENT_TYPE_OPTIONS),
                 "nosniff"
             );
-            assert_eq!(body, script, "{path}");
-            // Data is only ever inserted as text.
-            assert!(!body.contains("innerHTML"), "{path}");
-            assert!(!body.contains("insertAdjacentHTML"), "{path}");
-            assert!(!body.contains("document.write"), "{path}");
+            assert_eq!(body, content, "{path}");
+            if expected == JS_CONTENT_TYPE {
+                // Each file says first what it is for.
+                assert!(
+                    body.starts_with("// Switchboard operator dashboard: "),
+                    "{path}"
+                );
+                // Data is only ever inserted as text.
+                assert!(!body.contains("innerHTML"), "{path}");
+                assert!(!body.contains("insertAdjacentHTML"), "{path}");
+                assert!(!body.contains("document.write"), "{path}");
+            }
         }
+        let names: std::collections::HashSet<&str> = ASSETS.iter().map(|a| a.0).collect();
+        assert_eq!(names.len(), ASSETS.len(), "a name twice");
     }
 
-    #[tokio::test]
-    async fn stylesheet_is_css() {
-        let (status, headers, body) = get_path("/assets/dashboard.css").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(header_str(&headers, header::CONTENT_TYPE), CSS_CONTENT_TYPE);
-        assert_eq!(header_str(&headers, header::CACHE_CONTROL), "no-cache");
-        assert_eq!(body, DASHBOARD_CSS);
+    /// Every module is served, and every script served is used: the modules `main.js` imports,
+    /// directly or not, are exactly the table's scripts.
+    #[test]
+    fn the_modules_and_the_table_agree() {
+        let script = |name: &str| {
+            ASSETS
+                .iter()
+                .find(|a| a.0 == name)
+                .unwrap_or_else(|| panic!("{name} is imported but not in ASSETS"))
+                .2
+        };
+        let mut reached = vec!["main.js"];
+        let mut i = 0;
+        while i < reached.len() {
+            for name in imports(script(reached[i])) {
+                if !reached.contains(&name) {
+                    reached.push(name);
+                }
+            }
+            i += 1;
+        }
+        reached.sort_unstable();
+        let mut scripts: Vec<&str> = ASSETS
+            .iter()
+            .filter(|a| a.1 == JS_CONTENT_TYPE)
+            .map(|a| a.0)
+            .collect();
+        scripts.sort_unstable();
+        assert_eq!(reached, scripts);
     }
 
     #[tokio::test]
@@ -247,7 +327,17 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(header_str(&headers, header::CONTENT_TYPE), CSS_CONTENT_TYPE);
 
-        for path in ["/assets/other.js", "/runs", "/runs/a/b"] {
+        for path in [
+            "/assets/other.js",
+            // The script before it was split into modules.
+            "/assets/dashboard.js",
+            "/assets/index.html",
+            "/assets/",
+            "/assets/main.js/x",
+            "/assets/MAIN.JS",
+            "/runs",
+            "/runs/a/b",
+        ] {
             let (status, _, _) = get_path(path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         }
