@@ -2,7 +2,7 @@
 //! through `switchboard_workflows::call_events`, a recording kept in the audio directory when
 //! one is configured. The webhook routes and dead-letter replay both call `process`.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use switchboard_engine::Delivery;
 use switchboard_workflows::call_events::{self, CallEventError, Received};
 use switchboard_workflows::providers::voice::VoiceKind;
@@ -11,6 +11,35 @@ use tracing::info;
 use crate::call_audio;
 use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
+
+/// What a webhook answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    pub status: WebhookStatus,
+    /// An ignored event's type.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// What became of a webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// The event was recorded and the run waiting on it resumed.
+    Resumed,
+    /// The event (or a recording) was recorded; no run waited on it.
+    Stored,
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// An event the pipeline has no use for, or a recording with nowhere to keep it.
+    Ignored,
+}
+
+impl From<WebhookStatus> for WebhookAnswer {
+    fn from(status: WebhookStatus) -> WebhookAnswer {
+        WebhookAnswer { status, kind: None }
+    }
+}
 
 /// The 400 for a body that is not an event of the provider's.
 pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
@@ -30,7 +59,11 @@ pub(crate) fn audio_error(e: call_audio::AudioError) -> ApiError {
 
 /// Processes a verified webhook body of `kind`'s provider: records the event once and resumes
 /// the waiting run, or stores the call's audio; `{status}` as the webhook answers it.
-pub(crate) async fn process(state: &AppState, kind: VoiceKind, body: &[u8]) -> ApiResult<Value> {
+pub(crate) async fn process(
+    state: &AppState,
+    kind: VoiceKind,
+    body: &[u8],
+) -> ApiResult<WebhookAnswer> {
     let voice = &state.voices.get(kind).provider;
     let received = call_events::receive(&state.engine, voice.as_ref(), body)
         .await
@@ -39,16 +72,25 @@ pub(crate) async fn process(state: &AppState, kind: VoiceKind, body: &[u8]) -> A
             CallEventError::Store(e) => e.into(),
         })?;
     Ok(match received {
-        Received::Delivered(delivery) => json!({ "status": match delivery {
-            Delivery::Duplicate => "duplicate",
-            Delivery::Stored => "stored",
-            Delivery::Resumed(_) => "resumed",
-        }}),
+        Received::Delivered(delivery) => match delivery {
+            Delivery::Duplicate => WebhookStatus::Duplicate,
+            Delivery::Stored => WebhookStatus::Stored,
+            Delivery::Resumed(_) => WebhookStatus::Resumed,
+        }
+        .into(),
         Received::Audio { call_id, audio } => {
             let stored = store_audio(state, &call_id, &audio).await?;
-            json!({ "status": if stored { "stored" } else { "ignored" } })
+            if stored {
+                WebhookStatus::Stored
+            } else {
+                WebhookStatus::Ignored
+            }
+            .into()
         }
-        Received::Ignored { kind } => json!({ "status": "ignored", "type": kind }),
+        Received::Ignored { kind } => WebhookAnswer {
+            status: WebhookStatus::Ignored,
+            kind: Some(kind),
+        },
     })
 }
 

@@ -6,7 +6,7 @@ use crate::phone::Phone;
 pub use crate::simulator::SimSteer;
 
 /// A lead as submitted to `POST /api/v1/leads`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// The business id.
@@ -14,6 +14,7 @@ pub struct NewLead {
     /// The person's name.
     pub name: String,
     /// E.164 phone number.
+    #[schema(example = "+14155552671")]
     pub phone: String,
     /// Email address.
     #[serde(default)]
@@ -23,6 +24,7 @@ pub struct NewLead {
     pub source: Option<String>,
     /// Values of the business' custom fields.
     #[serde(default)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
     /// The person's prior consent to be called.
     #[serde(default)]
@@ -109,12 +111,13 @@ pub struct CheckedLead {
 
 /// The person's prior consent to be called, as the business recorded it. A business that
 /// requires consent (`calling.require_consent`) never calls a lead without one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// Where it was given: `web_form`, `phone`, `paper`, …
     pub source: String,
-    /// When it was given.
+    /// When it was given (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
     pub at: chrono::DateTime<chrono::Utc>,
     /// The words the person agreed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,6 @@ use switchboard_workflows::intake::{self, IntakeError};
 use switchboard_workflows::store::{Idempotency, do_not_call};
 
 use serde::Deserialize;
-use serde_json::json;
 use switchboard_engine::Engine;
 use switchboard_workflows::business::Business;
 use tracing::{info, warn};
@@ -47,8 +46,9 @@ impl OnDuplicate {
 }
 
 /// A rejected row.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rejection {
+    /// The file's line (1 is the first; a CSV header is line 1).
     pub line: u64,
     pub reason: String,
 }
@@ -182,23 +182,50 @@ async fn store_batch(
     Ok(())
 }
 
-/// The import's answer body.
-pub fn import_json(i: &store::Import) -> serde_json::Value {
-    json!({
-        "id": i.id,
-        "business": i.business_id,
-        "format": i.format,
-        "on_duplicate": i.on_duplicate,
-        "status": i.status,
-        "total_rows": i.total_rows,
-        "processed": i.processed,
-        "created": i.created,
-        "updated": i.updated,
-        "skipped": i.skipped,
-        "rejected": i.rejected,
-        "rejections": serde_json::from_str::<serde_json::Value>(&i.rejections).unwrap_or_default(),
-        "error": i.error,
-        "created_at": crate::time::rfc3339(i.created_at),
-        "finished_at": i.finished_at.map(crate::time::rfc3339),
-    })
+/// An import's progress and report, as the API answers it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ImportAnswer {
+    /// `imp_…`.
+    pub id: String,
+    pub business: String,
+    /// `csv` or `jsonl`.
+    pub format: String,
+    /// `skip` or `update`.
+    pub on_duplicate: String,
+    /// `processing`, `done` or `failed`.
+    pub status: String,
+    pub total_rows: i64,
+    pub processed: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub rejected: i64,
+    pub rejections: Vec<Rejection>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<&store::Import> for ImportAnswer {
+    fn from(i: &store::Import) -> ImportAnswer {
+        ImportAnswer {
+            id: i.id.clone(),
+            business: i.business_id.clone(),
+            format: i.format.clone(),
+            on_duplicate: i.on_duplicate.clone(),
+            status: i.status.clone(),
+            total_rows: i.total_rows,
+            processed: i.processed,
+            created: i.created,
+            updated: i.updated,
+            skipped: i.skipped,
+            rejected: i.rejected,
+            rejections: serde_json::from_str(&i.rejections).unwrap_or_default(),
+            error: i.error.clone(),
+            created_at: crate::time::rfc3339(i.created_at),
+            finished_at: i.finished_at.map(crate::time::rfc3339),
+        }
+    }
 }

@@ -3,9 +3,11 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use switchboard_workflows::store::analytics::{self, Cohort, Dimension, Group};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use switchboard_workflows::store::analytics::{self, Cohort, Dimension, Funnel, Group};
+use utoipa::ToSchema;
 
 use super::{parse_time, rfc3339};
 use crate::error::ApiResult;
@@ -23,20 +25,49 @@ pub struct AnalyticsQuery {
     to: Option<String>,
 }
 
-fn groups(groups: Vec<Group>) -> Vec<Value> {
+/// Answer of `GET /api/v1/analytics`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Analytics {
+    /// The business, or `null` for all the caller may reach.
+    pub business: Option<String>,
+    /// RFC 3339: leads created at or after.
+    pub from: String,
+    /// RFC 3339: leads created before.
+    pub to: String,
+    pub funnel: Funnel,
+    /// Runs per outcome.
+    pub outcomes: BTreeMap<String, i64>,
+    /// Scored calls in ten buckets: 0–9, 10–19, …, 90–100.
+    pub score_distribution: [i64; 10],
+    pub by_agent: Vec<CallGroup>,
+    pub by_campaign: Vec<CallGroup>,
+    pub by_objective: Vec<CallGroup>,
+}
+
+/// The calls of one agent, campaign or objective.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallGroup {
+    /// The agent's key, the campaign's or the objective's name (`null`: calls without one).
+    pub key: Option<String>,
+    pub calls: i64,
+    pub connected: i64,
+    /// `connected / calls`; `null` without calls.
+    pub connect_rate: Option<f64>,
+    pub scored: i64,
+    /// `null` without scored calls.
+    pub average_score: Option<f64>,
+}
+
+fn groups(groups: Vec<Group>) -> Vec<CallGroup> {
     groups
         .into_iter()
-        .map(|g| {
-            let rate = (g.calls > 0).then(|| g.connected as f64 / g.calls as f64);
-            let average = (g.scored > 0).then(|| g.score_sum as f64 / g.scored as f64);
-            json!({
-                "key": g.key,
-                "calls": g.calls,
-                "connected": g.connected,
-                "connect_rate": rate,
-                "scored": g.scored,
-                "average_score": average,
-            })
+        .map(|g| CallGroup {
+            connect_rate: (g.calls > 0).then(|| g.connected as f64 / g.calls as f64),
+            average_score: (g.scored > 0).then(|| g.score_sum as f64 / g.scored as f64),
+            key: g.key,
+            calls: g.calls,
+            connected: g.connected,
+            scored: g.scored,
         })
         .collect()
 }
@@ -50,7 +81,7 @@ fn groups(groups: Vec<Group>) -> Vec<Value> {
         ("to" = Option<String>, Query, description = "Leads created before (RFC 3339; default now)"),
     ),
     responses(
-        (status = 200, description = "`{business, from, to, funnel: {leads, called, connected, qualified, handed_off}, outcomes: {outcome: runs}, score_distribution: [10 buckets], by_agent, by_campaign, by_objective: [{key, calls, connected, connect_rate, scored, average_score}]}`", body = Object),
+        (status = 200, description = "The analytics of the leads created in the range", body = Analytics),
         (status = 404, description = "Not the caller's business", body = ErrorBody),
     )
 )]
@@ -58,7 +89,7 @@ pub async fn analytics(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<AnalyticsQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Analytics>> {
     let business = caller.scope(q.business)?;
     let now = switchboard_engine::ids::now_ms();
     let to = parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
@@ -81,18 +112,15 @@ pub async fn analytics(
     for (bucket, n) in buckets {
         distribution[bucket.clamp(0, 9) as usize] += n;
     }
-    Ok(JsonResponse(json!({
-        "business": business,
-        "from": rfc3339(from),
-        "to": rfc3339(to),
-        "funnel": funnel,
-        "outcomes": outcomes
-            .into_iter()
-            .map(|(outcome, runs)| (outcome, json!(runs)))
-            .collect::<serde_json::Map<_, _>>(),
-        "score_distribution": distribution,
-        "by_agent": groups(agents),
-        "by_campaign": groups(campaigns),
-        "by_objective": groups(objectives),
-    })))
+    Ok(JsonResponse(Analytics {
+        business,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        funnel,
+        outcomes: outcomes.into_iter().collect(),
+        score_distribution: distribution,
+        by_agent: groups(agents),
+        by_campaign: groups(campaigns),
+        by_objective: groups(objectives),
+    }))
 }

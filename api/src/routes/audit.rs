@@ -2,8 +2,8 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::rfc3339;
 use crate::error::ApiResult;
@@ -22,6 +22,31 @@ pub struct AuditQuery {
     limit: Option<u32>,
 }
 
+/// One recorded change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// The id of the key that made it.
+    pub actor: String,
+    pub business: Option<String>,
+    /// E.g. `key.created`, `script.activated`, `run.cancelled`, `lead.erased`.
+    pub action: String,
+    /// What it was done to (a key, run, lead or version id).
+    pub target: String,
+    /// More about it (JSON), e.g. a key's name and prefix.
+    pub detail: Value,
+}
+
+/// A page of `GET /api/v1/audit`, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// The `before` of the next page; `null` on the last.
+    pub next: Option<i64>,
+}
+
 /// Recorded changes: key created and revoked, script activated, run cancelled, retried or
 /// resumed by hand, dead letter replayed, lead erased. A business' key sees only its own business' entries.
 #[utoipa::path(
@@ -32,7 +57,7 @@ pub struct AuditQuery {
         ("limit" = Option<u32>, Query, description = "At most this many (1–500, default 100)"),
     ),
     responses(
-        (status = 200, description = "`{entries: [{id, at, actor, business, action, target, detail}], next}`", body = Object),
+        (status = 200, description = "A page of entries", body = AuditPage),
         (status = 404, description = "Not the caller's business", body = ErrorBody),
         (status = 422, description = "Malformed query", body = ErrorBody),
     )
@@ -41,7 +66,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<AuditPage>> {
     let business = caller.scope(q.business)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let rows = audit::list(
@@ -54,19 +79,17 @@ pub async fn list(
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    let entries: Vec<Value> = rows
+    let entries = rows
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "at": rfc3339(r.at),
-                "actor": r.actor,
-                "business": r.business_id,
-                "action": r.action,
-                "target": r.target,
-                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
-            })
+        .map(|r| AuditEntry {
+            id: r.id,
+            at: rfc3339(r.at),
+            actor: r.actor.clone(),
+            business: r.business_id.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
         })
         .collect();
-    Ok(JsonResponse(json!({ "entries": entries, "next": next })))
+    Ok(JsonResponse(AuditPage { entries, next }))
 }

@@ -5,11 +5,12 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_workflows::business::{Business, Invalid};
 use switchboard_workflows::scripting::validate;
 use switchboard_workflows::store::{self, configs::ConfigVersion};
+use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult, invalid_script};
@@ -28,21 +29,125 @@ fn invalid_config(e: Invalid) -> ApiError {
     ApiError::invalid("invalid_config", &e.field, e.to_string())
 }
 
-fn version_json(business: &str, v: &ConfigVersion) -> Value {
-    json!({
-        "business": business,
-        "version": v.version,
-        "active": v.active,
-        "created_at": rfc3339(v.created_at),
-        "config": v.config,
-    })
+/// A configuration version, as `GET …/config` and `GET …/config/versions/{version}` answer it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigVersionAnswer {
+    pub business: String,
+    /// 1, 2, … per business.
+    pub version: i64,
+    /// Whether it is the business' active version.
+    pub active: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    pub config: Business,
+    /// With `?diff_from=N`: the JSON patch (RFC 6902) from version N to this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub changes: Option<Value>,
+}
+
+impl ConfigVersionAnswer {
+    fn of(business: &str, v: &ConfigVersion) -> ConfigVersionAnswer {
+        ConfigVersionAnswer {
+            business: business.to_owned(),
+            version: v.version,
+            active: v.active,
+            created_at: rfc3339(v.created_at),
+            config: v.config.clone(),
+            changes: None,
+        }
+    }
+}
+
+/// A configuration version in `GET …/config/versions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigVersionInfo {
+    pub version: i64,
+    pub active: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Answer of `GET …/config/versions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigVersions {
+    /// Newest first.
+    pub versions: Vec<ConfigVersionInfo>,
+}
+
+/// Answer of `PUT` and `PATCH …/config`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavedConfig {
+    pub business: String,
+    /// The active version now.
+    pub version: i64,
+    /// Whether a new version was made (`false`: nothing changed).
+    pub changed: bool,
+    pub config: Business,
+}
+
+/// Answer of `POST /api/v1/businesses`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedBusiness {
+    /// Its id.
+    pub business: String,
+    /// Always 1.
+    pub config_version: i64,
+    /// Always 1.
+    pub script_version: i64,
+    /// The key asked for with `key_name`; `null` without.
+    pub key: Option<BusinessKey>,
+}
+
+/// A new business' own key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessKey {
+    /// `key_…`.
+    pub id: String,
+    pub name: String,
+    /// The secret, `sbk_…`: shown in this answer only.
+    pub key: String,
+}
+
+/// A JSON merge patch (RFC 7396) of the configuration: any of its fields, objects merged.
+pub struct ConfigPatch;
+
+/// The configuration's schema with no field required (and `null` removes, which the schema
+/// does not say).
+impl utoipa::PartialSchema for ConfigPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = <Business as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some(
+                "A JSON merge patch (RFC 7396) of the configuration: given fields replace the \
+                 current ones, objects merge, `null` removes"
+                    .into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for ConfigPatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Business as ToSchema>::schemas(schemas);
+    }
 }
 
 /// `POST /api/v1/businesses`: a new business.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBusiness {
     /// The configuration: the content of a `business.toml`, as JSON.
+    #[schema(value_type = Business)]
     pub config: Value,
     /// Its first script (default: the template, every hook left to its default).
     #[serde(default)]
@@ -56,9 +161,9 @@ pub struct NewBusiness {
 /// key of its own. Operators only.
 #[utoipa::path(
     post, path = "/api/v1/businesses", tag = "businesses", operation_id = "create_business",
-    request_body(content = Object, description = "`{config: {id, name, timezone, terminology?, objectives, agents, default_agent, campaigns?, custom_fields?, hours?, calling?, schedules?, …} (the content of business.toml), script? (Rhai source; default: a template that keeps every default), key_name?}`", content_type = "application/json"),
+    request_body(content = NewBusiness, description = "The business: its configuration (the content of a business.toml), its first script (Rhai source; default: a template that keeps every default) and the name of a key of its own, if one is wanted", content_type = "application/json"),
     responses(
-        (status = 201, description = "`{business, config_version: 1, script_version: 1, key: {id, key: \"sbk_…\" (shown once)} | null}`", body = Object),
+        (status = 201, description = "Created", body = CreatedBusiness),
         (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 409, description = "A business with that id exists", body = ErrorBody),
         (status = 422, description = "`invalid_config` (`details.field` names the field, e.g. `calling.legal_hours`), `invalid_script` or `invalid_name`", body = ErrorBody),
@@ -68,7 +173,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<Value>,
-) -> ApiResult<(StatusCode, JsonResponse<Value>)> {
+) -> ApiResult<(StatusCode, JsonResponse<CreatedBusiness>)> {
     // Who may, before what: a business' key learns nothing from how its body would be read.
     caller.require_operator()?;
     let new: NewBusiness = serde_path_to_error::deserialize(body).map_err(|e| {
@@ -98,21 +203,25 @@ pub async fn create(
         Some(name) => {
             let (key_id, secret) = (keys::new_id(), keys::generate());
             keys::insert(&mut tx, &key_id, Some(&id), name, &secret).await?;
-            Some(json!({ "id": key_id, "name": name, "key": secret }))
+            Some(BusinessKey {
+                id: key_id,
+                name: name.to_owned(),
+                key: secret,
+            })
         }
         None => None,
     };
     tx.commit().await?;
-    let detail = json!({ "config_version": 1, "script_hash": report.hash, "key": key.as_ref().map(|k| &k["id"]) });
+    let detail = json!({ "config_version": 1, "script_hash": report.hash, "key": key.as_ref().map(|k| &k.id) });
     crate::access::audit(&state, &caller, Some(&id), "business.created", &id, detail).await?;
     Ok((
         StatusCode::CREATED,
-        JsonResponse(json!({
-            "business": id,
-            "config_version": 1,
-            "script_version": 1,
-            "key": key,
-        })),
+        JsonResponse(CreatedBusiness {
+            business: id,
+            config_version: 1,
+            script_version: 1,
+            key,
+        }),
     ))
 }
 
@@ -120,27 +229,27 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/config", tag = "businesses", operation_id = "get_business_config",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    responses((status = 200, description = "`{business, version, active: true, created_at, config}`", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+    responses((status = 200, description = "The active version", body = ConfigVersionAnswer), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ConfigVersionAnswer>> {
     find(&state, &caller, &id).await?;
     let active = store::configs::active(state.engine.db(), &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("business {id:?} has no configuration")))?;
-    Ok(JsonResponse(version_json(&id, &active)))
+    Ok(JsonResponse(ConfigVersionAnswer::of(&id, &active)))
 }
 
 /// Replaces the whole configuration: a new version, unless nothing changed.
 #[utoipa::path(
     put, path = "/api/v1/businesses/{id}/config", tag = "businesses", operation_id = "put_business_config",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    request_body(content = Object, description = "The whole configuration (as `GET` answers it under `config`; `id` may be left out, and must be the business' own)", content_type = "application/json"),
+    request_body(content = Business, description = "The whole configuration (as `GET` answers it under `config`; `id` may be left out, and must be the business' own)", content_type = "application/json"),
     responses(
-        (status = 200, description = "`{business, version, changed, config}`", body = Object),
+        (status = 200, description = "Saved", body = SavedConfig),
         (status = 404, description = "No such business", body = ErrorBody),
         (status = 422, description = "`invalid_config`: `details.field` names the field; nothing changed", body = ErrorBody),
     )
@@ -150,7 +259,7 @@ pub async fn put(
     caller: Caller,
     Path(id): Path<String>,
     Json(mut config): Json<Value>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<SavedConfig>> {
     find(&state, &caller, &id).await?;
     if let Some(fields) = config.as_object_mut() {
         fields.entry("id").or_insert_with(|| json!(id));
@@ -164,9 +273,9 @@ pub async fn put(
 #[utoipa::path(
     patch, path = "/api/v1/businesses/{id}/config", tag = "businesses", operation_id = "patch_business_config",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    request_body(content = Object, description = "A JSON merge patch (RFC 7396) of the configuration, e.g. `{\"calling\": {\"legal_hours\": \"09:00-20:00\"}, \"terminology\": {\"lead\": \"patient\"}}`", content_type = "application/json"),
+    request_body(content = ConfigPatch, description = "A JSON merge patch (RFC 7396) of the configuration, e.g. `{\"calling\": {\"legal_hours\": \"09:00-20:00\"}, \"terminology\": {\"lead\": \"patient\"}}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "`{business, version, changed, config}`", body = Object),
+        (status = 200, description = "Saved", body = SavedConfig),
         (status = 404, description = "No such business", body = ErrorBody),
         (status = 422, description = "`invalid_config`: `details.field` names the field; nothing changed", body = ErrorBody),
     )
@@ -176,7 +285,7 @@ pub async fn patch(
     caller: Caller,
     Path(id): Path<String>,
     Json(patch): Json<Value>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<SavedConfig>> {
     let current = find(&state, &caller, &id).await?;
     let business = current.patched(&patch).map_err(invalid_config)?;
     save(&state, &caller, &id, business).await
@@ -187,7 +296,7 @@ async fn save(
     caller: &Caller,
     id: &str,
     business: Business,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<SavedConfig>> {
     if business.id != id {
         return Err(ApiError::invalid(
             "invalid_config",
@@ -203,32 +312,36 @@ async fn save(
         let detail = json!({ "version": version });
         crate::access::audit(state, caller, Some(id), "config.changed", id, detail).await?;
     }
-    Ok(JsonResponse(json!({
-        "business": id,
-        "version": version,
-        "changed": changed,
-        "config": business,
-    })))
+    Ok(JsonResponse(SavedConfig {
+        business: id.to_owned(),
+        version,
+        changed,
+        config: business,
+    }))
 }
 
 /// Every version of the configuration, newest first.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/config/versions", tag = "businesses", operation_id = "list_business_config_versions",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    responses((status = 200, description = "`{versions: [{version, active, created_at}]}`, newest first", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+    responses((status = 200, description = "The versions, newest first", body = ConfigVersions), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ConfigVersions>> {
     find(&state, &caller, &id).await?;
     let versions = store::configs::versions(state.engine.db(), &id).await?;
-    let items: Vec<Value> = versions
+    let versions = versions
         .iter()
-        .map(|v| json!({ "version": v.version, "active": v.active, "created_at": rfc3339(v.created_at) }))
+        .map(|v| ConfigVersionInfo {
+            version: v.version,
+            active: v.active,
+            created_at: rfc3339(v.created_at),
+        })
         .collect();
-    Ok(JsonResponse(json!({ "versions": items })))
+    Ok(JsonResponse(ConfigVersions { versions }))
 }
 
 async fn version_of(state: &AppState, id: &str, version: i64) -> ApiResult<ConfigVersion> {
@@ -258,25 +371,23 @@ pub struct VersionQuery {
         ("version" = i64, Path, description = "Version number"),
         ("diff_from" = Option<i64>, Query, description = "Also answer `changes`: a JSON patch (RFC 6902) from this version to this one"),
     ),
-    responses((status = 200, description = "`{business, version, active, created_at, config, changes?: [{op, path, value?}]}`", body = Object), (status = 404, description = "No such business or version", body = ErrorBody))
+    responses((status = 200, description = "The version (with `changes` when asked)", body = ConfigVersionAnswer), (status = 404, description = "No such business or version", body = ErrorBody))
 )]
 pub async fn version(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, version)): Path<(String, i64)>,
     Query(q): Query<VersionQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ConfigVersionAnswer>> {
     find(&state, &caller, &id).await?;
     let this = version_of(&state, &id, version).await?;
-    let mut body = version_json(&id, &this);
+    let mut body = ConfigVersionAnswer::of(&id, &this);
     if let Some(from) = q.diff_from {
         let before = version_of(&state, &id, from).await?;
         let json = |b: &Business| serde_json::to_value(b).map_err(|e| ApiError::Internal(e.into()));
-        body["changes"] = serde_json::to_value(json_patch::diff(
-            &json(&before.config)?,
-            &json(&this.config)?,
-        ))
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        let changes = json_patch::diff(&json(&before.config)?, &json(&this.config)?);
+        body.changes =
+            Some(serde_json::to_value(changes).map_err(|e| ApiError::Internal(e.into()))?);
     }
     Ok(JsonResponse(body))
 }

@@ -2,56 +2,116 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
+use switchboard_workflows::business::Business;
 use switchboard_workflows::store;
+use switchboard_workflows::store::calls::Usage;
+use utoipa::openapi::schema::{ObjectBuilder, Schema};
+use utoipa::openapi::{RefOr, Type};
+use utoipa::{PartialSchema, ToSchema};
 
-use crate::error::{ApiError, ApiResult};
+use crate::answers::ScriptRef;
+use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::{Caller, business as find};
 
+/// A business in `GET /api/v1/businesses`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessSummary {
+    pub id: String,
+    pub name: String,
+    pub industry: String,
+    /// IANA.
+    pub timezone: String,
+}
+
+/// Answer of `GET /api/v1/businesses`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessList {
+    pub businesses: Vec<BusinessSummary>,
+}
+
+/// Answer of `GET /api/v1/businesses/{id}`: the configuration with the active script version.
+#[derive(Debug, Serialize)]
+pub struct BusinessAnswer {
+    #[serde(flatten)]
+    pub config: Business,
+    /// `null` while the business has no script.
+    pub script: Option<ScriptRef>,
+}
+
+/// The configuration's schema with `script` beside its fields: a flattened `Business` would
+/// keep its own `additionalProperties: false` and so forbid `script`.
+impl utoipa::PartialSchema for BusinessAnswer {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut config)) = Business::schema() else {
+            return ObjectBuilder::new().schema_type(Type::Object).into();
+        };
+        config.additional_properties = None;
+        let script = utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(ScriptRef::name()))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(
+                "The active script version; `null` while there is none",
+            ));
+        config.properties.insert("script".into(), script.into());
+        config.required.push("script".into());
+        RefOr::T(Schema::Object(config))
+    }
+}
+
+impl ToSchema for BusinessAnswer {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ScriptRef::name().into(), ScriptRef::schema()));
+        Business::schemas(schemas);
+    }
+}
+
 /// `GET /api/v1/businesses` → the businesses the caller may reach.
 #[utoipa::path(
     get, path = "/api/v1/businesses", tag = "businesses", operation_id = "list_businesses",
-    responses((status = 200, description = "`{businesses}`", body = Object))
+    responses((status = 200, description = "The businesses the caller may reach", body = BusinessList))
 )]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<JsonResponse<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<JsonResponse<BusinessList>> {
     let all = store::businesses(state.engine.db()).await?;
-    let items: Vec<Value> = all
-        .iter()
+    let businesses = all
+        .into_iter()
         .filter(|b| caller.can_access(&b.id))
-        .map(|b| {
-            json!({
-                "id": b.id,
-                "name": b.name,
-                "industry": b.industry,
-                "timezone": b.timezone,
-            })
+        .map(|b| BusinessSummary {
+            id: b.id,
+            name: b.name,
+            industry: b.industry,
+            timezone: b.timezone,
         })
         .collect();
-    Ok(JsonResponse(json!({ "businesses": items })))
+    Ok(JsonResponse(BusinessList { businesses }))
 }
 
 /// `GET /api/v1/businesses/{id}` → its configuration and active script version.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}", tag = "businesses", operation_id = "get_business",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    responses((status = 200, description = "The business' configuration and active script version", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+    responses((status = 200, description = "The business' configuration and active script version", body = BusinessAnswer), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<BusinessAnswer>> {
     let business = find(&state, &caller, &id).await?;
     let active = store::scripts::active(state.engine.db(), &id).await?;
-    let mut v = serde_json::to_value(&business).map_err(|e| ApiError::Internal(e.into()))?;
-    v["script"] = match active {
-        Some(s) => json!({ "version": s.version, "hash": s.hash }),
-        None => Value::Null,
-    };
-    Ok(JsonResponse(v))
+    Ok(JsonResponse(BusinessAnswer {
+        config: business,
+        script: active.map(|s| ScriptRef {
+            version: s.version,
+            hash: s.hash,
+        }),
+    }))
 }
 
 /// Query of `GET /api/v1/businesses/{id}/usage`.
@@ -60,6 +120,18 @@ pub async fn show(
 pub struct UsageQuery {
     from: Option<String>,
     to: Option<String>,
+}
+
+/// Answer of `GET /api/v1/businesses/{id}/usage`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessUsage {
+    pub business: String,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339, exclusive.
+    pub to: String,
+    #[serde(flatten)]
+    pub usage: Usage,
 }
 
 /// `GET /api/v1/businesses/{id}/usage?from=&to=` → the business' metered calls in the range.
@@ -71,7 +143,7 @@ pub struct UsageQuery {
         ("to" = Option<String>, Query, description = "To, exclusive (RFC 3339; default now)"),
     ),
     responses(
-        (status = 200, description = "`{business, from, to, calls, connected_calls, billed_seconds, credits}`: calls that ended in the range; one credit per started call minute (2:13 → 3)", body = Object),
+        (status = 200, description = "The calls that ended in the range", body = BusinessUsage),
         (status = 404, description = "No such business", body = ErrorBody),
         (status = 422, description = "Invalid time", body = ErrorBody),
     )
@@ -81,19 +153,16 @@ pub async fn usage(
     caller: Caller,
     Path(id): Path<String>,
     crate::extract::Query(q): crate::extract::Query<UsageQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<BusinessUsage>> {
     find(&state, &caller, &id).await?;
     let now = switchboard_engine::ids::now_ms();
     let to = super::parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
     let from = super::parse_time("from", q.from.as_deref())?.unwrap_or(now - 30 * 86_400_000);
     let usage = store::calls::usage(state.engine.db(), &id, from, to).await?;
-    Ok(JsonResponse(json!({
-        "business": id,
-        "from": super::rfc3339(from),
-        "to": super::rfc3339(to),
-        "calls": usage.calls,
-        "connected_calls": usage.connected_calls,
-        "billed_seconds": usage.billed_seconds,
-        "credits": usage.credits,
-    })))
+    Ok(JsonResponse(BusinessUsage {
+        business: id,
+        from: super::rfc3339(from),
+        to: super::rfc3339(to),
+        usage,
+    }))
 }

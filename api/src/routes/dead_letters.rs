@@ -4,7 +4,7 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_workflows::providers::voice::VoiceKind;
 
@@ -12,6 +12,7 @@ use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::openapi::ErrorBody;
+use crate::provider_webhooks::WebhookAnswer;
 use crate::startup::AppState;
 use crate::store::dead_letters::{self, DeadLetter};
 use crate::tenant::Caller;
@@ -26,21 +27,59 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-fn letter_json(d: &DeadLetter, with_body: bool) -> Value {
-    let mut v = json!({
-        "id": d.id,
-        "provider": d.provider,
-        "error": d.error,
-        "failures": d.failures,
-        "received_at": rfc3339(d.received_at),
-        "last_failed_at": rfc3339(d.last_failed_at),
-        "replayed_at": d.replayed_at.map(rfc3339),
-        "bytes": d.bytes,
-    });
-    if with_body {
-        v["body"] = serde_json::from_str(&d.body).unwrap_or_else(|_| json!(d.body));
+/// A signed webhook whose processing failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetterAnswer {
+    /// `dl_…`.
+    pub id: String,
+    /// `elevenlabs` or `retell`.
+    pub provider: String,
+    /// Why it failed, the last time.
+    pub error: String,
+    /// Times it failed.
+    pub failures: i64,
+    /// RFC 3339.
+    pub received_at: String,
+    pub last_failed_at: String,
+    pub replayed_at: Option<String>,
+    /// The body's size.
+    pub bytes: i64,
+    /// The body as received (JSON; text that is not JSON as a string), on `GET …/{id}` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl DeadLetterAnswer {
+    fn of(d: &DeadLetter, with_body: bool) -> DeadLetterAnswer {
+        DeadLetterAnswer {
+            id: d.id.clone(),
+            provider: d.provider.clone(),
+            error: d.error.clone(),
+            failures: d.failures,
+            received_at: rfc3339(d.received_at),
+            last_failed_at: rfc3339(d.last_failed_at),
+            replayed_at: d.replayed_at.map(rfc3339),
+            bytes: d.bytes,
+            body: with_body.then(|| {
+                serde_json::from_str(&d.body).unwrap_or_else(|_| Value::String(d.body.clone()))
+            }),
+        }
     }
-    v
+}
+
+/// Answer of `GET /api/v1/dead-letters`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetters {
+    /// Newest first, without their bodies.
+    pub dead_letters: Vec<DeadLetterAnswer>,
+}
+
+/// Answer of `POST /api/v1/dead-letters/{id}/replay`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Replayed {
+    pub dead_letter: DeadLetterAnswer,
+    /// What the webhook would have answered.
+    pub result: WebhookAnswer,
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<DeadLetter> {
@@ -58,7 +97,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<DeadLett
         ("limit" = Option<u32>, Query, description = "At most this many (1–500, default 100)"),
     ),
     responses(
-        (status = 200, description = "`{dead_letters: [{id, provider, error, failures, received_at, last_failed_at, replayed_at, bytes}]}`", body = Object),
+        (status = 200, description = "The dead letters", body = DeadLetters),
         (status = 403, description = "Not an operator", body = ErrorBody),
     )
 )]
@@ -66,12 +105,15 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<DeadLetters>> {
     caller.require_operator()?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let letters = dead_letters::list(state.engine.db(), q.all, limit.into()).await?;
-    let items: Vec<Value> = letters.iter().map(|d| letter_json(d, false)).collect();
-    Ok(JsonResponse(json!({ "dead_letters": items })))
+    let dead_letters = letters
+        .iter()
+        .map(|d| DeadLetterAnswer::of(d, false))
+        .collect();
+    Ok(JsonResponse(DeadLetters { dead_letters }))
 }
 
 /// One dead letter with its body.
@@ -79,7 +121,7 @@ pub async fn list(
     get, path = "/api/v1/dead-letters/{id}", tag = "webhooks", operation_id = "get_dead_letter",
     params(("id" = String, Path, description = "Dead letter id (`dl_…`)")),
     responses(
-        (status = 200, description = "The dead letter with its `body`", body = Object),
+        (status = 200, description = "The dead letter with its `body`", body = DeadLetterAnswer),
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such dead letter", body = ErrorBody),
     )
@@ -88,9 +130,9 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<DeadLetterAnswer>> {
     let letter = find(&state, &caller, &id).await?;
-    Ok(JsonResponse(letter_json(&letter, true)))
+    Ok(JsonResponse(DeadLetterAnswer::of(&letter, true)))
 }
 
 /// Processes a dead letter again, as if it had just arrived (its signature was checked when it
@@ -99,7 +141,7 @@ pub async fn show(
     post, path = "/api/v1/dead-letters/{id}/replay", tag = "webhooks", operation_id = "replay_dead_letter",
     params(("id" = String, Path, description = "Dead letter id (`dl_…`)")),
     responses(
-        (status = 200, description = "`{dead_letter, result}`: processed; `result` is what the webhook would have answered", body = Object),
+        (status = 200, description = "Processed", body = Replayed),
         (status = 403, description = "Not an operator", body = ErrorBody),
         (status = 404, description = "No such dead letter", body = ErrorBody),
         (status = 409, description = "Replayed already", body = ErrorBody),
@@ -110,7 +152,7 @@ pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Replayed>> {
     let letter = find(&state, &caller, &id).await?;
     if letter.replayed_at.is_some() {
         return Err(ApiError::Conflict(format!(
@@ -126,9 +168,10 @@ pub async fn replay(
         Ok(result) => {
             dead_letters::replayed(db, &id).await?;
             let letter = find(&state, &caller, &id).await?;
-            Ok(JsonResponse(
-                json!({ "dead_letter": letter_json(&letter, false), "result": result }),
-            ))
+            Ok(JsonResponse(Replayed {
+                dead_letter: DeadLetterAnswer::of(&letter, false),
+                result,
+            }))
         }
         Err(e) => {
             dead_letters::failed_again(db, &id, &e.to_string()).await?;

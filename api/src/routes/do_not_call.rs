@@ -4,12 +4,13 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use switchboard_workflows::phone::Phone;
-use switchboard_workflows::store::do_not_call::{self, Entry, Reason};
+use switchboard_workflows::store::do_not_call::{self, Reason};
+use utoipa::ToSchema;
 
-use super::rfc3339;
+use crate::answers::DoNotCallEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
@@ -25,19 +26,48 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 const PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1_000;
 
-fn entry_json(e: &Entry) -> Value {
-    json!({ "phone": e.phone, "reason": e.reason, "note": e.note, "added_at": rfc3339(e.added_at) })
-}
-
 /// Body of `POST /api/v1/businesses/{id}/do-not-call`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddBody {
-    /// E.164 numbers (other formats are read as the phone field of a lead is).
+    /// E.164 numbers, 1 to 10,000 (other formats are read as the phone field of a lead is).
     pub phones: Vec<String>,
     /// Why, for the record.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// Answer of `POST /api/v1/businesses/{id}/do-not-call`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Added {
+    /// Numbers newly listed.
+    pub added: u64,
+    /// Numbers that were listed already.
+    pub already: u64,
+}
+
+/// Answer of `GET /api/v1/businesses/{id}/do-not-call/{phone}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checked {
+    /// The number, E.164.
+    pub phone: String,
+    pub listed: bool,
+    pub entry: Option<DoNotCallEntry>,
+}
+
+/// A page of `GET /api/v1/businesses/{id}/do-not-call`, by number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Entries {
+    pub entries: Vec<DoNotCallEntry>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// Answer of `DELETE /api/v1/businesses/{id}/do-not-call/{phone}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Removed {
+    /// Always `true`.
+    pub removed: bool,
 }
 
 /// Query of the list.
@@ -59,15 +89,15 @@ fn parse_phone(raw: &str, field: &str) -> ApiResult<Phone> {
 #[utoipa::path(
     post, path = "/api/v1/businesses/{id}/do-not-call", tag = "do-not-call", operation_id = "add_do_not_call",
     params(("id" = String, Path, description = "Business id", example = "demo")),
-    request_body(content = Object, description = "`{phones: [E.164, …] (1 to 10,000), note?}`", content_type = "application/json"),
-    responses((status = 200, description = "`{added, already}`: numbers newly listed and already listed", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A number that is not a phone number (`details.field` says which, e.g. `phones[3]`), none or too many", body = ErrorBody))
+    request_body(content = AddBody, description = "The numbers", content_type = "application/json"),
+    responses((status = 200, description = "Every number is listed", body = Added), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A number that is not a phone number (`details.field` says which, e.g. `phones[3]`), none or too many", body = ErrorBody))
 )]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<AddBody, BODY_LIMIT>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Added>> {
     let business = find(&state, &caller, &id).await?;
     if body.phones.is_empty() || body.phones.len() > MAX_PHONES {
         return Err(ApiError::invalid(
@@ -114,42 +144,42 @@ pub async fn add(
         detail,
     )
     .await?;
-    Ok(JsonResponse(json!({ "added": added, "already": already })))
+    Ok(JsonResponse(Added { added, already }))
 }
 
 /// `GET /api/v1/businesses/{id}/do-not-call/{phone}` → `{phone, listed, entry}`.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/do-not-call/{phone}", tag = "do-not-call", operation_id = "check_do_not_call",
     params(("id" = String, Path, description = "Business id", example = "demo"), ("phone" = String, Path, description = "The number, E.164", example = "+14155552671")),
-    responses((status = 200, description = "`{phone, listed, entry: {phone, reason: listed | opted_out, note, added_at} | null}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
+    responses((status = 200, description = "Whether the number is listed", body = Checked), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
 )]
 pub async fn check(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, phone)): Path<(String, String)>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Checked>> {
     let business = find(&state, &caller, &id).await?;
     let phone = parse_phone(&phone, "phone")?;
     let entry = do_not_call::find(state.engine.db(), &business.id, phone.as_str()).await?;
-    Ok(JsonResponse(json!({
-        "phone": phone.as_str(),
-        "listed": entry.is_some(),
-        "entry": entry.as_ref().map(entry_json),
-    })))
+    Ok(JsonResponse(Checked {
+        phone: phone.as_str().to_owned(),
+        listed: entry.is_some(),
+        entry: entry.as_ref().map(DoNotCallEntry::from),
+    }))
 }
 
 /// `GET /api/v1/businesses/{id}/do-not-call?after&limit` → `{entries, next}` by number.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/do-not-call", tag = "do-not-call", operation_id = "list_do_not_call",
     params(("id" = String, Path, description = "Business id", example = "demo"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, description = "Entries on this page: 1 to 1,000, default 100")),
-    responses((status = 200, description = "`{entries: [{phone, reason, note, added_at}], next}`", body = Object), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A limit out of range", body = ErrorBody))
+    responses((status = 200, description = "A page of the list", body = Entries), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A limit out of range", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Entries>> {
     let business = find(&state, &caller, &id).await?;
     let limit = q.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -162,10 +192,10 @@ pub async fn list(
     let entries =
         do_not_call::list(state.engine.db(), &business.id, q.after.as_deref(), limit).await?;
     let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.phone.clone()));
-    Ok(JsonResponse(json!({
-        "entries": entries.iter().map(entry_json).collect::<Vec<_>>(),
-        "next": next.flatten(),
-    })))
+    Ok(JsonResponse(Entries {
+        entries: entries.iter().map(DoNotCallEntry::from).collect(),
+        next: next.flatten(),
+    }))
 }
 
 /// `DELETE /api/v1/businesses/{id}/do-not-call/{phone}` → `{removed: true}`; the number may be
@@ -173,13 +203,13 @@ pub async fn list(
 #[utoipa::path(
     delete, path = "/api/v1/businesses/{id}/do-not-call/{phone}", tag = "do-not-call", operation_id = "remove_do_not_call",
     params(("id" = String, Path, description = "Business id", example = "demo"), ("phone" = String, Path, description = "The number, E.164", example = "+14155552671")),
-    responses((status = 200, description = "`{removed: true}`", body = Object), (status = 404, description = "No such business, or the number is not on its list", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
+    responses((status = 200, description = "Removed: the number may be called again", body = Removed), (status = 404, description = "No such business, or the number is not on its list", body = ErrorBody), (status = 422, description = "Not a phone number", body = ErrorBody))
 )]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, phone)): Path<(String, String)>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Removed>> {
     let business = find(&state, &caller, &id).await?;
     let phone = parse_phone(&phone, "phone")?;
     let mut tx = state.engine.db().begin().await?;
@@ -200,5 +230,5 @@ pub async fn remove(
         json!({}),
     )
     .await?;
-    Ok(JsonResponse(json!({ "removed": true })))
+    Ok(JsonResponse(Removed { removed: true }))
 }

@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_engine::ids::now_ms;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Path, Query};
 use crate::imports::parse::{self, FileError, Format, Mapping};
-use crate::imports::{self, MAX_ROWS, OnDuplicate, import_json};
+use crate::imports::{self, ImportAnswer, MAX_ROWS, OnDuplicate};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
@@ -71,8 +70,8 @@ fn format_of(query: Option<Format>, headers: &HeaderMap) -> ApiResult<Format> {
     ),
     request_body(content = String, description = "The file: CSV or JSON lines, at most 50,000 rows", content_type = "text/csv"),
     responses(
-        (status = 202, description = "Accepted: the import, `processing`; follow `Location` (`GET /api/v1/imports/{id}`)", body = Object),
-        (status = 200, description = "The same file with the same options was imported already: that import (`Idempotent-Replayed: true`)", body = Object),
+        (status = 202, description = "Accepted: the import, `processing`; follow `Location` (`GET /api/v1/imports/{id}`)", body = ImportAnswer),
+        (status = 200, description = "The same file with the same options was imported already: that import (`Idempotent-Replayed: true`)", body = ImportAnswer),
         (status = 404, description = "No such business (or not the caller's)", body = ErrorBody),
         (status = 422, description = "`invalid_mapping` (also: the mapping names a column the file does not have), `unreadable_file`, `empty_file` or `too_many_rows`", body = ErrorBody),
     )
@@ -150,7 +149,7 @@ pub async fn import(
     } else {
         StatusCode::OK
     };
-    let mut answer = (status, JsonResponse(import_json(&stored))).into_response();
+    let mut answer = (status, JsonResponse(ImportAnswer::from(&stored))).into_response();
     let location = HeaderValue::from_str(&format!("/api/v1/imports/{id}"))
         .map_err(|e| ApiError::Internal(e.into()))?;
     answer.headers_mut().insert(header::LOCATION, location);
@@ -167,7 +166,7 @@ pub async fn import(
     get, path = "/api/v1/imports/{id}", tag = "leads", operation_id = "get_import",
     params(("id" = String, Path, description = "Import id (`imp_…`)")),
     responses(
-        (status = 200, description = "`{id, business, format, on_duplicate, status (processing | done | failed), total_rows, processed, created, updated, skipped, rejected, rejections: [{line, reason}], error, created_at, finished_at}`", body = Object),
+        (status = 200, description = "The import", body = ImportAnswer),
         (status = 404, description = "No such import (or not the caller's)", body = ErrorBody),
     )
 )]
@@ -175,10 +174,10 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ImportAnswer>> {
     let found = crate::store::imports::find(state.engine.db(), &id)
         .await?
         .filter(|i| caller.can_access(&i.business_id))
         .ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
-    Ok(JsonResponse(import_json(&found)))
+    Ok(JsonResponse(ImportAnswer::from(&found)))
 }

@@ -5,8 +5,8 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -24,6 +24,22 @@ pub struct NewKey {
     /// The business the key may reach. Omitted: the caller's own business, or for an operator
     /// a new operator key.
     pub business: Option<String>,
+}
+
+/// Answer of `POST /api/v1/keys`: the key with its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    /// The secret, `sbk_…`: shown in this answer only.
+    pub key: String,
+    #[serde(flatten)]
+    pub stored: keys::ApiKey,
+}
+
+/// Answer of `GET /api/v1/keys`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    /// Newest first, revoked ones too.
+    pub keys: Vec<keys::ApiKey>,
 }
 
 /// Query of `GET /api/v1/keys`.
@@ -57,7 +73,7 @@ async fn record(
     post, path = "/api/v1/keys", tag = "access", operation_id = "create_key",
     request_body = NewKey,
     responses(
-        (status = 201, description = "`{key: \"sbk_…\" (shown once), id, business_id, name, prefix, created_at}`", body = Object),
+        (status = 201, description = "The key, with its secret (shown once)", body = CreatedKey),
         (status = 404, description = "No such business (or not the caller's)", body = ErrorBody),
         (status = 422, description = "Invalid name", body = ErrorBody),
     )
@@ -66,7 +82,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(new): Json<NewKey>,
-) -> ApiResult<(StatusCode, JsonResponse<Value>)> {
+) -> ApiResult<(StatusCode, JsonResponse<CreatedKey>)> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid(
@@ -88,9 +104,13 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("key {id} vanished")))?;
     record(&state, &caller, "key.created", &key).await?;
-    let mut body = serde_json::to_value(&key).map_err(|e| ApiError::Internal(e.into()))?;
-    body["key"] = json!(secret);
-    Ok((StatusCode::CREATED, JsonResponse(body)))
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(CreatedKey {
+            key: secret,
+            stored: key,
+        }),
+    ))
 }
 
 /// Lists keys (revoked ones too), newest first.
@@ -98,7 +118,7 @@ pub async fn create(
     get, path = "/api/v1/keys", tag = "access", operation_id = "list_keys",
     params(("business" = Option<String>, Query, description = "Only this business' keys (a business' key sees only its own)")),
     responses(
-        (status = 200, description = "`{keys: [{id, business_id, name, prefix, created_at, revoked_at}]}`", body = Object),
+        (status = 200, description = "The keys, without their secrets", body = KeyList),
         (status = 404, description = "Not the caller's business", body = ErrorBody),
     )
 )]
@@ -106,10 +126,10 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<KeyList>> {
     let business = caller.scope(q.business)?;
     let keys = keys::list(state.engine.db(), business.as_deref()).await?;
-    Ok(JsonResponse(json!({ "keys": keys })))
+    Ok(JsonResponse(KeyList { keys }))
 }
 
 /// Revokes a key: it stops working at once, and its dashboard sessions end.
@@ -117,7 +137,7 @@ pub async fn list(
     delete, path = "/api/v1/keys/{id}", tag = "access", operation_id = "revoke_key",
     params(("id" = String, Path, description = "Key id (`key_…`)")),
     responses(
-        (status = 200, description = "The revoked key", body = Object),
+        (status = 200, description = "The revoked key", body = keys::ApiKey),
         (status = 404, description = "No such key (or not the caller's)", body = ErrorBody),
         (status = 409, description = "Already revoked, or the last usable operator key", body = ErrorBody),
     )
@@ -126,7 +146,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<keys::ApiKey>> {
     let not_found = || ApiError::NotFound(format!("key {id} not found"));
     let key = keys::find(state.engine.db(), &id)
         .await?
@@ -156,7 +176,5 @@ pub async fn revoke(
     let key = keys::find(state.engine.db(), &id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(JsonResponse(
-        serde_json::to_value(&key).map_err(|e| ApiError::Internal(e.into()))?,
-    ))
+    Ok(JsonResponse(key))
 }

@@ -5,34 +5,87 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use switchboard_engine::store::runs::RunFilter;
 use switchboard_workflows::business::LocalTime;
 use switchboard_workflows::intake::{self, IntakeError};
-use switchboard_workflows::lead::{Lead, NewLead};
+use switchboard_workflows::lead::{Consent, Lead, NewLead};
+use switchboard_workflows::scripting::host_api::HistoryEntry;
 use switchboard_workflows::store;
+use utoipa::ToSchema;
 
 use super::rfc3339;
-use crate::answers::RunSummary;
+use crate::answers::{Listing, RunSummary};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::Caller;
 
-fn lead_json(lead: &Lead) -> Value {
-    json!({
-        "id": lead.id,
-        "business": lead.business_id,
-        "name": lead.name,
-        "phone": lead.phone,
-        "email": lead.email,
-        "source": lead.source,
-        "custom_fields": lead.custom_fields,
-        "consent": lead.consent,
-        "timezone": lead.timezone,
-        "created_at": rfc3339(lead.created_at),
-    })
+/// A lead as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadAnswer {
+    pub id: String,
+    pub business: String,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    pub consent: Option<Consent>,
+    /// The person's IANA timezone, as given with the lead.
+    pub timezone: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Lead> for LeadAnswer {
+    fn from(lead: &Lead) -> LeadAnswer {
+        LeadAnswer {
+            id: lead.id.clone(),
+            business: lead.business_id.clone(),
+            name: lead.name.clone(),
+            phone: lead.phone.as_str().to_owned(),
+            email: lead.email.clone(),
+            source: lead.source.clone(),
+            custom_fields: lead.custom_fields.clone(),
+            consent: lead.consent.clone(),
+            timezone: lead.timezone.clone(),
+            created_at: rfc3339(lead.created_at),
+        }
+    }
+}
+
+/// Answer of `POST /api/v1/leads`: the lead and the run it started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedLead {
+    pub lead: LeadAnswer,
+    pub run: StartedRun,
+}
+
+/// The run a new lead started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartedRun {
+    pub id: String,
+    /// `queued` when new; its status now when the request is replayed.
+    pub status: String,
+}
+
+/// Answer of `GET /api/v1/leads/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadDetail {
+    pub lead: LeadAnswer,
+    /// Whether the number is on the business' do-not-call list, and why.
+    pub do_not_call: Option<Listing>,
+    /// Where calling hours are checked.
+    pub local_time: Option<LocalTime>,
+    /// Its runs, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Its calls, newest first.
+    pub calls: Vec<HistoryEntry>,
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
@@ -51,8 +104,13 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
-    let body =
-        json!({ "lead": lead_json(lead), "run": { "id": lead.run_id, "status": run_status } });
+    let body = CreatedLead {
+        lead: LeadAnswer::from(lead),
+        run: StartedRun {
+            id: lead.run_id.clone(),
+            status: run_status.to_owned(),
+        },
+    };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     if replayed {
         resp.headers_mut()
@@ -65,8 +123,8 @@ fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
 #[utoipa::path(
     post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead",
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key again returns the same lead and run (answered with `Idempotent-Replayed: true`)")),
-    request_body(content = Object, description = "`{business, name, phone (E.164), email?, source?, custom_fields?, consent?: {source, at (RFC 3339), text?, reference?}, timezone? (IANA, e.g. America/Los_Angeles: the person's own; else derived from the phone number's region), sim?}`", content_type = "application/json"),
-    responses((status = 201, description = "`{lead, run: {id, status}}`", body = Object), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`); `do_not_call`: the number is on the business' do-not-call list; `idempotency_key_reused`: the `Idempotency-Key` came with a different request in the last 24 hours (nothing created)", body = ErrorBody))
+    request_body(content = NewLead, description = "The lead; `timezone` (IANA, e.g. America/Los_Angeles) is the person's own, else derived from the phone number's region", content_type = "application/json"),
+    responses((status = 201, description = "The lead and its run", body = CreatedLead), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 422, description = "Invalid lead (the field is named in `details`); `do_not_call`: the number is on the business' do-not-call list; `idempotency_key_reused`: the `Idempotency-Key` came with a different request in the last 24 hours (nothing created)", body = ErrorBody))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -90,13 +148,13 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "get_lead",
     params(("id" = String, Path, description = "Lead id")),
-    responses((status = 200, description = "`{lead (with its consent and timezone, if any), do_not_call: {reason: listed | opted_out, note, added_at} | null, local_time: {zones: [IANA], region: US-CA | GB | null, from: lead | phone_number | business} (where calling hours are checked), runs, calls}`", body = Object), (status = 404, description = "No such lead", body = ErrorBody))
+    responses((status = 200, description = "The lead with its runs and calls", body = LeadDetail), (status = 404, description = "No such lead", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LeadDetail>> {
     let db = state.engine.db();
     let lead = store::lead(db, &id)
         .await?
@@ -114,15 +172,13 @@ pub async fn show(
         store::business(db, &lead.business_id),
     )?;
     let local_time = business.map(|b| LocalTime::of(&lead, &b));
-    let do_not_call = listed
-        .map(|e| json!({ "reason": e.reason, "note": e.note, "added_at": rfc3339(e.added_at) }));
-    Ok(axum::Json(json!({
-        "lead": lead_json(&lead),
-        "do_not_call": do_not_call,
-        "local_time": local_time,
-        "runs": runs.iter().map(RunSummary::from).collect::<Vec<_>>(),
-        "calls": calls,
-    })))
+    Ok(axum::Json(LeadDetail {
+        lead: LeadAnswer::from(&lead),
+        do_not_call: listed.as_ref().map(Listing::from),
+        local_time,
+        runs: runs.iter().map(RunSummary::from).collect(),
+        calls,
+    }))
 }
 
 /// `DELETE /api/v1/leads/{id}`: erases the lead and everything derived from it (right to

@@ -21,15 +21,42 @@ pub mod sessions;
 pub mod webhooks;
 
 use axum::Json;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Answer of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
 
 /// `GET /healthz`: the process is alive (it answers; nothing else is checked).
 #[utoipa::path(
     get, path = "/healthz", tag = "health", operation_id = "health", security(()),
-    responses((status = 200, description = "`{status: ok}`", body = Object))
+    responses((status = 200, description = "Alive", body = Health))
 )]
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Answer of `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready` (a failed check answers 503).
+    pub status: &'static str,
+    pub checks: ReadyChecks,
+}
+
+/// Each check of `GET /readyz`: `ok`, or what is wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyChecks {
+    /// The database answers.
+    pub database: String,
+    /// Every migration of this build is applied.
+    pub migrations: String,
+    /// This process' workers heartbeat (or it runs none).
+    pub workers: String,
 }
 
 /// `GET /readyz`: whether this process can do its work: the database answers, every migration
@@ -37,13 +64,13 @@ pub async fn health() -> Json<Value> {
 #[utoipa::path(
     get, path = "/readyz", tag = "health", operation_id = "ready", security(()),
     responses(
-        (status = 200, description = "`{status: ready, checks: {database, migrations, workers}}`", body = Object),
+        (status = 200, description = "Ready", body = Ready),
         (status = 503, description = "A check failed; `details` holds every check", body = crate::openapi::ErrorBody),
     )
 )]
 pub async fn ready(
     axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
-) -> crate::error::ApiResult<Json<Value>> {
+) -> crate::error::ApiResult<Json<Ready>> {
     // Each check passes (`Ok`) or fails (`Err`) with the text an operator reads.
     let ok = || Ok::<String, String>("ok".into());
     let (database, migrations) =
@@ -60,22 +87,22 @@ pub async fn ready(
             Err(e) => Err(format!("unknown: {e}")),
         },
     };
-    let checks = [
-        ("database", database),
-        ("migrations", migrations),
-        ("workers", workers),
-    ];
-    let ready = checks.iter().all(|(_, check)| check.is_ok());
-    let checks: serde_json::Map<String, Value> = checks
-        .into_iter()
-        .map(|(name, check)| (name.to_owned(), Value::String(check.unwrap_or_else(|e| e))))
-        .collect();
+    let ready = [&database, &migrations, &workers].iter().all(|c| c.is_ok());
+    let text = |check: Result<String, String>| check.unwrap_or_else(|e| e);
+    let checks = ReadyChecks {
+        database: text(database),
+        migrations: text(migrations),
+        workers: text(workers),
+    };
     if ready {
-        Ok(Json(json!({ "status": "ready", "checks": checks })))
+        Ok(Json(Ready {
+            status: "ready",
+            checks,
+        }))
     } else {
         Err(crate::error::ApiError::Unavailable {
             message: "not ready".into(),
-            details: checks.into(),
+            details: serde_json::to_value(checks).unwrap_or_default(),
         })
     }
 }

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use switchboard_engine::ids::{id_floor_at, now_ms};
 use switchboard_engine::store::runs::{self, Tally};
 use switchboard_workflows::store::calls;
+use utoipa::ToSchema;
 
 use super::{parse_time, rfc3339};
 use crate::error::ApiResult;
@@ -59,38 +59,78 @@ impl Figures {
         }
     }
 
-    fn json(&self) -> Value {
+    fn answer(&self) -> FiguresAnswer {
         let rate = if self.placed > 0 {
             self.connected as f64 / self.placed as f64
         } else {
             0.0
         };
-        json!({
-            "leads": self.leads,
-            "calls": self.calls,
-            "calls_placed": self.placed,
-            "connected": self.connected,
-            "connect_rate": (rate * 1000.0).round() / 1000.0,
-            "by_status": self.statuses,
-            "outcomes": self.outcomes,
-            "failures": self.statuses.get("failed").copied().unwrap_or(0),
-            "follow_ups_due": self.follow_ups_due,
-            "score_distribution": self.scores,
-        })
+        FiguresAnswer {
+            leads: self.leads,
+            calls: self.calls,
+            calls_placed: self.placed,
+            connected: self.connected,
+            connect_rate: (rate * 1000.0).round() / 1000.0,
+            by_status: self.statuses.clone(),
+            outcomes: self.outcomes.clone(),
+            failures: self.statuses.get("failed").copied().unwrap_or(0),
+            follow_ups_due: self.follow_ups_due,
+            score_distribution: self.scores,
+        }
     }
+}
+
+/// What happened in the range, for one business or all.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FiguresAnswer {
+    /// Leads in (runs started).
+    pub leads: i64,
+    pub calls: i64,
+    pub calls_placed: i64,
+    pub connected: i64,
+    /// `connected / calls_placed`, to three decimals (0 without calls).
+    pub connect_rate: f64,
+    /// Runs per status.
+    pub by_status: BTreeMap<String, i64>,
+    /// Runs per outcome.
+    pub outcomes: BTreeMap<String, i64>,
+    /// Runs failed.
+    pub failures: i64,
+    /// Runs waiting on a follow-up timer.
+    pub follow_ups_due: i64,
+    /// Scored calls in ten buckets: 0–9, 10–19, …, 90–100.
+    pub score_distribution: [i64; 10],
+}
+
+/// One business' figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessFigures {
+    pub id: String,
+    #[serde(flatten)]
+    pub figures: FiguresAnswer,
+}
+
+/// Answer of `GET /api/v1/overview`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    /// RFC 3339.
+    pub from: String,
+    pub to: String,
+    pub overall: FiguresAnswer,
+    pub businesses: Vec<BusinessFigures>,
 }
 
 /// `GET /api/v1/overview?business=&from=&to=` (default: the last 7 days).
 #[utoipa::path(
     get, path = "/api/v1/overview", tag = "runs", operation_id = "overview",
     params(("business" = Option<String>, Query, description = "Business id"), ("from" = Option<String>, Query, description = "From (RFC 3339; default 7 days ago)"), ("to" = Option<String>, Query, description = "To (RFC 3339; default now)")),
-    responses((status = 200, description = "`{from, to, overall, businesses: [{id, leads, calls_placed, connected, connect_rate, by_status, outcomes, failures, follow_ups_due, score_distribution}]}`", body = Object), (status = 422, description = "Invalid time", body = ErrorBody))
+    responses((status = 200, description = "The range's figures, overall and per business", body = Overview), (status = 422, description = "Invalid time", body = ErrorBody))
 )]
 pub async fn overview(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<OverviewQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Overview>> {
     let now = now_ms();
     let to = parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
     let from = parse_time("from", q.from.as_deref())?.unwrap_or(now - 7 * 86_400_000);
@@ -137,18 +177,17 @@ pub async fn overview(
     for f in per.values() {
         overall.add(f);
     }
-    let businesses: Vec<Value> = per
+    let businesses = per
         .iter()
-        .map(|(id, f)| {
-            let mut v = f.json();
-            v["id"] = json!(id);
-            v
+        .map(|(id, f)| BusinessFigures {
+            id: id.clone(),
+            figures: f.answer(),
         })
         .collect();
-    Ok(axum::Json(json!({
-        "from": rfc3339(from),
-        "to": rfc3339(to),
-        "overall": overall.json(),
-        "businesses": businesses,
-    })))
+    Ok(axum::Json(Overview {
+        from: rfc3339(from),
+        to: rfc3339(to),
+        overall: overall.answer(),
+        businesses,
+    }))
 }

@@ -22,8 +22,8 @@ use crate::startup::AppState;
 #[utoipa::path(
     post, path = "/api/v1/webhooks/elevenlabs/personalize", tag = "webhooks", operation_id = "personalize_inbound_call", security(()),
     params(("X-Switchboard-Secret" = String, Header, description = "The configured personalisation secret")),
-    request_body(content = Object, description = "`{caller_id, agent_id, called_number?, call_sid?}`", content_type = "application/json"),
-    responses((status = 200, description = "`{type: conversation_initiation_client_data, dynamic_variables, conversation_config_override}`", body = Object), (status = 401, description = "Missing or wrong secret", body = ErrorBody), (status = 404, description = "Unknown agent, or personalisation not configured", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    request_body(content = PersonalizationRequest, description = "The inbound call", content_type = "application/json"),
+    responses((status = 200, description = "What the agent knows and says (`type`: `conversation_initiation_client_data`)", body = PersonalizationResponse), (status = 401, description = "Missing or wrong secret", body = ErrorBody), (status = 404, description = "Unknown agent, or personalisation not configured", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn personalize(
     State(state): State<AppState>,

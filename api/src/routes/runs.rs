@@ -3,14 +3,15 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use switchboard_engine::RunId;
-use switchboard_engine::store::runs::{self, RunFilter, RunRow};
+use switchboard_engine::store::runs::{self, RunFilter};
 use switchboard_engine::store::steps;
 use switchboard_workflows::store::LeadLabel;
+use utoipa::ToSchema;
 
-use super::rfc3339;
-use crate::answers::RunSummary;
+use crate::answers::{ListedRun, RunDetail, RunLead, RunPage, RunSummary, ScriptRef, StepAttempt};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::openapi::ErrorBody;
@@ -19,12 +20,12 @@ use crate::tenant::{Caller, run as find};
 
 use switchboard_engine::store::runs::STATUSES;
 
-fn run_json(r: &RunRow) -> Value {
-    serde_json::to_value(RunSummary::from(r)).unwrap_or_default()
-}
-
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+/// Answer of `GET /api/v1/runs/counts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunCounts {
+    /// Runs in each status, every status named (0 when none).
+    pub counts: std::collections::BTreeMap<String, i64>,
+    pub total: i64,
 }
 
 /// Query of `GET /api/v1/runs/counts`.
@@ -38,25 +39,23 @@ pub struct CountsQuery {
 #[utoipa::path(
     get, path = "/api/v1/runs/counts", tag = "runs", operation_id = "count_runs",
     params(("business" = Option<String>, Query, description = "Business id")),
-    responses((status = 200, description = "`{counts: {status: n}, total}`", body = Object))
+    responses((status = 200, description = "Runs per status", body = RunCounts))
 )]
 pub async fn counts(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<CountsQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunCounts>> {
     let business = caller.scope(q.business)?;
     let rows = runs::count_by_status(state.engine.db(), business.as_deref()).await?;
-    let mut counts = serde_json::Map::new();
-    for status in STATUSES {
-        counts.insert(status.to_owned(), json!(0));
-    }
+    let mut counts: std::collections::BTreeMap<String, i64> =
+        STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
     let mut total = 0;
     for (status, n) in rows {
         total += n;
-        counts.insert(status, json!(n));
+        counts.insert(status, n);
     }
-    Ok(JsonResponse(json!({ "counts": counts, "total": total })))
+    Ok(JsonResponse(RunCounts { counts, total }))
 }
 
 /// Query of `GET /api/v1/runs`.
@@ -87,13 +86,13 @@ const SEARCH_LEADS: i64 = 500;
 #[utoipa::path(
     get, path = "/api/v1/runs", tag = "runs", operation_id = "list_runs",
     params(("business" = Option<String>, Query, description = "Business id"), ("status" = Option<String>, Query, description = "queued, running, waiting, succeeded, failed or cancelled"), ("step" = Option<String>, Query, description = "Current (or last) step: intake, build_context, route, place_call, await_call, analyze, score or follow_up (422 otherwise)"), ("outcome" = Option<String>, Query, description = "Outcome (1–64 of a-z, 0-9, _; 422 otherwise), e.g. handed_off"), ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"), ("to" = Option<String>, Query, description = "Created before (RFC 3339)"), ("q" = Option<String>, Query, description = "Part of the lead's name or phone"), ("lead_id" = Option<String>, Query, description = "One lead's runs"), ("limit" = Option<i64>, Query, description = "1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "`{runs, next_cursor}`, newest first; each run with its `lead: {name, phone}`", body = Object), (status = 422, description = "Invalid filter", body = ErrorBody))
+    responses((status = 200, description = "A page of runs, newest first", body = RunPage), (status = 422, description = "Invalid filter", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunPage>> {
     if let Some(status) = &q.status
         && !STATUSES.contains(&status.as_str())
     {
@@ -190,63 +189,40 @@ pub async fn list(
             .into_iter()
             .map(|l| (l.id.clone(), l))
             .collect();
-    let runs: Vec<Value> = rows
+    let runs = rows
         .iter()
-        .map(|r| {
-            let mut v = run_json(r);
-            if let Some(l) = labels.get(&r.subject_id) {
-                v["lead"] = json!({ "name": l.name, "phone": l.phone });
-            }
-            v
+        .map(|r| ListedRun {
+            run: RunSummary::from(r),
+            lead: labels.get(&r.subject_id).map(|l| RunLead {
+                name: l.name.clone(),
+                phone: l.phone.clone(),
+            }),
         })
         .collect();
-    Ok(JsonResponse(
-        json!({ "runs": runs, "next_cursor": next_cursor }),
-    ))
+    Ok(JsonResponse(RunPage { runs, next_cursor }))
 }
 
 /// `GET /api/v1/runs/{id}` → the run with every step attempt.
 #[utoipa::path(
     get, path = "/api/v1/runs/{id}", tag = "runs", operation_id = "get_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run with every step attempt (`{name, attempt, status, input, scheduled_at, due_at, started_at, finished_at, output, error, log, deferrals, deferred_because}`: `deferrals` counts the times the attempt was put off, when a line was busy say, and `deferred_because` says why the last time; put off, it waits until `due_at`), its pinned `script {version, hash}` and `config_version` (the business configuration it started with)", body = Object), (status = 404, description = "No such run", body = ErrorBody))
+    responses((status = 200, description = "The run with every step attempt (an attempt put off, when a line was busy say, waits until `due_at`), its pinned script and configuration version", body = RunDetail), (status = 404, description = "No such run", body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunDetail>> {
     let run = find(&state, &caller, &id).await?;
-    let attempts = steps::list_for_run(state.engine.db(), &RunId(run.id.clone())).await?;
-    let mut v = run_json(&run);
-    v["script"] =
-        match switchboard_workflows::store::scripts::pinned(state.engine.db(), &run.id).await? {
-            Some((version, hash)) => json!({ "version": version, "hash": hash }),
-            None => Value::Null,
-        };
-    v["config_version"] =
-        json!(switchboard_workflows::store::configs::pinned(state.engine.db(), &run.id).await?);
-    v["steps"] = attempts
-        .iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "attempt": s.attempt,
-                "status": s.status,
-                "input": parse_json(&s.input),
-                "scheduled_at": rfc3339(s.scheduled_at),
-                "due_at": rfc3339(s.run_at),
-                "deferrals": s.deferrals,
-                "deferred_because": s.deferred_because,
-                "started_at": s.started_at.map(rfc3339),
-                "finished_at": s.finished_at.map(rfc3339),
-                "output": s.output.as_deref().map(parse_json),
-                "error": s.error,
-                "log": s.log.as_deref().map(parse_json).unwrap_or_else(|| json!([])),
-            })
-        })
-        .collect();
-    Ok(JsonResponse(v))
+    let db = state.engine.db();
+    let attempts = steps::list_for_run(db, &RunId(run.id.clone())).await?;
+    let script = switchboard_workflows::store::scripts::pinned(db, &run.id).await?;
+    Ok(JsonResponse(RunDetail {
+        run: RunSummary::from(&run),
+        script: script.map(|(version, hash)| ScriptRef { version, hash }),
+        config_version: switchboard_workflows::store::configs::pinned(db, &run.id).await?,
+        steps: attempts.iter().map(StepAttempt::from).collect(),
+    }))
 }
 
 /// What an operator can do to a run by hand (each is recorded in the audit log).
@@ -263,7 +239,7 @@ async fn operate(
     caller: &Caller,
     id: String,
     op: Operation,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunSummary>> {
     find(state, caller, &id).await?;
     let engine = &state.engine;
     let (run, action) = match op {
@@ -273,20 +249,20 @@ async fn operate(
     };
     let business = Some(run.business_id.as_str());
     crate::access::audit(state, caller, business, action, &run.id, json!({})).await?;
-    Ok(JsonResponse(run_json(&run)))
+    Ok(JsonResponse(RunSummary::from(&run)))
 }
 
 /// `POST /api/v1/runs/{id}/cancel` → the cancelled run; 409 if it already finished.
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The cancelled run", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run has finished", body = ErrorBody))
+    responses((status = 200, description = "The cancelled run", body = RunSummary), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run has finished", body = ErrorBody))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunSummary>> {
     operate(&state, &caller, id, Operation::Cancel).await
 }
 
@@ -295,13 +271,13 @@ pub async fn cancel(
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/retry", tag = "runs", operation_id = "retry_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run, queued again at the step that failed", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not failed", body = ErrorBody))
+    responses((status = 200, description = "The run, queued again at the step that failed", body = RunSummary), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not failed", body = ErrorBody))
 )]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunSummary>> {
     operate(&state, &caller, id, Operation::Retry).await
 }
 
@@ -310,12 +286,12 @@ pub async fn retry(
 #[utoipa::path(
     post, path = "/api/v1/runs/{id}/resume", tag = "runs", operation_id = "resume_run",
     params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "The run, queued now", body = Object), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not waiting", body = ErrorBody))
+    responses((status = 200, description = "The run, queued now", body = RunSummary), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "The run is not waiting", body = ErrorBody))
 )]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<RunSummary>> {
     operate(&state, &caller, id, Operation::Resume).await
 }

@@ -3,10 +3,11 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use switchboard_workflows::business::Business;
 use switchboard_workflows::{schedules, store};
+use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -27,12 +28,49 @@ pub struct ListQuery {
     pub business: Option<String>,
 }
 
+/// A cron campaign with its next and latest ticks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleAnswer {
+    pub business: String,
+    pub name: String,
+    /// `sec min hour day-of-month month day-of-week`, in `timezone`.
+    pub cron: String,
+    /// The business' IANA timezone.
+    pub timezone: String,
+    /// The tag of the leads' latest scored call it selects.
+    pub tag: String,
+    pub idle_days: u32,
+    /// Leads called a tick, at most.
+    pub limit: u32,
+    pub paused: bool,
+    /// RFC 3339.
+    pub next_tick: Option<String>,
+    /// The latest ticks, newest first.
+    pub recent_ticks: Vec<Tick>,
+}
+
+/// One tick of a schedule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tick {
+    /// RFC 3339: the tick's time.
+    pub at: String,
+    /// RFC 3339: when it fired.
+    pub fired_at: String,
+    pub runs_started: i64,
+}
+
+/// Answer of `GET /api/v1/schedules`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schedules {
+    pub schedules: Vec<ScheduleAnswer>,
+}
+
 /// A business' schedules (or only the one called `only`) as the API shows them.
 async fn describe(
     state: &AppState,
     business: &Business,
     only: Option<&str>,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<ScheduleAnswer>> {
     let db = state.engine.db();
     let paused = store::schedules::paused(db, &business.id).await?;
     let now = chrono::Utc::now();
@@ -43,28 +81,26 @@ async fn describe(
         .filter(|s| only.is_none_or(|name| s.name == name));
     for s in chosen {
         let ticks = store::schedules::recent_ticks(db, &business.id, &s.name, RECENT_TICKS).await?;
-        let recent: Vec<Value> = ticks
+        let recent_ticks = ticks
             .iter()
-            .map(|t| {
-                json!({
-                    "at": rfc3339(t.tick_at),
-                    "fired_at": rfc3339(t.fired_at),
-                    "runs_started": t.runs_started,
-                })
+            .map(|t| Tick {
+                at: rfc3339(t.tick_at),
+                fired_at: rfc3339(t.fired_at),
+                runs_started: t.runs_started,
             })
             .collect();
-        described.push(json!({
-            "business": business.id,
-            "name": s.name,
-            "cron": s.cron,
-            "timezone": business.timezone,
-            "tag": s.tag,
-            "idle_days": s.idle_days,
-            "limit": s.limit,
-            "paused": paused.contains(&s.name),
-            "next_tick": schedules::next_tick(business, s, now).map(|t| t.to_rfc3339()),
-            "recent_ticks": recent,
-        }));
+        described.push(ScheduleAnswer {
+            business: business.id.clone(),
+            name: s.name.clone(),
+            cron: s.cron.clone(),
+            timezone: business.timezone.clone(),
+            tag: s.tag.clone(),
+            idle_days: s.idle_days,
+            limit: s.limit,
+            paused: paused.contains(&s.name),
+            next_tick: schedules::next_tick(business, s, now).map(|t| t.to_rfc3339()),
+            recent_ticks,
+        });
     }
     Ok(described)
 }
@@ -73,13 +109,13 @@ async fn describe(
 #[utoipa::path(
     get, path = "/api/v1/schedules", tag = "schedules", operation_id = "list_schedules",
     params(("business" = Option<String>, Query, description = "Only this business' schedules")),
-    responses((status = 200, description = "`{schedules: [{business, name, cron, timezone, tag, idle_days, limit, paused, next_tick, recent_ticks: [{at, fired_at, runs_started}]}]}`", body = Object), (status = 404, description = "No such business", body = ErrorBody))
+    responses((status = 200, description = "The cron campaigns", body = Schedules), (status = 404, description = "No such business", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<Schedules>> {
     let businesses = match &q.business {
         Some(id) => vec![find(&state, &caller, id).await?],
         None => store::businesses(state.engine.db())
@@ -92,7 +128,7 @@ pub async fn list(
     for b in &businesses {
         all.extend(describe(&state, b, None).await?);
     }
-    Ok(JsonResponse(json!({ "schedules": all })))
+    Ok(JsonResponse(Schedules { schedules: all }))
 }
 
 /// Pauses (`paused`) or resumes schedule `name` of business `id` and answers with it.
@@ -102,7 +138,7 @@ async fn set_paused(
     id: &str,
     name: &str,
     paused: bool,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ScheduleAnswer>> {
     let business = find(state, caller, id).await?;
     if !business.schedules.iter().any(|s| s.name == name) {
         return Err(ApiError::NotFound(format!(
@@ -117,8 +153,10 @@ async fn set_paused(
         };
         crate::access::audit(state, caller, Some(id), action, name, json!({})).await?;
     }
-    let mut described = describe(state, &business, Some(name)).await?;
-    Ok(JsonResponse(described.pop().unwrap_or_default()))
+    let described = describe(state, &business, Some(name)).await?.pop();
+    let schedule = described
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("schedule {name:?} vanished")))?;
+    Ok(JsonResponse(schedule))
 }
 
 /// `POST /api/v1/businesses/{id}/schedules/{name}/pause` → the schedule, paused: its ticks pass
@@ -126,13 +164,13 @@ async fn set_paused(
 #[utoipa::path(
     post, path = "/api/v1/businesses/{id}/schedules/{name}/pause", tag = "schedules", operation_id = "pause_schedule",
     params(("id" = String, Path, description = "Business id", example = "demo"), ("name" = String, Path, description = "Schedule name")),
-    responses((status = 200, description = "The schedule, paused", body = Object), (status = 404, description = "No such business or schedule", body = ErrorBody))
+    responses((status = 200, description = "The schedule, paused", body = ScheduleAnswer), (status = 404, description = "No such business or schedule", body = ErrorBody))
 )]
 pub async fn pause(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ScheduleAnswer>> {
     set_paused(&state, &caller, &id, &name, true).await
 }
 
@@ -141,12 +179,12 @@ pub async fn pause(
 #[utoipa::path(
     post, path = "/api/v1/businesses/{id}/schedules/{name}/resume", tag = "schedules", operation_id = "resume_schedule",
     params(("id" = String, Path, description = "Business id", example = "demo"), ("name" = String, Path, description = "Schedule name")),
-    responses((status = 200, description = "The schedule, resumed", body = Object), (status = 404, description = "No such business or schedule", body = ErrorBody))
+    responses((status = 200, description = "The schedule, resumed", body = ScheduleAnswer), (status = 404, description = "No such business or schedule", body = ErrorBody))
 )]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
-) -> ApiResult<JsonResponse<Value>> {
+) -> ApiResult<JsonResponse<ScheduleAnswer>> {
     set_paused(&state, &caller, &id, &name, false).await
 }

@@ -7,8 +7,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::access::{CSRF_HEADER, SESSION_COOKIE, SignedIn};
 use crate::error::{ApiError, ApiResult};
@@ -27,12 +26,31 @@ pub struct SignIn {
     pub key: String,
 }
 
-fn who(caller: &Caller) -> Value {
-    json!({
-        "key_id": caller.key_id,
-        "business": caller.business,
-        "operator": caller.business.is_none(),
-    })
+/// Who is signed in or calling.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    /// The key's id.
+    pub key_id: String,
+    /// The business the key is for; `null` for an operator's key.
+    pub business: Option<String>,
+    /// Whether the key is an operator's (every business).
+    pub operator: bool,
+    /// With a session: the token actions carry in `csrf_header`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// With a session (on `GET /api/v1/sessions/current`): the header name, `X-CSRF-Token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_header: Option<String>,
+}
+
+fn who(caller: &Caller) -> Session {
+    Session {
+        key_id: caller.key_id.clone(),
+        business: caller.business.clone(),
+        operator: caller.business.is_none(),
+        csrf_token: None,
+        csrf_header: None,
+    }
 }
 
 fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> String {
@@ -47,7 +65,7 @@ fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> String {
     post, path = "/api/v1/sessions", tag = "access", operation_id = "sign_in", security(()),
     request_body = SignIn,
     responses(
-        (status = 201, description = "Signed in: the session cookie is set; `{key_id, business, operator, csrf_token}`", body = Object),
+        (status = 201, description = "Signed in: the session cookie is set", body = Session),
         (status = 401, description = "Unknown or revoked key", body = ErrorBody),
         (status = 429, description = "Too many attempts from this address", body = ErrorBody),
     )
@@ -61,7 +79,7 @@ pub async fn sign_in(
         .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
     let session = sessions::start(state.engine.db(), &key.id).await?;
     let mut body = who(&Caller::of(&key));
-    body["csrf_token"] = json!(session.csrf_token);
+    body.csrf_token = Some(session.csrf_token);
     let set_cookie = cookie(&state, &session.token, SESSION_LENGTH.as_secs());
     Ok((
         StatusCode::CREATED,
@@ -75,18 +93,18 @@ pub async fn sign_in(
 #[utoipa::path(
     get, path = "/api/v1/sessions/current", tag = "access", operation_id = "current_session",
     responses(
-        (status = 200, description = "`{key_id, business, operator, csrf_token}` (`csrf_token` only with a session)", body = Object),
+        (status = 200, description = "Who is calling (`csrf_token` only with a session)", body = Session),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn current(
     caller: Caller,
     signed_in: Option<Extension<SignedIn>>,
-) -> JsonResponse<Value> {
+) -> JsonResponse<Session> {
     let mut body = who(&caller);
     if let Some(Extension(session)) = signed_in {
-        body["csrf_token"] = json!(session.csrf_token);
-        body["csrf_header"] = json!(CSRF_HEADER);
+        body.csrf_token = Some(session.csrf_token);
+        body.csrf_header = Some(CSRF_HEADER.to_owned());
     }
     JsonResponse(body)
 }

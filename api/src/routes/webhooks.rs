@@ -12,14 +12,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use switchboard_workflows::providers::voice::{BodyCheck, VoiceKind};
 use tracing::info;
 
 use crate::call_audio;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::ErrorBody;
-use crate::provider_webhooks::{audio_error, process};
+use crate::provider_webhooks::{WebhookAnswer, WebhookStatus, audio_error, process};
 use crate::startup::AppState;
 use crate::store::dead_letters;
 
@@ -30,18 +31,41 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// The largest recording spilled to disk (base64: about 17 hours of mp3 at 128 kbit/s).
 pub const SPILL_LIMIT: u64 = 1 << 30;
 
+/// An ElevenLabs webhook as documented here (the body is read by the provider's own module).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ElevenLabsWebhook {
+    /// `post_call_transcription`, `call_initiation_failure`, `post_call_audio` or another type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds.
+    pub event_timestamp: i64,
+    /// The event's payload.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// A Retell webhook as documented here (the body is read by the provider's own module).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RetellWebhook {
+    /// `call_ended` or `call_analyzed` (either ends the call), or another event.
+    pub event: String,
+    /// The call.
+    #[schema(value_type = Object)]
+    pub call: Value,
+}
+
 /// Handles an ElevenLabs post-call webhook.
 #[utoipa::path(
     post, path = "/api/v1/webhooks/elevenlabs", tag = "webhooks", operation_id = "elevenlabs_webhook", security(()),
     params(("ElevenLabs-Signature" = String, Header, description = "`t=<unix secs>,v0=<hex HMAC-SHA256>`")),
-    request_body(content = Object, description = "`{type, event_timestamp, data}`: post_call_transcription, call_initiation_failure, post_call_audio or any other type", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB that is not a call recording (a recording is spilled to disk, up to 1 GiB)", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    request_body(content = ElevenLabsWebhook, description = "The event", content_type = "application/json"),
+    responses((status = 200, description = "Processed", body = WebhookAnswer), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB that is not a call recording (a recording is spilled to disk, up to 1 GiB)", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn elevenlabs(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookAnswer>> {
     receive(&state, VoiceKind::Elevenlabs, &headers, body).await
 }
 
@@ -49,14 +73,14 @@ pub async fn elevenlabs(
 #[utoipa::path(
     post, path = "/api/v1/webhooks/retell", tag = "webhooks", operation_id = "retell_webhook", security(()),
     params(("x-retell-signature" = String, Header, description = "`v=<unix ms>,d=<hex HMAC-SHA256 of body + ms, keyed with the API key>`")),
-    request_body(content = Object, description = "`{event, call}`: call_ended or call_analyzed (either ends the call), or any other event", content_type = "application/json"),
-    responses((status = 200, description = "`{status: resumed | stored | duplicate | ignored}`", body = Object), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
+    request_body(content = RetellWebhook, description = "The event", content_type = "application/json"),
+    responses((status = 200, description = "Processed", body = WebhookAnswer), (status = 400, description = "Malformed webhook", body = ErrorBody), (status = 401, description = "Bad or stale signature", body = ErrorBody), (status = 413, description = "Body over 16 MiB", body = ErrorBody), (status = 429, description = "Too many requests from this address; see Retry-After", body = ErrorBody))
 )]
 pub async fn retell(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookAnswer>> {
     receive(&state, VoiceKind::Retell, &headers, body).await
 }
 
@@ -67,7 +91,7 @@ async fn receive(
     kind: VoiceKind,
     headers: &HeaderMap,
     body: axum::body::Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookAnswer>> {
     let now = chrono::Utc::now().timestamp();
     let voice = &state.voices.get(kind).provider;
     let unauthorized = |e| ApiError::Unauthorized(format!("webhook signature rejected: {e}"));
@@ -117,13 +141,13 @@ async fn large(
     mut check: Box<dyn BodyCheck>,
     held: Vec<u8>,
     mut stream: axum::body::BodyDataStream,
-) -> ApiResult<Value> {
+) -> ApiResult<WebhookAnswer> {
     if !call_audio::announces_audio(&held) {
         return Err(ApiError::TooLarge { limit: BODY_LIMIT });
     }
     let Some(dir) = &state.call_audio_dir else {
         info!("a large call recording acknowledged unread: no audio directory is configured");
-        return Ok(json!({ "status": "ignored" }));
+        return Ok(WebhookStatus::Ignored.into());
     };
     let failed = |e: std::io::Error| {
         ApiError::Internal(anyhow::Error::new(e).context("spilling call audio"))
@@ -147,5 +171,5 @@ async fn large(
     let bytes = spill.written();
     let (call_id, path) = spill.store(dir).await.map_err(audio_error)?;
     info!(%call_id, bytes, path = %path.display(), "large call audio stored");
-    Ok(json!({ "status": "stored" }))
+    Ok(WebhookStatus::Stored.into())
 }

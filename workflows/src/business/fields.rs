@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::phone::Phone;
 
 /// A custom lead field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomField {
     /// Key in the lead's `custom_fields`.
@@ -25,7 +25,7 @@ pub struct CustomField {
 }
 
 /// The type of a custom field's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,

@@ -44,6 +44,21 @@ impl fmt::Display for Window {
     }
 }
 
+/// In configuration and the API a window is text, `"HH:MM-HH:MM"`.
+impl utoipa::PartialSchema for Window {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\d{2}:\d{2}-\d{2}:\d{2}$"))
+            .description(Some("Opening and closing time, local: `HH:MM-HH:MM`"))
+            .examples([serde_json::json!("09:00-17:30")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Window {}
+
 impl Serialize for Window {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -59,7 +74,7 @@ impl<'de> Deserialize<'de> for Window {
 }
 
 /// Opening windows per weekday; a day without one is closed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hours {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +93,7 @@ pub struct Hours {
     pub sun: Option<Window>,
     /// Local dates closed all day (public holidays), e.g. `["2026-12-25"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, format = Date)]
     pub holidays: Vec<NaiveDate>,
     /// Windows when nobody is called, every day, e.g. `["12:00-13:00"]` (lunch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

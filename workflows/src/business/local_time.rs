@@ -29,7 +29,7 @@ pub fn widest_legal_window() -> Window {
 }
 
 /// Where the person called is, as far as anyone knows.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LocalTime {
     /// The timezones the person may be in (more than one: the hours that hold in all).
     pub zones: Vec<String>,
@@ -40,7 +40,7 @@ pub struct LocalTime {
 }
 
 /// Where a lead's timezones come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ZoneSource {
     /// The lead's own `timezone`.

@@ -19,7 +19,7 @@ pub use hours::{Hours, Window, local_to_utc, timezone};
 pub use local_time::{Callable, LocalTime, ZoneSource, widest_legal_window};
 
 /// A business (tenant) as configured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Business {
     /// Stable id used in the API (`"business": "demo"`).
@@ -68,7 +68,7 @@ pub struct Business {
 /// A cron campaign: at every tick of `cron`, in the business' timezone, the leads it selects
 /// (those whose latest call was tagged `tag` and who have not been called for `idle_days`, with
 /// no run in progress) are called again, at most `limit` a tick.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// Unique in the business: how the API and dashboard name it.
@@ -100,7 +100,7 @@ impl Schedule {
 }
 
 /// A call objective.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Objective {
     /// Short name, e.g. `Schedule Showing`.
@@ -111,7 +111,7 @@ pub struct Objective {
 }
 
 /// A voice agent a business calls with.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Provider agent id of an agent that already exists at the provider. Empty: the agent is
@@ -136,7 +136,7 @@ pub struct AgentConfig {
 }
 
 /// How an agent's phone number is connected to the voice provider.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Line {
     /// A Twilio number imported into the provider.
@@ -151,7 +151,7 @@ fn default_language() -> String {
 }
 
 /// Leads from `source` are called by `agent` about `objective`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
     /// Campaign name.
@@ -170,7 +170,7 @@ pub struct Campaign {
 }
 
 /// One agent's share of a campaign's leads.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentShare {
     /// Key in `agents`.
@@ -201,7 +201,7 @@ impl Campaign {
 }
 
 /// Knobs of the default calling policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallingConfig {
     /// Calls placed to one lead in one run, at most.
@@ -239,7 +239,7 @@ pub struct CallingConfig {
 }
 
 /// What follows a connected call without an analysis (`calling.analysis_unavailable`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithoutAnalysis {
     /// A person reads the call and decides (the run ends `handed_off`).

@@ -14,7 +14,7 @@ pub use scripted::{Decided, Decider, Policy, script_name, view};
 use crate::providers::openai::{CallAnalysis, CtaInteractions, Dimension, Level, Sentiment};
 
 /// What the agent is told for one call, before routing picks the agent and objective.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallContext {
     /// Prompt sections, appended to the agent's base prompt.
     pub sections: Vec<String>,
@@ -22,11 +22,12 @@ pub struct CallContext {
     #[serde(default)]
     pub first_message: Option<String>,
     /// Values the provider substitutes into prompt and first message.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub dynamic_variables: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether, when and with whom to call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteDecision {
     /// Call now, later, or not at all.
     pub action: RouteAction,
@@ -56,7 +57,7 @@ pub fn secs_until(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chron
 }
 
 /// When to call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RouteAction {
     /// Now.
@@ -68,7 +69,7 @@ pub enum RouteAction {
 }
 
 /// A lead's score after a call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Score {
     /// 0–100.
     pub value: u8,
@@ -105,7 +106,7 @@ impl NoConnect {
 }
 
 /// What to do after a call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FollowUpDecision {
     /// Call again after this many seconds.
@@ -120,7 +121,7 @@ pub enum FollowUpDecision {
 }
 
 /// The lead as a script's hooks see it (`lead.name`, `lead.fields.budget_range`, …).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeadView {
     pub id: String,
     pub name: String,
@@ -129,6 +130,7 @@ pub struct LeadView {
     pub email: Option<String>,
     pub source: Option<String>,
     /// The business' custom fields.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// When the lead came in, RFC 3339 UTC.
     pub created_at: String,

@@ -86,7 +86,7 @@ pub struct ClientData {
 }
 
 /// Conversation configuration overrides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConfigOverride {
     /// Agent overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +97,7 @@ pub struct ConfigOverride {
 }
 
 /// Agent overrides for one conversation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentOverride {
     /// System prompt override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +111,7 @@ pub struct AgentOverride {
 }
 
 /// System prompt override.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PromptOverride {
     /// The prompt text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,7 +119,7 @@ pub struct PromptOverride {
 }
 
 /// Voice override.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TtsOverride {
     /// ElevenLabs voice id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -675,7 +675,7 @@ impl super::voice::BodyCheck for SignatureCheck {
 pub const PERSONALIZATION_SECRET_HEADER: &str = "X-Switchboard-Secret";
 
 /// What ElevenLabs posts when an inbound call reaches an agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalizationRequest {
     /// The caller's number.
     pub caller_id: String,
@@ -690,12 +690,13 @@ pub struct PersonalizationRequest {
 }
 
 /// The answer: variables and overrides for the conversation about to start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalizationResponse {
     /// Always `conversation_initiation_client_data`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Values for the agent's `{{placeholders}}`.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub dynamic_variables: Map<String, Value>,
     /// Prompt, first message, language and voice.
     pub conversation_config_override: ConfigOverride,

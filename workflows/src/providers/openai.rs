@@ -31,7 +31,7 @@ pub const ANALYSIS_TOKENS: u32 = 1_500;
 // The analysis the model returns
 
 /// Structured analysis of one call transcript.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallAnalysis {
     /// Two or three sentences on what happened.
@@ -61,7 +61,7 @@ pub struct CallAnalysis {
 }
 
 /// The customer's overall sentiment.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sentiment {
     /// Warm, interested.
@@ -73,7 +73,7 @@ pub enum Sentiment {
 }
 
 /// A coarse level.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Low.
@@ -85,7 +85,7 @@ pub enum Level {
 }
 
 /// One lead-analytics dimension.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dimension {
     /// Coarse level.
@@ -97,7 +97,7 @@ pub struct Dimension {
 }
 
 /// Calls to action the customer took up during the call.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CtaInteractions {
     /// Asked for or discussed pricing.

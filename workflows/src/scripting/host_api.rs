@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::business::{Business, Hours};
 
 /// A previous call to the lead, as scripts see it in `history()`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The run that placed it.
     pub run_id: String,
@@ -370,7 +370,7 @@ pub fn sample_lead(now: DateTime<Utc>) -> crate::policy::LeadView {
 }
 
 /// One function of the host API, for authors.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FnDoc {
     /// Its name.
     pub name: String,

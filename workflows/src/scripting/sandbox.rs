@@ -57,7 +57,7 @@ impl Default for Limits {
 pub const SCRIPT_THREAD_STACK: usize = 8 * 1024 * 1024;
 
 /// A script error as authors see it: where, and what.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
 #[error("{source_name}:{line}:{column}: {message}")]
 pub struct ScriptError {
     /// The script's name, e.g. `acme/policy.rhai`.

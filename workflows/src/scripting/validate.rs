@@ -13,9 +13,12 @@ use crate::business::Business;
 use crate::policy::script_name;
 
 /// An entry point a script may define.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HookDoc)]
 pub struct Hook {
     pub name: &'static str,
+    /// Its parameters' names.
+    #[schema(value_type = Vec<String>)]
     pub params: &'static [&'static str],
     /// What it returns.
     pub returns: &'static str,
@@ -70,7 +73,8 @@ pub const HOOKS: &[Hook] = &[
 ];
 
 /// What validating a script found.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationReport)]
 pub struct Report {
     /// Compiles, right arities, every test passed.
     pub valid: bool,
@@ -85,7 +89,7 @@ pub struct Report {
 }
 
 /// One `fn test_*()`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TestOutcome {
     pub name: String,
     pub passed: bool,

@@ -78,7 +78,7 @@ const WEBHOOK_BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_STORED_CONVERSATIONS: usize = 10_000;
 
 /// How a simulated call goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SimOutcome {
     /// The customer talks and wants to go on (`post_call_transcription`).
@@ -130,7 +130,7 @@ impl SimOutcome {
 }
 
 /// A lead's steering of the simulator (demo and tests only; real providers never see it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimSteer {
     /// How the call goes; without it the simulator picks a realistic, deterministic mix.

@@ -26,7 +26,7 @@ fn q(sql: String, c: Cohort<'_>) -> Q {
 }
 
 /// Leads → called → connected → qualified (a call tagged hot or warm) → handed off.
-#[derive(Debug, Default, FromRow, Serialize)]
+#[derive(Debug, Default, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Funnel {
     pub leads: i64,
     pub called: i64,

@@ -382,11 +382,15 @@ pub async fn end(db: &Db, id: &str, duration_secs: Option<f64>) -> Result<()> {
 
 /// A business' calls that ended in `[from, to)` (unix ms): how many, how many connected, their
 /// seconds and credits.
-#[derive(Debug, Default, FromRow, serde::Serialize)]
+#[derive(Debug, Default, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Usage {
+    /// Calls that ended in the range.
     pub calls: i64,
+    /// Of those, the ones a person answered.
     pub connected_calls: i64,
+    /// Their seconds on the line.
     pub billed_seconds: i64,
+    /// One per started call minute (2:13 → 3).
     pub credits: i64,
 }
 
