@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_engine::store::runs::RunRow;
 use switchboard_engine::store::steps::StepRow;
+use switchboard_engine::{RunStatus, StepStatus};
 use utoipa::ToSchema;
 
 use crate::time::rfc3339;
@@ -15,8 +16,7 @@ pub struct RunSummary {
     pub business: String,
     pub lead_id: String,
     pub workflow: String,
-    /// `queued`, `running`, `waiting`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: RunStatus,
     pub current_step: Option<String>,
     pub outcome: Option<String>,
     /// RFC 3339.
@@ -55,7 +55,7 @@ impl From<&RunRow> for RunSummary {
             business: r.business_id.clone(),
             lead_id: r.subject_id.clone(),
             workflow: r.workflow.clone(),
-            status: r.status.clone(),
+            status: r.status,
             current_step: r.current_step.clone(),
             outcome: r.outcome.clone(),
             created_at: rfc3339(r.created_at),
@@ -118,8 +118,7 @@ pub struct StepAttempt {
     pub name: String,
     /// 1 for the first attempt.
     pub attempt: i64,
-    /// `queued`, `running`, `waiting`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: StepStatus,
     /// What the step was given (JSON as the step recorded it).
     pub input: Value,
     /// RFC 3339: when it was scheduled.
@@ -149,7 +148,7 @@ impl From<&StepRow> for StepAttempt {
         StepAttempt {
             name: s.name.clone(),
             attempt: s.attempt,
-            status: s.status.clone(),
+            status: s.status,
             input: parse_json(&s.input),
             scheduled_at: rfc3339(s.scheduled_at),
             due_at: rfc3339(s.run_at),

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use switchboard_engine::Db;
+use switchboard_engine::RunStatus;
 use switchboard_engine::store::{runs, tasks};
 
 use crate::error::ApiResult;
@@ -106,12 +107,12 @@ pub async fn serve_listener(addr: SocketAddr, db: Db) -> std::io::Result<SocketA
 async fn scrape(db: &Db) -> ApiResult<Response> {
     let handle = handle();
     let counts = runs::count_by_status(db, None).await?;
-    for status in runs::STATUSES {
+    for &status in RunStatus::ALL {
         let n = counts
             .iter()
-            .find(|(s, _)| s == status)
+            .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n);
-        metrics::gauge!(RUNS, "status" => status).set(n as f64);
+        metrics::gauge!(RUNS, "status" => status.as_str()).set(n as f64);
     }
     let backlog = tasks::backlog(db).await?;
     metrics::gauge!(QUEUE_DEPTH).set(backlog.due as f64);

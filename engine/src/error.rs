@@ -30,7 +30,7 @@ pub enum EngineError {
     #[error("run is {status}: {action} is not possible")]
     InvalidState {
         /// The run's status.
-        status: String,
+        status: crate::status::RunStatus,
         /// What was asked.
         action: &'static str,
     },

@@ -16,6 +16,7 @@
 pub mod error;
 pub mod ids;
 mod runtime;
+pub mod status;
 pub mod store;
 pub mod workflow;
 
@@ -24,6 +25,7 @@ pub use ids::{BusinessId, RunId, StepId, WaitId};
 pub use runtime::{
     ChangeFeed, Delivery, Engine, ExternalEvent, NewRun, WorkerOptions, Workers, end_run,
 };
+pub use status::{RunStatus, StepStatus, WaitStatus};
 pub use store::{Db, migrate, pending_migrations};
 pub use workflow::{
     Registry, Resumed, Step, StepContext, StepPolicy, Transition, WaitFor, WaitOutcome, Workflow,

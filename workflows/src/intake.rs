@@ -3,6 +3,7 @@
 //! exactly once per idempotency key. `POST /api/v1/leads` comes in through [`accept_lead`]; the
 //! bulk import checks and starts its rows with [`check`] and [`start`].
 
+use switchboard_engine::RunStatus;
 use switchboard_engine::ids::{new_id, now_ms};
 use switchboard_engine::store::Tx;
 use switchboard_engine::{Engine, EngineError, RunId};
@@ -130,7 +131,7 @@ pub async fn start(
 #[derive(Clone, Debug)]
 pub struct Accepted {
     pub lead: Lead,
-    pub run_status: String,
+    pub run_status: RunStatus,
     pub replayed: bool,
 }
 
@@ -171,7 +172,7 @@ pub async fn accept_lead(
             engine.notify_changed();
             Ok(Accepted {
                 lead,
-                run_status: "queued".into(),
+                run_status: RunStatus::Queued,
                 replayed: false,
             })
         }
@@ -204,7 +205,7 @@ async fn replay(
     let run =
         switchboard_engine::store::runs::find(engine.db(), &RunId(lead.run_id.clone())).await?;
     Ok(Accepted {
-        run_status: run.map_or_else(|| "queued".to_owned(), |r| r.status),
+        run_status: run.map_or(RunStatus::Queued, |r| r.status),
         lead,
         replayed: true,
     })

@@ -152,14 +152,8 @@ pub(super) async fn intake(
 /// statuses; returns the id of the run in the middle.
 async fn seed_runs(db: &switchboard_engine::Db, runs: usize) -> anyhow::Result<String> {
     let businesses = ["demo", "realty", "dental", "saas"];
-    let statuses = [
-        "succeeded",
-        "succeeded",
-        "succeeded",
-        "failed",
-        "waiting",
-        "cancelled",
-    ];
+    use switchboard_engine::RunStatus::{Cancelled, Failed, Succeeded, Waiting};
+    let statuses = [Succeeded, Succeeded, Succeeded, Failed, Waiting, Cancelled];
     let mut middle = String::new();
     let mut done = 0;
     while done < runs {
@@ -173,7 +167,7 @@ async fn seed_runs(db: &switchboard_engine::Db, runs: usize) -> anyhow::Result<S
                         workflow: "lead_call".into(),
                         business_id: businesses[i % businesses.len()].into(),
                         subject_id: new_id(),
-                        status: statuses[i % statuses.len()].into(),
+                        status: statuses[i % statuses.len()],
                         current_step: Some("follow_up".into()),
                         current_row: None,
                         seq: 8,

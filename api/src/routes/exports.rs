@@ -202,7 +202,7 @@ pub async fn runs(
                     &r.id,
                     &r.business_id,
                     &r.subject_id,
-                    &r.status,
+                    r.status.as_str(),
                     r.outcome.as_deref().unwrap_or(""),
                     r.current_step.as_deref().unwrap_or(""),
                     &created,

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
+use switchboard_engine::RunStatus;
 use switchboard_engine::store::runs::RunFilter;
 use switchboard_workflows::business::LocalTime;
 use switchboard_workflows::intake::{self, IntakeError};
@@ -71,7 +72,7 @@ pub struct CreatedLead {
 pub struct StartedRun {
     pub id: String,
     /// `queued` when new; its status now when the request is replayed.
-    pub status: String,
+    pub status: RunStatus,
 }
 
 /// Answer of `GET /api/v1/leads/{id}`.
@@ -103,12 +104,12 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key.to_owned()))
 }
 
-fn created(lead: &Lead, run_status: &str, replayed: bool) -> Response {
+fn created(lead: &Lead, run_status: RunStatus, replayed: bool) -> Response {
     let body = CreatedLead {
         lead: LeadAnswer::from(lead),
         run: StartedRun {
             id: lead.run_id.clone(),
-            status: run_status.to_owned(),
+            status: run_status,
         },
     };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -139,7 +140,7 @@ pub async fn create(
     let accepted = intake::accept_lead(&state.engine, new, key.as_deref()).await?;
     Ok(created(
         &accepted.lead,
-        &accepted.run_status,
+        accepted.run_status,
         accepted.replayed,
     ))
 }

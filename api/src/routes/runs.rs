@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::json;
-use switchboard_engine::RunId;
 use switchboard_engine::store::runs::{self, RunFilter};
 use switchboard_engine::store::steps;
+use switchboard_engine::{RunId, RunStatus};
 use switchboard_workflows::store::LeadLabel;
 use utoipa::ToSchema;
 
@@ -18,14 +18,35 @@ use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::tenant::{Caller, run as find};
 
-use switchboard_engine::store::runs::STATUSES;
-
 /// Answer of `GET /api/v1/runs/counts`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunCounts {
-    /// Runs in each status, every status named (0 when none).
-    pub counts: std::collections::BTreeMap<String, i64>,
+    pub counts: StatusCounts,
     pub total: i64,
+}
+
+/// Runs in each status.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub waiting: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+impl StatusCounts {
+    fn of(&mut self, status: RunStatus) -> &mut i64 {
+        match status {
+            RunStatus::Queued => &mut self.queued,
+            RunStatus::Running => &mut self.running,
+            RunStatus::Waiting => &mut self.waiting,
+            RunStatus::Succeeded => &mut self.succeeded,
+            RunStatus::Failed => &mut self.failed,
+            RunStatus::Cancelled => &mut self.cancelled,
+        }
+    }
 }
 
 /// Query of `GET /api/v1/runs/counts`.
@@ -48,12 +69,11 @@ pub async fn counts(
 ) -> ApiResult<JsonResponse<RunCounts>> {
     let business = caller.scope(q.business)?;
     let rows = runs::count_by_status(state.engine.db(), business.as_deref()).await?;
-    let mut counts: std::collections::BTreeMap<String, i64> =
-        STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
+    let mut counts = StatusCounts::default();
     let mut total = 0;
     for (status, n) in rows {
         total += n;
-        counts.insert(status, n);
+        *counts.of(status) += n;
     }
     Ok(JsonResponse(RunCounts { counts, total }))
 }
@@ -93,15 +113,19 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<JsonResponse<RunPage>> {
-    if let Some(status) = &q.status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::invalid(
-            "invalid_status",
-            "status",
-            format!("status must be one of {STATUSES:?}"),
-        ));
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<RunStatus>)
+        .transpose()
+        .map_err(|_| {
+            let names: Vec<_> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid(
+                "invalid_status",
+                "status",
+                format!("status must be one of {names:?}"),
+            )
+        })?;
     let steps = state.engine.registry().step_names();
     if let Some(step) = &q.step
         && !steps.contains(&step.as_str())
@@ -166,7 +190,7 @@ pub async fn list(
     };
     let filter = RunFilter {
         business_id,
-        status: q.status,
+        status,
         subject_id: q.lead_id,
         current_step: q.step,
         outcome: q.outcome,

@@ -2,6 +2,7 @@
 //! claim of the next attempt, when the same worker goes on with it) — in one transaction, and
 //! resume runs whose wait ended.
 
+use crate::status::{RunStatus, StepStatus, WaitStatus};
 use std::time::Duration;
 
 use super::decide::{Decision, Deferral};
@@ -23,7 +24,7 @@ pub(crate) fn new_row(
     run: &RunRow,
     name: &str,
     attempt: i64,
-    status: &str,
+    status: StepStatus,
     input: String,
     delay: Duration,
 ) -> StepRow {
@@ -83,7 +84,7 @@ async fn defer(tx: &mut Tx, run: &RunRow, row_id: &StepId, d: &Deferral) -> Resu
         return Ok(Applied::Stale);
     }
     let advance = Advance {
-        status: "waiting",
+        status: RunStatus::Waiting,
         current_step: Some(d.step.clone()),
         current_row: Some(row_id.0.clone()),
         wait_kind: Some("deferred".into()),
@@ -149,12 +150,19 @@ pub(crate) async fn apply(
             delay,
             ..
         } if delay.is_zero() && go_on.is_some() => {
-            let mut row = new_row(run, &step, attempt, "running", input.to_string(), delay);
+            let mut row = new_row(
+                run,
+                &step,
+                attempt,
+                StepStatus::Running,
+                input.to_string(),
+                delay,
+            );
             row.started_at = Some(row.scheduled_at);
             row.claimed_by = go_on.map(str::to_owned);
             steps::insert(tx, &row).await?;
             let advance = Advance {
-                status: "running",
+                status: RunStatus::Running,
                 current_step: Some(step),
                 current_row: Some(row.id.clone()),
                 ..Advance::default()
@@ -163,7 +171,7 @@ pub(crate) async fn apply(
                 return Ok(Applied::Stale);
             }
             let next = RunRow {
-                status: advance.status.to_owned(),
+                status: advance.status,
                 current_step: advance.current_step,
                 current_row: advance.current_row,
                 seq: run.seq + 1,
@@ -184,8 +192,12 @@ pub(crate) async fn apply(
             ..
         } => {
             let waiting = !delay.is_zero();
-            let status = if waiting { "waiting" } else { "queued" };
-            let row = new_row(run, &step, attempt, status, input.to_string(), delay);
+            let (status, step_status) = if waiting {
+                (RunStatus::Waiting, StepStatus::Waiting)
+            } else {
+                (RunStatus::Queued, StepStatus::Queued)
+            };
+            let row = new_row(run, &step, attempt, step_status, input.to_string(), delay);
             steps::insert(tx, &row).await?;
             let advance = Advance {
                 status,
@@ -203,7 +215,14 @@ pub(crate) async fn apply(
             step, carry, wait, ..
         } => {
             tx.lock_key(&wait_lock(&wait.kind, &wait.key)).await?;
-            let row = new_row(run, &step, 1, "waiting", carry.to_string(), Duration::ZERO);
+            let row = new_row(
+                run,
+                &step,
+                1,
+                StepStatus::Waiting,
+                carry.to_string(),
+                Duration::ZERO,
+            );
             steps::insert(tx, &row).await?;
             let now = now_ms();
             let mut wait_row = WaitRow {
@@ -213,7 +232,7 @@ pub(crate) async fn apply(
                 kind: wait.kind.clone(),
                 key: wait.key.clone(),
                 deadline: due_at(now, wait.timeout),
-                status: "waiting".into(),
+                status: WaitStatus::Waiting,
                 event_id: None,
                 created_at: now,
                 resolved_at: None,
@@ -221,7 +240,7 @@ pub(crate) async fn apply(
             if let Some(event) = events::first_unconsumed(tx, &wait.kind, &wait.key).await? {
                 // The event came before the run started waiting: consume it now.
                 events::consume(tx, &event.id, &run.id).await?;
-                wait_row.status = "resolved".into();
+                wait_row.status = WaitStatus::Resolved;
                 wait_row.event_id = Some(event.id.clone());
                 wait_row.resolved_at = Some(now);
                 waits::insert(tx, &wait_row).await?;
@@ -229,7 +248,7 @@ pub(crate) async fn apply(
                 let input = resumed_input(&carry, WaitOutcome::Event { payload });
                 steps::resume(tx, &StepId(row.id.clone()), &input).await?;
                 let advance = Advance {
-                    status: "queued",
+                    status: RunStatus::Queued,
                     current_step: Some(step),
                     current_row: Some(row.id),
                     ..Advance::default()
@@ -240,7 +259,7 @@ pub(crate) async fn apply(
             } else {
                 waits::insert(tx, &wait_row).await?;
                 let advance = Advance {
-                    status: "waiting",
+                    status: RunStatus::Waiting,
                     current_step: Some(step),
                     current_row: Some(row.id),
                     wait_kind: Some(wait.kind),
@@ -258,7 +277,7 @@ pub(crate) async fn apply(
         }
         Decision::Complete { outcome, .. } => {
             let advance = Advance {
-                status: "succeeded",
+                status: RunStatus::Succeeded,
                 current_step: run.current_step.clone(),
                 current_row: Some(row_id.0.clone()),
                 outcome: Some(outcome),
@@ -270,7 +289,7 @@ pub(crate) async fn apply(
         }
         Decision::Fail { error, .. } => {
             let advance = Advance {
-                status: "failed",
+                status: RunStatus::Failed,
                 current_step: run.current_step.clone(),
                 current_row: Some(row_id.0.clone()),
                 outcome: Some("failed".into()),
@@ -308,8 +327,8 @@ pub(crate) async fn resume(
     event_id: Option<String>,
 ) -> Result<bool> {
     let closed = match outcome {
-        WaitOutcome::TimedOut => "timed_out",
-        WaitOutcome::Event { .. } => "resolved",
+        WaitOutcome::TimedOut => WaitStatus::TimedOut,
+        WaitOutcome::Event { .. } => WaitStatus::Resolved,
     };
     if run.seq != wait.seq || !waits::close(tx, &WaitId(wait.id.clone()), closed, event_id).await? {
         return Ok(false);
@@ -325,7 +344,7 @@ pub(crate) async fn resume(
         return Ok(false);
     }
     let advance = Advance {
-        status: "queued",
+        status: RunStatus::Queued,
         current_step: run.current_step.clone(),
         current_row: Some(row_id),
         ..Advance::default()

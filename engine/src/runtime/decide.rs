@@ -1,5 +1,6 @@
 //! Decide: turn a step's result and its retry policy into the transition to commit (pure, no I/O).
 
+use crate::status::StepStatus;
 use std::time::Duration;
 
 use crate::error::StepError;
@@ -13,7 +14,7 @@ pub(crate) const SEGMENT_TIME: Duration = Duration::from_millis(100);
 /// How the finished attempt is recorded.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Finish {
-    pub status: &'static str,
+    pub status: StepStatus,
     pub output: Option<String>,
     pub error: Option<String>,
     /// The attempt's log lines as a JSON array, if it logged any.
@@ -62,7 +63,7 @@ impl Finish {
     /// A failed attempt with `error`.
     pub(crate) fn failed(error: String, log: Option<String>) -> Finish {
         Finish {
-            status: "failed",
+            status: StepStatus::Failed,
             output: None,
             error: Some(error),
             log,
@@ -135,9 +136,9 @@ pub(crate) fn decide(
     let log = (!journal.log.is_empty()).then(|| serde_json::json!(journal.log).to_string());
     let ok = |output: Option<String>| Finish {
         status: if journal.error.is_some() {
-            "failed"
+            StepStatus::Failed
         } else {
-            "succeeded"
+            StepStatus::Succeeded
         },
         output,
         error: journal.error.clone(),

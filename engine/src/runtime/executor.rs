@@ -21,7 +21,8 @@ use super::decide::{Decision, Finish, decide};
 use super::telemetry;
 use crate::error::{Result, StepError};
 use crate::ids::{BusinessId, RunId, StepId, WaitId, now_ms};
-use crate::store::runs::{self, RunRow, TERMINAL};
+use crate::status::{StepStatus, WaitStatus};
+use crate::store::runs::{self, RunRow};
 use crate::store::steps::{self, StepRow};
 use crate::store::tasks::{self, Fetched, TaskKind};
 use crate::store::{Tx, waits, workers};
@@ -93,7 +94,7 @@ async fn claim(engine: &Engine, fetched: &Fetched, worker: &str) -> Result<Optio
     let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
         return done(tx, fetched, worker).await;
     };
-    if task.seq > run.seq || TERMINAL.contains(&run.status.as_str()) {
+    if task.seq > run.seq || run.status.is_terminal() {
         debug!(status = %run.status, run_seq = run.seq, "stale task, ignored");
         return done(tx, fetched, worker).await;
     }
@@ -109,7 +110,7 @@ async fn claim(engine: &Engine, fetched: &Fetched, worker: &str) -> Result<Optio
         return done(tx, fetched, worker).await;
     };
 
-    if row.status == "running" {
+    if row.status == StepStatus::Running {
         // Running under another task (a copy of this one), or this task's own segment went on
         // past its seq, and the worker executing it died: a copy of an older seq comes here too.
         if claimant_alive(engine, &mut tx, &row, worker).await? {
@@ -308,7 +309,7 @@ async fn deadline(engine: &Engine, fetched: &Fetched, worker: &str, wait_id: Wai
     let Some(run) = runs::get(&mut tx, &task.run_id).await? else {
         return done(tx, fetched, worker).await.map(drop);
     };
-    if wait.status != "waiting" || run.seq != task.seq {
+    if wait.status != WaitStatus::Waiting || run.seq != task.seq {
         return done(tx, fetched, worker).await.map(drop);
     }
     if resume(&mut tx, &run, &wait, WaitOutcome::TimedOut, None).await? {

@@ -10,7 +10,8 @@ use super::Engine;
 use super::act::{self, advance_and_queue, new_row};
 use crate::error::{EngineError, Result};
 use crate::ids::{RunId, StepId};
-use crate::store::runs::{self, Advance, RunRow, TERMINAL};
+use crate::status::{RunStatus, StepStatus};
+use crate::store::runs::{self, Advance, RunRow};
 use crate::store::steps;
 use crate::store::tasks::{self, StepTask, TaskKind};
 use crate::store::{Tx, waits};
@@ -27,10 +28,7 @@ impl Engine {
         event_keys: &[String],
     ) -> Result<u64> {
         let statuses = runs::statuses_of_subject(tx, subject_id).await?;
-        if let Some(open) = statuses
-            .into_iter()
-            .find(|s| !TERMINAL.contains(&s.as_str()))
-        {
+        if let Some(open) = statuses.into_iter().find(|s| !s.is_terminal()) {
             return Err(EngineError::InvalidState {
                 status: open,
                 action: "erase",
@@ -52,7 +50,7 @@ impl Engine {
         let run = runs::get(&mut tx, id)
             .await?
             .ok_or_else(|| EngineError::RunNotFound(id.0.clone()))?;
-        if TERMINAL.contains(&run.status.as_str()) {
+        if run.status.is_terminal() {
             return Err(EngineError::InvalidState {
                 status: run.status,
                 action: "cancel",
@@ -72,26 +70,26 @@ impl Engine {
     /// fresh budget of attempts.
     pub async fn retry(&self, id: &RunId) -> Result<RunRow> {
         let mut tx = self.db().begin().await?;
-        let run = self.run_in(&mut tx, id, "failed", "retry").await?;
+        let run = self.run_in(&mut tx, id, RunStatus::Failed, "retry").await?;
         let failed = match run.current_row.clone() {
             Some(row) => steps::get(&mut tx, &StepId(row)).await?,
             None => None,
         }
         .ok_or_else(|| EngineError::InvalidState {
-            status: run.status.clone(),
+            status: run.status,
             action: "retry (no failed step)",
         })?;
         let row = new_row(
             &run,
             &failed.name,
             1,
-            "queued",
+            StepStatus::Queued,
             failed.input,
             Duration::ZERO,
         );
         steps::insert(&mut tx, &row).await?;
         let advance = Advance {
-            status: "queued",
+            status: RunStatus::Queued,
             current_step: Some(failed.name.clone()),
             current_row: Some(row.id.clone()),
             ..Advance::default()
@@ -119,7 +117,9 @@ impl Engine {
     /// takes its timeout path, e.g. asks the provider about the call); a timer or backoff fires.
     pub async fn resume(&self, id: &RunId) -> Result<RunRow> {
         let mut tx = self.db().begin().await?;
-        let run = self.run_in(&mut tx, id, "waiting", "resume").await?;
+        let run = self
+            .run_in(&mut tx, id, RunStatus::Waiting, "resume")
+            .await?;
         let resumed = match (&run.wait_kind, &run.wait_key) {
             (Some(kind), Some(key)) => {
                 tx.lock_key(&act::wait_lock(kind, key)).await?;
@@ -142,7 +142,7 @@ impl Engine {
                     });
                 }
                 let advance = Advance {
-                    status: "queued",
+                    status: RunStatus::Queued,
                     current_step: run.current_step.clone(),
                     current_row: run.current_row.clone(),
                     ..Advance::default()
@@ -168,7 +168,7 @@ impl Engine {
         &self,
         tx: &mut crate::store::Tx,
         id: &RunId,
-        status: &str,
+        status: RunStatus,
         action: &'static str,
     ) -> Result<RunRow> {
         let run = runs::get(tx, id)

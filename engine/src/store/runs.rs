@@ -5,6 +5,7 @@ use sqlx::FromRow;
 use super::{Db, Q, Tx};
 use crate::error::Result;
 use crate::ids::{RunId, now_ms};
+use crate::status::RunStatus;
 
 /// A run as stored.
 #[derive(Clone, Debug, FromRow)]
@@ -13,7 +14,8 @@ pub struct RunRow {
     pub workflow: String,
     pub business_id: String,
     pub subject_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub current_step: Option<String>,
     pub current_row: Option<String>,
     pub seq: i64,
@@ -31,19 +33,6 @@ pub struct RunRow {
 
 const COLUMNS: &str = "id, workflow, business_id, subject_id, status, current_step, current_row, seq, \
     outcome, error, wait_kind, wait_key, wait_until, created_at, updated_at, queue_rank";
-
-/// Statuses after which nothing happens to a run any more.
-pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
-
-/// Every status a run can have.
-pub const STATUSES: [&str; 6] = [
-    "queued",
-    "running",
-    "waiting",
-    "succeeded",
-    "failed",
-    "cancelled",
-];
 
 /// Inserts a new run (its change is recorded by the database, see [`super::changes`]).
 pub async fn insert(tx: &mut Tx, r: &RunRow) -> Result<()> {
@@ -89,7 +78,7 @@ fn bind_row(q: Q, r: &RunRow) -> Q {
         .bind(&r.workflow)
         .bind(&r.business_id)
         .bind(&r.subject_id)
-        .bind(&r.status)
+        .bind(r.status.as_str())
         .bind(r.current_step.clone())
         .bind(r.current_row.clone())
         .bind(r.seq)
@@ -155,7 +144,7 @@ pub async fn claim(tx: &mut Tx, id: &RunId, seq: i64) -> Result<bool> {
 /// The state a transition moves a run to.
 #[derive(Clone, Debug, Default)]
 pub struct Advance {
-    pub status: &'static str,
+    pub status: RunStatus,
     pub current_step: Option<String>,
     pub current_row: Option<String>,
     pub outcome: Option<String>,
@@ -175,7 +164,7 @@ pub async fn advance(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<b
                  updated_at = $9 \
                  WHERE id = $10 AND seq = $11 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
             )
-            .bind(a.status)
+            .bind(a.status.as_str())
             .bind(a.current_step.clone())
             .bind(a.current_row.clone())
             .bind(a.outcome.clone())
@@ -201,7 +190,7 @@ pub async fn reopen(tx: &mut Tx, id: &RunId, seq: i64, a: &Advance) -> Result<bo
                  error = NULL, wait_kind = NULL, wait_key = NULL, wait_until = NULL, \
                  seq = seq + 1, updated_at = $4 WHERE id = $5 AND seq = $6 AND status = 'failed'",
             )
-            .bind(a.status)
+            .bind(a.status.as_str())
             .bind(a.current_step.clone())
             .bind(a.current_row.clone())
             .bind(now_ms())
@@ -234,7 +223,7 @@ pub async fn cancel(tx: &mut Tx, id: &RunId, outcome: &str) -> Result<bool> {
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
     pub business_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub subject_id: Option<String>,
     pub current_step: Option<String>,
     pub outcome: Option<String>,
@@ -251,9 +240,10 @@ pub struct RunFilter {
 pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
     let mut sql = format!("SELECT {COLUMNS} FROM sb_runs WHERE 1 = 1");
     let mut args = Vec::new();
+    let status = f.status.map(|s| s.as_str().to_owned());
     for (col, val) in [
         ("business_id", &f.business_id),
-        ("status", &f.status),
+        ("status", &status),
         ("subject_id", &f.subject_id),
         ("current_step", &f.current_step),
         ("outcome", &f.outcome),
@@ -290,12 +280,13 @@ pub async fn list(db: &Db, f: &RunFilter) -> Result<Vec<RunRow>> {
 
 #[derive(FromRow)]
 struct StatusCount {
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: RunStatus,
     n: i64,
 }
 
 /// How many runs are in each status (of one business, or all).
-pub async fn count_by_status(db: &Db, business_id: Option<&str>) -> Result<Vec<(String, i64)>> {
+pub async fn count_by_status(db: &Db, business_id: Option<&str>) -> Result<Vec<(RunStatus, i64)>> {
     // Two statements, so each is answered from its own index.
     let q = match business_id {
         Some(b) => Q::new(
@@ -354,11 +345,16 @@ pub enum Tally {
 }
 
 /// Statuses of every run of `subject_id`.
-pub async fn statuses_of_subject(tx: &mut Tx, subject_id: &str) -> Result<Vec<String>> {
+pub async fn statuses_of_subject(tx: &mut Tx, subject_id: &str) -> Result<Vec<RunStatus>> {
     let rows: Vec<(String,)> = tx
         .fetch_all(Q::new("SELECT status FROM sb_runs WHERE subject_id = $1").bind(subject_id))
         .await?;
-    Ok(rows.into_iter().map(|(s,)| s).collect())
+    rows.into_iter()
+        .map(|(s,)| {
+            s.parse()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
+        })
+        .collect()
 }
 
 /// Deletes every run of `subject_id` (erasure; their steps, waits, events and changes first).

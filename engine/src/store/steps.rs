@@ -5,6 +5,7 @@ use sqlx::FromRow;
 use super::{Db, Q, Tx};
 use crate::error::Result;
 use crate::ids::{RunId, StepId, now_ms};
+use crate::status::StepStatus;
 
 /// A step attempt as stored.
 #[derive(Clone, Debug, FromRow)]
@@ -13,7 +14,8 @@ pub struct StepRow {
     pub run_id: String,
     pub name: String,
     pub attempt: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: StepStatus,
     pub input: String,
     pub output: Option<String>,
     pub error: Option<String>,
@@ -45,7 +47,7 @@ pub async fn insert(tx: &mut Tx, s: &StepRow) -> Result<()> {
         .bind(&s.run_id)
         .bind(&s.name)
         .bind(s.attempt)
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(&s.input)
         .bind(s.output.clone())
         .bind(s.error.clone())
@@ -102,7 +104,7 @@ pub async fn due_now(tx: &mut Tx, id: &StepId) -> Result<bool> {
 pub async fn finish(
     tx: &mut Tx,
     id: &StepId,
-    status: &str,
+    status: StepStatus,
     output: Option<String>,
     error: Option<String>,
     log: Option<String>,
@@ -113,7 +115,7 @@ pub async fn finish(
                 "UPDATE sb_steps SET status = $1, output = $2, error = $3, log = $6, finished_at = $4 \
                  WHERE id = $5 AND status = 'running'",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(output)
             .bind(error)
             .bind(now_ms())

@@ -5,6 +5,7 @@ use sqlx::FromRow;
 use super::{Q, Tx};
 use crate::error::Result;
 use crate::ids::{RunId, WaitId, now_ms};
+use crate::status::WaitStatus;
 
 /// A wait as stored.
 #[derive(Clone, Debug, FromRow)]
@@ -15,7 +16,8 @@ pub struct WaitRow {
     pub kind: String,
     pub key: String,
     pub deadline: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: WaitStatus,
     pub event_id: Option<String>,
     pub created_at: i64,
     pub resolved_at: Option<i64>,
@@ -36,7 +38,7 @@ pub async fn insert(tx: &mut Tx, w: &WaitRow) -> Result<()> {
         .bind(&w.kind)
         .bind(&w.key)
         .bind(w.deadline)
-        .bind(&w.status)
+        .bind(w.status.as_str())
         .bind(w.event_id.clone())
         .bind(w.created_at)
         .bind(w.resolved_at),
@@ -68,7 +70,7 @@ pub async fn find_waiting(tx: &mut Tx, kind: &str, key: &str) -> Result<Option<W
 pub async fn close(
     tx: &mut Tx,
     id: &WaitId,
-    status: &str,
+    status: WaitStatus,
     event_id: Option<String>,
 ) -> Result<bool> {
     let n = tx
@@ -77,7 +79,7 @@ pub async fn close(
                 "UPDATE sb_waits SET status = $1, event_id = $2, resolved_at = $3 \
                  WHERE id = $4 AND status = 'waiting'",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(event_id)
             .bind(now_ms())
             .bind(id),

@@ -586,7 +586,7 @@ fn finished(row: &StepRow) -> i64 {
 /// `(name, attempt, status)` of each attempt, for whole-sequence assertions.
 fn summary(rows: &[StepRow]) -> Vec<(String, i64, String)> {
     rows.iter()
-        .map(|r| (r.name.clone(), r.attempt, r.status.clone()))
+        .map(|r| (r.name.clone(), r.attempt, r.status.to_string()))
         .collect()
 }
 
