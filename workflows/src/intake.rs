@@ -116,13 +116,15 @@ pub async fn start(
         email: checked.email.as_ref().map(|e| e.as_str().to_owned()),
         source: checked.source.clone(),
         custom_fields: checked.custom_fields.clone(),
-        sim: checked.sim.clone(),
         consent: checked.consent.clone(),
         timezone: checked.timezone.clone(),
         run_id: run_id.0.clone(),
         created_at: now_ms(),
     };
     store::insert_lead(tx, &lead, idempotency).await?;
+    if let Some(steer) = &checked.sim {
+        store::sim_steering::insert(tx, &lead.id, steer).await?;
+    }
     Ok(lead)
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::phone::Phone;
-pub use crate::simulator::SimSteer;
+pub use crate::simulator::steer::SimSteer;
 
 /// A lead as submitted to `POST /api/v1/leads`.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -33,7 +33,8 @@ pub struct NewLead {
     /// phone number's region).
     #[serde(default)]
     pub timezone: Option<String>,
-    /// Simulator steering.
+    /// Simulator steering (demo and tests): kept apart from the lead, read only by the
+    /// built-in simulator.
     #[serde(default)]
     pub sim: Option<SimSteer>,
 }
@@ -179,8 +180,6 @@ pub struct Lead {
     pub email: Option<String>,
     pub source: Option<String>,
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sim: Option<SimSteer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Consent>,
     /// The person's IANA timezone, as given with the lead.

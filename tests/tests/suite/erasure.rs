@@ -18,6 +18,7 @@ crate::on_both_backends!(
 async fn rows_of(app: &TestApp, lead_id: &str, run_id: &str) -> Vec<(&'static str, i64)> {
     let owned = [
         ("leads", "id", lead_id),
+        ("sim_steering", "lead_id", lead_id),
         ("calls", "lead_id", lead_id),
         ("sb_runs", "subject_id", lead_id),
         ("sb_steps", "run_id", run_id),
@@ -50,6 +51,7 @@ async fn erasing_a_lead_removes_everything_derived_from_it_and_nothing_else(back
     let before = rows_of(&app, &lead, &run).await;
     for table in [
         "leads",
+        "sim_steering",
         "calls",
         "sb_runs",
         "sb_steps",

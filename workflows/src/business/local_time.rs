@@ -236,7 +236,6 @@ mod tests {
             email: None,
             source: None,
             custom_fields: Default::default(),
-            sim: None,
             consent: None,
             timezone: timezone.map(str::to_owned),
             run_id: "run".into(),

@@ -371,8 +371,10 @@ impl Step for PlaceCall {
         variables.insert("run_id".into(), ctx.run_id.to_string().into());
         variables.insert("call_attempt".into(), input.call_attempt.into());
         let voice = deps.voices.get(business.voice_provider);
-        if let (true, Some(sim)) = (voice.simulated, &lead.sim) {
-            sim.apply_to(&mut variables);
+        if voice.simulated
+            && let Some(steer) = store::sim_steering::of_lead(&deps.db, &lead.id).await?
+        {
+            steer.apply_to(&mut variables);
         }
         let request = CallRequest {
             call_key: call_key.clone(),

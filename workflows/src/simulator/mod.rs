@@ -37,6 +37,7 @@
 mod agents;
 mod llm;
 mod retell;
+pub mod steer;
 mod voice;
 
 #[cfg(test)]
@@ -50,19 +51,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::business::Line;
+pub use steer::{SimOutcome, SimSteer, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS};
+
 use crate::providers::elevenlabs::{self as el, Conversation};
 use crate::providers::openai;
+use crate::business::Line;
 
-/// Dynamic variable that forces an outcome.
-pub const VAR_OUTCOME: &str = "sim_outcome";
-/// Dynamic variable that turns webhook delivery off (`false`).
-pub const VAR_DELIVER_WEBHOOK: &str = "sim_deliver_webhook";
-/// Dynamic variable with the delay before the call ends, in milliseconds.
-pub const VAR_WEBHOOK_DELAY_MS: &str = "sim_webhook_delay_ms";
 /// Dynamic variable with the attempt number (1 for the first call).
 pub const VAR_CALL_ATTEMPT: &str = "call_attempt";
 /// Dynamic variable with the name the agent greets.
@@ -76,88 +71,6 @@ const WEBHOOK_ATTEMPTS: u32 = 10;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(200);
 const WEBHOOK_BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_STORED_CONVERSATIONS: usize = 10_000;
-
-/// How a simulated call goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SimOutcome {
-    /// The customer talks and wants to go on (`post_call_transcription`).
-    Interested,
-    /// The customer talks and declines (`post_call_transcription`).
-    NotInterested,
-    /// Nobody picks up (`call_initiation_failure`, `no-answer`).
-    NoAnswer,
-    /// The line is busy (`call_initiation_failure`, `busy`).
-    Busy,
-    /// The agent leaves a voicemail (`post_call_transcription`, `voicemail_detected`).
-    Voicemail,
-    /// The call does not start: the outbound-call request answers HTTP 500.
-    Failed,
-    /// The customer asks not to be called again (only when steered: not in the default mix).
-    OptOut,
-}
-
-impl SimOutcome {
-    /// Every outcome.
-    pub const ALL: [SimOutcome; 7] = [
-        SimOutcome::Interested,
-        SimOutcome::NotInterested,
-        SimOutcome::NoAnswer,
-        SimOutcome::Busy,
-        SimOutcome::Voicemail,
-        SimOutcome::Failed,
-        SimOutcome::OptOut,
-    ];
-
-    /// The steering name, e.g. `not_interested`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SimOutcome::Interested => "interested",
-            SimOutcome::NotInterested => "not_interested",
-            SimOutcome::NoAnswer => "no_answer",
-            SimOutcome::Busy => "busy",
-            SimOutcome::Voicemail => "voicemail",
-            SimOutcome::Failed => "failed",
-            SimOutcome::OptOut => "opt_out",
-        }
-    }
-
-    /// Reads a steering name (case and `-`/`_` do not matter).
-    pub fn parse(name: &str) -> Option<Self> {
-        let name = name.trim().to_ascii_lowercase().replace('-', "_");
-        Self::ALL.into_iter().find(|o| o.as_str() == name)
-    }
-}
-
-/// A lead's steering of the simulator (demo and tests only; real providers never see it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SimSteer {
-    /// How the call goes; without it the simulator picks a realistic, deterministic mix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<SimOutcome>,
-    /// Whether the end-of-call webhook is posted (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver_webhook: Option<bool>,
-    /// Delay before the webhook, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_delay_ms: Option<u64>,
-}
-
-impl SimSteer {
-    /// Adds the steering to a call's dynamic variables, where the simulator reads it.
-    pub fn apply_to(&self, vars: &mut Map<String, Value>) {
-        if let Some(outcome) = self.outcome {
-            vars.insert(VAR_OUTCOME.into(), outcome.as_str().into());
-        }
-        if let Some(deliver) = self.deliver_webhook {
-            vars.insert(VAR_DELIVER_WEBHOOK.into(), deliver.into());
-        }
-        if let Some(delay) = self.webhook_delay_ms {
-            vars.insert(VAR_WEBHOOK_DELAY_MS.into(), delay.into());
-        }
-    }
-}
 
 /// The simulated providers. Cheap to clone; clones share state.
 #[derive(Clone)]

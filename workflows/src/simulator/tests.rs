@@ -3,16 +3,16 @@
 use super::llm::analyze_transcript;
 use super::voice::{as_bool, as_u64, pick_outcome};
 use super::*;
-use crate::business::Line;
 use crate::providers::elevenlabs::{
     CallResult, ClientData, ConversationStatus, ElevenLabsClient, FailureReason,
     OutboundCallRequest, TranscriptTurn, WebhookEvent, parse_webhook, verify,
 };
 use crate::providers::error::ProviderError;
 use crate::providers::openai::{AnalysisOutcome, Level, OpenAiClient, Sentiment};
+use crate::business::Line;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 const SECRET: &str = "sim-secret";

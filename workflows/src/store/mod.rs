@@ -10,6 +10,7 @@ pub mod configs;
 pub mod do_not_call;
 pub mod schedules;
 pub mod scripts;
+pub mod sim_steering;
 
 pub use calls::lead_history;
 
@@ -119,7 +120,6 @@ struct LeadRow {
     email: Option<String>,
     source: Option<String>,
     custom_fields: String,
-    sim: Option<String>,
     run_id: String,
     created_at: i64,
     consent: Option<String>,
@@ -132,7 +132,6 @@ impl TryFrom<LeadRow> for Lead {
         Ok(Lead {
             phone: Phone::parse(&r.phone).map_err(|e| EngineError::Config(e.to_string()))?,
             custom_fields: serde_json::from_str(&r.custom_fields)?,
-            sim: r.sim.as_deref().map(serde_json::from_str).transpose()?,
             consent: r.consent.as_deref().map(serde_json::from_str).transpose()?,
             timezone: r.timezone,
             id: r.id,
@@ -146,8 +145,7 @@ impl TryFrom<LeadRow> for Lead {
     }
 }
 
-const LEAD_COLUMNS: &str = "id, business_id, name, phone, email, source, custom_fields, sim, run_id, created_at, consent, \
-     timezone";
+const LEAD_COLUMNS: &str = "id, business_id, name, phone, email, source, custom_fields, run_id, created_at, consent, timezone";
 
 /// An `Idempotency-Key` with the fingerprint of the request it came with.
 #[derive(Clone, Copy, Debug)]
@@ -166,7 +164,7 @@ pub async fn insert_lead(
     tx.execute(
         Q::new(format!(
             "INSERT INTO leads ({LEAD_COLUMNS}, idempotency_key, idempotency_fingerprint) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
         ))
         .bind(&lead.id)
         .bind(&lead.business_id)
@@ -175,7 +173,6 @@ pub async fn insert_lead(
         .bind(lead.email.clone())
         .bind(lead.source.clone())
         .bind(serde_json::to_string(&lead.custom_fields)?)
-        .bind(lead.sim.as_ref().map(serde_json::to_string).transpose()?)
         .bind(&lead.run_id)
         .bind(lead.created_at)
         .bind(
@@ -314,6 +311,7 @@ pub async fn erase_lead(
     engine.erase_subject(&mut tx, lead_id, &keys).await?;
     calls::delete_of_lead(&mut tx, lead_id).await?;
     backtests::delete_sampling_lead(&mut tx, lead_id).await?;
+    sim_steering::delete_of_lead(&mut tx, lead_id).await?;
     let existed = tx
         .execute(Q::new("DELETE FROM leads WHERE id = $1").bind(lead_id))
         .await?
