@@ -4,8 +4,10 @@ use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use switchboard_engine::EngineError;
+use utoipa::ToSchema;
 
 /// Everything a request can fail with; each variant has one status.
 #[derive(Debug, thiserror::Error)]
@@ -223,4 +225,23 @@ impl From<PathRejection> for ApiError {
             message: r.body_text(),
         }
     }
+}
+
+/// The one error shape of every 4xx and 5xx answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// See [`ErrorBody`].
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `invalid_phone`, `not_found`, `conflict`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// More, e.g. `{"field": "phone"}`; `null` when there is nothing more.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub details: serde_json::Value,
 }

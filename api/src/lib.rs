@@ -24,6 +24,7 @@ pub mod redact;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;
+pub mod state;
 pub mod storable;
 pub mod store;
 pub mod tenant;

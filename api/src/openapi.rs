@@ -3,29 +3,10 @@
 //! without documentation fails the suite.
 
 use axum::Json;
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
-
-/// The one error shape of every 4xx and 5xx answer.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// See [`ErrorBody`].
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Machine-readable, e.g. `invalid_phone`, `not_found`, `conflict`.
-    pub code: String,
-    /// For people.
-    pub message: String,
-    /// More, e.g. `{"field": "phone"}`; `null` when there is nothing more.
-    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
-    pub details: serde_json::Value,
-}
 
 /// The document.
 #[derive(OpenApi)]

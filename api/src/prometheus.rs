@@ -19,7 +19,7 @@ use switchboard_engine::RunStatus;
 use switchboard_engine::store::{runs, tasks};
 
 use crate::error::ApiResult;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Gauge: runs by status, in the whole database.
 pub const RUNS: &str = "switchboard_runs";
@@ -73,7 +73,7 @@ pub fn handle() -> PrometheusHandle {
     get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text format (0.0.4)", content_type = "text/plain"),
-        (status = 500, description = "The database could not be read", body = crate::openapi::ErrorBody),
+        (status = 500, description = "The database could not be read", body = crate::error::ErrorBody),
     )
 )]
 pub async fn metrics(

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::call_audio;
 use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// What a webhook answers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -1,7 +1,6 @@
 //! Start-up: connect and migrate, load businesses, build the engine, bind the server, start
 //! workers; and `app(state)`, the router.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,36 +34,7 @@ use crate::error::{ApiError, JSON_BODY_LIMIT};
 use crate::limits::RateLimits;
 use crate::listener::ApiListener;
 use crate::routes;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The engine.
-    pub engine: Engine,
-    /// Run changes, live, for server-sent events.
-    pub feed: ChangeFeed,
-    /// The voice providers (each verifies and reads its own webhooks).
-    pub voices: Voices,
-    /// Where call recordings are written, if anywhere.
-    pub call_audio_dir: Option<PathBuf>,
-    /// Origins allowed to call the API from a browser.
-    pub cors_origins: Arc<[String]>,
-    /// Secret of inbound personalisation requests; the endpoint is off without it.
-    pub personalization_secret: Option<Arc<str>>,
-    /// Business decisions and the script host (validation, dry runs).
-    pub policy: Arc<Policy>,
-    /// Where the apalis queue view (apalis-board) is served; `/queue` redirects there.
-    pub queue_board_url: Arc<str>,
-    /// The name this process' workers run under (`/readyz` checks their heartbeat); `None`
-    /// when it runs none.
-    pub worker_name: Option<Arc<str>>,
-    /// How long a request may take.
-    pub request_timeout: Duration,
-    /// Rate limits per API key and per client address.
-    pub limits: Arc<RateLimits>,
-    /// Whether the session cookie is marked `Secure` (the public URL is https).
-    pub secure_cookies: bool,
-}
+pub use crate::state::AppState;
 
 /// Cross-origin access for browser frontends on `origins` (`*`: any; empty: none).
 fn cors(origins: &[String]) -> CorsLayer {

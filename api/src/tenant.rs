@@ -12,7 +12,7 @@ use switchboard_workflows::business::Business;
 use switchboard_workflows::store;
 
 use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::keys::ApiKey;
 
 /// The resolved caller of a request.

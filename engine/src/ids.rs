@@ -21,18 +21,6 @@ macro_rules! text_id {
                 f.write_str(&self.0)
             }
         }
-
-        impl From<$name> for crate::store::Arg {
-            fn from(v: $name) -> Self {
-                crate::store::Arg::Text(Some(v.0))
-            }
-        }
-
-        impl From<&$name> for crate::store::Arg {
-            fn from(v: &$name) -> Self {
-                crate::store::Arg::Text(Some(v.0.clone()))
-            }
-        }
     };
 }
 

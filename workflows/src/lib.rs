@@ -1,10 +1,11 @@
 //! Switchboard's lead pipeline on the engine: businesses, leads and their intake (`intake`),
 //! provider call events (`call_events`), the `lead_call` workflow, the policy seam every
-//! business decision goes through (with its backtest), providers, the sync of businesses' voice
+//! business decision goes through and its backtest (`backtest`), providers, the sync of businesses' voice
 //! agents to the provider (`agents_sync`) and the built-in simulator. The use cases the API
 //! serves live here, below the HTTP layer; SQL lives in `store/`.
 
 pub mod agents_sync;
+pub mod backtest;
 pub mod business;
 pub mod call_events;
 pub mod inbound;

@@ -50,7 +50,7 @@ pub async fn sweep(
     now: i64,
     audio_dir: Option<&Path>,
 ) -> Result<Vec<(String, u64)>, EngineError> {
-    match crate::policy::backtest::jobs::sweep(engine.db(), now).await {
+    match crate::backtest::jobs::sweep(engine.db(), now).await {
         Ok(0) => {}
         Ok(backtests) => info!(backtests, "old backtests deleted"),
         // The leads' retention does not wait on it.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use switchboard_engine::{Db, EngineError};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{audit, keys, sessions};
 use crate::tenant::Caller;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use switchboard_workflows::backtest::{Backtest, Hook, Request};
 use switchboard_workflows::business::shipped;
 use switchboard_workflows::policy::Policy;
-use switchboard_workflows::policy::backtest::{Backtest, Hook, Request};
 use switchboard_workflows::scripting::host::ScriptHost;
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::store;

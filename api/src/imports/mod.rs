@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::error::ApiError;
 use crate::store::imports as store;
+pub use crate::store::imports::{Rejection, Tally};
 use parse::Row;
 
 /// Rows an import may hold.
@@ -43,24 +44,6 @@ impl OnDuplicate {
             OnDuplicate::Update => "update",
         }
     }
-}
-
-/// A rejected row.
-#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Rejection {
-    /// The file's line (1 is the first; a CSV header is line 1).
-    pub line: u64,
-    pub reason: String,
-}
-
-/// Tallies as the import goes.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub processed: i64,
-    pub created: i64,
-    pub updated: i64,
-    pub skipped: i64,
-    pub rejections: Vec<Rejection>,
 }
 
 /// Reads, checks and stores every row of import `id`; records progress after each batch and the

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::{parse_time, rfc3339};
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 use crate::extract::Query;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 
 /// Query of `GET /api/v1/analytics`.

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::rfc3339;
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 use crate::extract::Query;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit;
 use crate::tenant::Caller;
 

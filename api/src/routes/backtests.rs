@@ -11,15 +11,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_workflows::policy::backtest::jobs::{self, StartError, Status};
-use switchboard_workflows::policy::backtest::{
-    DEFAULT_DAYS, DEFAULT_LIMIT, Hook, MAX_LIMIT, Request,
-};
+use switchboard_workflows::backtest::jobs::{self, StartError, Status};
+use switchboard_workflows::backtest::{DEFAULT_DAYS, DEFAULT_LIMIT, Hook, MAX_LIMIT, Request};
 
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, SCRIPT_BODY_LIMIT, invalid_script};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
 

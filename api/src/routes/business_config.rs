@@ -13,10 +13,10 @@ use switchboard_workflows::store::{self, configs::ConfigVersion};
 use utoipa::ToSchema;
 
 use super::rfc3339;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, invalid_script};
 use crate::extract::{Json, Path, Query};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::keys;
 use crate::tenant::Caller;
 use crate::tenant::business as find;

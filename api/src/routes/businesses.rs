@@ -12,9 +12,9 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::answers::ScriptRef;
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 use crate::extract::Path;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::{Caller, business as find};
 
 /// A business in `GET /api/v1/businesses`.

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use switchboard_workflows::providers::voice::VoiceKind;
 
 use super::rfc3339;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::openapi::ErrorBody;
 use crate::provider_webhooks::WebhookAnswer;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::dead_letters::{self, DeadLetter};
 use crate::tenant::Caller;
 

@@ -11,10 +11,10 @@ use switchboard_workflows::store::do_not_call::{self, Reason};
 use utoipa::ToSchema;
 
 use crate::answers::DoNotCallEntry;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
 

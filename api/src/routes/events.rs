@@ -19,10 +19,10 @@ use switchboard_engine::store::changes::{self, Change};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::access;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 
 /// Filters of the stream.

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use switchboard_engine::store::runs::{self, RunFilter};
 
 use super::{parse_time, rfc3339};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 
 /// Rows an export holds at most.

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_engine::ids::now_ms;
 
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Path, Query};
 use crate::imports::parse::{self, FileError, Format, Mapping};
 use crate::imports::{self, ImportAnswer, MAX_ROWS, OnDuplicate};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 
 /// An import that made no progress for this long is taken over by the next upload of its file.

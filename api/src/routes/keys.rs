@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::keys;
 use crate::tenant::Caller;
 

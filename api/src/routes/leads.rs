@@ -18,10 +18,10 @@ use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::answers::{Listing, RunSummary};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 
 /// A lead as the API shows it.

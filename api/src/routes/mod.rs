@@ -65,11 +65,11 @@ pub struct ReadyChecks {
     get, path = "/readyz", tag = "health", operation_id = "ready", security(()),
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "A check failed; `details` holds every check", body = crate::openapi::ErrorBody),
+        (status = 503, description = "A check failed; `details` holds every check", body = crate::error::ErrorBody),
     )
 )]
 pub async fn ready(
-    axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
 ) -> crate::error::ApiResult<Json<Ready>> {
     // Each check passes (`Ok`) or fails (`Err`) with the text an operator reads.
     let ok = || Ok::<String, String>("ok".into());
@@ -114,7 +114,7 @@ pub async fn ready(
         served read-only on `SWITCHBOARD_QUEUE_BOARD_ADDR`"))
 )]
 pub async fn queue_board(
-    axum::extract::State(state): axum::extract::State<crate::startup::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     caller: crate::tenant::Caller,
 ) -> crate::error::ApiResult<axum::response::Redirect> {
     caller.require_operator()?;

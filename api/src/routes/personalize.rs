@@ -13,10 +13,10 @@ use switchboard_workflows::providers::elevenlabs::{
     PersonalizationRequest, PersonalizationResponse, PromptOverride, TtsOverride,
 };
 
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Answers a personalisation request.
 #[utoipa::path(

@@ -12,10 +12,10 @@ use switchboard_workflows::store::LeadLabel;
 use utoipa::ToSchema;
 
 use crate::answers::{ListedRun, RunDetail, RunLead, RunPage, RunSummary, ScriptRef, StepAttempt};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::{Caller, run as find};
 
 /// Answer of `GET /api/v1/runs/counts`.

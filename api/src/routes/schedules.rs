@@ -10,10 +10,10 @@ use switchboard_workflows::{schedules, store};
 use utoipa::ToSchema;
 
 use super::rfc3339;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
 

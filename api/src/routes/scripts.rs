@@ -19,10 +19,10 @@ use switchboard_workflows::store;
 use utoipa::ToSchema;
 
 use super::rfc3339;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, SCRIPT_BODY_LIMIT, invalid_script};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
 

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{CSRF_HEADER, SESSION_COOKIE, SignedIn};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::keys;
 use crate::store::sessions::{self, SESSION_LENGTH};
 use crate::tenant::Caller;

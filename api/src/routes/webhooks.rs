@@ -18,10 +18,10 @@ use switchboard_workflows::providers::voice::{BodyCheck, VoiceKind};
 use tracing::info;
 
 use crate::call_audio;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::ErrorBody;
 use crate::provider_webhooks::{WebhookAnswer, WebhookStatus, audio_error, process};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::dead_letters;
 
 /// Webhook bodies up to this size are held in memory (a call's audio in base64 mp3: about 12

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use switchboard_engine::Db;
-use switchboard_workflows::business::Definition;
-use switchboard_workflows::policy::Policy;
-use switchboard_workflows::policy::backtest::{
+use switchboard_workflows::backtest::{
     Backtest, DEFAULT_DAYS, DEFAULT_LIMIT, Hook, MAX_LIMIT, Report, Request,
 };
+use switchboard_workflows::business::Definition;
+use switchboard_workflows::policy::Policy;
 use switchboard_workflows::scripting::host::ScriptHost;
 use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::scripting::validate::validate;

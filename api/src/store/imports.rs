@@ -4,7 +4,23 @@ use sqlx::FromRow;
 use switchboard_engine::ids::now_ms;
 use switchboard_engine::store::{Db, Q};
 
-use crate::imports::Tally;
+/// A rejected row.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Rejection {
+    /// The file's line (1 is the first; a CSV header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Tallies as the import goes.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub processed: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub rejections: Vec<Rejection>,
+}
 
 type Result<T> = std::result::Result<T, switchboard_engine::EngineError>;
 

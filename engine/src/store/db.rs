@@ -219,6 +219,25 @@ where
     }
 }
 
+/// Typed ids bind as their text.
+macro_rules! id_args {
+    ($($id:ident),+) => {$(
+        impl From<crate::ids::$id> for Arg {
+            fn from(v: crate::ids::$id) -> Self {
+                Arg::Text(Some(v.0))
+            }
+        }
+
+        impl From<&crate::ids::$id> for Arg {
+            fn from(v: &crate::ids::$id) -> Self {
+                Arg::Text(Some(v.0.clone()))
+            }
+        }
+    )+};
+}
+
+id_args!(RunId, StepId, WaitId, BusinessId, JobId);
+
 /// One bound argument. Only the types the schema uses: integers and text, each nullable.
 #[derive(Clone, Debug)]
 pub enum Arg {

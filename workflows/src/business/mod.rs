@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::providers::voice::Line;
 use crate::providers::voice::VoiceKind;
 
 pub use fields::{CustomField, FieldType};
@@ -133,17 +134,6 @@ pub struct AgentConfig {
     /// Spoken language.
     #[serde(default = "default_language")]
     pub language: String,
-}
-
-/// How an agent's phone number is connected to the voice provider.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Line {
-    /// A Twilio number imported into the provider.
-    #[default]
-    Twilio,
-    /// A SIP trunk.
-    Sip,
 }
 
 fn default_language() -> String {

@@ -3,15 +3,16 @@
 //! themselves. Each decision runs the business' script hook if it defines one, else the
 //! documented default in [`defaults`]; a hook that fails falls back to the default and says so.
 
-pub mod backtest;
 pub mod defaults;
 mod scripted;
 
 use serde::{Deserialize, Serialize};
 
-pub use scripted::{Decided, Decider, Policy, script_name, view};
+pub use scripted::{Decided, Decider, Policy, view};
 
-use crate::providers::openai::{CallAnalysis, CtaInteractions, Dimension, Level, Sentiment};
+pub use crate::providers::voice::NoConnect;
+pub use crate::scripting::host_api::{LeadView, sample_analysis};
+pub use crate::scripting::sandbox::script_name;
 
 /// What the agent is told for one call, before routing picks the agent and objective.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,32 +80,6 @@ pub struct Score {
     pub reasons: Vec<String>,
 }
 
-/// Why a call did not connect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoConnect {
-    NoAnswer,
-    Busy,
-    Voicemail,
-    /// No end-of-call webhook came before the deadline.
-    NoWebhook,
-    /// The provider said it failed without a reason, or a crash left the outcome unknown.
-    Unknown,
-}
-
-impl NoConnect {
-    /// The name scripts and the call history use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoConnect::NoAnswer => "no_answer",
-            NoConnect::Busy => "busy",
-            NoConnect::Voicemail => "voicemail",
-            NoConnect::NoWebhook => "no_webhook",
-            NoConnect::Unknown => "unknown",
-        }
-    }
-}
-
 /// What to do after a call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -118,24 +93,6 @@ pub enum FollowUpDecision {
     /// The person asked not to be called again: onto the do-not-call list, and every open run
     /// for the number ends `opted_out`.
     OptOut { reason: String },
-}
-
-/// The lead as a script's hooks see it (`lead.name`, `lead.fields.budget_range`, …).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LeadView {
-    pub id: String,
-    pub name: String,
-    /// E.164.
-    pub phone: String,
-    pub email: Option<String>,
-    pub source: Option<String>,
-    /// The business' custom fields.
-    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// When the lead came in, RFC 3339 UTC.
-    pub created_at: String,
-    /// Which call of the run is being prepared or was just made, from 1.
-    pub call_attempt: u32,
 }
 
 /// The run as `follow_up(run)` and `on_no_answer(run)` see it.
@@ -175,33 +132,5 @@ impl RunView {
             reasons: score.map(|s| s.reasons.clone()).unwrap_or_default(),
             lead,
         }
-    }
-}
-
-/// The analysis `sample_analysis()` gives script tests and dry runs: every dimension medium.
-pub fn sample_analysis() -> CallAnalysis {
-    let dim = |what: &str| Dimension {
-        level: Level::Medium,
-        score: 50,
-        reasoning: format!("some {what}"),
-    };
-    CallAnalysis {
-        summary: "The customer listened and asked a few questions.".into(),
-        sentiment: Sentiment::Neutral,
-        objections: vec!["wants to think about it".into()],
-        next_action: "follow up".into(),
-        intent: dim("interest"),
-        urgency: dim("urgency"),
-        budget: dim("budget"),
-        fit: dim("fit"),
-        engagement: dim("engagement"),
-        cta: CtaInteractions {
-            pricing: false,
-            demo: false,
-            follow_up: true,
-            sample: false,
-            escalated_to_human: false,
-        },
-        opt_out: false,
     }
 }

@@ -19,7 +19,7 @@ use crate::scripting::decisions::{
 };
 use crate::scripting::host::{Compiled, HookArgs, ScriptHost};
 use crate::scripting::host_api::{HistoryEntry, HostEnv, parse_time};
-use crate::scripting::sandbox::ScriptError;
+use crate::scripting::sandbox::{ScriptError, script_name};
 use crate::store;
 
 /// The furthest ahead a script may schedule a call.
@@ -66,11 +66,6 @@ pub struct Policy {
     db: Db,
     /// How far the policy's clock is set ahead of (or behind) the system clock.
     clock_offset: chrono::TimeDelta,
-}
-
-/// The script name in errors.
-pub fn script_name(business_id: &str) -> String {
-    format!("{business_id}/policy.rhai")
 }
 
 impl Policy {
@@ -199,7 +194,7 @@ pub struct Decider {
 impl Decider {
     /// The decisions about `lead` with `script`, at `now`, with the lead's `history`; `live`
     /// ones count their script errors in the metrics.
-    pub(super) async fn new(
+    pub(crate) async fn new(
         host: Arc<ScriptHost>,
         business: &Business,
         lead: LeadView,

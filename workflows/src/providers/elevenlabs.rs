@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use super::error::{ProviderError, retry_after_from_headers};
 use super::resilience::{Idempotency, Resilience, send_once};
 pub use super::voice::SignatureError;
-use crate::business::Line;
+use crate::providers::voice::Line;
 
 mod provider;
 pub use provider::ElevenLabs;

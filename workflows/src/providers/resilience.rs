@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::error::ProviderError;
+pub use crate::telemetry::BreakerState;
 
 /// How a request is retried inside one step attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,17 +68,6 @@ impl Default for BreakerSettings {
             open_for: Duration::from_secs(30),
         }
     }
-}
-
-/// The breaker's state, for logs, metrics and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Requests flow.
-    Closed,
-    /// Requests fail at once until the cool-down ends.
-    Open,
-    /// One probe request is under way; its result closes or reopens the circuit.
-    HalfOpen,
 }
 
 #[derive(Debug)]
@@ -275,7 +265,8 @@ impl Resilience {
                 self.breaker.admit()?; // still open: the caller waits
             }
             let result = request().await;
-            crate::telemetry::provider_request(self.breaker.provider, &result);
+            let outcome = result.as_ref().map_or_else(ProviderError::kind, |_| "ok");
+            crate::telemetry::provider_request(self.breaker.provider, outcome);
             self.breaker.record(&result);
             let Err(error) = &result else { return result };
             let may_retry = error.is_retryable()

@@ -27,7 +27,7 @@ use super::voice::{
     BodyCheck, CallEvent, CallReport, CallRequest, CallStatus, PlacedCall, SignatureError,
     VAR_CALL_KEY, VoiceProvider,
 };
-use crate::policy::NoConnect;
+use crate::providers::voice::NoConnect;
 
 /// Provider name used in [`ProviderError`]s and webhook deduplication.
 pub const PROVIDER: &str = "retell";

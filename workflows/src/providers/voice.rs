@@ -11,8 +11,43 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::ProviderError;
-use crate::business::Line;
-use crate::policy::NoConnect;
+
+/// How an agent's phone number is connected to the voice provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// A Twilio number imported into the provider.
+    #[default]
+    Twilio,
+    /// A SIP trunk.
+    Sip,
+}
+
+/// Why a call did not connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoConnect {
+    NoAnswer,
+    Busy,
+    Voicemail,
+    /// No end-of-call webhook came before the deadline.
+    NoWebhook,
+    /// The provider said it failed without a reason, or a crash left the outcome unknown.
+    Unknown,
+}
+
+impl NoConnect {
+    /// The name scripts and the call history use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoConnect::NoAnswer => "no_answer",
+            NoConnect::Busy => "busy",
+            NoConnect::Voicemail => "voicemail",
+            NoConnect::NoWebhook => "no_webhook",
+            NoConnect::Unknown => "unknown",
+        }
+    }
+}
 
 /// Dynamic variable every call carries with Switchboard's key for it (`<run id>:<attempt>`);
 /// providers echo it back, which ties a webhook to its call even when the provider's call id

@@ -12,6 +12,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, INT, Map};
 use serde::{Deserialize, Serialize};
 
 use crate::business::{Business, Hours};
+use crate::providers::openai::{CallAnalysis, CtaInteractions, Dimension, Level, Sentiment};
 
 /// A previous call to the lead, as scripts see it in `history()`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -338,7 +339,7 @@ pub fn register(engine: &mut Engine) {
         "sample_analysis",
         ["Map"],
         "Tests: a call analysis as `score` receives it, every dimension `medium` (50).",
-        || to_dynamic(&crate::policy::sample_analysis()).map(|d| d.cast::<Map>())
+        || to_dynamic(&sample_analysis()).map(|d| d.cast::<Map>())
     );
     host_fn!(
         engine,
@@ -356,8 +357,8 @@ pub fn register(engine: &mut Engine) {
 }
 
 /// The lead `sample_lead()` returns.
-pub fn sample_lead(now: DateTime<Utc>) -> crate::policy::LeadView {
-    crate::policy::LeadView {
+pub fn sample_lead(now: DateTime<Utc>) -> LeadView {
+    LeadView {
         id: "lead_sample".into(),
         name: "Ada Lovelace".into(),
         phone: "+14155550123".into(),
@@ -569,5 +570,51 @@ mod tests {
         }
         let md = reference_markdown(&engine);
         assert!(md.contains("`is_open_at(when: String) -> bool`"), "{md}");
+    }
+}
+
+/// The lead as a script's hooks see it (`lead.name`, `lead.fields.budget_range`, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LeadView {
+    pub id: String,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    /// The business' custom fields.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// When the lead came in, RFC 3339 UTC.
+    pub created_at: String,
+    /// Which call of the run is being prepared or was just made, from 1.
+    pub call_attempt: u32,
+}
+
+/// The analysis `sample_analysis()` gives script tests and dry runs: every dimension medium.
+pub fn sample_analysis() -> CallAnalysis {
+    let dim = |what: &str| Dimension {
+        level: Level::Medium,
+        score: 50,
+        reasoning: format!("some {what}"),
+    };
+    CallAnalysis {
+        summary: "The customer listened and asked a few questions.".into(),
+        sentiment: Sentiment::Neutral,
+        objections: vec!["wants to think about it".into()],
+        next_action: "follow up".into(),
+        intent: dim("interest"),
+        urgency: dim("urgency"),
+        budget: dim("budget"),
+        fit: dim("fit"),
+        engagement: dim("engagement"),
+        cta: CtaInteractions {
+            pricing: false,
+            demo: false,
+            follow_up: true,
+            sample: false,
+            escalated_to_human: false,
+        },
+        opt_out: false,
     }
 }

@@ -56,6 +56,11 @@ impl Default for Limits {
 /// 2 MiB tokio worker stack at the allowed depth.
 pub const SCRIPT_THREAD_STACK: usize = 8 * 1024 * 1024;
 
+/// The script name in errors.
+pub fn script_name(business_id: &str) -> String {
+    format!("{business_id}/policy.rhai")
+}
+
 /// A script error as authors see it: where, and what.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
 #[error("{source_name}:{line}:{column}: {message}")]

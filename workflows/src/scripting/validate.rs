@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::host::ScriptHost;
 use super::host_api::{HostEnv, test_clock};
 use super::sandbox::ScriptError;
+use super::sandbox::script_name;
 use crate::business::Business;
-use crate::policy::script_name;
 
 /// An entry point a script may define.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]

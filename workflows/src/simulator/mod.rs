@@ -56,7 +56,7 @@ pub use steer::{SimOutcome, SimSteer, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBH
 
 use crate::providers::elevenlabs::{self as el, Conversation};
 use crate::providers::openai;
-use crate::business::Line;
+use crate::providers::voice::Line;
 
 /// Dynamic variable with the attempt number (1 for the first call).
 pub const VAR_CALL_ATTEMPT: &str = "call_attempt";

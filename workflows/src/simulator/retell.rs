@@ -17,7 +17,6 @@ use super::{
     DEFAULT_DELAY_MS, MAX_DELAY_MS, MAX_STORED_CONVERSATIONS, SimOutcome, Simulator,
     VAR_CALL_ATTEMPT,
 };
-use crate::business::Line;
 use crate::providers::elevenlabs::{
     ClientData, Conversation, OutboundCallRequest, Role, TranscriptTurn,
 };
@@ -26,6 +25,7 @@ use crate::providers::retell::{
     CallAnalysis, CallState, CreatePhoneCall, EVENT_CALL_ENDED, METADATA_LEAD_ID, Utterance,
     Webhook as RetellWebhook,
 };
+use crate::providers::voice::Line;
 
 impl Simulator {
     fn store_retell(&self, call: Call) {

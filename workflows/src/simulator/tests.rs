@@ -9,7 +9,7 @@ use crate::providers::elevenlabs::{
 };
 use crate::providers::error::ProviderError;
 use crate::providers::openai::{AnalysisOutcome, Level, OpenAiClient, Sentiment};
-use crate::business::Line;
+use crate::providers::voice::Line;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};

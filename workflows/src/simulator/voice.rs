@@ -16,13 +16,13 @@ use super::{
     VAR_CALL_ATTEMPT, VAR_CUSTOMER_NAME, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS,
     WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF, WEBHOOK_BACKOFF_MAX,
 };
-use crate::business::Line;
 use crate::providers::elevenlabs::{
     self as el, ApiErrorBody, ApiErrorDetail, CallResult, Conversation, ConversationAnalysis,
     ConversationMetadata, ConversationStatus, ErrorDetail, FailureMetadata, FailureReason,
     InitiationFailureData, OutboundCallRequest, OutboundCallResponse, PhoneCall, Role,
     TranscriptTurn, ValidationIssue, WebhookEnvelope,
 };
+use crate::providers::voice::Line;
 
 /// How long a connected call stays `processing` after it ends, at most (as long as the call
 /// lasted, when shorter).

@@ -10,8 +10,8 @@ use super::{
     ConversationStatus, ElevenLabsClient, FailureReason, OutboundCallRequest, PromptOverride, Role,
     SIGNATURE_HEADER, SignatureCheck, TelephonyCallConfig, TtsOverride, WebhookEvent,
 };
-use crate::policy::NoConnect;
 use crate::providers::ProviderError;
+use crate::providers::voice::NoConnect;
 use crate::providers::voice::{
     BodyCheck, CallEvent, CallReport, CallRequest, CallStatus, PlacedCall, SignatureError,
     VAR_CALL_KEY, VoiceProvider,

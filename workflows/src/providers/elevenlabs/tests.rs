@@ -1,8 +1,8 @@
 //! Unit tests for the ElevenLabs wire format: signatures, webhooks, error bodies and the client.
 
 use super::*;
-use crate::business::Line;
 use crate::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
+use crate::providers::voice::Line;
 use axum::{
     Router,
     http::StatusCode,
@@ -733,7 +733,7 @@ async fn the_sip_variant_uses_its_own_path() {
 
 #[test]
 fn the_provider_reads_every_webhook_type_into_call_events() {
-    use crate::policy::NoConnect;
+    use crate::providers::voice::NoConnect;
     use crate::providers::voice::{CallEvent, VoiceProvider};
     let provider = ElevenLabs::new(
         no_retries("http://127.0.0.1:9", "k", Duration::from_secs(1)),
@@ -845,8 +845,8 @@ fn conversation_event_of(data: serde_json::Value) -> crate::providers::voice::Ca
 
 #[test]
 fn a_conversation_is_read_by_its_call_result_then_its_words() {
-    use crate::policy::NoConnect;
     use crate::providers::voice::CallEvent;
+    use crate::providers::voice::NoConnect;
     let greeting = json!([{"role": "user", "message": "Hi, you've reached Ada, leave a message."},
         {"role": "agent", "message": "Hi Ada, I'll call back."}]);
     let line = |result: &str| {
@@ -896,8 +896,8 @@ fn a_conversation_is_read_by_its_call_result_then_its_words() {
 
 #[test]
 fn a_conversation_without_its_transcript_or_metadata_is_incomplete() {
-    use crate::policy::NoConnect;
     use crate::providers::voice::CallEvent;
+    use crate::providers::voice::NoConnect;
     let incomplete = CallEvent::Incomplete {
         call_id: "conv_1".into(),
         call_key: Some("run:1".into()),

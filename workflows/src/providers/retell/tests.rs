@@ -1,8 +1,8 @@
 //! Retell's wire shapes, signatures and client against a local fake server.
 
 use super::*;
-use crate::business::Line;
 use crate::providers::resilience::{BreakerSettings, RetryPolicy};
+use crate::providers::voice::Line;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;

@@ -31,11 +31,13 @@ use switchboard_engine::store::steps::{self, StepRow};
 pub use report::{ErrorCount, HookTally, Move, Report, Routing, Sample, Scoring};
 use report::{Origin, Pair, Tally};
 
-use super::scripted::Decider;
-use super::{RunView, script_name, view};
 use crate::business::Business;
 use crate::lead::Lead;
 use crate::lead_call::{AnalysedCall, CallAttempt, CallPlan, CallResult, Contextualised, Outcome};
+use crate::policy::{
+    CallContext, Decider, FollowUpDecision, Policy, RouteDecision, RunView, Score, script_name,
+    view,
+};
 use crate::providers::openai::CallAnalysis;
 use crate::scripting::host::{Compiled, ScriptHost};
 use crate::scripting::host_api::HistoryEntry;
@@ -153,15 +155,15 @@ struct Recorded {
 
 /// A decision as a step recorded it (in the input it handed the next step, or its log).
 enum Made {
-    Context(super::CallContext),
-    Route(super::RouteDecision),
-    Score(super::Score),
-    FollowUp(super::FollowUpDecision),
+    Context(CallContext),
+    Route(RouteDecision),
+    Score(Score),
+    FollowUp(FollowUpDecision),
 }
 
 /// The follow-up decision the `follow_up` step logged (`decision: {…}`, its last line: a
 /// script's own lines come before it), if it took one.
-fn logged_decision(row: &StepRow) -> Option<super::FollowUpDecision> {
+fn logged_decision(row: &StepRow) -> Option<FollowUpDecision> {
     let lines: Vec<String> = serde_json::from_str(row.log.as_deref()?).ok()?;
     let line = lines.iter().rev().find(|l| l.starts_with("decision: "))?;
     serde_json::from_str(&line["decision: ".len()..]).ok()
@@ -175,7 +177,7 @@ enum Replay {
     /// After the call: `connected` with its score, or why it did not connect.
     AfterCall {
         outcome: String,
-        score: Option<super::Score>,
+        score: Option<Score>,
     },
 }
 
@@ -298,7 +300,7 @@ impl Backtest {
     /// A backtest of `source` for `business`; `Err` if the candidate does not compile. The
     /// caller checks it first as a new version is checked (a backtest runs hooks, not tests).
     pub async fn new(
-        policy: &super::Policy,
+        policy: &Policy,
         db: Db,
         business: Business,
         source: &str,
