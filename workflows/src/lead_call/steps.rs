@@ -483,10 +483,17 @@ fn not_connected(call: &CallInFlight, reason: NoConnect) -> Transition {
     })
 }
 
-/// Where a run goes once its call is over.
-fn after_call(call: &CallInFlight, event: CallEvent) -> Result<Transition, StepError> {
+/// What `await_call` found: the call is over, connected or not, or the run waits again.
+enum CallState {
+    Connected(ConnectedCall),
+    NotConnected(NoConnect),
+    WaitAgain(Transition),
+}
+
+/// How the call went, from its provider's event.
+fn after_call(call: &CallInFlight, event: CallEvent) -> Result<CallState, StepError> {
     match event {
-        CallEvent::Ended(report) => Ok(Transition::next::<Analyze>(ConnectedCall {
+        CallEvent::Ended(report) => Ok(CallState::Connected(ConnectedCall {
             lead_id: call.lead_id.clone(),
             call_attempt: call.call_attempt,
             conversation_id: report.call_id,
@@ -494,7 +501,7 @@ fn after_call(call: &CallInFlight, event: CallEvent) -> Result<Transition, StepE
             transcript: report.transcript,
             duration_secs: report.duration_secs,
         })),
-        CallEvent::NotConnected { reason, .. } => Ok(not_connected(call, reason)),
+        CallEvent::NotConnected { reason, .. } => Ok(CallState::NotConnected(reason)),
         other => Err(StepError::fatal(format!(
             "unexpected {} event for a call",
             other.kind()
@@ -509,7 +516,7 @@ impl AwaitCall {
         ctx: &StepContext,
         call: CallInFlight,
         call_key: &str,
-    ) -> Result<Transition, StepError> {
+    ) -> Result<CallState, StepError> {
         let deps = &self.0;
         // A request whose answer was never recorded: a webhook may have told us its id since.
         let known = match call.conversation_id.clone() {
@@ -543,7 +550,7 @@ impl AwaitCall {
                 "the provider never reported a call for this request by the deadline: treating \
                  it as not connected (it is not dialed again in this attempt)",
             );
-            return Ok(not_connected(&call, NoConnect::Unknown));
+            return Ok(CallState::NotConnected(NoConnect::Unknown));
         };
         self.read_call(ctx, call, conversation_id, "no webhook by the deadline")
             .await
@@ -557,7 +564,7 @@ impl AwaitCall {
         call: CallInFlight,
         conversation_id: String,
         why: &str,
-    ) -> Result<Transition, StepError> {
+    ) -> Result<CallState, StepError> {
         let deps = &self.0;
         let voice = &deps.voices.get(call.provider).provider;
         let pending = match voice.get_call(&conversation_id).await {
@@ -572,7 +579,7 @@ impl AwaitCall {
             Ok(CallStatus::Pending(state)) => &format!("still {state}"),
             Err(e) if e.status() == Some(404) => {
                 ctx.log(format!("{why}, and the provider has no such call"));
-                return Ok(not_connected(&call, NoConnect::NoWebhook));
+                return Ok(CallState::NotConnected(NoConnect::NoWebhook));
             }
             Err(e) if e.is_unavailable() => return Err(provider_step_error(deps, e)),
             Err(e) if e.is_retryable() && ctx.attempt < self.policy().max_attempts => {
@@ -580,14 +587,14 @@ impl AwaitCall {
             }
             Err(e) => {
                 ctx.log(format!("{why}, and the provider could not be asked: {e}"));
-                return Ok(not_connected(&call, NoConnect::NoWebhook));
+                return Ok(CallState::NotConnected(NoConnect::NoWebhook));
             }
         };
         if call.rechecks >= MAX_RECHECKS {
             ctx.log(format!(
                 "{why}; the call is {pending} after {MAX_RECHECKS} more waits: giving up on it"
             ));
-            return Ok(not_connected(&call, NoConnect::NoWebhook));
+            return Ok(CallState::NotConnected(NoConnect::NoWebhook));
         }
         ctx.log(format!(
             "{why}; the call is {pending} at the provider: waiting again"
@@ -602,7 +609,9 @@ impl AwaitCall {
             conversation_id: Some(conversation_id),
             ..call
         };
-        Ok(Transition::wait::<AwaitCall, _>(wait, carry))
+        Ok(CallState::WaitAgain(Transition::wait::<AwaitCall, _>(
+            wait, carry,
+        )))
     }
 }
 
@@ -626,35 +635,33 @@ impl Step for AwaitCall {
     ) -> Result<Transition, StepError> {
         let call = input.carry;
         let call_key = call_key(&ctx.run_id, call.call_attempt);
-        let next = match input.outcome {
+        let state = match input.outcome {
             WaitOutcome::Event { payload } => {
                 let voice = &self.0.voices.get(call.provider).provider;
                 match voice.parse_webhook(payload.to_string().as_bytes()) {
                     Ok(CallEvent::Incomplete { call_id, .. }) => {
                         let why = "the webhook left out the transcript or the call's details";
-                        self.read_call(ctx, call, call_id, why).await
+                        self.read_call(ctx, call.clone(), call_id, why).await
                     }
                     Ok(event) => after_call(&call, event),
                     Err(e) => Err(StepError::fatal(e)),
                 }
             }
-            WaitOutcome::TimedOut => self.reconcile(ctx, call, &call_key).await,
+            WaitOutcome::TimedOut => self.reconcile(ctx, call.clone(), &call_key).await,
         };
-        // The call is over (or the run fails): its line is free again. A connected call's length
-        // (in the analysis step's input) is metered.
-        if matches!(&next, Ok(t) if !matches!(t, Transition::Wait { .. }))
-            || matches!(&next, Err(StepError::Fatal(_)))
-        {
-            let duration = match &next {
-                Ok(Transition::Next { step, input, .. }) if *step == Analyze::NAME => {
-                    serde_json::from_value::<ConnectedCall>(input.clone())
-                        .ok()
-                        .and_then(|call| call.duration_secs)
-                }
-                _ => None,
-            };
-            calls::end(&self.0.db, &call_key, duration).await?;
-        }
+        // The call is over (or the run fails): its line is free again, and a connected call's
+        // length is metered.
+        let (next, duration) = match state {
+            Ok(CallState::WaitAgain(wait)) => return Ok(wait),
+            Ok(CallState::Connected(connected)) => {
+                let duration = connected.duration_secs;
+                (Ok(Transition::next::<Analyze>(connected)), duration)
+            }
+            Ok(CallState::NotConnected(reason)) => (Ok(not_connected(&call, reason)), None),
+            Err(fatal @ StepError::Fatal(_)) => (Err(fatal), None),
+            Err(e) => return Err(e),
+        };
+        calls::end(&self.0.db, &call_key, duration).await?;
         next
     }
 }
