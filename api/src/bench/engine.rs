@@ -315,12 +315,6 @@ pub(super) async fn throughput(
     ])
 }
 
-#[derive(sqlx::FromRow)]
-struct Attempt {
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-}
-
 /// Step overhead: one run of 40 sequential ~10 ms steps and one of 10 sequential 1 s steps (the
 /// public Windmill/Temporal/Hatchet comparison's scenarios); wall time from the run's creation to
 /// its last step's end, best of `repeat`.
@@ -357,15 +351,8 @@ pub(super) async fn step_overhead(backend: &Backend, repeat: usize) -> anyhow::R
                 },
             )
             .await?;
-            let attempts: Vec<Attempt> = db
-                .fetch_all(
-                    switchboard_engine::store::Q::new(
-                        "SELECT started_at, finished_at FROM sb_steps WHERE run_id = $1 \
-                         ORDER BY started_at",
-                    )
-                    .bind(&run_id),
-                )
-                .await?;
+            let mut attempts = switchboard_engine::store::steps::list_for_run(&db, &run_id).await?;
+            attempts.sort_by_key(|a| a.started_at);
             let last = attempts
                 .iter()
                 .filter_map(|a| a.finished_at)

@@ -3,14 +3,13 @@
 //! connections, on a fresh database with the settings the engine uses. Engine figures are read
 //! as ratios to it, measured in the same bench run.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sqlx::{Executor, Postgres, Sqlite};
+use sqlx::{Postgres, Sqlite};
 use switchboard_engine::Db;
 
 use super::{Backend, BenchDb, Figure, single};
+use crate::store::bench as bench_store;
 
 /// The connection counts measured.
 const CONNECTIONS: [u32; 2] = [1, 16];
@@ -23,16 +22,7 @@ pub(super) async fn commit_limit(
 ) -> anyhow::Result<(Vec<Figure>, f64)> {
     let bench = BenchDb::create(backend, "commits").await?;
     let db = Db::connect(&bench.url, 16).await?;
-    let create = match db {
-        Db::Sqlite(_) => {
-            "CREATE TABLE bench_commits (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, note TEXT)"
-        }
-        Db::Postgres(_) => {
-            "CREATE TABLE bench_commits (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, note TEXT)"
-        }
-    };
-    db.execute(switchboard_engine::store::Q::new(create))
-        .await?;
+    bench_store::create_commits_table(&db).await?;
     let mut figures = Vec::new();
     let mut best: f64 = 0.0;
     for connections in CONNECTIONS {
@@ -43,7 +33,7 @@ pub(super) async fn commit_limit(
                     .max_connections(connections)
                     .connect_with(pools.connect_options().clone())
                     .await?;
-                let rate = drive::<Sqlite>(&pool, connections, "BEGIN IMMEDIATE", secs).await?;
+                let rate = bench_store::commit_loop::<Sqlite>(&pool, connections, secs).await?;
                 pool.close().await;
                 rate
             }
@@ -52,7 +42,7 @@ pub(super) async fn commit_limit(
                     .max_connections(connections)
                     .connect(&bench.url)
                     .await?;
-                let rate = drive::<Postgres>(&pool, connections, "BEGIN", secs).await?;
+                let rate = bench_store::commit_loop::<Postgres>(&pool, connections, secs).await?;
                 pool.close().await;
                 rate
             }
@@ -76,44 +66,4 @@ pub(super) async fn commit_limit(
     db.close().await;
     bench.remove().await?;
     Ok((figures, best))
-}
-
-/// `connections` tasks, each on a connection of its own, commit single-row inserts until `secs`
-/// pass; returns commits per second.
-async fn drive<DB>(
-    pool: &sqlx::Pool<DB>,
-    connections: u32,
-    begin: &'static str,
-    secs: Duration,
-) -> anyhow::Result<f64>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-{
-    let commits = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + secs;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let mut conn = pool.acquire().await?;
-        let commits = commits.clone();
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                (&mut *conn).execute(begin).await?;
-                sqlx::query("INSERT INTO bench_commits (at, note) VALUES ($1, 'x')")
-                    .bind(switchboard_engine::ids::now_ms())
-                    .execute(&mut *conn)
-                    .await?;
-                (&mut *conn).execute("COMMIT").await?;
-                commits.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(commits.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }

@@ -276,7 +276,7 @@ impl BenchDb {
         let url = match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.join("bench.db").display()),
             Backend::Postgres { admin_url } => {
-                admin(admin_url, &format!("CREATE DATABASE {name}")).await?;
+                crate::store::bench::create_database(admin_url, &name).await?;
                 let base = admin_url
                     .rsplit_once('/')
                     .map_or(admin_url.as_str(), |(b, _)| b);
@@ -298,23 +298,10 @@ impl BenchDb {
         }
         std::fs::remove_dir_all(&self.dir).ok();
         if let Backend::Postgres { admin_url } = &self.backend {
-            admin(
-                admin_url,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            )
-            .await?;
+            crate::store::bench::drop_database(admin_url, &self.name).await?;
         }
         Ok(())
     }
-}
-
-async fn admin(admin_url: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
 }
 
 /// Settings as `switchboard serve` would parse them from `args` (plus quiet logs, any free
@@ -471,20 +458,9 @@ where
 /// Steps that succeeded in a scenario's database, and the seconds from the first one's start to
 /// the last one's end.
 pub(crate) async fn succeeded_steps(db: &Db) -> anyhow::Result<(usize, f64)> {
-    #[derive(sqlx::FromRow)]
-    struct Span {
-        first: Option<i64>,
-        last: Option<i64>,
-        steps: i64,
-    }
-    let span: Span = db
-        .fetch_one(switchboard_engine::store::Q::new(
-            "SELECT min(started_at) AS first, max(finished_at) AS last, count(*) AS steps \
-             FROM sb_steps WHERE status = 'succeeded'",
-        ))
-        .await?;
-    let ms = (span.last.unwrap_or(0) - span.first.unwrap_or(0)).max(1);
-    Ok((span.steps as usize, ms as f64 / 1000.0))
+    let (steps, first, last) = switchboard_engine::store::steps::succeeded_span(db).await?;
+    let ms = (last.unwrap_or(0) - first.unwrap_or(0)).max(1);
+    Ok((steps as usize, ms as f64 / 1000.0))
 }
 
 /// Runs of a workflow by status.

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use switchboard_engine::Db;
-use switchboard_engine::store::Q;
+use switchboard_engine::store::{steps, waits};
+use switchboard_engine::{Db, RunId};
 use switchboard_workflows::business::shipped;
 use switchboard_workflows::providers::elevenlabs;
 use switchboard_workflows::scripting::host::content_hash;
@@ -145,22 +145,6 @@ pub(super) async fn throughput(
     ])
 }
 
-#[derive(sqlx::FromRow)]
-struct Waiting {
-    key: String,
-    run_id: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct Started {
-    started_at: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Count {
-    n: i64,
-}
-
 fn now_ms_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -187,21 +171,12 @@ pub(super) async fn webhook_resume(
         Duration::from_secs(600),
         Duration::from_millis(200),
         || async {
-            let c: Count = db
-                .fetch_one(Q::new(
-                    "SELECT count(*) AS n FROM sb_waits WHERE status = 'waiting'",
-                ))
-                .await?;
-            Ok((c.n as usize >= waiting).then_some(()))
+            let open = waits::count_waiting(&db).await?;
+            Ok((open as usize >= waiting).then_some(()))
         },
     )
     .await?;
-    let sampled: Vec<Waiting> = db
-        .fetch_all(
-            Q::new("SELECT key, run_id FROM sb_waits WHERE status = 'waiting' LIMIT $1")
-                .bind(samples as i64),
-        )
-        .await?;
+    let sampled = waits::some_waiting(&db, samples as i64).await?;
     let client = super::client();
     let mut latencies = Vec::with_capacity(sampled.len());
     for w in &sampled {
@@ -222,16 +197,8 @@ pub(super) async fn webhook_resume(
         let answered = now_ms_f64();
         let poll_start = Instant::now();
         let started = loop {
-            let s: Option<Started> = db
-                .fetch_optional(
-                    Q::new(
-                        "SELECT started_at FROM sb_steps WHERE run_id = $1 AND name = 'await_call' \
-                         AND started_at IS NOT NULL",
-                    )
-                    .bind(&w.run_id),
-                )
-                .await?;
-            if let Some(at) = s.and_then(|s| s.started_at) {
+            let run = RunId(w.run_id.clone());
+            if let Some(at) = steps::started_at(&db, &run, "await_call").await? {
                 break at;
             }
             anyhow::ensure!(

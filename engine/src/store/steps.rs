@@ -192,6 +192,31 @@ pub async fn list_for_run(db: &Db, run_id: &RunId) -> Result<Vec<StepRow>> {
     .await
 }
 
+/// How many attempts succeeded, with the first one's start and the last one's end (unix ms),
+/// across every run: a benchmark's throughput.
+pub async fn succeeded_span(db: &Db) -> Result<(i64, Option<i64>, Option<i64>)> {
+    db.fetch_one(Q::new(
+        "SELECT count(*), min(started_at), max(finished_at) FROM sb_steps \
+         WHERE status = 'succeeded'",
+    ))
+    .await
+}
+
+/// When an attempt of step `name` of run `run_id` started (unix ms), once one has.
+pub async fn started_at(db: &Db, run_id: &RunId, name: &str) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = db
+        .fetch_optional(
+            Q::new(
+                "SELECT started_at FROM sb_steps WHERE run_id = $1 AND name = $2 \
+                 AND started_at IS NOT NULL",
+            )
+            .bind(run_id)
+            .bind(name),
+        )
+        .await?;
+    Ok(row.and_then(|(at,)| at))
+}
+
 /// Deletes the rows of every run of `subject_id` (erasure; the runs go last).
 pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
     tx.execute(

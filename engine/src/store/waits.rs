@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Q, Tx};
+use super::{Db, Q, Tx};
 use crate::error::Result;
 use crate::ids::{RunId, WaitId, now_ms};
 use crate::status::WaitStatus;
@@ -25,6 +25,27 @@ pub struct WaitRow {
 
 const COLUMNS: &str =
     "id, run_id, seq, kind, key, deadline, status, event_id, created_at, resolved_at";
+
+/// How many waits are open.
+pub async fn count_waiting(db: &Db) -> Result<i64> {
+    let (n,): (i64,) = db
+        .fetch_one(Q::new(
+            "SELECT count(*) FROM sb_waits WHERE status = 'waiting'",
+        ))
+        .await?;
+    Ok(n)
+}
+
+/// Up to `limit` open waits, in no particular order.
+pub async fn some_waiting(db: &Db, limit: i64) -> Result<Vec<WaitRow>> {
+    db.fetch_all(
+        Q::new(format!(
+            "SELECT {COLUMNS} FROM sb_waits WHERE status = 'waiting' LIMIT $1"
+        ))
+        .bind(limit),
+    )
+    .await
+}
 
 /// Inserts a wait.
 pub async fn insert(tx: &mut Tx, w: &WaitRow) -> Result<()> {
