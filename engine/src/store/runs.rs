@@ -362,3 +362,63 @@ pub async fn delete_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
     tx.execute(Q::new("DELETE FROM sb_runs WHERE subject_id = $1").bind(subject_id))
         .await
 }
+
+/// Conditions and subqueries over `sb_runs` for the queries of the crates built on the engine,
+/// so that its table, its columns and which statuses are finished are named only here. Each
+/// takes the SQL expression it is about: a column of the caller's query or a `$n` parameter.
+pub mod sql {
+    /// The statuses of a finished run.
+    const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
+
+    /// True while run `run_id` has not finished.
+    pub fn run_is_open(run_id: &str) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM sb_runs r WHERE r.id = {run_id} AND r.status NOT IN {FINISHED})"
+        )
+    }
+
+    /// True while a run of `subject` has not finished.
+    pub fn subject_has_open_run(subject: &str) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = {subject} \
+             AND r.status NOT IN {FINISHED})"
+        )
+    }
+
+    /// True when a run of `subject` has not finished, or changed at or after `since` (unix ms).
+    pub fn subject_has_run_active_since(subject: &str, since: &str) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = {subject} \
+             AND (r.updated_at >= {since} OR r.status NOT IN {FINISHED}))"
+        )
+    }
+
+    /// True when a run of `subject` ended with `outcome` (a quoted literal or a parameter).
+    pub fn subject_has_run_with_outcome(subject: &str, outcome: &str) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = {subject} \
+             AND r.outcome = {outcome})"
+        )
+    }
+
+    /// The ids of the runs that have not finished of the subjects `subjects` selects.
+    pub fn open_runs_of(subjects: &str) -> String {
+        format!(
+            "SELECT r.id FROM sb_runs r WHERE r.subject_id IN ({subjects}) \
+             AND r.status NOT IN {FINISHED}"
+        )
+    }
+
+    /// `(outcome, runs)` of the runs with an outcome of the subjects `subjects` selects.
+    pub fn outcomes_of(subjects: &str) -> String {
+        format!(
+            "SELECT r.outcome, COUNT(*) FROM sb_runs r WHERE r.outcome IS NOT NULL \
+             AND r.subject_id IN ({subjects}) GROUP BY r.outcome ORDER BY r.outcome"
+        )
+    }
+
+    /// The ids of every run of `subject`.
+    pub fn runs_of_subject(subject: &str) -> String {
+        format!("SELECT id FROM sb_runs WHERE subject_id = {subject}")
+    }
+}

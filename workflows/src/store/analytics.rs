@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
-use switchboard_engine::store::{Db, Q};
+use switchboard_engine::store::{Db, Q, runs};
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -45,19 +45,16 @@ pub async fn funnel(db: &Db, c: Cohort<'_>) -> Result<Funnel> {
            AND k.outcome = 'connected') THEN 1 ELSE 0 END), 0) AS BIGINT) AS connected, \
          CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM calls k WHERE k.lead_id = l.id \
            AND k.tag IN ('hot', 'warm')) THEN 1 ELSE 0 END), 0) AS BIGINT) AS qualified, \
-         CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = l.id \
-           AND r.outcome = 'handed_off') THEN 1 ELSE 0 END), 0) AS BIGINT) AS handed_off \
-         FROM leads l WHERE {COHORT}"
+         CAST(COALESCE(SUM(CASE WHEN {handed_off} THEN 1 ELSE 0 END), 0) AS BIGINT) AS handed_off \
+         FROM leads l WHERE {COHORT}",
+        handed_off = runs::sql::subject_has_run_with_outcome("l.id", "'handed_off'"),
     );
     db.fetch_one(q(sql, c)).await
 }
 
 /// How the cohort's runs ended (`outcome`, runs), finished runs only.
 pub async fn outcomes(db: &Db, c: Cohort<'_>) -> Result<Vec<(String, i64)>> {
-    let sql = format!(
-        "SELECT r.outcome, COUNT(*) FROM sb_runs r JOIN leads l ON l.id = r.subject_id \
-         WHERE r.outcome IS NOT NULL AND {COHORT} GROUP BY r.outcome ORDER BY r.outcome"
-    );
+    let sql = runs::sql::outcomes_of(&format!("SELECT l.id FROM leads l WHERE {COHORT}"));
     db.fetch_all(q(sql, c)).await
 }
 

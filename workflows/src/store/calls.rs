@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
 use switchboard_engine::ids::now_ms;
-use switchboard_engine::store::{Db, Q, Tx};
+use switchboard_engine::store::{Db, Q, Tx, runs};
 
 use crate::scripting::host_api::HistoryEntry;
 
@@ -117,8 +117,8 @@ struct InFlight {
 fn in_flight(held_since: &str) -> String {
     format!(
         "c.status IN ('dialing', 'placed') AND c.ended_at IS NULL AND c.updated_at > {held_since} \
-         AND EXISTS (SELECT 1 FROM sb_runs r WHERE r.id = c.run_id \
-         AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))"
+         AND {}",
+        runs::sql::run_is_open("c.run_id")
     )
 }
 
@@ -321,13 +321,13 @@ pub async fn unanswered_call_to(
     }
     let keys: Vec<Key> = db
         .fetch_all(
-            Q::new(
+            Q::new(format!(
                 "SELECT c.id FROM calls c JOIN leads l ON l.id = c.lead_id \
-                 JOIN sb_runs r ON r.id = c.run_id \
                  WHERE c.status = 'dialing' AND c.conversation_id IS NULL AND l.phone = $1 \
-                 AND c.updated_at > $2 AND r.status NOT IN ('succeeded', 'failed', 'cancelled') \
+                 AND c.updated_at > $2 AND {} \
                  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.conversation_id = $3) LIMIT 2",
-            )
+                runs::sql::run_is_open("c.run_id")
+            ))
             .bind(to_number)
             .bind(now_ms() - LINE_HELD_AT_MOST_MS)
             .bind(conversation_id),

@@ -16,7 +16,7 @@ pub use calls::lead_history;
 
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
-use switchboard_engine::store::{Db, Q, Tx};
+use switchboard_engine::store::{Db, Q, Tx, runs};
 
 use crate::business::Business;
 use crate::lead::Lead;
@@ -33,11 +33,9 @@ struct BusinessRow {
 pub async fn open_runs_of_number(db: &Db, business_id: &str, phone: &str) -> Result<Vec<String>> {
     let rows: Vec<(String,)> = db
         .fetch_all(
-            Q::new(
-                "SELECT r.id FROM sb_runs r JOIN leads l ON l.id = r.subject_id \
-                 WHERE l.business_id = $1 AND l.phone = $2 \
-                 AND r.status NOT IN ('succeeded', 'failed', 'cancelled')",
-            )
+            Q::new(runs::sql::open_runs_of(
+                "SELECT id FROM leads WHERE business_id = $1 AND phone = $2",
+            ))
             .bind(business_id)
             .bind(phone),
         )
@@ -330,12 +328,11 @@ pub async fn leads_past_retention(
 ) -> Result<Vec<String>> {
     let rows: Vec<IdRow> = db
         .fetch_all(
-            Q::new(
+            Q::new(format!(
                 "SELECT l.id FROM leads l WHERE l.business_id = $1 AND l.created_at < $2 \
-                 AND NOT EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = l.id \
-                   AND (r.updated_at >= $2 OR r.status NOT IN ('succeeded', 'failed', 'cancelled'))) \
-                 ORDER BY l.created_at LIMIT $3",
-            )
+                 AND NOT {} ORDER BY l.created_at LIMIT $3",
+                runs::sql::subject_has_run_active_since("l.id", "$2")
+            ))
             .bind(business_id)
             .bind(cutoff)
             .bind(limit),

@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 use switchboard_engine::EngineError;
 use switchboard_engine::ids::now_ms;
-use switchboard_engine::store::{Db, Q, Tx};
+use switchboard_engine::store::{Db, Q, Tx, runs};
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -128,10 +128,8 @@ pub async fn due_leads(
 ) -> Result<Vec<String>> {
     let rows: Vec<(String,)> = tx
         .fetch_all(
-            Q::new(
-                "SELECT l.id FROM leads l WHERE l.business_id = $1 \
-                 AND NOT EXISTS (SELECT 1 FROM sb_runs r WHERE r.subject_id = l.id \
-                   AND r.status NOT IN ('succeeded', 'failed', 'cancelled')) \
+            Q::new(format!(
+                "SELECT l.id FROM leads l WHERE l.business_id = $1 AND NOT {} \
                  AND (SELECT c.tag FROM calls c WHERE c.lead_id = l.id AND c.tag IS NOT NULL \
                    ORDER BY c.created_at DESC LIMIT 1) = $2 \
                  AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.lead_id = l.id \
@@ -139,7 +137,8 @@ pub async fn due_leads(
                  AND NOT EXISTS (SELECT 1 FROM do_not_call d \
                    WHERE d.business_id = l.business_id AND d.phone = l.phone) \
                  ORDER BY l.created_at, l.id LIMIT $4",
-            )
+                runs::sql::subject_has_open_run("l.id")
+            ))
             .bind(business_id)
             .bind(tag)
             .bind(idle_since)

@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 use switchboard_engine::ids::now_ms;
-use switchboard_engine::store::{Db, Q, Tx};
+use switchboard_engine::store::{Db, Q, Tx, runs};
 
 use super::Result;
 
@@ -174,8 +174,11 @@ pub async fn pinned_runs(
 /// Deletes the script pins of every run of `subject_id` (erasure, before the runs go).
 pub async fn unpin_runs_of_subject(tx: &mut Tx, subject_id: &str) -> Result<u64> {
     tx.execute(
-        Q::new("DELETE FROM run_scripts WHERE run_id IN (SELECT id FROM sb_runs WHERE subject_id = $1)")
-            .bind(subject_id),
+        Q::new(format!(
+            "DELETE FROM run_scripts WHERE run_id IN ({})",
+            runs::sql::runs_of_subject("$1")
+        ))
+        .bind(subject_id),
     )
     .await
 }
