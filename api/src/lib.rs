@@ -21,6 +21,7 @@ pub mod prometheus;
 pub mod provider_webhooks;
 pub mod queue_board;
 pub mod redact;
+pub mod router;
 pub mod routes;
 pub mod scripts_cli;
 pub mod startup;

@@ -1,6 +1,6 @@
 //! Limits every request lives under: a time limit (the live event stream, which never ends by
 //! itself, excepted), and rate limits per API key and, for the unauthenticated routes (webhooks,
-//! sign-in), per client address. Body size limits sit on the routes (see `startup::app`).
+//! sign-in), per client address. Body size limits sit on the routes (see `router::app`).
 //!
 //! Rate limits are kept in each process: with N API processes behind a balancer a key gets up
 //! to N times its limit.

@@ -196,9 +196,9 @@ mod tests {
 
     use super::*;
 
-    /// Every `(method, path)` the router in startup.rs serves, read from its source.
+    /// Every `(method, path)` the router in router.rs serves, read from its source.
     fn routed() -> BTreeSet<(String, String)> {
-        let source = include_str!("startup.rs");
+        let source = include_str!("router.rs");
         let mut out = BTreeSet::new();
         let mut rest = source;
         while let Some(at) = rest.find(".route(") {

@@ -3,7 +3,7 @@
 //!
 //! Every route behind [`authenticate`] gets a resolved [`Caller`] (see `tenant`); the few
 //! public ones (health, the OpenAPI document, signed webhooks, sign-in) are listed in
-//! `startup::app`.
+//! `router::app`.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
