@@ -4,6 +4,7 @@
 mod access;
 mod agents;
 mod analytics;
+mod architecture;
 mod backtest;
 mod browser;
 mod business_config;
