@@ -139,7 +139,7 @@ pub struct StepAttempt {
 }
 
 /// Stored JSON text as JSON (text that is not JSON stays a string).
-fn parse_json(text: &str) -> Value {
+pub(crate) fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use switchboard_workflows::providers::voice::VoiceKind;
 
 use super::rfc3339;
+use crate::answers::parse_json;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
@@ -60,9 +61,7 @@ impl DeadLetterAnswer {
             last_failed_at: rfc3339(d.last_failed_at),
             replayed_at: d.replayed_at.map(rfc3339),
             bytes: d.bytes,
-            body: with_body.then(|| {
-                serde_json::from_str(&d.body).unwrap_or_else(|_| Value::String(d.body.clone()))
-            }),
+            body: with_body.then(|| parse_json(&d.body)),
         }
     }
 }
