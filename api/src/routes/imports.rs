@@ -132,6 +132,10 @@ pub async fn import(
     // the first time are duplicates now, so nothing is stored twice.
     let stalled = !fresh
         && crate::store::imports::take_over_stalled(db, &id, now_ms() - STALLED_AFTER_MS).await?;
+    // Read before the import starts, so a fresh one always answers as accepted, not done.
+    let stored = crate::store::imports::find(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("import {id} vanished")))?;
     if fresh || stalled {
         tokio::spawn(imports::run(
             state.engine.clone(),
@@ -141,9 +145,6 @@ pub async fn import(
             q.on_duplicate,
         ));
     }
-    let stored = crate::store::imports::find(db, &id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("import {id} vanished")))?;
     let status = if fresh {
         StatusCode::ACCEPTED
     } else {
