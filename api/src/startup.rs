@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use switchboard_engine::store::settings;
 use switchboard_engine::{ChangeFeed, Db, Engine, Registry, WorkerOptions, Workers};
+use switchboard_simulator::Simulator;
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
 use switchboard_workflows::policy::Policy;
@@ -17,7 +18,6 @@ use switchboard_workflows::providers::retell::{self, Retell};
 use switchboard_workflows::providers::voice::{Voice, Voices};
 use switchboard_workflows::scripting::host::{ScriptHost, content_hash};
 use switchboard_workflows::scripting::sandbox::Limits;
-use switchboard_workflows::simulator::Simulator;
 use switchboard_workflows::store;
 use switchboard_workflows::{retention, schedules};
 use tokio::net::TcpListener;
@@ -471,7 +471,7 @@ fn queue_board_url(listener: &TcpListener, public_url: &str) -> anyhow::Result<S
 /// it does not hold yet is created with the folder's configuration and script. One it holds is
 /// left as it is: configurations and scripts are data, changed through the API or
 /// `switchboard businesses import`, and their versions survive restarts.
-pub(crate) async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub async fn load_businesses(db: &Db, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     for d in business::definitions(dir).map_err(anyhow::Error::msg)? {
         let mut tx = db.begin().await?;
         store::configs::create(&mut tx, &d.business).await?;

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_api::config::Config;
-use switchboard_workflows::simulator::Simulator;
+use switchboard_simulator::Simulator;
 
 use crate::WEBHOOK_SECRET;
 

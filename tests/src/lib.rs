@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use switchboard_api::config::Config;
 use switchboard_api::startup::{Application, Overrides};
 use switchboard_engine::{Engine, WorkerOptions, Workers};
+use switchboard_simulator::Simulator;
 use switchboard_workflows::providers::resilience::Resilience;
-use switchboard_workflows::simulator::Simulator;
 
 /// The webhook secret every test app uses.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";

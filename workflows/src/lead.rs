@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::phone::Phone;
-pub use crate::simulator::steer::SimSteer;
+pub use crate::sim_steer::SimSteer;
 
 /// A lead as submitted to `POST /api/v1/leads`.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]

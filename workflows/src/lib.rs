@@ -1,8 +1,10 @@
 //! Switchboard's lead pipeline on the engine: businesses, leads and their intake (`intake`),
 //! provider call events (`call_events`), the `lead_call` workflow, the policy seam every
 //! business decision goes through and its backtest (`backtest`), providers, the sync of businesses' voice
-//! agents to the provider (`agents_sync`) and the built-in simulator. The use cases the API
-//! serves live here, below the HTTP layer; SQL lives in `store/`.
+//! agents to the provider (`agents_sync`) and how a lead steers the built-in simulator
+//! (`sim_steer`; the simulator itself is the `switchboard-simulator` crate in `simulator/`, which
+//! speaks these providers' wire formats). The use cases the API serves live here, below the HTTP
+//! layer; SQL lives in `store/`.
 
 pub mod agents_sync;
 pub mod backtest;
@@ -18,7 +20,7 @@ pub mod providers;
 pub mod retention;
 pub mod schedules;
 pub mod scripting;
-pub mod simulator;
+pub mod sim_steer;
 pub mod store;
 pub mod telemetry;
 

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    switchboard_api::cli::run().await
+    switchboard_cli::run().await
 }

@@ -2,7 +2,7 @@
 //! agents (all configured with an `agent_id`) are adopted and their ids stored, a second run sends
 //! nothing, and failures and usage errors show in the output and the exit code.
 //!
-//! The command runs in-process through `agents_cli::run`, the function the binary's `main` calls
+//! The command runs in-process through `agents::run`, the function the binary's `main` calls
 //! with stdout and stderr: this crate cannot depend on the binary itself (Cargo only hands a
 //! package's own integration tests its executables).
 
@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use switchboard_api::agents_cli::{self, AgentsCommand, SyncArgs};
+use switchboard_cli::agents::{self, AgentsCommand, SyncArgs};
 use switchboard_engine::Db;
 use switchboard_tests::*;
 use switchboard_workflows::business;
@@ -124,7 +124,7 @@ struct Output {
 /// Runs `switchboard agents sync` with these arguments.
 async fn agents_sync(args: SyncArgs) -> Output {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = agents_cli::run(AgentsCommand::Sync(args), &mut out, &mut err)
+    let code = agents::run(AgentsCommand::Sync(args), &mut out, &mut err)
         .await
         .expect("the command runs");
     Output {
@@ -289,7 +289,7 @@ async fn a_missing_agent_fails_the_command_and_usage_errors_exit_2(backend: Back
 
 async fn sync_creates_agents_at_the_built_in_simulator_and_finds_them_again(backend: Backend) {
     let database = TestDatabase::create(&backend).await;
-    let sim = switchboard_workflows::simulator::Simulator::new(String::new(), "secret".into());
+    let sim = switchboard_simulator::Simulator::new(String::new(), "secret".into());
     let base = format!(
         "{}/elevenlabs",
         sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap()

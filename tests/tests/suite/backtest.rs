@@ -452,7 +452,7 @@ async fn a_backtest_whose_process_stopped_reads_interrupted_and_blocks_nothing(b
 }
 
 async fn the_cli_backtests_a_script_folder_against_the_database(backend: Backend) {
-    use switchboard_api::scripts_cli::backtest::{BacktestArgs, run};
+    use switchboard_cli::scripts::backtest::{BacktestArgs, run};
     let app = spawn_app(&backend).await;
     assert_eq!(app.put_script("demo", &scoring(70)).await.0, 200);
     let runs = scored_leads(&app, "demo", 2750, &[95, 75]).await;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_api::businesses_cli::{self, BusinessesCommand, ImportArgs};
+use switchboard_cli::businesses::{self, BusinessesCommand, ImportArgs};
 use switchboard_tests::*;
 use switchboard_workflows::phone::Phone;
 
@@ -229,7 +229,7 @@ async fn import(app: &TestApp, dir: &std::path::Path) -> (i32, String, String) {
         dir: dir.to_owned(),
         database_url: app.database.url.clone(),
     });
-    let code = businesses_cli::run(command, &mut out, &mut err)
+    let code = businesses::run(command, &mut out, &mut err)
         .await
         .expect("the command runs");
     (

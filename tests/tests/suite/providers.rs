@@ -490,14 +490,14 @@ async fn inbound_callers_are_personalised_known_or_new(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_personalisation_benchmark_runs() {
     let out = std::env::temp_dir().join(format!("sb-bench-{}.json", uuid::Uuid::now_v7()));
-    let opts = switchboard_api::bench::BenchOptions {
+    let opts = switchboard_cli::bench::BenchOptions {
         quick: true,
         only: Some("personalize".into()),
         out: out.clone(),
         postgres: None,
         keep: false,
     };
-    switchboard_api::bench::run(opts).await.expect("bench runs");
+    switchboard_cli::bench::run(opts).await.expect("bench runs");
     let figures: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let names: Vec<&str> = figures["figures"]
         .as_array()

@@ -4,7 +4,7 @@
 use switchboard_engine::store::{Db, Q, Tx};
 
 use super::Result;
-use crate::simulator::steer::SimSteer;
+use crate::sim_steer::SimSteer;
 
 /// Records lead `lead_id`'s steering (inside the transaction that stores the lead).
 pub async fn insert(tx: &mut Tx, lead_id: &str, steer: &SimSteer) -> Result<()> {

@@ -17,15 +17,15 @@ use super::{
     DEFAULT_DELAY_MS, MAX_DELAY_MS, MAX_STORED_CONVERSATIONS, SimOutcome, Simulator,
     VAR_CALL_ATTEMPT,
 };
-use crate::providers::elevenlabs::{
+use switchboard_workflows::providers::elevenlabs::{
     ClientData, Conversation, OutboundCallRequest, Role, TranscriptTurn,
 };
-use crate::providers::retell::Call;
-use crate::providers::retell::{
+use switchboard_workflows::providers::retell::Call;
+use switchboard_workflows::providers::retell::{
     CallAnalysis, CallState, CreatePhoneCall, EVENT_CALL_ENDED, METADATA_LEAD_ID, Utterance,
     Webhook as RetellWebhook,
 };
-use crate::providers::voice::Line;
+use switchboard_workflows::providers::voice::Line;
 
 impl Simulator {
     fn store_retell(&self, call: Call) {

@@ -9,7 +9,7 @@ use switchboard_engine::Db;
 use switchboard_workflows::agents_sync::{self, SyncAction, SyncError, SyncReport};
 use switchboard_workflows::providers::elevenlabs::ElevenLabsClient;
 
-use crate::startup::load_businesses;
+use switchboard_api::startup::load_businesses;
 
 /// Exit code when the command cannot run as asked (missing key, unknown business).
 pub const EXIT_USAGE: i32 = 2;

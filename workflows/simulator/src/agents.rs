@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::Simulator;
 use super::voice::el_error;
-use crate::providers::elevenlabs::{Agent, AgentPage, AgentSpec, AgentSummary, CreatedAgent};
+use switchboard_workflows::providers::elevenlabs::{
+    Agent, AgentPage, AgentSpec, AgentSummary, CreatedAgent,
+};
 
 /// `POST /v1/convai/agents/create`.
 pub(super) async fn create(State(sim): State<Simulator>, Json(spec): Json<AgentSpec>) -> Response {

@@ -3,16 +3,16 @@
 use super::llm::analyze_transcript;
 use super::voice::{as_bool, as_u64, pick_outcome};
 use super::*;
-use crate::providers::elevenlabs::{
-    CallResult, ClientData, ConversationStatus, ElevenLabsClient, FailureReason,
-    OutboundCallRequest, TranscriptTurn, WebhookEvent, parse_webhook, verify,
-};
-use crate::providers::error::ProviderError;
-use crate::providers::openai::{AnalysisOutcome, Level, OpenAiClient, Sentiment};
-use crate::providers::voice::Line;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use switchboard_workflows::providers::elevenlabs::{
+    CallResult, ClientData, ConversationStatus, ElevenLabsClient, FailureReason,
+    OutboundCallRequest, TranscriptTurn, WebhookEvent, parse_webhook, verify,
+};
+use switchboard_workflows::providers::error::ProviderError;
+use switchboard_workflows::providers::openai::{AnalysisOutcome, Level, OpenAiClient, Sentiment};
+use switchboard_workflows::providers::voice::Line;
 use tokio::sync::mpsc;
 
 const SECRET: &str = "sim-secret";
@@ -368,7 +368,7 @@ async fn llm_outcomes() {
         .await
         .expect("answered");
     assert_eq!(truncated, AnalysisOutcome::Truncated);
-    let budget = crate::providers::openai::ANALYSIS_TOKENS * 2;
+    let budget = switchboard_workflows::providers::openai::ANALYSIS_TOKENS * 2;
     let larger = app
         .llm
         .analyze_within("s", "User: yes [sim:truncate]", budget)
@@ -490,7 +490,7 @@ async fn a_stopping_process_waits_for_its_calls_to_post_their_webhooks() {
 
 #[tokio::test]
 async fn the_agents_api_serves_the_real_clients_calls() {
-    use crate::providers::elevenlabs::AgentSpec;
+    use switchboard_workflows::providers::elevenlabs::AgentSpec;
     let app = spawn_app(0).await;
     let spec = |name: &str| AgentSpec {
         name: name.into(),

@@ -3,14 +3,20 @@
 //! `scripts` checks and tests business scripts from files; `agents sync` creates or updates the
 //! businesses' voice agents at ElevenLabs.
 
-use crate::agents_cli::{self, AgentsCommand};
-use crate::bench::{self, BenchOptions};
-use crate::businesses_cli::{self, BusinessesCommand};
-use crate::config::{Config, LogFormat};
-use crate::redact::Masked;
-use crate::scripts_cli::{self, ScriptsCommand};
-use crate::startup::{Application, Overrides, run_worker};
+pub mod agents;
+pub mod bench;
+pub mod businesses;
+pub mod scripts;
+pub mod store;
+
+use crate::agents::AgentsCommand;
+use crate::bench::BenchOptions;
+use crate::businesses::BusinessesCommand;
+use crate::scripts::ScriptsCommand;
 use clap::{Parser, Subcommand};
+use switchboard_api::config::{Config, LogFormat};
+use switchboard_api::redact::Masked;
+use switchboard_api::startup::{Application, Overrides, run_worker};
 use tracing_subscriber::EnvFilter;
 
 /// Durable workflow engine for AI outbound-calling pipelines.
@@ -90,16 +96,15 @@ pub async fn main() -> anyhow::Result<()> {
             return bench::run(opts).await;
         }
         Some(Command::Scripts { command }) => {
-            std::process::exit(scripts_cli::run(command).await?);
+            std::process::exit(scripts::run(command).await?);
         }
         Some(Command::Agents { command }) => {
-            let code =
-                agents_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
+            let code = agents::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
             std::process::exit(code);
         }
         Some(Command::Businesses { command }) => {
-            let code = businesses_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr())
-                .await?;
+            let code =
+                businesses::run(command, &mut std::io::stdout(), &mut std::io::stderr()).await?;
             std::process::exit(code);
         }
         None => (cli.serve, false),
@@ -133,7 +138,7 @@ fn init_logs(config: &Config) -> anyhow::Result<Option<sentry::ClientInitGuard>>
             ),
             release: sentry::release_name!(),
             environment: config.sentry_environment.clone().map(Into::into),
-            before_send: Some(std::sync::Arc::new(crate::redact::sentry_event)),
+            before_send: Some(std::sync::Arc::new(switchboard_api::redact::sentry_event)),
             ..Default::default()
         })),
         None => None,

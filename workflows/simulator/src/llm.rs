@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::providers::openai::{
+use switchboard_workflows::providers::openai::{
     self, AssistantMessage, CallAnalysis, ChatCompletionRequest, ChatCompletionResponse, Choice,
     CtaInteractions, Dimension, Level, Sentiment, Usage,
 };

@@ -1,6 +1,7 @@
 //! How a lead steers the simulated call it gets (demo and tests only; real providers never see
 //! it): the outcome, whether the webhook comes, and when. A leaf: the lead model and the store
-//! name these types without depending on the simulator itself.
+//! name these types, and the simulator (crate `switchboard-simulator`) reads them from a call's
+//! dynamic variables.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

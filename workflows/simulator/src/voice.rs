@@ -16,13 +16,13 @@ use super::{
     VAR_CALL_ATTEMPT, VAR_CUSTOMER_NAME, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS,
     WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF, WEBHOOK_BACKOFF_MAX,
 };
-use crate::providers::elevenlabs::{
+use switchboard_workflows::providers::elevenlabs::{
     self as el, ApiErrorBody, ApiErrorDetail, CallResult, Conversation, ConversationAnalysis,
     ConversationMetadata, ConversationStatus, ErrorDetail, FailureMetadata, FailureReason,
     InitiationFailureData, OutboundCallRequest, OutboundCallResponse, PhoneCall, Role,
     TranscriptTurn, ValidationIssue, WebhookEnvelope,
 };
-use crate::providers::voice::Line;
+use switchboard_workflows::providers::voice::Line;
 
 /// How long a connected call stays `processing` after it ends, at most (as long as the call
 /// lasted, when shorter).
@@ -60,8 +60,8 @@ impl Simulator {
                     el::sign(&self.inner.secret, chrono::Utc::now().timestamp(), &body),
                 ),
                 Webhook::Retell { api_key } => (
-                    crate::providers::retell::SIGNATURE_HEADER,
-                    crate::providers::retell::sign(
+                    switchboard_workflows::providers::retell::SIGNATURE_HEADER,
+                    switchboard_workflows::providers::retell::sign(
                         api_key,
                         chrono::Utc::now().timestamp_millis(),
                         &body,

@@ -20,8 +20,8 @@ use clap::Args;
 use serde::Serialize;
 use switchboard_engine::Db;
 
-use crate::config::Config;
-use crate::startup::{Application, Overrides, Parts};
+use switchboard_api::config::Config;
+use switchboard_api::startup::{Application, Overrides, Parts};
 
 /// What to measure.
 #[derive(Args, Debug)]

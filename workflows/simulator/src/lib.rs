@@ -2,8 +2,8 @@
 //!
 //! Used when no provider keys are configured: the simulator serves on its own local port
 //! ([`Simulator::serve`]) as a fake ElevenLabs and OpenAI, and the real
-//! [`ElevenLabsClient`](crate::providers::elevenlabs::ElevenLabsClient) and
-//! [`OpenAiClient`](crate::providers::openai::OpenAiClient) talk to `http://<sim>/elevenlabs` and
+//! [`ElevenLabsClient`](switchboard_workflows::providers::elevenlabs::ElevenLabsClient) and
+//! [`OpenAiClient`](switchboard_workflows::providers::openai::OpenAiClient) talk to `http://<sim>/elevenlabs` and
 //! `http://<sim>/openai`, so the whole pipeline runs on the production code path (retries,
 //! circuit breaker and all). A placed call later posts a real signed `ElevenLabs-Signature`
 //! webhook back to the server.
@@ -23,7 +23,7 @@
 //! Like a provider plan, the simulator can cap active calls ([`Simulator::set_concurrency_limit`]):
 //! a call beyond the cap is refused with 429 `concurrent_limit_exceeded` and `retry-after: 1`.
 //!
-//! The simulated LLM derives a [`CallAnalysis`](crate::providers::openai::CallAnalysis) from
+//! The simulated LLM derives a [`CallAnalysis`](switchboard_workflows::providers::openai::CallAnalysis) from
 //! keywords in the customer's lines, and honours `max_completion_tokens` (an answer takes its
 //! length / 4 tokens). Markers in the user message force the other outcomes: `[sim:refuse]`,
 //! `[sim:truncate]` (the answer runs long: cut off at a first analysis' budget, complete with
@@ -37,7 +37,7 @@
 mod agents;
 mod llm;
 mod retell;
-pub mod steer;
+
 mod voice;
 
 #[cfg(test)]
@@ -52,11 +52,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::{get, post};
 
-pub use steer::{SimOutcome, SimSteer, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS};
+pub use switchboard_workflows::sim_steer::{
+    SimOutcome, SimSteer, VAR_DELIVER_WEBHOOK, VAR_OUTCOME, VAR_WEBHOOK_DELAY_MS,
+};
 
-use crate::providers::elevenlabs::{self as el, Conversation};
-use crate::providers::openai;
-use crate::providers::voice::Line;
+use switchboard_workflows::providers::elevenlabs::{self as el, Conversation};
+use switchboard_workflows::providers::openai;
+use switchboard_workflows::providers::voice::Line;
 
 /// Dynamic variable with the attempt number (1 for the first call).
 pub const VAR_CALL_ATTEMPT: &str = "call_attempt";
@@ -109,9 +111,9 @@ struct SimState {
     conversations: HashMap<String, Conversation>,
     order: VecDeque<String>,
     /// ElevenLabs agents by id.
-    agents: std::collections::BTreeMap<String, crate::providers::elevenlabs::Agent>,
+    agents: std::collections::BTreeMap<String, switchboard_workflows::providers::elevenlabs::Agent>,
     /// Retell calls by id, oldest first in `retell_order`.
-    retell_calls: HashMap<String, crate::providers::retell::Call>,
+    retell_calls: HashMap<String, switchboard_workflows::providers::retell::Call>,
     retell_order: VecDeque<String>,
 }
 
@@ -180,11 +182,17 @@ impl Simulator {
                 get(agents::models),
             )
             .route(
-                &format!("/retell{}", crate::providers::retell::CREATE_CALL_PATH),
+                &format!(
+                    "/retell{}",
+                    switchboard_workflows::providers::retell::CREATE_CALL_PATH
+                ),
                 post(retell::create_phone_call),
             )
             .route(
-                &format!("/retell{}/{{id}}", crate::providers::retell::GET_CALL_PATH),
+                &format!(
+                    "/retell{}/{{id}}",
+                    switchboard_workflows::providers::retell::GET_CALL_PATH
+                ),
                 get(retell::get_call),
             )
             .route(

@@ -110,7 +110,7 @@ mod tests {
 
     fn shipped(id: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scripts")
+            .join("../../scripts")
             .join(id)
     }
 

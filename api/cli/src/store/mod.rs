@@ -1,0 +1,3 @@
+//! SQL of the command-line tools' own: the benchmark's scratch databases and commit loop.
+
+pub mod bench;
