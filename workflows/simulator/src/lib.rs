@@ -35,6 +35,7 @@
 //! list, `retell` the Retell side, and `llm` the OpenAI analyses.
 
 mod agents;
+mod call;
 mod llm;
 mod retell;
 

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::voice::{SimCall, Webhook, pick_outcome, read_steering, text};
+use super::call::SimCall;
+use super::voice::{Webhook, pick_outcome, read_steering, text};
 use super::{
     DEFAULT_DELAY_MS, MAX_DELAY_MS, MAX_STORED_CONVERSATIONS, SimOutcome, Simulator,
     VAR_CALL_ATTEMPT,

@@ -1,8 +1,11 @@
 //! Unit tests for the OpenAI wire format: schema, outcomes, error bodies, resets and the client.
 
 use super::*;
+use crate::providers::error::MAX_RETRY_AFTER;
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::post};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// A scripted answer: status, headers, body.
 type Answer = (u16, Vec<(&'static str, &'static str)>, String);
