@@ -1,7 +1,8 @@
 //! The `switchboard` command: `serve` (default) runs the API, the dashboard and the workers
 //! (`--no-workers`: API and dashboard only); `worker` runs workers only; `bench` measures;
-//! `scripts` checks and tests business scripts from files; `agents sync` creates or updates the
-//! businesses' voice agents at ElevenLabs.
+//! `scripts` checks, tests and backtests business scripts from files; `businesses import` loads
+//! business folders into the database; `agents sync` creates or updates the businesses' voice
+//! agents at ElevenLabs.
 
 pub mod agents;
 pub mod bench;

@@ -1,12 +1,14 @@
-//! Built-in simulated voice (ElevenLabs) and LLM (OpenAI) providers speaking the real wire formats.
+//! Built-in simulated voice (ElevenLabs, Retell) and LLM (OpenAI) providers speaking the real
+//! wire formats.
 //!
 //! Used when no provider keys are configured: the simulator serves on its own local port
-//! ([`Simulator::serve`]) as a fake ElevenLabs and OpenAI, and the real
-//! [`ElevenLabsClient`](switchboard_workflows::providers::elevenlabs::ElevenLabsClient) and
-//! [`OpenAiClient`](switchboard_workflows::providers::openai::OpenAiClient) talk to `http://<sim>/elevenlabs` and
-//! `http://<sim>/openai`, so the whole pipeline runs on the production code path (retries,
-//! circuit breaker and all). A placed call later posts a real signed `ElevenLabs-Signature`
-//! webhook back to the server.
+//! ([`Simulator::serve`]) as a fake ElevenLabs, Retell and OpenAI, and the real clients
+//! ([`ElevenLabsClient`](switchboard_workflows::providers::elevenlabs::ElevenLabsClient),
+//! Retell's, [`OpenAiClient`](switchboard_workflows::providers::openai::OpenAiClient))
+//! talk to `http://<sim>/elevenlabs`, `http://<sim>/retell` and `http://<sim>/openai`, so the
+//! whole pipeline runs on the production code path (retries, circuit breaker and all). A placed
+//! call later posts a real signed webhook back to the server (`ElevenLabs-Signature`, or Retell's
+//! `x-retell-signature`).
 //!
 //! Steering, through the call's dynamic variables (strings, numbers and booleans all accepted):
 //! - `sim_outcome`: one of [`SimOutcome`]'s names (`interested`, `not_interested`, `no_answer`,
