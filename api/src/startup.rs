@@ -21,6 +21,7 @@ use switchboard_workflows::scripting::sandbox::Limits;
 use switchboard_workflows::store;
 use switchboard_workflows::{retention, schedules};
 use tokio::net::TcpListener;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 use crate::access::{self, Bootstrap};
@@ -32,18 +33,21 @@ pub use crate::state::AppState;
 /// How long after start a process that runs workers first sweeps leads past retention.
 const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(60);
 
-/// Starts what a process that runs workers runs beside them: the retention sweep (see
-/// `retention`) and the cron campaigns (see `schedules`).
-fn background_jobs(engine: &Engine, config: &Config) -> tokio::task::JoinHandle<()> {
+/// What a process that runs workers runs beside them: the retention sweep (see `retention`) and
+/// the cron campaigns (see `schedules`). They stop when this is dropped.
+pub type BackgroundJobs = AbortOnDropHandle<()>;
+
+/// Starts the [`BackgroundJobs`] of `engine`.
+fn background_jobs(engine: &Engine, config: &Config) -> BackgroundJobs {
     let sweep = retention::sweep_periodically(
         engine.clone(),
         FIRST_SWEEP_AFTER,
         config.call_audio_dir.clone(),
     );
     let schedules = schedules::run_all(engine.clone());
-    tokio::spawn(async move {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         tokio::join!(sweep, schedules);
-    })
+    }))
 }
 
 /// How long requests in flight get to end after a shutdown signal.
@@ -62,6 +66,8 @@ pub struct Application {
     pub voice_resilience: Arc<Resilience>,
     /// This process' workers.
     pub workers: Option<Workers>,
+    /// What runs beside the workers, when they run.
+    background: Option<BackgroundJobs>,
     /// Worker settings, to start workers again.
     pub worker_options: WorkerOptions,
     port: u16,
@@ -244,7 +250,7 @@ pub async fn run_worker(
     let background = background_jobs(&core.engine, &config);
     info!(worker = %workers.name(), %public_url, "worker running");
     shutdown.await;
-    background.abort();
+    drop(background);
     workers.stop().await;
     finish_simulated_calls(core.simulator.as_ref()).await;
     Ok(())
@@ -286,10 +292,7 @@ impl Application {
         let feed = ChangeFeed::start(engine.db().clone()).await?;
         let worker_options = worker_options(&config);
         let workers = (!overrides.no_workers).then(|| engine.start_workers(worker_options.clone()));
-        if workers.is_some() {
-            // Ends with the runtime (tests) or the process.
-            background_jobs(&engine, &config);
-        }
+        let background = workers.is_some().then(|| background_jobs(&engine, &config));
         let state = AppState {
             worker_name: workers.as_ref().map(|w| Arc::from(w.name())),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
@@ -322,6 +325,7 @@ impl Application {
             simulator: core.simulator,
             voice_resilience: core.voice_resilience,
             workers,
+            background,
             worker_options,
             port,
             public_url,
@@ -358,6 +362,7 @@ impl Application {
         );
         shutdown.await;
         // Requests are still served meanwhile: webhooks for calls in flight resume their runs.
+        drop(self.background);
         if let Some(workers) = self.workers {
             workers.stop().await;
         }
@@ -383,6 +388,7 @@ impl Application {
             simulator: self.simulator,
             voice_resilience: self.voice_resilience,
             workers: self.workers,
+            background: self.background,
             worker_options: self.worker_options,
         }
     }
@@ -400,6 +406,8 @@ pub struct Parts {
     pub voice_resilience: Arc<Resilience>,
     /// Running workers, if started.
     pub workers: Option<Workers>,
+    /// What runs beside the workers, if they run: keep it as long as they do.
+    pub background: Option<BackgroundJobs>,
     /// Settings to start workers again.
     pub worker_options: WorkerOptions,
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard_api::config::Config;
-use switchboard_api::startup::{Application, Overrides};
+use switchboard_api::startup::{Application, BackgroundJobs, Overrides};
 use switchboard_engine::{Engine, WorkerOptions, Workers};
 use switchboard_simulator::Simulator;
 use switchboard_workflows::providers::resilience::Resilience;
@@ -222,6 +222,8 @@ pub struct TestApp {
     /// When the app had started: its business clock was set at or before this.
     pub started_at: chrono::DateTime<chrono::Utc>,
     worker_options: WorkerOptions,
+    /// The retention sweep and cron campaigns beside the workers (they stop with the app).
+    _background: Option<BackgroundJobs>,
     server: tokio::task::JoinHandle<()>,
     /// The database (dropped last).
     pub database: TestDatabase,
@@ -321,6 +323,7 @@ async fn spawn_on(
         workers: parts.workers,
         started_at,
         worker_options: parts.worker_options,
+        _background: parts.background,
         server,
         database,
     }

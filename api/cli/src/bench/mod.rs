@@ -389,8 +389,10 @@ pub(crate) async fn server(
     Ok((base, parts, task))
 }
 
-/// Stops a server started by [`server`]: its workers, its serving task, its pool.
+/// Stops a server started by [`server`]: its background jobs, its workers, its serving task,
+/// its pool.
 pub(crate) async fn shut(mut parts: Parts, task: tokio::task::JoinHandle<std::io::Result<()>>) {
+    parts.background.take();
     if let Some(workers) = parts.workers.take() {
         workers.stop().await;
     }
