@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use switchboard_workflows::store::analytics::{self, Cohort, Dimension, Funnel, Group};
 use utoipa::ToSchema;
 
-use super::{parse_time, rfc3339};
 use crate::error::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::tenant::Caller;
+use crate::time::{parse_time, rfc3339};
 
 /// Query of `GET /api/v1/analytics`.
 #[derive(Debug, Deserialize)]

@@ -5,13 +5,13 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rfc3339;
 use crate::error::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::store::audit;
 use crate::tenant::Caller;
+use crate::time::rfc3339;
 
 /// Query of `GET /api/v1/audit`.
 #[derive(Debug, Deserialize)]

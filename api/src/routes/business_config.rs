@@ -12,7 +12,6 @@ use switchboard_workflows::scripting::validate;
 use switchboard_workflows::store::{self, configs::ConfigVersion};
 use utoipa::ToSchema;
 
-use super::rfc3339;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, invalid_script};
 use crate::extract::{Json, Path, Query};
@@ -20,6 +19,7 @@ use crate::state::AppState;
 use crate::store::keys;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
+use crate::time::rfc3339;
 
 /// The script a new business starts with when none is given: every hook left to its
 /// documented default.

@@ -156,13 +156,13 @@ pub async fn usage(
 ) -> ApiResult<JsonResponse<BusinessUsage>> {
     find(&state, &caller, &id).await?;
     let now = switchboard_engine::ids::now_ms();
-    let to = super::parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
-    let from = super::parse_time("from", q.from.as_deref())?.unwrap_or(now - 30 * 86_400_000);
+    let to = crate::time::parse_time("to", q.to.as_deref())?.unwrap_or(now + 1);
+    let from = crate::time::parse_time("from", q.from.as_deref())?.unwrap_or(now - 30 * 86_400_000);
     let usage = store::calls::usage(state.engine.db(), &id, from, to).await?;
     Ok(JsonResponse(BusinessUsage {
         business: id,
-        from: super::rfc3339(from),
-        to: super::rfc3339(to),
+        from: crate::time::rfc3339(from),
+        to: crate::time::rfc3339(to),
         usage,
     }))
 }

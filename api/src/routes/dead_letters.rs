@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_workflows::providers::voice::VoiceKind;
 
-use super::rfc3339;
 use crate::answers::parse_json;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
@@ -17,6 +16,7 @@ use crate::provider_webhooks::WebhookAnswer;
 use crate::state::AppState;
 use crate::store::dead_letters::{self, DeadLetter};
 use crate::tenant::Caller;
+use crate::time::rfc3339;
 
 /// Query of `GET /api/v1/dead-letters`.
 #[derive(Debug, Deserialize)]

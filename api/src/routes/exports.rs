@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_engine::store::runs::{self, RunFilter};
 
-use super::{parse_time, rfc3339};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::tenant::Caller;
+use crate::time::{parse_time, rfc3339};
 
 /// Rows an export holds at most.
 pub const MAX_ROWS: usize = 100_000;

@@ -16,13 +16,13 @@ use switchboard_workflows::scripting::host_api::HistoryEntry;
 use switchboard_workflows::store;
 use utoipa::ToSchema;
 
-use super::rfc3339;
 use crate::answers::{Listing, RunSummary};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use crate::tenant::Caller;
+use crate::time::rfc3339;
 
 /// A lead as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -120,5 +120,3 @@ pub async fn queue_board(
     caller.require_operator()?;
     Ok(axum::response::Redirect::temporary(&state.queue_board_url))
 }
-
-pub(crate) use crate::time::{parse_time, rfc3339};

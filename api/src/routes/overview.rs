@@ -11,12 +11,12 @@ use switchboard_engine::store::runs::{self, Tally};
 use switchboard_workflows::store::calls;
 use utoipa::ToSchema;
 
-use super::{parse_time, rfc3339};
 use crate::error::ApiResult;
 use crate::error::ErrorBody;
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::tenant::Caller;
+use crate::time::{parse_time, rfc3339};
 
 /// Query of `GET /api/v1/overview`.
 #[derive(Debug, Deserialize)]

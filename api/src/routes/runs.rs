@@ -166,8 +166,8 @@ pub async fn list(
         ));
     }
     let (from, to) = (
-        super::parse_time("from", q.from.as_deref())?,
-        super::parse_time("to", q.to.as_deref())?,
+        crate::time::parse_time("from", q.from.as_deref())?,
+        crate::time::parse_time("to", q.to.as_deref())?,
     );
     let business_id = caller.scope(q.business)?;
     let subject_ids = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {

@@ -9,13 +9,13 @@ use switchboard_workflows::business::Business;
 use switchboard_workflows::{schedules, store};
 use utoipa::ToSchema;
 
-use super::rfc3339;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
+use crate::time::rfc3339;
 
 /// Ticks shown per schedule.
 const RECENT_TICKS: i64 = 5;

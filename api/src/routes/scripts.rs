@@ -18,13 +18,13 @@ use switchboard_workflows::scripting::validate::{self, HOOKS, Report};
 use switchboard_workflows::store;
 use utoipa::ToSchema;
 
-use super::rfc3339;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, SCRIPT_BODY_LIMIT, invalid_script};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use crate::tenant::Caller;
 use crate::tenant::business as find;
+use crate::time::rfc3339;
 
 /// A script source sent by an author.
 #[derive(Debug, Deserialize, ToSchema)]
