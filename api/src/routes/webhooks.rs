@@ -126,6 +126,19 @@ async fn receive(
     }
 }
 
+/// Reads and drops the rest of a body answered without it (at most [`SPILL_LIMIT`] bytes): a
+/// connection closed with bytes still unread is reset, and the reset can reach the sender before
+/// the answer does, so it would never learn it (a provider would send the webhook again).
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut read = 0u64;
+    while let Some(Ok(piece)) = stream.next().await {
+        read += piece.len() as u64;
+        if read > SPILL_LIMIT {
+            return;
+        }
+    }
+}
+
 fn unreadable(e: axum::Error) -> ApiError {
     ApiError::BadRequest {
         code: "unreadable_body",
@@ -143,10 +156,12 @@ async fn large(
     mut stream: axum::body::BodyDataStream,
 ) -> ApiResult<WebhookAnswer> {
     if !call_audio::announces_audio(&held) {
+        drain(&mut stream).await;
         return Err(ApiError::TooLarge { limit: BODY_LIMIT });
     }
     let Some(dir) = &state.call_audio_dir else {
         info!("a large call recording acknowledged unread: no audio directory is configured");
+        drain(&mut stream).await;
         return Ok(WebhookStatus::Ignored.into());
     };
     let failed = |e: std::io::Error| {

@@ -402,7 +402,7 @@ async fn a_long_calls_recording_is_streamed_to_disk_or_acknowledged_unread(backe
         .collect();
     assert_eq!(files, ["conv_long_b.mp3"]);
     std::fs::remove_dir_all(&dir).ok();
-    // Last (the server answers before reading the whole body and closes the connection).
+    // Over the limit and not a recording: refused once the rest is read, so the sender learns it.
     // (serde_json writes keys in order: `data`, with the padding, comes before `type`.)
     let mut transcript = transcription_webhook("conv_long_d", true);
     transcript["data"]["padding"] = json!(full_audio);
