@@ -22,6 +22,7 @@ crate::on_both_backends!(
     a_call_that_never_connected_and_whose_answer_is_lost_is_linked_by_its_number,
     call_audio_is_stored_only_when_configured,
     a_long_calls_recording_is_streamed_to_disk_or_acknowledged_unread,
+    a_webhook_answered_early_is_read_whole_so_its_sender_gets_the_answer,
     inbound_callers_are_personalised_known_or_new,
 );
 
@@ -412,6 +413,59 @@ async fn a_long_calls_recording_is_streamed_to_disk_or_acknowledged_unread(backe
         (413, Some("body_too_large")),
         "{answer}"
     );
+}
+
+/// Sends `body` as a signed ElevenLabs webhook over a plain connection, all of it before reading
+/// anything back (as a sender that does not read while it writes); the answer as text. A server
+/// that closes the connection with bytes unread resets it, and the write or the read fails.
+async fn post_all_then_read(app: &TestApp, body: &[u8]) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let now = chrono::Utc::now().timestamp();
+    let signature = switchboard_workflows::providers::elevenlabs::sign(WEBHOOK_SECRET, now, body);
+    let host = app.address.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(host).await?;
+    let head = format!(
+        "POST /api/v1/webhooks/elevenlabs HTTP/1.1\r\nhost: {host}\r\n\
+         content-type: application/json\r\nelevenlabs-signature: {signature}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body).await?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+async fn a_webhook_answered_early_is_read_whole_so_its_sender_gets_the_answer(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    // 32 MiB of padding: 16 MiB past the in-memory limit, far more than the sockets buffer.
+    let padding = "A".repeat(32 << 20);
+    let answered = |body: Vec<u8>| {
+        let app = &app;
+        async move {
+            tokio::time::timeout(T, post_all_then_read(app, &body))
+                .await
+                .expect("answered in time")
+                .expect("the connection is not reset: the server read the whole body")
+        }
+    };
+
+    // Not a recording: refused, and the sender reads why.
+    let mut transcript = transcription_webhook("conv_early_a", true);
+    transcript["data"]["padding"] = json!(padding);
+    let answer = answered(serde_json::to_vec(&transcript).unwrap()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+
+    // A recording with no audio directory: acknowledged unread, and the sender reads that.
+    let now = chrono::Utc::now().timestamp();
+    let audio = format!(
+        r#"{{"type":"post_call_audio","event_timestamp":{now},"data":{{"agent_id":"a","conversation_id":"conv_early_b","full_audio":"{padding}"}}}}"#
+    );
+    let answer = answered(audio.into_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("ignored"), "{answer}");
 }
 
 async fn inbound_callers_are_personalised_known_or_new(backend: Backend) {
