@@ -239,13 +239,14 @@ async fn finish_simulated_calls(simulator: Option<&Simulator>) {
 /// the simulator's webhooks, when it is used, go to `SWITCHBOARD_PUBLIC_URL` (an API process).
 pub async fn run_worker(
     config: Config,
+    overrides: &Overrides,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.addr));
-    let core = Core::build(&config, &Overrides::default(), &public_url).await?;
+    let core = Core::build(&config, overrides, &public_url).await?;
     let workers = core.engine.start_workers(worker_options(&config));
     let background = background_jobs(&core.engine, &config);
     info!(worker = %workers.name(), %public_url, "worker running");

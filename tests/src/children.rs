@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+/// The variable the test crate's `switchboard-process` binary reads its business clock from.
+pub const BUSINESS_CLOCK_VAR: &str = "SWITCHBOARD_TEST_BUSINESS_CLOCK";
+
 /// A running `switchboard` child (the test crate's `switchboard-process` binary).
 pub struct Process {
     /// For messages, e.g. `worker-2`.
@@ -21,7 +24,9 @@ pub struct Process {
 impl Process {
     /// Starts `switchboard <role>` with `env` (on top of this process' environment, provider
     /// keys removed: a real key would replace the simulator or the fakes the test steers), its
-    /// output appended to `<logs>/<label>.log`.
+    /// output appended to `<logs>/<label>.log`. Its business clock is
+    /// [`lawful_hour_today`](crate::lawful_hour_today), as the in-process apps' (`env` may set
+    /// [`BUSINESS_CLOCK_VAR`] otherwise): calls are inside legal hours whenever the suite runs.
     pub fn start(label: &str, role: &str, env: &[(&str, String)], logs: &Path) -> Process {
         let log = logs.join(format!("{label}.log"));
         let out = std::fs::OpenOptions::new()
@@ -36,7 +41,8 @@ impl Process {
             .env_remove("ELEVENLABS_API_KEY")
             .env_remove("OPENAI_API_KEY")
             .env_remove("SWITCHBOARD_OPERATOR_KEY")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env(BUSINESS_CLOCK_VAR, crate::lawful_hour_today().to_rfc3339());
         for (name, value) in env {
             command.env(name, value);
         }

@@ -70,7 +70,13 @@ enum Command {
 /// The `switchboard` binary's `main`: runs the command and prints its error as people read it
 /// (the causes on one line, no backtrace).
 pub async fn run() -> std::process::ExitCode {
-    match main().await {
+    run_with(Overrides::default()).await
+}
+
+/// [`run`] with `base` under the choices of the command line (the suite's processes set their
+/// business clock this way; the product's binary never does).
+pub async fn run_with(base: Overrides) -> std::process::ExitCode {
+    match main(base).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -79,14 +85,14 @@ pub async fn run() -> std::process::ExitCode {
     }
 }
 
-/// Parses the command line and runs the command.
-pub async fn main() -> anyhow::Result<()> {
+/// Parses the command line and runs the command, `serve` and `worker` with `base`.
+pub async fn main(base: Overrides) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (config, no_workers) = match cli.command {
         Some(Command::Serve { no_workers, config }) => (*config, no_workers),
         Some(Command::Worker(config)) => {
             let _sentry = init_logs(&config)?;
-            return run_worker(*config, shutdown_signal()).await;
+            return run_worker(*config, &base, shutdown_signal()).await;
         }
         Some(Command::Bench(opts)) => {
             // Warnings only (RUST_LOG may ask for more): a figure taken amid errors is suspect.
@@ -111,10 +117,7 @@ pub async fn main() -> anyhow::Result<()> {
         None => (cli.serve, false),
     };
     let _sentry = init_logs(&config)?;
-    let overrides = Overrides {
-        no_workers,
-        ..Overrides::default()
-    };
+    let overrides = Overrides { no_workers, ..base };
     let app = Application::build(config, overrides).await?;
     println!(
         "Switchboard is serving the API and dashboard on {}{}",
