@@ -12,3 +12,11 @@ pub mod retell;
 pub mod voice;
 
 pub use error::ProviderError;
+
+/// The HTTP client a provider's requests go through, each giving up after `timeout`.
+pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

@@ -430,10 +430,7 @@ impl Retell {
     /// Retell at `base_url` (e.g. `https://api.retellai.com`), each request giving up after
     /// `timeout`.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::providers::http_client(timeout);
         Retell {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),

@@ -27,10 +27,7 @@ impl ElevenLabsClient {
     /// A client for `base_url` (e.g. `https://api.elevenlabs.io`, no trailing path) whose
     /// requests each give up after `timeout`.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::providers::http_client(timeout);
         Self {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),

@@ -39,10 +39,7 @@ impl OpenAiClient {
         model: impl Into<String>,
         timeout: Duration,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::providers::http_client(timeout);
         Self {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
