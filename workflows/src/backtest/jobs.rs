@@ -149,13 +149,11 @@ pub async fn start(
     let asked = serde_json::to_string(&request).map_err(EngineError::from)?;
     let hash = backtest.candidate_hash().to_owned();
     backtests::insert(&mut tx, &id, &business_id, &hash, &asked).await?;
-    // Read before the replay starts: a short one may end before the caller is answered.
-    let started = backtests::get_in(&mut tx, &id)
-        .await?
-        .map(|row| Status::of(row, now_ms()))
-        .transpose()?
-        .expect("the backtest was just recorded");
     tx.commit().await?;
+    // Read before the replay starts: a short one may end before the caller is answered.
+    let started = status(&db, &id)
+        .await?
+        .expect("the backtest was just recorded");
     info!(backtest = %id, business = %business_id, "backtest started");
     tokio::spawn(replay(backtest, db, id));
     Ok(started)

@@ -109,16 +109,8 @@ pub async fn finish(
 
 /// One backtest.
 pub async fn get(db: &Db, id: &str) -> Result<Option<BacktestRow>> {
-    db.fetch_optional(by_id(id)).await
-}
-
-/// Backtest `id` as `tx` sees it.
-pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Option<BacktestRow>> {
-    tx.fetch_optional(by_id(id)).await
-}
-
-fn by_id(id: &str) -> Q {
-    Q::new(format!("SELECT {COLUMNS} FROM backtests WHERE id = $1")).bind(id)
+    db.fetch_optional(Q::new(format!("SELECT {COLUMNS} FROM backtests WHERE id = $1")).bind(id))
+        .await
 }
 
 /// The business' backtests still running whose heartbeat moved since `since` (unix ms).
