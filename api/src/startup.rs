@@ -10,7 +10,7 @@ use switchboard_engine::{ChangeFeed, Db, Engine, Registry, WorkerOptions, Worker
 use switchboard_simulator::Simulator;
 use switchboard_workflows::business;
 use switchboard_workflows::lead_call::{self, Deps};
-use switchboard_workflows::policy::Policy;
+use switchboard_workflows::policy::{BusinessClock, Policy};
 use switchboard_workflows::providers::elevenlabs::{self, ElevenLabs, ElevenLabsClient};
 use switchboard_workflows::providers::openai::{self, OpenAiClient};
 use switchboard_workflows::providers::resilience::{BreakerSettings, Resilience, RetryPolicy};
@@ -81,9 +81,9 @@ pub struct Overrides {
     pub await_call_timeout: Option<Duration>,
     /// Serve the API and dashboard without workers (`serve --no-workers`).
     pub no_workers: bool,
-    /// Sets the clock business scripts, routing and the calling-hours check see; it runs on
-    /// from there.
-    pub business_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// The clock business scripts, routing and the calling-hours check see (default: the
+    /// system clock).
+    pub business_clock: BusinessClock,
 }
 
 /// What every role of a process needs: the database, the providers (or the simulator), the
@@ -182,7 +182,8 @@ impl Core {
         }
         .with_resilience(llm_resilience);
         let host = Arc::new(ScriptHost::new(Limits::default(), config.script_threads)?);
-        let policy = Arc::new(Policy::new(host, db.clone()).with_clock(overrides.business_clock));
+        let policy =
+            Arc::new(Policy::new(host, db.clone()).with_clock(overrides.business_clock.clone()));
         let deps = Arc::new(Deps {
             db: db.clone(),
             voices: voices.clone(),

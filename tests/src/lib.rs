@@ -14,6 +14,7 @@ use switchboard_api::config::Config;
 use switchboard_api::startup::{Application, BackgroundJobs, Overrides};
 use switchboard_engine::{Engine, WorkerOptions, Workers};
 use switchboard_simulator::Simulator;
+use switchboard_workflows::policy::BusinessClock;
 use switchboard_workflows::providers::resilience::Resilience;
 
 /// The webhook secret every test app uses.
@@ -221,6 +222,8 @@ pub struct TestApp {
     pub workers: Option<Workers>,
     /// When the app had started: its business clock was set at or before this.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The clock the app's scripts, routing and calling-hours check see: a test may set it.
+    pub business_clock: BusinessClock,
     worker_options: WorkerOptions,
     /// The retention sweep and cron campaigns beside the workers (they stop with the app).
     _background: Option<BackgroundJobs>,
@@ -296,10 +299,12 @@ async fn spawn_on(
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
     init_test_log();
+    let business_clock =
+        BusinessClock::starting_at(opts.business_clock.unwrap_or_else(lawful_hour_today));
     let overrides = Overrides {
         await_call_timeout: opts.await_call_timeout,
         no_workers: opts.no_workers,
-        business_clock: Some(opts.business_clock.unwrap_or_else(lawful_hour_today)),
+        business_clock: business_clock.clone(),
     };
     let mut config = test_config(&database.url);
     config.businesses_dir = opts.businesses_dir.clone();
@@ -322,6 +327,7 @@ async fn spawn_on(
         voice_resilience: parts.voice_resilience,
         workers: parts.workers,
         started_at,
+        business_clock,
         worker_options: parts.worker_options,
         _background: parts.background,
         server,

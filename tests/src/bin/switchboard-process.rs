@@ -4,14 +4,17 @@
 //! suite's in-process apps have theirs (see `switchboard_tests::lawful_hour_today`).
 
 use switchboard_api::startup::Overrides;
+use switchboard_workflows::policy::BusinessClock;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let business_clock = std::env::var(switchboard_tests::children::BUSINESS_CLOCK_VAR)
         .ok()
-        .map(|at| {
-            at.parse()
-                .expect("SWITCHBOARD_TEST_BUSINESS_CLOCK is an RFC 3339 instant")
+        .map_or_else(BusinessClock::system, |at| {
+            BusinessClock::starting_at(
+                at.parse()
+                    .expect("SWITCHBOARD_TEST_BUSINESS_CLOCK is an RFC 3339 instant"),
+            )
         });
     switchboard_cli::run_with(Overrides {
         business_clock,

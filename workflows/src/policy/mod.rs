@@ -3,11 +3,13 @@
 //! themselves. Each decision runs the business' script hook if it defines one, else the
 //! documented default in [`defaults`]; a hook that fails falls back to the default and says so.
 
+mod clock;
 pub mod defaults;
 mod scripted;
 
 use serde::{Deserialize, Serialize};
 
+pub use clock::BusinessClock;
 pub use scripted::{Decided, Decider, Policy, view};
 
 pub use crate::providers::voice::NoConnect;

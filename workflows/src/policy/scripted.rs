@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use switchboard_engine::store::Db;
 use switchboard_engine::{EngineError, StepContext};
 
+use super::clock::BusinessClock;
 use super::defaults;
 use super::{CallContext, FollowUpDecision, LeadView, RouteAction, RouteDecision, RunView, Score};
 use crate::business::Business;
@@ -64,8 +65,7 @@ impl<T> Decided<T> {
 pub struct Policy {
     host: Arc<ScriptHost>,
     db: Db,
-    /// How far the policy's clock is set ahead of (or behind) the system clock.
-    clock_offset: chrono::TimeDelta,
+    clock: BusinessClock,
 }
 
 impl Policy {
@@ -74,14 +74,14 @@ impl Policy {
         Policy {
             host,
             db,
-            clock_offset: chrono::TimeDelta::zero(),
+            clock: BusinessClock::system(),
         }
     }
 
-    /// Sets the clock that scripts, defaults and the calling-hours check see to `at` now; it
-    /// runs on from there (tests of time-dependent routing).
-    pub fn with_clock(mut self, at: Option<DateTime<Utc>>) -> Self {
-        self.clock_offset = at.map_or(chrono::TimeDelta::zero(), |at| at - Utc::now());
+    /// Decides by `clock` instead of the system clock (tests and demos of time-dependent
+    /// routing).
+    pub fn with_clock(mut self, clock: BusinessClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -93,12 +93,12 @@ impl Policy {
     /// How far the policy's clock is from the system clock (zero unless set for tests or
     /// demos): attempts record system time, decisions saw this much later.
     pub fn clock_offset(&self) -> chrono::TimeDelta {
-        self.clock_offset
+        self.clock.offset()
     }
 
     /// Now, by the policy's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.clock_offset
+        self.clock.now()
     }
 
     /// The decider for a step of run `run_id`: its pinned script version, the lead's history.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use switchboard_engine::Db;
 use switchboard_workflows::business::shipped;
-use switchboard_workflows::policy::{Policy, sample_analysis, script_name};
+use switchboard_workflows::policy::{BusinessClock, Policy, sample_analysis, script_name};
 use switchboard_workflows::scripting::decisions::{RouteChoice, ScoreChoice};
 use switchboard_workflows::scripting::host::{HookArgs, ScriptHost};
 use switchboard_workflows::scripting::host_api::{HostEnv, sample_lead};
@@ -56,7 +56,7 @@ pub(super) async fn script_decision(iterations: usize) -> anyhow::Result<Vec<Fig
     // As a step pays it: arguments converted, the hop to a script thread and back, parsing
     // and checking the decision against the business.
     let db = Db::connect("sqlite::memory:", 1).await?;
-    let policy = Policy::new(host, db).with_clock(Some(clock));
+    let policy = Policy::new(host, db).with_clock(BusinessClock::starting_at(clock));
     let decider = policy
         .for_source(&realty.business, lead, &realty.script, Vec::new())
         .await?;
