@@ -91,9 +91,9 @@ async fn a_call_that_waited_past_closing_time_is_not_dialled_until_the_next_open
 }
 
 async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend: Backend) {
-    // Monday 2026-11-02, 07:59:45 in Chicago, the first opening since the clocks went back: by
-    // the summer offset it would be 08:59:45 and open; it is fifteen seconds before opening.
-    let monday = at("2026-11-02T13:59:45Z");
+    // Monday 2026-11-02, 07:59:35 in Chicago, the first opening since the clocks went back: by
+    // the summer offset it would be 08:59:35 and open; it is 25 seconds before opening.
+    let monday = at("2026-11-02T13:59:35Z");
     let opening = at("2026-11-02T14:00:00Z");
     let app = spawn_app_with(
         &backend,
@@ -124,12 +124,12 @@ async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend
 async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_before(
     backend: Backend,
 ) {
-    // Monday 2026-11-09, 10:59:40 in New York (the demo business, no opening hours), 07:59:40
+    // Monday 2026-11-09, 10:59:30 in New York (the demo business, no opening hours), 07:59:30
     // in Los Angeles.
     let app = spawn_app_with(
         &backend,
         TestOptions {
-            business_clock: Some(at("2026-11-09T15:59:40Z")),
+            business_clock: Some(at("2026-11-09T15:59:30Z")),
             ..TestOptions::default()
         },
     )
@@ -163,12 +163,12 @@ async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_befor
         json!({"zones": ["America/Los_Angeles"], "region": "US-CA", "from": "phone_number"})
     );
     // At 08:00 Pacific it is called.
-    eventually("the Los Angeles call at 08:00 Pacific", T, || async {
+    eventually("the Los Angeles call at 08:00 Pacific", T * 2, || async {
         (app.sim().calls_for(&la) == 1).then_some(())
     })
     .await;
     assert!(
-        Utc::now() >= app.started_at + chrono::TimeDelta::seconds(19),
+        Utc::now() >= app.started_at + chrono::TimeDelta::seconds(29),
         "called before the business clock reached 08:00 Pacific"
     );
 
