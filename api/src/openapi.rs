@@ -77,7 +77,14 @@ use crate::routes;
         routes::dead_letters::replay,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail, routes::keys::NewKey, routes::sessions::SignIn)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        routes::keys::NewKey,
+        routes::sessions::SignIn,
+        crate::imports::parse::Format,
+        crate::imports::OnDuplicate,
+    )),
     modifiers(&Conventions)
 )]
 pub struct ApiDoc;
@@ -304,6 +311,42 @@ mod tests {
             bare.is_empty(),
             "bodies without a schema:\n{}",
             bare.join("\n")
+        );
+    }
+
+    /// Every `$ref` in `value`, wherever it sits.
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut BTreeSet<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(to)) = map.get("$ref") {
+                    out.insert(to);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_names_a_schema_the_document_holds() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut all = BTreeSet::new();
+        refs(&doc, &mut all);
+        assert!(
+            all.len() >= 20,
+            "the scan found too few references: {all:?}"
+        );
+        let dangling: Vec<_> = all
+            .into_iter()
+            .filter(|to| {
+                let name = to.strip_prefix("#/components/schemas/").unwrap_or(to);
+                doc["components"]["schemas"].get(name).is_none()
+            })
+            .collect();
+        assert!(
+            dangling.is_empty(),
+            "references to schemas the document lacks: {dangling:?}"
         );
     }
 

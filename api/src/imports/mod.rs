@@ -27,7 +27,7 @@ pub const MAX_ROWS: usize = 50_000;
 const BATCH: usize = 250;
 
 /// What to do with a row whose phone number the business already has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnDuplicate {
     /// Leave the existing lead as it is (the default).

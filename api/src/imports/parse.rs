@@ -9,8 +9,9 @@ use switchboard_workflows::business::Business;
 use switchboard_workflows::lead::NewLead;
 
 /// The file's format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ImportFormat)]
 pub enum Format {
     /// Comma-separated, first row the header.
     Csv,

@@ -77,8 +77,8 @@ fn groups(groups: Vec<Group>) -> Vec<CallGroup> {
     get, path = "/api/v1/analytics", tag = "runs", operation_id = "analytics",
     params(
         ("business" = Option<String>, Query, description = "Business id (a business' key: its own; an operator without it: all)"),
-        ("from" = Option<String>, Query, description = "Leads created at or after (RFC 3339; default 30 days ago)"),
-        ("to" = Option<String>, Query, description = "Leads created before (RFC 3339; default now)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Leads created at or after (RFC 3339; default 30 days ago)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Leads created before (RFC 3339; default now)"),
     ),
     responses(
         (status = 200, description = "The analytics of the leads created in the range", body = Analytics),

@@ -54,7 +54,7 @@ pub struct AuditPage {
     params(
         ("business" = Option<String>, Query, description = "Only this business' entries"),
         ("before" = Option<i64>, Query, description = "Entries older than this id (the `next` of the previous page)"),
-        ("limit" = Option<u32>, Query, description = "At most this many (1–500, default 100)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "At most this many (1–500, default 100)"),
     ),
     responses(
         (status = 200, description = "A page of entries", body = AuditPage),

@@ -139,8 +139,8 @@ pub struct BusinessUsage {
     get, path = "/api/v1/businesses/{id}/usage", tag = "businesses", operation_id = "business_usage",
     params(
         ("id" = String, Path, description = "Business id", example = "demo"),
-        ("from" = Option<String>, Query, description = "From (RFC 3339; default 30 days ago)"),
-        ("to" = Option<String>, Query, description = "To, exclusive (RFC 3339; default now)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "From (RFC 3339; default 30 days ago)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "To, exclusive (RFC 3339; default now)"),
     ),
     responses(
         (status = 200, description = "The calls that ended in the range", body = BusinessUsage),

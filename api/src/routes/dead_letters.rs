@@ -93,7 +93,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<DeadLett
     get, path = "/api/v1/dead-letters", tag = "webhooks", operation_id = "list_dead_letters",
     params(
         ("all" = Option<bool>, Query, description = "Include those replayed already"),
-        ("limit" = Option<u32>, Query, description = "At most this many (1–500, default 100)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "At most this many (1–500, default 100)"),
     ),
     responses(
         (status = 200, description = "The dead letters", body = DeadLetters),

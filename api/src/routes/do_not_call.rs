@@ -171,7 +171,7 @@ pub async fn check(
 /// `GET /api/v1/businesses/{id}/do-not-call?after&limit` → `{entries, next}` by number.
 #[utoipa::path(
     get, path = "/api/v1/businesses/{id}/do-not-call", tag = "do-not-call", operation_id = "list_do_not_call",
-    params(("id" = String, Path, description = "Business id", example = "demo"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, description = "Entries on this page: 1 to 1,000, default 100")),
+    params(("id" = String, Path, description = "Business id", example = "demo"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Entries on this page: 1 to 1,000, default 100")),
     responses((status = 200, description = "A page of the list", body = Entries), (status = 404, description = "No such business", body = ErrorBody), (status = 422, description = "A limit out of range", body = ErrorBody))
 )]
 pub async fn list(

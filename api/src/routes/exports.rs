@@ -65,8 +65,8 @@ fn write(w: &mut csv::Writer<Vec<u8>>, record: &[&str]) -> ApiResult<()> {
     get, path = "/api/v1/exports/leads", tag = "leads", operation_id = "export_leads",
     params(
         ("business" = Option<String>, Query, description = "Business id (a business' key: its own)"),
-        ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
     ),
     responses(
         (status = 200, description = "CSV: `id,business,name,phone,email,source,created_at,run_id,custom_fields,consent,timezone,do_not_call` (custom fields and consent as JSON; do_not_call: listed or opted_out when the number is on the business' list)", content_type = "text/csv", body = String),
@@ -157,8 +157,8 @@ pub async fn leads(
     get, path = "/api/v1/exports/runs", tag = "runs", operation_id = "export_runs",
     params(
         ("business" = Option<String>, Query, description = "Business id (a business' key: its own)"),
-        ("from" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Created before (RFC 3339)"),
     ),
     responses(
         (status = 200, description = "CSV: `id,business,lead_id,status,outcome,current_step,created_at,updated_at`, newest first", content_type = "text/csv", body = String),

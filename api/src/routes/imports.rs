@@ -64,8 +64,8 @@ fn format_of(query: Option<Format>, headers: &HeaderMap) -> ApiResult<Format> {
     post, path = "/api/v1/leads/import", tag = "leads", operation_id = "import_leads",
     params(
         ("business" = String, Query, description = "The business the leads are for", example = "demo"),
-        ("format" = Option<String>, Query, description = "`csv` (first row the header) or `jsonl`; default from Content-Type"),
-        ("on_duplicate" = Option<String>, Query, description = "A phone number the business has already: `skip` (default) or `update`"),
+        ("format" = Option<Format>, Query, description = "`csv` (first row the header) or `jsonl`; default from Content-Type"),
+        ("on_duplicate" = Option<OnDuplicate>, Query, description = "A phone number the business has already: `skip` (default) or `update`"),
         ("mapping" = Option<String>, Query, description = "JSON `{name?, phone?, email?, source?, custom_fields?: {field: column}}`: the column of each field (default: the field's own name, any case)"),
     ),
     request_body(content = String, description = "The file: CSV or JSON lines, at most 50,000 rows", content_type = "text/csv"),

@@ -123,7 +123,7 @@ pub struct Overview {
 /// `GET /api/v1/overview?business=&from=&to=` (default: the last 7 days).
 #[utoipa::path(
     get, path = "/api/v1/overview", tag = "runs", operation_id = "overview",
-    params(("business" = Option<String>, Query, description = "Business id"), ("from" = Option<String>, Query, description = "From (RFC 3339; default 7 days ago)"), ("to" = Option<String>, Query, description = "To (RFC 3339; default now)")),
+    params(("business" = Option<String>, Query, description = "Business id"), ("from" = Option<String>, Query, format = DateTime, description = "From (RFC 3339; default 7 days ago)"), ("to" = Option<String>, Query, format = DateTime, description = "To (RFC 3339; default now)")),
     responses((status = 200, description = "The range's figures, overall and per business", body = Overview), (status = 422, description = "Invalid time", body = ErrorBody))
 )]
 pub async fn overview(
