@@ -789,6 +789,15 @@ impl TestApp {
         (lead_id, run_id, conversation_id)
     }
 
+    /// Makes `business` call back an hour after a call that was not answered (the shipped
+    /// businesses wait seconds), so a test can act while its run waits without racing the timer.
+    pub async fn call_back_after_an_hour(&self, business: &str) {
+        let path = format!("/api/v1/businesses/{business}/config");
+        let patch = json!({"calling": {"retry_after_secs": 3600}});
+        let (status, answer) = self.send("PATCH", &path, &patch).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// Waits until the run's first follow-up is decided (the run then ends or waits to call
     /// again) and returns the run.
     pub async fn first_follow_up_decided(&self, run_id: &str) -> Value {

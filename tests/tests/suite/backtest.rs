@@ -200,7 +200,9 @@ async fn a_candidate_identical_to_the_active_version_changes_nothing(backend: Ba
     let active = include_str!("../../../scripts/demo/policy.rhai");
     assert_eq!(app.put_script("demo", active).await.0, 200);
     scored_leads(&app, "demo", 2710, &[90, 60, 20]).await;
-    // A lead that never answers: its no-answer decision is replayed too.
+    // A lead that never answers: its no-answer decision is replayed too (one: the call back
+    // waits an hour, past the backtest).
+    app.call_back_after_an_hour("demo").await;
     let body = json!({"business": "demo", "name": "Nobody Home", "phone": "+14155552719", "sim": {"outcome": "no_answer"}});
     let (_, silent) = app.create_lead_with(&body).await;
     app.first_follow_up_decided(&silent).await;

@@ -155,7 +155,8 @@ async fn a_listed_number_is_never_dialled(backend: Backend) {
     );
 
     // A run that started before its number was listed: the next dial (a call back after no
-    // answer) checks the list and ends the run instead.
+    // answer, brought forward by hand) checks the list and ends the run instead.
+    app.call_back_after_an_hour("demo").await;
     let (lead_id, run_id) = app
         .create_lead_with(&json!({"business": "demo", "name": "Alan Turing",
             "phone": "+14155550104", "sim": {"outcome": "no_answer", "webhook_delay_ms": 20}}))
@@ -169,6 +170,8 @@ async fn a_listed_number_is_never_dialled(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200);
+    let (status, resumed) = app.post(&format!("/api/v1/runs/{run_id}/resume")).await;
+    assert_eq!(status, 200, "{resumed}");
     let run = app.wait_for_status(&run_id, "succeeded", T).await;
     assert_eq!(run["outcome"], "do_not_call", "{run:#}");
     let last_dial = *attempts(&run, "place_call").last().unwrap();

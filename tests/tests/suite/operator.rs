@@ -156,6 +156,7 @@ async fn a_run_waiting_on_a_webhook_is_resumed_by_hand(backend: Backend) {
 
 async fn a_run_waiting_on_a_timer_is_resumed_by_hand(backend: Backend) {
     let app = spawn_app(&backend).await;
+    app.call_back_after_an_hour("demo").await;
     let (_, run_id) = app
         .create_lead(json!({"outcome": "no_answer", "webhook_delay_ms": 0}))
         .await;
