@@ -232,14 +232,13 @@ async fn dental_calls_only_in_opening_hours(backend: Backend) {
     })
     .await;
     let plan = &attempts(&run, "place_call")[0]["input"]["route"];
-    // Monday 08:00 Chicago is 14:00 UTC, 46 hours after the Saturday clock (which has run on for
-    // the moments the test took).
+    // Monday 08:00 Chicago is 14:00 UTC, 46 hours after the Saturday clock, less the moments
+    // the clock has run on since.
+    let monday_opening: chrono::DateTime<chrono::Utc> = "2026-01-12T14:00:00Z".parse().unwrap();
+    let at_least = (monday_opening - app.business_clock.now()).num_seconds();
     assert_eq!(plan["action"]["type"], "call_after", "{run}");
-    let secs = plan["action"]["secs"].as_u64().unwrap();
-    assert!(
-        (46 * 3600 - T.as_secs()..=46 * 3600).contains(&secs),
-        "{run}"
-    );
+    let secs = plan["action"]["secs"].as_i64().unwrap();
+    assert!((at_least..=46 * 3600).contains(&secs), "{run}");
     assert_eq!(app.sim().calls_for(&lead_id), 0);
 
     // The demo business has no opening hours: it calls at once, Saturday or not.
@@ -294,7 +293,12 @@ async fn hostile_scripts_fail_their_step_fall_back_and_leave_other_businesses_al
     let app = spawn_app(&backend).await;
     // Each attack becomes the demo business' active version in turn and pins one run.
     let attacks = [
-        ("fn route(lead) { loop { } }", "too many operations"),
+        // Stopped by the operation limit, or by the time limit on a machine that descheduled
+        // the script thread mid-loop.
+        (
+            "fn route(lead) { loop { } }",
+            "too many operations|time limit exceeded",
+        ),
         (
             "fn route(lead) { let s = \"x\"; loop { s += s; } }",
             "length of string",
@@ -350,7 +354,10 @@ fn score(lead, analysis) { #{ score: 91, tag: "hot", reasons: ["other business"]
         assert_eq!(route[0]["status"], "failed", "{run}");
         let error = route[0]["error"].as_str().unwrap();
         assert!(
-            error.starts_with("demo/policy.rhai:") && error.to_lowercase().contains(expected),
+            error.starts_with("demo/policy.rhai:")
+                && expected
+                    .split('|')
+                    .any(|e| error.to_lowercase().contains(e)),
             "expected {expected:?} at a location in: {error}"
         );
         let (line, column) = location(error);
