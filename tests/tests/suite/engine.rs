@@ -1336,14 +1336,27 @@ async fn a_long_segment_yields_so_another_business_run_goes_first(backend: Backe
     .await;
     let short = h.start_for::<Finish>("other", "short".into()).await;
     h.wait_for_status(&short, "succeeded").await;
-    let chain = h.probe.count(&long, "chain");
+    let run = h.wait_for_status(&long, "succeeded").await;
+    assert_eq!(run.outcome.as_deref(), Some("chained"));
+    assert_eq!(h.probe.count(&long, "chain"), 200, "every step ran once");
+    // Counted from the recorded times, not when the test saw the short run end.
+    let short_done = h
+        .attempts(&short)
+        .await
+        .iter()
+        .filter_map(|a| a.finished_at)
+        .max()
+        .expect("the short run's step finished");
+    let chain = h
+        .attempts(&long)
+        .await
+        .iter()
+        .filter(|a| a.name == "chain" && a.started_at.is_some_and(|t| t < short_done))
+        .count();
     assert!(
         chain < 100,
         "the other business' run waited for {chain} of the chain's 200 steps"
     );
-    let run = h.wait_for_status(&long, "succeeded").await;
-    assert_eq!(run.outcome.as_deref(), Some("chained"));
-    assert_eq!(h.probe.count(&long, "chain"), 200, "every step ran once");
 }
 
 /// Definitions are checked at start-up: a step name twice in a workflow, a workflow registered
