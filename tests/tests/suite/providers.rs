@@ -128,10 +128,12 @@ async fn provider_outage_waits_then_completes_and_the_circuit_opens_and_closes(b
 }
 
 async fn concurrent_calls_never_exceed_the_caps(backend: Backend) {
-    let app = spawn_app_configured(&backend, TestOptions::default(), |c| {
+    let mut app = spawn_app_configured(&backend, TestOptions::default(), |c| {
         c.max_concurrent_calls = 2;
     })
     .await;
+    // The leads are all in before any is worked on, so their calls want the lines together.
+    app.stop_workers().await;
     let mut runs = Vec::new();
     for _ in 0..6 {
         runs.push(
@@ -140,6 +142,7 @@ async fn concurrent_calls_never_exceed_the_caps(backend: Backend) {
                 .1,
         );
     }
+    app.start_workers();
     let mut waited = 0;
     for id in &runs {
         let run = app
@@ -166,9 +169,10 @@ async fn concurrent_calls_never_exceed_the_caps(backend: Backend) {
 }
 
 async fn the_providers_concurrency_limit_puts_calls_back_in_line(backend: Backend) {
-    let app = spawn_app(&backend).await;
+    let mut app = spawn_app(&backend).await;
     // The provider plan allows one call at a time; our own caps are higher.
     app.sim().set_concurrency_limit(Some(1));
+    app.stop_workers().await;
     let mut runs = Vec::new();
     for _ in 0..3 {
         runs.push(
@@ -176,6 +180,7 @@ async fn the_providers_concurrency_limit_puts_calls_back_in_line(backend: Backen
                 .await,
         );
     }
+    app.start_workers();
     let mut refused = 0;
     for (lead_id, run_id) in &runs {
         let run = app
