@@ -10,8 +10,10 @@ pub use crate::sim_steer::SimSteer;
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// The business id.
+    #[schema(example = "demo")]
     pub business: String,
-    /// The person's name.
+    /// The person's name (1–200 characters).
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200)]
     pub name: String,
     /// E.164 phone number.
     #[schema(example = "+14155552671")]

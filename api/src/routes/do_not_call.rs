@@ -31,6 +31,7 @@ const MAX_PAGE: i64 = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct AddBody {
     /// E.164 numbers, 1 to 10,000 (other formats are read as the phone field of a lead is).
+    #[schema(example = json!(["+14155552671"]), min_items = 1, max_items = 10_000)]
     pub phones: Vec<String>,
     /// Why, for the record.
     #[serde(default)]

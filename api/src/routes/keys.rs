@@ -20,6 +20,7 @@ use crate::tenant::Caller;
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// What the key is for (1–100 characters), e.g. `CRM sync`.
+    #[schema(example = "CRM sync", min_length = 1, max_length = 100)]
     pub name: String,
     /// The business the key may reach. Omitted: the caller's own business, or for an operator
     /// a new operator key.
