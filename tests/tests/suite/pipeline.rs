@@ -205,14 +205,15 @@ async fn lost_webhook_is_reconciled_with_the_provider_at_the_deadline(backend: B
         .await;
     assert_eq!(run["outcome"], "handed_off", "{run}");
     assert_eq!(step_names(&run), LEAD_CALL_STEPS);
-    let await_call = attempts(&run, "await_call")[0];
+    // (On a slow machine the call may still be under way at the first deadline: the run then
+    // waits again, and the last wait reads it.)
+    let await_call = *attempts(&run, "await_call").last().unwrap();
     assert_eq!(await_call["input"]["outcome"]["type"], "timed_out");
     assert!(
-        await_call["log"][0]
-            .as_str()
-            .unwrap()
+        await_call["log"]
+            .to_string()
             .contains("the provider reports the call ended"),
-        "{await_call}"
+        "{run}"
     );
     assert_eq!(app.sim().calls_for(&lead_id), 1);
 
