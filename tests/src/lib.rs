@@ -220,8 +220,6 @@ pub struct TestApp {
     pub voice_resilience: Arc<Resilience>,
     /// The app's workers, if running.
     pub workers: Option<Workers>,
-    /// When the app had started: its business clock was set at or before this.
-    pub started_at: chrono::DateTime<chrono::Utc>,
     /// The clock the app's scripts, routing and calling-hours check see: a test may set it.
     pub business_clock: BusinessClock,
     worker_options: WorkerOptions,
@@ -312,7 +310,6 @@ async fn spawn_on(
     let app = Application::build(config, overrides)
         .await
         .expect("app starts");
-    let started_at = chrono::Utc::now();
     let address = format!("http://127.0.0.1:{}", app.port());
     let parts = app.into_parts();
     let serve = parts.serve;
@@ -326,7 +323,6 @@ async fn spawn_on(
         simulator: parts.simulator,
         voice_resilience: parts.voice_resilience,
         workers: parts.workers,
-        started_at,
         business_clock,
         worker_options: parts.worker_options,
         _background: parts.background,
@@ -787,6 +783,14 @@ impl TestApp {
             .await;
         let conversation_id = self.wait_for_call_wait(&run_id).await;
         (lead_id, run_id, conversation_id)
+    }
+
+    /// `POST /api/v1/runs/{id}/resume`, as an operator ends a run's wait by hand: must answer
+    /// `200`; returns the run as answered.
+    pub async fn resume(&self, run_id: &str) -> Value {
+        let (status, run) = self.post(&format!("/api/v1/runs/{run_id}/resume")).await;
+        assert_eq!(status, 200, "{run}");
+        run
     }
 
     /// Makes `business` call back an hour after a call that was not answered (the shipped

@@ -117,13 +117,7 @@ async fn the_first_opening_after_the_clocks_change_is_kept_in_local_time(backend
     assert_eq!(app.sim().calls_for(&lead), 0);
 
     // At the opening it is called.
-    app.business_clock
-        .set(opening + chrono::TimeDelta::seconds(1));
-    dial_now(&app, &run_id).await;
-    eventually("the call at the opening", T, || async {
-        (app.sim().calls_for(&lead) == 1).then_some(())
-    })
-    .await;
+    called_at(&app, &run_id, &lead, opening).await;
 }
 
 /// The run, once its call waits to be dialled at a later time.
@@ -135,11 +129,15 @@ async fn waiting_to_dial(app: &TestApp, run_id: &str) -> Value {
     .await
 }
 
-/// Ends the run's wait for its call time now, as an operator may (the timer was set by a
-/// clock the test has moved since).
-async fn dial_now(app: &TestApp, run_id: &str) {
-    let (status, run) = app.post(&format!("/api/v1/runs/{run_id}/resume")).await;
-    assert_eq!(status, 200, "{run}");
+/// Sets the business clock just past `at`, ends the run's wait for its call time by hand (its
+/// timer was set by the clock before the test moved it) and waits for the one call.
+async fn called_at(app: &TestApp, run_id: &str, lead: &str, at: DateTime<Utc>) {
+    app.business_clock.set(at + chrono::TimeDelta::seconds(1));
+    app.resume(run_id).await;
+    eventually(&format!("the call at {at}"), T, || async {
+        (app.sim().calls_for(lead) == 1).then_some(())
+    })
+    .await;
 }
 
 async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_before(
@@ -185,7 +183,7 @@ async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_befor
         json!({"zones": ["America/Los_Angeles"], "region": "US-CA", "from": "phone_number"})
     );
     // Resumed early by hand, the call is checked again at the dial and still waits.
-    dial_now(&app, &la_run).await;
+    app.resume(&la_run).await;
     eventually("the early dial put off", T, || async {
         let run = app.run(&la_run).await;
         deferred(&run, "place_call")
@@ -196,13 +194,7 @@ async fn a_new_york_business_calls_a_los_angeles_lead_at_eight_pacific_not_befor
     .await;
     assert_eq!(app.sim().calls_for(&la), 0, "called before 08:00 Pacific");
     // At 08:00 Pacific it is called.
-    app.business_clock
-        .set(eight_pacific + chrono::TimeDelta::seconds(1));
-    dial_now(&app, &la_run).await;
-    eventually("the Los Angeles call at 08:00 Pacific", T, || async {
-        (app.sim().calls_for(&la) == 1).then_some(())
-    })
-    .await;
+    called_at(&app, &la_run, &la, eight_pacific).await;
 
     // A timezone given with the lead is checked, and wins over the number's region.
     let mut bad = person("+13105552672");

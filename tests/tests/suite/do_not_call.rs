@@ -170,8 +170,7 @@ async fn a_listed_number_is_never_dialled(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, resumed) = app.post(&format!("/api/v1/runs/{run_id}/resume")).await;
-    assert_eq!(status, 200, "{resumed}");
+    app.resume(&run_id).await;
     let run = app.wait_for_status(&run_id, "succeeded", T).await;
     assert_eq!(run["outcome"], "do_not_call", "{run:#}");
     let last_dial = *attempts(&run, "place_call").last().unwrap();

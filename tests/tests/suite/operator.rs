@@ -145,8 +145,7 @@ async fn a_run_waiting_on_a_webhook_is_resumed_by_hand(backend: Backend) {
         )
         .await;
     app.wait_for_call_wait(&run_id).await;
-    let (status, run) = app.post(&format!("/api/v1/runs/{run_id}/resume")).await;
-    assert_eq!(status, 200, "{run}");
+    let run = app.resume(&run_id).await;
     assert_eq!(run["status"], "queued");
     let done = app.wait_for_status(&run_id, "succeeded", T).await;
     assert_eq!(done["outcome"], "handed_off", "{done}");
@@ -167,8 +166,7 @@ async fn a_run_waiting_on_a_timer_is_resumed_by_hand(backend: Backend) {
     })
     .await;
     let deadline = waiting["wait"]["deadline"].as_str().unwrap().to_owned();
-    let (status, run) = app.post(&format!("/api/v1/runs/{run_id}/resume")).await;
-    assert_eq!(status, 200, "{run}");
+    app.resume(&run_id).await;
     let second = eventually("the second call's context built", T, || async {
         let run = app.run(&run_id).await;
         attempts(&run, "build_context")
